@@ -1,0 +1,47 @@
+"""The blocks users name on the command line, with their config and component classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from . import params
+from .pe.mac import MacConfig, MacPE
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    config: type
+    component: type
+    summary: str
+
+    @property
+    def module_name(self) -> str:
+        """Verilog module name of the exported block."""
+        return self.name.replace("-", "_")
+
+    def configure(self, assignments: Iterable[str] = ()) -> Any:
+        """A validated config from ``KEY=VALUE`` strings (defaults for the rest)."""
+        return params.from_assignments(self.config, assignments)
+
+
+BLOCKS: dict[str, Block] = {
+    block.name: block
+    for block in [
+        Block("mac", MacConfig, MacPE, "signed a_bits x w_bits multiply-accumulate PE"),
+    ]
+}
+
+
+def block_named(name: str) -> Block:
+    if name not in BLOCKS:
+        raise ValueError(f"unknown block {name!r}; known: {', '.join(BLOCKS)}")
+    return BLOCKS[name]
+
+
+def block_of(config: Any) -> Block:
+    for block in BLOCKS.values():
+        if isinstance(config, block.config):
+            return block
+    raise TypeError(f"not a block config: {config!r}")

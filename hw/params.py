@@ -1,0 +1,109 @@
+"""Block parameters: declared once, validated, listed and parsed from the same declaration.
+
+Every block config is a ``@dataclass(frozen=True, kw_only=True)`` whose fields are made with
+:func:`param`. The field metadata (allowed range or choices, unit, help text) drives
+validation in ``__post_init__`` (:func:`validate`), the ``peforge blocks`` listing
+(:func:`describe`) and ``KEY=VALUE`` parsing on the command line (:func:`from_assignments`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """What a parameter may hold."""
+
+    doc: str
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return " | ".join(_fmt(c) for c in self.choices)
+        return f"{self.low}..{self.high}"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def param(default: Any, doc: str, *, low: int | None = None, high: int | None = None,
+          choices: Sequence[Any] | None = None) -> Any:
+    """A dataclass field with its allowed values; ``bool`` fields need no range."""
+    if isinstance(default, bool) and choices is None:
+        choices = (False, True)
+    spec = ParamSpec(doc, low, high, tuple(choices) if choices is not None else None)
+    return dataclasses.field(default=default, metadata={"spec": spec})
+
+
+def specs(cls_or_cfg: Any) -> list[tuple[dataclasses.Field, ParamSpec]]:
+    return [(f, f.metadata["spec"]) for f in dataclasses.fields(cls_or_cfg) if "spec" in f.metadata]
+
+
+def validate(cfg: Any) -> None:
+    """Check every field against its declaration; raise ``ValueError`` naming field and range."""
+    name = type(cfg).__name__
+    for f, spec in specs(cfg):
+        value = getattr(cfg, f.name)
+        expected = type(f.default)
+        if type(value) is not expected:
+            raise ValueError(f"{name}.{f.name} must be {expected.__name__}, not {value!r}")
+        if spec.choices is not None and value not in spec.choices:
+            raise ValueError(f"{name}.{f.name}={value!r} is not allowed; choose one of {spec.allowed()}")
+        if spec.low is not None and not spec.low <= value <= spec.high:
+            raise ValueError(f"{name}.{f.name}={value!r} is out of range; allowed {spec.allowed()}")
+
+
+def describe(cls: type) -> list[dict[str, str]]:
+    """One row per parameter: name, default, allowed values, meaning."""
+    return [{"name": f.name, "default": _fmt(f.default), "allowed": spec.allowed(), "doc": spec.doc}
+            for f, spec in specs(cls)]
+
+
+def parse_value(cls: type, key: str, text: str) -> Any:
+    """Convert a command-line string to the type of field ``key`` of ``cls``."""
+    fields = {f.name: f for f, _ in specs(cls)}
+    if key not in fields:
+        raise ValueError(f"unknown parameter {key!r}; known: {', '.join(fields)}")
+    kind = type(fields[key].default)
+    if kind is bool:
+        lowered = text.lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"{key}={text!r}: expected true or false")
+        return lowered in ("true", "1", "yes")
+    if kind is int:
+        try:
+            return int(text, 0)
+        except ValueError:
+            raise ValueError(f"{key}={text!r}: expected an integer") from None
+    return text
+
+
+def from_assignments(cls: type, assignments: Iterable[str]) -> Any:
+    """Build ``cls`` from ``KEY=VALUE`` strings (the command-line form)."""
+    values: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{item!r}: expected KEY=VALUE")
+        values[key] = parse_value(cls, key, text)
+    return cls(**values)
+
+
+def as_dict(cfg: Any) -> dict[str, Any]:
+    return {f.name: getattr(cfg, f.name) for f, _ in specs(cfg)}
+
+
+def config_hash(cfg: Any) -> str:
+    """A short stable hash of a config's class and values: names build folders and cache entries."""
+    text = json.dumps({"block": type(cfg).__name__, **as_dict(cfg)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,5 @@
+import sys
+
+from peforge.cli import main
+
+sys.exit(main())

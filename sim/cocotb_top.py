@@ -1,0 +1,36 @@
+"""The cocotb test module: runs a block's shared testbench on the exported Verilog.
+
+``peforge.sim.runners.run_cocotb`` passes a JSON spec (block, parameters, seed, report path)
+through the plusarg ``+peforge_bench``; the report is written back as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import cocotb
+from cocotb.clock import Clock
+
+from ..hw.blocks import block_named
+from .bench import CocotbBench
+from .runners import CLOCK_PERIOD_S
+from .testbench import testbench_for
+
+
+@cocotb.test()
+async def block_testbench(dut) -> None:
+    spec = json.loads(Path(cocotb.plusargs["peforge_bench"]).read_text())
+    block = block_named(spec["block"])
+    config = block.config(**spec["params"])
+    Clock(dut.clk, round(CLOCK_PERIOD_S * 1e9), unit="ns").start()
+    bench = CocotbBench(dut)
+    report = await testbench_for(block.name)(bench, config, spec["seed"])
+    out = Path(spec["report"])
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(report.to_dict(), f)
+    os.replace(tmp, out)
+    assert report.passed, "; ".join(report.failures[:5])

@@ -1,0 +1,93 @@
+"""Running a block's testbench: in the Amaranth simulator, or under cocotb on Verilator or Icarus."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from amaranth.hdl import ClockDomain, Module
+from amaranth.sim import Simulator
+
+from ..hw import params
+from ..hw.blocks import block_of
+from ..hw.export import export
+from .bench import AmaranthBench
+from .testbench import Report, testbench_for
+from .tools import setup_verilator
+
+SIMULATORS = ("amaranth", "verilator", "icarus")
+CLOCK_PERIOD_S = 10e-9
+COCOTB_MODULE = "peforge.sim.cocotb_top"
+
+
+def simulate(config: Any, seed: int = 0, *, vcd: Path | None = None) -> Report:
+    """Run the block's testbench in the Amaranth simulator (``vcd``: write waves there)."""
+    block = block_of(config)
+    dut = block.component(config)
+    top = Module()
+    top.domains.sync = domain = ClockDomain("sync")
+    top.submodules.dut = dut
+    sim = Simulator(top)
+    sim.add_clock(CLOCK_PERIOD_S)
+    outcome: dict[str, Report] = {}
+
+    async def testbench(ctx):
+        outcome["report"] = await testbench_for(block.name)(AmaranthBench(ctx, dut, domain.rst), config, seed)
+
+    sim.add_testbench(testbench)
+    if vcd is not None:
+        with sim.write_vcd(str(vcd)):
+            sim.run()
+    else:
+        sim.run()
+    report = outcome["report"]
+    report.simulator = "amaranth"
+    return report
+
+
+def run_cocotb(config: Any, simulator: str, build_dir: Path, seed: int = 0, *, waves: bool = False) -> Report:
+    """Export ``config`` to Verilog and run its testbench under cocotb on ``simulator``.
+
+    Build products, logs and the testbench's report go to ``build_dir``.
+    """
+    from cocotb_tools.runner import get_runner
+
+    if simulator not in ("verilator", "icarus"):
+        raise ValueError(f"simulator {simulator!r}: choose verilator or icarus")
+    block = block_of(config)
+    build_dir = Path(build_dir).resolve()
+    source = export(config, build_dir / "rtl")
+    spec = build_dir / f"bench-{simulator}.json"
+    result = build_dir / f"report-{simulator}.json"
+    result.unlink(missing_ok=True)
+    spec.write_text(json.dumps({"block": block.name, "params": params.as_dict(config), "seed": seed,
+                                "report": str(result)}))
+
+    build_args: list[str] = []
+    if simulator == "verilator":
+        setup_verilator()
+        build_args = ["-Wno-fatal"]  # Amaranth's Verilog trips width lint warnings only
+    runner = get_runner(simulator)
+    runner.log.setLevel(logging.getLogger(__name__).getEffectiveLevel())  # it forces INFO on itself
+    sim_dir = build_dir / f"sim_build_{simulator}"
+    runner.build(sources=[source], hdl_toplevel=block.module_name, build_dir=sim_dir, build_args=build_args,
+                 timescale=("1ns", "1ps"), waves=waves, always=True, log_file=build_dir / f"build-{simulator}.log")
+    runner.test(test_module=COCOTB_MODULE, hdl_toplevel=block.module_name, build_dir=sim_dir,
+                test_dir=build_dir, seed=seed, plusargs=[f"+peforge_bench={spec}"], waves=waves,
+                timescale=("1ns", "1ps"), log_file=build_dir / f"test-{simulator}.log",
+                results_xml=str(build_dir / f"results-{simulator}.xml"))
+    if not result.exists():
+        log = build_dir / f"test-{simulator}.log"
+        raise RuntimeError(f"cocotb run on {simulator} produced no report; see {log}")
+    report = Report.from_dict(json.loads(result.read_text()))
+    report.simulator = simulator
+    return report
+
+
+def run(config: Any, simulator: str, build_dir: Path, seed: int = 0) -> Report:
+    """Run the testbench on any of :data:`SIMULATORS`."""
+    if simulator == "amaranth":
+        return simulate(config, seed)
+    return run_cocotb(config, simulator, build_dir, seed)
