@@ -22,8 +22,11 @@ CLOCK_PERIOD_S = 10e-9
 COCOTB_MODULE = "peforge.sim.cocotb_top"
 
 
-def simulate(config: Any, seed: int = 0, *, vcd: Path | None = None) -> Report:
-    """Run the block's testbench in the Amaranth simulator (``vcd``: write waves there)."""
+def simulate_with(config: Any, coroutine, *, vcd: Path | None = None) -> Any:
+    """Run ``await coroutine(bench)`` against ``config``'s component in the Amaranth simulator.
+
+    ``vcd``: also write waves to that file. Returns what the coroutine returned.
+    """
     block = block_of(config)
     dut = block.component(config)
     top = Module()
@@ -31,10 +34,10 @@ def simulate(config: Any, seed: int = 0, *, vcd: Path | None = None) -> Report:
     top.submodules.dut = dut
     sim = Simulator(top)
     sim.add_clock(CLOCK_PERIOD_S)
-    outcome: dict[str, Report] = {}
+    outcome: dict[str, Any] = {}
 
     async def testbench(ctx):
-        outcome["report"] = await testbench_for(block.name)(AmaranthBench(ctx, dut, domain.rst), config, seed)
+        outcome["result"] = await coroutine(AmaranthBench(ctx, dut, domain.rst))
 
     sim.add_testbench(testbench)
     if vcd is not None:
@@ -42,7 +45,13 @@ def simulate(config: Any, seed: int = 0, *, vcd: Path | None = None) -> Report:
             sim.run()
     else:
         sim.run()
-    report = outcome["report"]
+    return outcome["result"]
+
+
+def simulate(config: Any, seed: int = 0, *, vcd: Path | None = None) -> Report:
+    """Run the block's testbench in the Amaranth simulator (``vcd``: write waves there)."""
+    run_testbench = testbench_for(block_of(config).name)
+    report = simulate_with(config, lambda bench: run_testbench(bench, config, seed), vcd=vcd)
     report.simulator = "amaranth"
     return report
 

@@ -50,12 +50,24 @@ class Report:
                 f"{len(self.failures)} failures")
 
 
-def testbench_for(block: str):
-    """The ``run`` coroutine of a block's testbench."""
+def _module(block: str):
     from . import mac
 
-    runs = {"mac": mac.run}
-    return runs[block]
+    modules = {
+        "mac": mac,
+    }
+    return modules[block]
+
+
+def testbench_for(block: str):
+    """The ``run(bench, config, seed) -> Report`` coroutine of a block's testbench."""
+    return _module(block).run
+
+
+def activity_for(block: str):
+    """The ``activity(bench, config, seed, n_ops) -> macs`` coroutine of a block: random operands
+    only, back to back, for switching-activity measurement; returns the MACs performed."""
+    return _module(block).activity
 
 
 @dataclass

@@ -6,6 +6,7 @@ import numpy as np
 
 from ...hw.golden import mac_dot
 from ...hw.pe.mac import MacConfig
+from ..bench import drive_stream
 from ..layouts import pack, unpack
 from . import Job, Report, run_job
 
@@ -71,3 +72,14 @@ async def run(bench, cfg: MacConfig, seed: int) -> Report:
     bench.set("i__valid", 0)
     await run_job(bench, report, make_job(cfg, "after reset", [(np.array([1, a_min]), np.array([1, -1]))]), decode)
     return report
+
+
+async def activity(bench, cfg: MacConfig, seed: int, n_ops: int) -> int:
+    """``n_ops`` random dot products of 16 pairs, back to back; returns the MACs done."""
+    rng = np.random.default_rng(seed)
+    a_min, w_min = -(1 << cfg.a_bits - 1), -(1 << cfg.w_bits - 1)
+    dots = [(rng.integers(a_min, -a_min, 16), rng.integers(w_min, -w_min, 16)) for _ in range(n_ops)]
+    job = make_job(cfg, "activity", dots)
+    await bench.reset()
+    await drive_stream(bench, job.beats, len(job.results))
+    return 16 * n_ops
