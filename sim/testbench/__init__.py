@@ -51,10 +51,11 @@ class Report:
 
 
 def _module(block: str):
-    from . import mac
+    from . import bitserial, mac
 
     modules = {
         "mac": mac,
+        "bitserial": bitserial,
     }
     return modules[block]
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from peforge.hw.pe.bitserial import BitSerialConfig
 from peforge.hw.pe.mac import MacConfig
 from peforge.sim.runners import simulate
 
@@ -11,6 +12,15 @@ CONFIGS = [
     MacConfig(a_bits=16, w_bits=16, output_register=True),
     MacConfig(a_bits=4, w_bits=12, max_accumulations=1),
     MacConfig(a_bits=8, w_bits=3, max_accumulations=100, output_register=True),
+    BitSerialConfig(),
+    BitSerialConfig(lanes=1, k=1, a_bits=2, max_w_bits=2, max_accumulations=3),
+    BitSerialConfig(lanes=16, k=1, a_bits=16),
+    BitSerialConfig(lanes=5, k=4, max_w_bits=7, a_bits=4, max_accumulations=1),
+    BitSerialConfig(lanes=4, k=2, rescale=True, max_shift=15),
+    BitSerialConfig(lanes=3, k=1, rescale=True, max_shift=0, max_w_bits=3),
+    BitSerialConfig(lanes=4, k=2, lut_entries=16, max_w_bits=6),
+    BitSerialConfig(lanes=2, k=4, lut_entries=8, rescale=True, max_w_bits=8, max_shift=5),
+    BitSerialConfig(lanes=64, k=2, max_w_bits=4),
 ]
 
 

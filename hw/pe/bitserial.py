@@ -1,0 +1,209 @@
+"""BitSerialPE: weights bit-serial, activations parallel (Stripes, MICRO 2016; BitMoD, HPCA 2025).
+
+Run time scales with weight precision, chosen per operation: a dot product of ``lanes``
+pairs takes ceil(w_bits / k) cycles. Optional per-group rescale by a power-of-two-plus-offset
+factor (shift-and-add, no multiplier) and an optional code->value table so one datapath
+serves INT and FP-like 3/4-bit weight codes (BitMoD's mixture of datatypes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import param, validate
+from .arith import shift_add_product, tree_sum
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# Group scale factor = 2**e_hi + LO_SIGN[lo_mode] * 2**e_lo.
+LO_NONE, LO_ADD, LO_SUB = 0, 1, 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class BitSerialConfig:
+    """Parameters of :class:`BitSerialPE`."""
+
+    lanes: int = param(16, "weight/activation pairs per dot product", low=1, high=64)
+    k: int = param(2, "weight bits consumed per lane per cycle", choices=(1, 2, 4))
+    a_bits: int = param(8, "activation width, signed (bits)", low=2, high=16)
+    max_w_bits: int = param(8, "widest run-time weight precision, signed (bits)", low=2, high=8)
+    max_accumulations: int = param(256, "dot products one result may sum without overflow", low=1, high=1 << 20)
+    rescale: bool = param(False, "per-group rescale by 2**e_hi +/- 2**e_lo (shift-and-add dequantization)")
+    max_shift: int = param(7, "largest scale exponent e_hi / e_lo when rescale is on", low=0, high=15)
+    lut_entries: int = param(0, "code->value table entries; 0: weights are two's-complement codes",
+                             choices=(0, 4, 8, 16))
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def code_bits(self) -> int:
+        """Width of one weight on the input port: a table index, or the weight itself (bits)."""
+        return (self.lut_entries - 1).bit_length() if self.lut_entries else self.max_w_bits
+
+    @property
+    def serial_bits(self) -> int:
+        """Width of the weight shift register: max_w_bits rounded up to a multiple of k (bits)."""
+        return _ceil_div(self.max_w_bits, self.k) * self.k
+
+    @property
+    def dot_bits(self) -> int:
+        """|a*w| <= 2**(a_bits+max_w_bits-2), so a dot product of ``lanes`` fits in this (bits)."""
+        return self.a_bits + self.max_w_bits + (self.lanes - 1).bit_length()
+
+    @property
+    def acc_bits(self) -> int:
+        """Accumulator width (bits): ``max_accumulations`` dot products, times a scale factor
+        of at most 2**(max_shift+1) when rescale is on."""
+        scale_bits = self.max_shift + 1 if self.rescale else 0
+        return self.dot_bits + (self.max_accumulations - 1).bit_length() + scale_bits
+
+    # Stage after the serial unit: accumulate (1 cycle), then the registered output (1 cycle).
+    latency = 2
+
+    def effective_w_bits(self, w_bits: int) -> int:
+        """The precision the PE uses: ``w_bits`` outside 2..max_w_bits acts as max_w_bits."""
+        return w_bits if 2 <= w_bits <= self.max_w_bits else self.max_w_bits
+
+    def interval(self, w_bits: int) -> int:
+        """Cycles one dot product occupies the serial unit: ceil(w_bits / k)."""
+        return _ceil_div(self.effective_w_bits(w_bits), self.k)
+
+    def cycles(self, w_bits: int | list[int], n_ops: int = 1) -> int:
+        """Cycles from accepting the first dot product to the result, with ``n_ops`` dot
+        products of ``w_bits`` (or one per entry of a list) issued back to back:
+        ``sum(ceil(w_bits / k)) + latency``."""
+        precisions = w_bits if isinstance(w_bits, list) else [w_bits] * n_ops
+        return sum(self.interval(w) for w in precisions) + self.latency
+
+    def in_layout(self) -> data.StructLayout:
+        fields = {
+            "a": data.ArrayLayout(signed(self.a_bits), self.lanes),
+            "w": data.ArrayLayout(unsigned(self.code_bits), self.lanes),
+            "w_bits": unsigned(4),
+            "first": 1,
+            "last": 1,
+        }
+        if self.rescale:
+            shift = unsigned(max(1, self.max_shift.bit_length()))
+            fields.update({"group_last": 1, "e_hi": shift, "e_lo": shift, "lo_mode": unsigned(2)})
+        return data.StructLayout(fields)
+
+    def out_layout(self) -> data.StructLayout:
+        return data.StructLayout({"acc": signed(self.acc_bits)})
+
+
+class BitSerialPE(wiring.Component):
+    """Bit-serial dot-product PE: ``lanes`` activations in parallel, weights ``k`` bits per cycle.
+
+    A weight is sign-extended from its run-time precision ``w_bits`` and consumed MSB slice
+    first; the top slice weighs negative (two's complement), the rest positive, and the
+    partial sum shifts left by ``k`` each cycle. The slice x activation products are
+    shift-and-add (k <= 4 terms) and summed by an adder tree across lanes.
+
+    Ports
+    -----
+    i : stream of ``{a[lanes], w[lanes], w_bits, first, last}`` (+ ``group_last, e_hi, e_lo,
+        lo_mode`` with rescale). ``first`` starts a new sum, ``last`` ends it; with rescale,
+        ``group_last`` closes a quantization group, whose integer sum is multiplied by
+        ``2**e_hi + {0, +1, -1}[lo_mode] * 2**e_lo`` (``last`` also closes the group).
+        ``ready`` is high when the serial unit can take a dot product next cycle.
+    lut : code->value table writes (``en``, ``addr``, ``data``), when ``lut_entries`` > 0:
+        weights then are table indices.
+    o : ``valid`` for one cycle with ``payload.acc``, :meth:`BitSerialConfig.cycles` after
+        the first dot product was accepted.
+    """
+
+    def __init__(self, config: BitSerialConfig):
+        self.config = config
+        members = {
+            "i": In(stream.Signature(config.in_layout())),
+            "o": Out(wiring.Signature({"valid": Out(1), "payload": Out(config.out_layout())})),
+        }
+        if config.lut_entries:
+            members["lut"] = In(wiring.Signature({
+                "en": Out(1), "addr": Out(config.code_bits), "data": Out(signed(config.max_w_bits)),
+            }))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        payload = self.i.payload
+        accept = self.i.valid & self.i.ready
+
+        # Weight values: table lookup (BitMoD datatypes) or the codes themselves.
+        if cfg.lut_entries:
+            # Table contents are configuration: a reset of the datapath leaves them alone.
+            table = Array(Signal(signed(cfg.max_w_bits), name=f"lut_{i}", reset_less=True)
+                          for i in range(cfg.lut_entries))
+            with m.If(self.lut.en):
+                m.d.sync += table[self.lut.addr].eq(self.lut.data)
+            values = [table[payload.w[lane]] for lane in range(cfg.lanes)]
+        else:
+            values = [payload.w[lane] for lane in range(cfg.lanes)]
+
+        # Serial stage: one k-bit slice of every weight per cycle, MSB slice first.
+        remaining = Signal(range(cfg.serial_bits // cfg.k + 1))  # slices left, including this cycle's
+        top = Signal()  # this cycle's slice is the (negative-weighted) top slice
+        a_reg = [Signal(signed(cfg.a_bits), name=f"a_{lane}") for lane in range(cfg.lanes)]
+        w_reg = [Signal(signed(cfg.serial_bits), name=f"w_{lane}") for lane in range(cfg.lanes)]
+        op = Signal(cfg.in_layout())  # flags and scale of the dot product in the serial stage
+        dot = Signal(signed(cfg.dot_bits))
+
+        m.d.comb += self.i.ready.eq(remaining <= 1)
+        busy = remaining != 0
+        with m.If(busy):
+            m.d.sync += [remaining.eq(remaining - 1), top.eq(0)]
+
+        with m.If(accept):
+            m.d.sync += [op.eq(payload), top.eq(1)]
+            m.d.sync += [a_reg[lane].eq(payload.a[lane]) for lane in range(cfg.lanes)]
+            with m.Switch(payload.w_bits):
+                for w_bits in range(2, cfg.max_w_bits + 1):
+                    with m.Case(w_bits) if w_bits < cfg.max_w_bits else m.Default():
+                        m.d.sync += remaining.eq(cfg.interval(w_bits))
+                        m.d.sync += [w_reg[lane].eq(values[lane][:w_bits].as_signed())
+                                     for lane in range(cfg.lanes)]
+
+        position = (remaining - 1)[:len(remaining)]  # slice index, MSB slice first
+        slices = [w_reg[lane].word_select(position, cfg.k) for lane in range(cfg.lanes)]
+        products = [shift_add_product(a_reg[lane], slices[lane], negate_msb=top) for lane in range(cfg.lanes)]
+        slice_sum = tree_sum(products)
+        with m.If(busy):
+            m.d.sync += dot.eq(Mux(top, 0, dot << cfg.k) + slice_sum)
+
+        # Accumulate stage: the finished dot product joins its group and the running total.
+        done = Signal()
+        done_op = Signal(cfg.in_layout())
+        m.d.sync += done.eq(remaining == 1)
+        with m.If(remaining == 1):
+            m.d.sync += done_op.eq(op)
+
+        total = Signal(signed(cfg.acc_bits))
+        base = Mux(done_op.first, 0, total)
+        if cfg.rescale:
+            group = Signal(signed(cfg.acc_bits))
+            group_fresh = Signal(init=1)  # the next dot product opens a new group
+            closes = done_op.group_last | done_op.last
+            group_sum = Mux(done_op.first | group_fresh, 0, group) + dot
+            hi = group_sum << done_op.e_hi
+            lo = group_sum << done_op.e_lo
+            scaled = hi + Mux(done_op.lo_mode == LO_ADD, lo, Mux(done_op.lo_mode == LO_SUB, -lo, 0))
+            with m.If(done):
+                m.d.sync += [group.eq(group_sum), group_fresh.eq(closes)]
+                m.d.sync += total.eq(base + Mux(closes, scaled, 0))
+        else:
+            with m.If(done):
+                m.d.sync += total.eq(base + dot)
+
+        m.d.sync += self.o.valid.eq(done & done_op.last)
+        m.d.comb += self.o.payload.acc.eq(total)
+        return m
