@@ -8,6 +8,7 @@ from typing import Any, Iterable
 from . import params
 from .pe.bitserial import BitSerialConfig, BitSerialPE
 from .pe.mac import MacConfig, MacPE
+from .pe.mixed import MixedConfig, MixedPE
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ BLOCKS: dict[str, Block] = {
         Block("mac", MacConfig, MacPE, "signed a_bits x w_bits multiply-accumulate PE"),
         Block("bitserial", BitSerialConfig, BitSerialPE,
               "bit-serial dot-product PE, run-time weight precision (Stripes / BitMoD)"),
+        Block("mixed", MixedConfig, MixedPE,
+              "low-bit weight x INT8 shift-and-add PE, one dequantization per group (MixPE)"),
     ]
 }
 

@@ -51,11 +51,12 @@ class Report:
 
 
 def _module(block: str):
-    from . import bitserial, mac
+    from . import bitserial, mac, mixed
 
     modules = {
         "mac": mac,
         "bitserial": bitserial,
+        "mixed": mixed,
     }
     return modules[block]
 

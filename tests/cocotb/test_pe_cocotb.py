@@ -4,12 +4,14 @@ import pytest
 
 from peforge.hw.pe.bitserial import BitSerialConfig
 from peforge.hw.pe.mac import MacConfig
+from peforge.hw.pe.mixed import MixedConfig
 from peforge.sim.runners import run_cocotb
 from peforge.sim.tools import missing_simulator
 
 CONFIGS = [
     MacConfig(a_bits=8, w_bits=8, max_accumulations=255, output_register=True),
     BitSerialConfig(lanes=8, k=2, rescale=True, lut_entries=16, max_shift=3),
+    MixedConfig(lanes=8, group=32, w_bits=4),
 ]
 
 

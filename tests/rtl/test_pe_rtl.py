@@ -4,6 +4,7 @@ import pytest
 
 from peforge.hw.pe.bitserial import BitSerialConfig
 from peforge.hw.pe.mac import MacConfig
+from peforge.hw.pe.mixed import MixedConfig
 from peforge.sim.runners import simulate
 
 CONFIGS = [
@@ -21,6 +22,13 @@ CONFIGS = [
     BitSerialConfig(lanes=4, k=2, lut_entries=16, max_w_bits=6),
     BitSerialConfig(lanes=2, k=4, lut_entries=8, rescale=True, max_w_bits=8, max_shift=5),
     BitSerialConfig(lanes=64, k=2, max_w_bits=4),
+    MixedConfig(),
+    MixedConfig(lanes=4, group=8, w_bits=2),
+    MixedConfig(lanes=4, group=4, w_bits=3, zero_point=False),
+    MixedConfig(lanes=16, group=16, zero_point=False, scale_bits=24, scale_frac_bits=24),
+    MixedConfig(lanes=1, group=1, max_groups=3, scale_bits=2, scale_frac_bits=0),
+    MixedConfig(lanes=8, group=64, w_bits=3, max_groups=1),
+    MixedConfig(lanes=64, group=128),
 ]
 
 

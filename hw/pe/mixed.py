@@ -1,0 +1,179 @@
+"""MixedPE: low-bit weights x INT8 activations by shift-and-add, one dequantization per group (MixPE, 2024).
+
+Products are sums of shifted activations (a 2-4 bit weight selects 2-4 terms), summed across
+lanes and over a quantization group of ``group`` products in integer arithmetic. Only when
+the group is complete is it dequantized, once: ``(acc - zp * sum(a)) * scale``; the scale
+multiply is shift-and-add too, so the netlist has no multiplier cell at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import param, validate
+from .arith import shift_add_product, tree_sum
+
+A_BITS = 8  # MixPE's activations are INT8
+
+
+def _clog2(n: int) -> int:
+    return (n - 1).bit_length()
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixedConfig:
+    """Parameters of :class:`MixedPE`."""
+
+    lanes: int = param(16, "weight x activation products per cycle", low=1, high=64)
+    w_bits: int = param(4, "weight width (bits)", choices=(2, 3, 4))
+    zero_point: bool = param(True, "unsigned weights with a per-group zero point (false: signed weights)")
+    group: int = param(128, "products per quantization group (a multiple of lanes)", low=1, high=4096)
+    scale_bits: int = param(16, "width of the unsigned fixed-point group scale (bits)", low=2, high=24)
+    scale_frac_bits: int = param(12, "fraction bits of the scale, dropped from the output (bits)", low=0, high=24)
+    max_groups: int = param(64, "groups one result may sum without overflow", low=1, high=1 << 16)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.group % self.lanes:
+            raise ValueError(f"MixedConfig.group={self.group!r} must be a multiple of lanes={self.lanes!r}")
+        if self.scale_frac_bits > self.scale_bits:
+            raise ValueError(f"MixedConfig.scale_frac_bits={self.scale_frac_bits!r} must not exceed "
+                             f"scale_bits={self.scale_bits!r}")
+
+    @property
+    def ops_per_group(self) -> int:
+        """Input beats (cycles) per quantization group."""
+        return self.group // self.lanes
+
+    @property
+    def product_bits(self) -> int:
+        """|a*w| <= 128 * 2**w_bits for INT8 a and either weight format (bits, signed)."""
+        return A_BITS + self.w_bits + 1
+
+    @property
+    def group_bits(self) -> int:
+        return self.product_bits + _clog2(self.group)
+
+    @property
+    def sum_a_bits(self) -> int:
+        return A_BITS + _clog2(self.group)
+
+    @property
+    def corrected_bits(self) -> int:
+        """``acc - zp * sum(a)`` (bits, signed)."""
+        zp_term = self.sum_a_bits + self.w_bits if self.zero_point else 0
+        return max(self.group_bits, zp_term) + 1
+
+    @property
+    def acc_bits(self) -> int:
+        """Accumulator of dequantized groups (bits, signed): ``max_groups`` products of a
+        corrected sum and an unsigned scale."""
+        return self.corrected_bits + self.scale_bits + _clog2(self.max_groups)
+
+    @property
+    def out_bits(self) -> int:
+        return self.acc_bits - self.scale_frac_bits
+
+    # From the last beat: products and lane sum (1), group sum and zero point (1), scale (1).
+    latency = 3
+
+    def interval(self, n_ops: int = 1) -> int:
+        """One beat per cycle, never a stall."""
+        return n_ops
+
+    def cycles(self, n_ops: int) -> int:
+        """Cycles from accepting the first of ``n_ops`` beats to the result: ``n_ops - 1 + latency``."""
+        return n_ops - 1 + self.latency
+
+    def in_layout(self) -> data.StructLayout:
+        fields = {
+            "a": data.ArrayLayout(signed(A_BITS), self.lanes),
+            "w": data.ArrayLayout(unsigned(self.w_bits), self.lanes),
+            "scale": unsigned(self.scale_bits),
+            "first": 1,
+            "last": 1,
+        }
+        if self.zero_point:
+            fields["zp"] = unsigned(self.w_bits)
+        return data.StructLayout(fields)
+
+    def out_layout(self) -> data.StructLayout:
+        return data.StructLayout({"acc": signed(self.out_bits)})
+
+
+class MixedPE(wiring.Component):
+    """Mixed-precision PE: ``lanes`` low-bit weight x INT8 products per cycle, dequantized per group.
+
+    Ports
+    -----
+    i : stream of ``{a[lanes], w[lanes], scale, zp, first, last}`` (``zp`` only with
+        ``zero_point``). ``first`` starts a result; every ``group // lanes`` beats close a
+        quantization group, dequantized with the ``scale`` (and ``zp``) of its closing beat;
+        ``last`` closes the group early and ends the result. ``ready`` is always 1.
+    o : ``valid`` for one cycle with ``payload.acc`` = floor(sum of dequantized groups /
+        2**scale_frac_bits), :meth:`MixedConfig.cycles` after the first beat was accepted.
+    """
+
+    def __init__(self, config: MixedConfig):
+        self.config = config
+        super().__init__({
+            "i": In(stream.Signature(config.in_layout())),
+            "o": Out(wiring.Signature({"valid": Out(1), "payload": Out(config.out_layout())})),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        beat = self.i.payload
+        m.d.comb += self.i.ready.eq(1)
+
+        # Stage 1: shift-and-add products, summed across lanes; sum of activations for the zero point.
+        products = [shift_add_product(beat.a[lane], beat.w[lane], negate_msb=not cfg.zero_point)
+                    for lane in range(cfg.lanes)]
+        s1_valid = Signal()
+        s1 = Signal(cfg.in_layout())
+        s1_dot = Signal(signed(cfg.product_bits + _clog2(cfg.lanes)))
+        s1_sum_a = Signal(signed(A_BITS + _clog2(cfg.lanes)))
+        m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(beat),
+                     s1_dot.eq(tree_sum(products)), s1_sum_a.eq(tree_sum([beat.a[l] for l in range(cfg.lanes)]))]
+
+        # Stage 2: integer accumulation over the group; at its end, subtract zp * sum(a) once.
+        count = Signal(range(cfg.ops_per_group))  # beats of the open group seen so far
+        group_acc = Signal(signed(cfg.group_bits))
+        group_sum_a = Signal(signed(cfg.sum_a_bits))
+        result_fresh = Signal()  # no group of the current result has been closed yet
+        position = Mux(s1.first, 0, count)  # of this beat within its group
+        opens = position == 0
+        closes = s1.last | (position == cfg.ops_per_group - 1)
+        acc_next = Mux(opens, 0, group_acc) + s1_dot
+        sum_a_next = Mux(opens, 0, group_sum_a) + s1_sum_a
+        s2_valid = Signal()
+        s2_first = Signal()
+        s2_last = Signal()
+        s2_scale = Signal(cfg.scale_bits)
+        s2_corrected = Signal(signed(cfg.corrected_bits))
+        m.d.sync += s2_valid.eq(s1_valid & closes)
+        with m.If(s1_valid):
+            m.d.sync += [group_acc.eq(acc_next), group_sum_a.eq(sum_a_next),
+                         count.eq(Mux(closes, 0, position + 1)),
+                         result_fresh.eq(Mux(closes, 0, s1.first | result_fresh))]
+            with m.If(closes):
+                if cfg.zero_point:
+                    zp_term = shift_add_product(sum_a_next, s1.zp, negate_msb=False)
+                    m.d.sync += s2_corrected.eq(acc_next - zp_term)
+                else:
+                    m.d.sync += s2_corrected.eq(acc_next)
+                m.d.sync += [s2_scale.eq(s1.scale), s2_first.eq(s1.first | result_fresh), s2_last.eq(s1.last)]
+
+        # Stage 3: one dequantization per group (shift-and-add over the scale bits) into the result.
+        total = Signal(signed(cfg.acc_bits))
+        dequantized = shift_add_product(s2_corrected, s2_scale, negate_msb=False)
+        with m.If(s2_valid):
+            m.d.sync += total.eq(Mux(s2_first, 0, total) + dequantized)
+        m.d.sync += self.o.valid.eq(s2_valid & s2_last)
+        m.d.comb += self.o.payload.acc.eq(total >> cfg.scale_frac_bits)
+        return m
