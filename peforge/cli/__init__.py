@@ -16,6 +16,8 @@ COMMANDS = {
     "blocks": "blocks",
     "export": "export",
     "verify": "verify",
+    "workloads": "workloads",
+    "workload": "workload",
 }
 
 

@@ -1,0 +1,92 @@
+"""Quantization schemes: parsing, validation, and exact weight storage."""
+
+import pytest
+
+from peforge.models.config import load_config
+from peforge.models.quant import FORMATS, QuantScheme, parse_scheme, tensor_bits
+from peforge.models.weights import weight_bits, weight_bytes, weight_tensors
+
+
+@pytest.mark.parametrize("text, w, a, kv, group, sym", [
+    ("w4a8kv4-g128", "int4", "int8", "int4", 128, False),
+    ("w16a16kv16", "fp16", "fp16", "fp16", 0, False),
+    ("wbf16abf16kvfp8", "bf16", "bf16", "fp8", 0, False),
+    ("wnf4a16kv16-g64", "nf4", "fp16", "fp16", 64, False),
+    ("w3a16kv2-g128-sym", "int3", "fp16", "int2", 128, True),
+    ("wfp4afp8kv8-g32", "fp4", "fp8", "int8", 32, False),
+    ("W8A8KV8", "int8", "int8", "int8", 0, False),
+])
+def test_parse(text, w, a, kv, group, sym):
+    scheme = parse_scheme(text)
+    assert (scheme.weight.name, scheme.activation.name, scheme.kv.name) == (w, a, kv)
+    assert (scheme.group_size, scheme.symmetric) == (group, sym)
+    assert parse_scheme(scheme.name) == scheme  # canonical name round-trips
+
+
+@pytest.mark.parametrize("text, message", [
+    ("w5a8kv4", r"weight format '5' is not allowed; choose one of 16, bf16, fp8"),
+    ("w4a2kv4", r"activation format '2' is not allowed"),
+    ("w4a8kvnf4", r"kv format 'nf4' is not allowed"),
+    ("w4a8kv4-g0", r"option '-g0' is not allowed; use -g<N> with N in 1\.\.65536"),
+    ("w4a8kv4-x", r"option '-x' is not allowed"),
+    ("w16a16kv16-g128", r"a group size needs weights below 16 bits"),
+    ("int4", r"is not of the form w<FMT>a<FMT>kv<FMT>"),
+    ("", r"is not of the form"),
+])
+def test_bad_schemes(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_scheme(text)
+
+
+def test_scheme_dataclass_validates():
+    with pytest.raises(ValueError, match=r"group_size=-1 is out of range"):
+        QuantScheme(weight=FORMATS["int4"], group_size=-1)
+    with pytest.raises(ValueError, match=r"QuantScheme\.activation=.*is not allowed"):
+        QuantScheme(activation=FORMATS["nf4"])
+
+
+def test_group_overhead_bits():
+    assert parse_scheme("w4a8kv4-g128").weight_group_overhead_bits == 16 + 4  # FP16 scale + INT4 zero
+    assert parse_scheme("w4a8kv4-g128-sym").weight_group_overhead_bits == 16
+    assert parse_scheme("wfp4a8kv4-g32").weight_group_overhead_bits == 16  # floats: scale only
+    assert parse_scheme("w16a16kv16").weight_group_overhead_bits == 0
+    assert parse_scheme("w16a16kv4").kv_vector_bits(128) == 128 * 4 + 16 + 4
+
+
+def test_tensor_bits_groups_and_channels():
+    w4 = parse_scheme("w4a16kv16-g128")
+    assert tensor_bits(4096, 11008, w4, quantized=True) == 4096 * 11008 * 4 + 11008 * 32 * 20
+    assert tensor_bits(100, 3, w4, quantized=True) == 300 * 4 + 3 * 1 * 20  # one partial group per channel
+    per_channel = parse_scheme("w8a8kv8")
+    assert tensor_bits(4096, 512, per_channel, quantized=True) == 4096 * 512 * 8 + 512 * (16 + 8)
+    assert tensor_bits(4096, 512, w4, quantized=False) == 4096 * 512 * 16
+
+
+@pytest.mark.parametrize("text, bits, overhead", [
+    ("w4a8kv8-g128", 4, 16 + 4),
+    ("w3a16kv16-g128", 3, 16 + 3),
+    ("w2a16kv16-g64-sym", 2, 16),
+    ("wnf4a16kv16-g64", 4, 16),
+    ("w16a16kv16", 16, 0),
+])
+def test_llama_2_7b_weight_bytes_exact(text, bits, overhead):
+    """Quantized linear weights: bits x params / 8 + groups x overhead / 8; everything else 16-bit.
+
+    Linear params of Llama-2-7B per layer: 4 h^2 (Q, K, V, O) + 3 h I (gate, up, down); K of every
+    matrix (4096 or 11008) is a multiple of the group size, so groups = params / group.
+    """
+    h, inter, layers = 4096, 11008, 32
+    scheme = parse_scheme(text)
+    cfg = load_config("llama-2-7b")
+    linear = layers * (4 * h * h + 3 * h * inter)
+    rest = cfg.params - linear  # embeddings, LM head, norms
+    group = scheme.group_size
+    groups = linear // group if group else 0
+    expected = (bits * linear + groups * overhead + 16 * rest) / 8
+    assert weight_bytes(cfg, scheme) == expected
+    assert weight_bits(cfg, scheme) == 8 * expected
+
+
+def test_tied_embeddings_counted_once():
+    names = [t.name for t in weight_tensors(load_config("qwen2-0.5b"))]
+    assert "lm_head" not in names and any("tied" in n for n in names)
