@@ -377,11 +377,11 @@ def from_hf_dict(raw: Any, *, name: str, source: str = "config.json") -> ModelCo
     model_type = raw.get("model_type")
     if model_type is None:
         arch = raw.get("architectures")
-        if isinstance(arch, list) and arch and arch[0] in _ARCHITECTURES:
+        if isinstance(arch, list) and arch and isinstance(arch[0], str) and arch[0] in _ARCHITECTURES:
             model_type = _ARCHITECTURES[arch[0]]
         else:
             raise ValueError(f"{source}: key 'model_type' is missing; allowed {', '.join(SUPPORTED)}")
-    if model_type not in _READERS:
+    if not isinstance(model_type, str) or model_type not in _READERS:
         raise ValueError(f"{source}: key 'model_type' = {model_type!r} is not supported; "
                          f"allowed {', '.join(SUPPORTED)}")
     reader = _Reader({**raw, "model_type": model_type}, source)

@@ -150,3 +150,14 @@ def test_modelconfig_validates_itself():
         dataclasses.replace(cfg, gated_mlp=1)
     with pytest.raises(ModelConfigError, match=r"norm: 'batchnorm' is not allowed"):
         dataclasses.replace(cfg, norm="batchnorm")
+
+
+@pytest.mark.parametrize("raw", [{**LLAMA, "model_type": ["llama"]},
+                                 {k: v for k, v in LLAMA.items() if k != "model_type"} | {"architectures": [{}]}])
+def test_odd_model_type_values_are_one_line_errors(tmp_path, raw):
+    assert "'model_type'" in _error(tmp_path, raw)
+
+
+def test_package_reexports():
+    import peforge.models as models
+    assert models.build_graph(models.load_config("gpt2"), "decode").config.name == "gpt2"
