@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from peforge.models.config import ModelConfig, ModelConfigError, from_hf_dict, load_config, zoo_names
+from peforge.models.config import ModelConfigError, from_hf_dict, load_config, zoo_names
 
 # Published totals (model cards / papers), parameters.
 PUBLISHED = {
