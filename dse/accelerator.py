@@ -1,0 +1,186 @@
+"""A design point: the accelerator the cost model prices, in validated groups, loadable from TOML.
+
+A design file has one table per group::
+
+    name = "edge"
+    tech = "45nm"
+    batch = 1
+
+    [compute]
+    pe = "bitserial"
+    rows = 32
+    cols = 32
+    dataflow = "ws"
+    clock_mhz = 800.0
+    [compute.pe_params]      # the PE's own parameters (see `peforge blocks`)
+    k = 2
+
+    [sram]
+    weight_kib = 512
+    [memory]
+    technology = "LPDDR5"
+    units = 4
+    [pim]
+    mode = "none"
+
+Every key is checked before anything is computed; a bad one raises ``ValueError`` with one
+line naming the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..hw import params
+from ..hw.params import param, validate
+from ..hw.blocks import block_named
+
+PE_TYPES = ("mac", "bitserial", "mixed")
+MEMORY_TECHNOLOGIES = ("HBM2", "HBM3", "LPDDR5", "DDR4", "DDR5")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compute:
+    """The systolic compute: ``arrays`` arrays of ``rows x cols`` PEs."""
+
+    pe: str = param("mac", "processing element in every cell", choices=PE_TYPES)
+    rows: int = param(128, "array rows (PEs)", low=1, high=1024)
+    cols: int = param(128, "array columns (PEs)", low=1, high=1024)
+    dataflow: str = param("ws", "ws: weight-stationary, os: output-stationary", choices=("ws", "os"))
+    arrays: int = param(1, "independent arrays working on separate operators / heads", low=1, high=64)
+    clock_mhz: float = param(1000.0, "array clock (MHz); must not exceed the PE's characterized Fmax",
+                             low=1.0, high=10000.0)
+    pe_params: tuple[tuple[str, Any], ...] = ()  # the PE config's fields, as (name, value) pairs
+
+    def __post_init__(self) -> None:
+        validate(self)
+        self.pe_config  # builds and validates it
+
+    @property
+    def pe_config(self) -> Any:
+        return block_named(self.pe).config(**dict(self.pe_params))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sram:
+    """On-chip buffers (KiB): weights, activations, outputs/partial sums."""
+
+    weight_kib: int = param(1024, "weight buffer (KiB)", low=1, high=1 << 20)
+    activation_kib: int = param(1024, "activation buffer (KiB)", low=1, high=1 << 20)
+    output_kib: int = param(512, "output / partial-sum buffer (KiB)", low=1, high=1 << 20)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Memory:
+    """Off-chip memory: ``units`` stacks (HBM) or channels (LPDDR/DDR) of ``technology``."""
+
+    technology: str = param("HBM3", "memory technology (a tech preset's memory)", choices=MEMORY_TECHNOLOGIES)
+    units: int = param(1, "stacks (HBM) or channels (LPDDR, DDR)", low=1, high=64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pim:
+    """Processing in memory: MAC lanes beside the DRAM banks (HBM-PIM, AiM, NeuPIMs)."""
+
+    mode: str = param("none", "none | blocked (NPU waits for PIM) | concurrent (NeuPIMs sub-batch "
+                      "interleaving with dual row buffers)", choices=("none", "blocked", "concurrent"))
+    channels: int = param(32, "PIM channels (all banks of a channel run one command stream)", low=1, high=1024)
+    banks: int = param(16, "banks per channel", low=1, high=64)
+    lanes: int = param(16, "MAC lanes per bank", low=1, high=64)
+    word_bits: int = param(16, "operand width of the bank's MAC lanes (bits)", choices=(8, 16))
+    clock_mhz: float = param(1000.0, "PIM command clock (MHz)", low=1.0, high=5000.0)
+    row_words: int = param(1024, "words per DRAM row (row buffer size / word)", low=16, high=1 << 16)
+    t_rcd: int = param(14, "ACT to RD (cycles)", low=1, high=255)
+    t_rp: int = param(14, "PRE to ACT (cycles)", low=1, high=255)
+    t_ras: int = param(34, "ACT to PRE (cycles)", low=1, high=255)
+    t_ccd: int = param(2, "column command to column command (cycles)", low=1, high=16)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DesignPoint:
+    """One accelerator: compute, SRAM, off-chip memory, PIM, technology, batch."""
+
+    name: str = "design"
+    tech: str = "45nm"
+    batch: int = param(1, "sequences served together (decode batch)", low=1, high=4096)
+    compute: Compute = field(default_factory=Compute)
+    sram: Sram = field(default_factory=Sram)
+    memory: Memory = field(default_factory=Memory)
+    pim: Pim = field(default_factory=Pim)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "tech": self.tech, "batch": self.batch}
+        for group in _GROUPS:
+            out[group] = params.as_dict(getattr(self, group))
+        out["compute"]["pe_params"] = dict(self.compute.pe_params)
+        return out
+
+
+_GROUPS = {"compute": Compute, "sram": Sram, "memory": Memory, "pim": Pim}
+
+
+def _coerce(cls: type, key: str, value: Any) -> Any:
+    """TOML ints where a float is declared are fine; everything else must match."""
+    kinds = {f.name: type(f.default) for f in dataclasses.fields(cls) if "spec" in f.metadata}
+    if kinds.get(key) is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _build(cls: type, table: Any, where: str, prefix: str) -> Any:
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: {prefix.rstrip('.')} must be a table")
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in table.items():
+        if key not in allowed:
+            raise ValueError(f"{where}: unknown key {prefix}{key!r}; allowed: {', '.join(allowed)}")
+        values[key] = _coerce(cls, key, value)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: [{prefix.rstrip('.')}] {error}") from None
+
+
+def design_from_dict(data: dict[str, Any], where: str = "design") -> DesignPoint:
+    """A validated :class:`DesignPoint` from a parsed design table (``where`` names it in errors)."""
+    top = {"name", "tech", "batch", *_GROUPS}
+    for key in data:
+        if key not in top:
+            raise ValueError(f"{where}: unknown key {key!r}; allowed: {', '.join(sorted(top))}")
+    groups: dict[str, Any] = {}
+    for group, cls in _GROUPS.items():
+        table = dict(data.get(group, {})) if isinstance(data.get(group, {}), dict) else data[group]
+        if group == "compute" and isinstance(table, dict) and "pe_params" in table:
+            pe_params = table["pe_params"]
+            if not isinstance(pe_params, dict):
+                raise ValueError(f"{where}: compute.pe_params must be a table")
+            table["pe_params"] = tuple(sorted(pe_params.items()))
+        groups[group] = _build(cls, table, where, f"{group}.")
+    for key, kind in (("name", str), ("tech", str)):
+        if key in data and not isinstance(data[key], kind):
+            raise ValueError(f"{where}: {key} must be a string, not {data[key]!r}")
+    try:
+        return DesignPoint(name=data.get("name", "design"), tech=data.get("tech", "45nm"),
+                           batch=data.get("batch", 1), **groups)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+def load_design(path: Path | str) -> DesignPoint:
+    """Read and validate a design TOML file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such design file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML ({error})") from None
+    return design_from_dict(data, str(path))
