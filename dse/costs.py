@@ -1,0 +1,76 @@
+"""Unit costs of a design point: what one PE, one MAC, one byte from each memory costs.
+
+Logic figures (PE area, pJ per MAC, Fmax) come from the characterization of the design's
+own PE (``peforge.sim.characterize``: Yosys gates, simulated toggles, a technology preset);
+memory and PIM figures from the technology preset (``peforge.sim.tech``), each with its source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..sim import tech as tech_presets
+from .accelerator import DesignPoint
+
+# Horowitz, ISSCC 2014 (45 nm): FP16 add 0.4 pJ / 1360 µm², FP16 multiply 1.1 pJ / 1640 µm².
+FP16_ADD_PJ_45NM = 0.4
+FP16_MAC_PJ_45NM = 0.4 + 1.1
+FP16_MAC_UM2_45NM = 1360 + 1640
+
+
+@dataclass(frozen=True)
+class UnitCosts:
+    """Per-unit figures the cost model multiplies by counts.
+
+    Parameters
+    ----------
+    pe_area_um2 : area of one PE (µm²); array_fixed_um2 : per-array logic outside the PEs (µm²)
+    pj_per_mac : energy of one lane MAC of the PE at its precision (pJ)
+    fmax_mhz : the PE's highest clock (MHz)
+    memory_gb_per_s, memory_pj_per_bit : one off-chip memory unit (stack / channel)
+    weight/act/out_sram_pj_per_bit : read energy of each buffer at its size (pJ/bit)
+    sram_area_um2 : all buffers (µm²)
+    pim_pj_per_bit, pim_pj_per_mac, pim_lane_area_um2 : bank-internal access, one PIM lane MAC, one lane
+    vector_pj_per_op : one elementwise operation (pJ)
+    sources : where each figure came from
+    """
+
+    pe_area_um2: float
+    array_fixed_um2: float
+    pj_per_mac: float
+    fmax_mhz: float
+    memory_gb_per_s: float
+    memory_pj_per_bit: float
+    weight_sram_pj_per_bit: float
+    act_sram_pj_per_bit: float
+    out_sram_pj_per_bit: float
+    sram_area_um2: float
+    pim_pj_per_bit: float
+    pim_pj_per_mac: float
+    pim_lane_area_um2: float
+    vector_pj_per_op: float
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+def memory_costs(design: DesignPoint) -> dict[str, float]:
+    """Memory, SRAM, PIM and vector figures of ``design`` from its technology preset."""
+    preset = tech_presets.resolve(design.tech)
+    reference = tech_presets.PRESETS["45nm"]
+    node_energy = preset.pj_per_gate_toggle.value / reference.pj_per_gate_toggle.value
+    node_area = preset.um2_per_nand2.value / reference.um2_per_nand2.value
+    memory = preset.memories[design.memory.technology]
+    sram = design.sram
+    sizes = [sram.weight_kib * 1024, sram.activation_kib * 1024, sram.output_kib * 1024]
+    pim_bit = preset.pim_internal_pj_per_bit.value if preset.pim_internal_pj_per_bit else memory.pj_per_bit.value
+    return dict(
+        memory_gb_per_s=memory.gb_per_s.value, memory_pj_per_bit=memory.pj_per_bit.value,
+        weight_sram_pj_per_bit=preset.sram_pj_per_bit(sizes[0]),
+        act_sram_pj_per_bit=preset.sram_pj_per_bit(sizes[1]),
+        out_sram_pj_per_bit=preset.sram_pj_per_bit(sizes[2]),
+        sram_area_um2=sum(preset.sram_area_um2(s) for s in sizes),
+        pim_pj_per_bit=pim_bit,
+        # PIM lanes are FP16 MAC units (HBM-PIM, AiM); Horowitz's 45 nm figures scaled to the node.
+        pim_pj_per_mac=FP16_MAC_PJ_45NM * node_energy,
+        pim_lane_area_um2=FP16_MAC_UM2_45NM * node_area,
+        vector_pj_per_op=FP16_ADD_PJ_45NM * node_energy,
+    )

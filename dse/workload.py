@@ -1,0 +1,122 @@
+"""A model's step as numpy columns, ready for the cost model to price many design points fast.
+
+All decoder layers of a step are alike, so a step collapses to one row per operator of a
+layer (with its count multiplied by the number of layers) plus the operators before and
+after the layers. A decode run of ``T`` steps differs from step to step only in the
+attention operators, whose key dimension grows by one token per step; :class:`DecodeRun`
+keeps each column as ``base + slope * step`` so all steps are priced in one array operation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..models import build_graph, load_config, parse_scheme
+from ..models.graph import Graph
+
+COLUMNS = ("m", "k", "n", "count", "macs", "ops", "weight_bytes", "act_bytes", "kv_bytes", "elements")
+KIND_CODES = {"gemm": 0, "gemv": 1, "attention": 2, "elementwise": 3}
+
+
+@dataclass(frozen=True)
+class OpTable:
+    """Operators of one step, one row each.
+
+    Per-row arrays: ``m, k, n`` (product shape), ``count`` (products in the step),
+    ``macs``, ``ops``, ``weight_bytes``, ``act_bytes``, ``kv_bytes`` (all products of the row),
+    ``elements`` (outputs of an elementwise row), ``kind`` (codes of :data:`KIND_CODES`).
+    """
+
+    names: tuple[str, ...]
+    kind: np.ndarray
+    cols: dict[str, np.ndarray]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.cols[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def op_table(graph: Graph) -> OpTable:
+    """Collapse ``graph`` to one row per operator of a layer (x layers) and per other operator."""
+    layers = graph.config.num_layers
+    rows: dict[tuple[int, int], list] = {}
+    position: dict[int, int] = {}
+    for op in graph.operators:
+        where = -1 if op.layer < 0 else (1 if op.layer >= layers else 0)
+        if where == 0 and op.layer > 0:
+            continue  # layers 1.. repeat layer 0 (the graph builder replicates one template)
+        index = position.get(where, 0)
+        position[where] = index + 1
+        repeat = layers if where == 0 else 1
+        elements = op.m * op.n * op.count if op.kind == "elementwise" else 0
+        rows[(where, index)] = [op.name, KIND_CODES[op.kind], op.m, op.k, op.n, op.count * repeat,
+                                op.macs * repeat, op.ops * repeat, op.weight_bytes * repeat, op.act_bytes * repeat,
+                                op.kv_bytes * repeat, elements * repeat]
+    ordered = [rows[key] for key in sorted(rows)]
+    names = tuple(r[0] for r in ordered)
+    kind = np.array([r[1] for r in ordered], dtype=np.int64)
+    data = np.array([r[2:] for r in ordered], dtype=np.float64)
+    return OpTable(names, kind, {c: data[:, i] for i, c in enumerate(COLUMNS)})
+
+
+@dataclass(frozen=True)
+class DecodeRun:
+    """``steps`` decode steps starting with ``kv_start`` cached tokens: ``base + slope * step``."""
+
+    base: OpTable
+    slope: dict[str, np.ndarray]
+    steps: int
+
+    def at(self, step_index: np.ndarray) -> dict[str, np.ndarray]:
+        """Columns of shape ``(len(step_index), rows)`` for the given step numbers."""
+        t = np.asarray(step_index, dtype=np.float64)[:, None]
+        return {c: self.base.cols[c][None, :] + self.slope[c][None, :] * t for c in COLUMNS}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a run asks of the hardware: one prefill step and a run of decode steps."""
+
+    model: str
+    quant: str
+    batch: int
+    seq: int
+    gen: int
+    prefill: OpTable
+    decode: DecodeRun
+    params: int
+    layers: int
+    weight_bits: int
+    act_bits: int
+    kv_bits: int
+
+
+@lru_cache(maxsize=64)
+def prepare(model: str, *, batch: int = 1, seq: int = 512, gen: int = 256, quant: str = "w16a16kv16") -> Workload:
+    """Operator tables of a prefill of ``seq`` tokens and ``gen`` decode steps, ``batch`` sequences.
+
+    ``model`` is a zoo name or a path to a ``config.json``. Cached: design points share it.
+    """
+    config = load_config(model)
+    scheme = parse_scheme(quant)
+    prefill = op_table(build_graph(config, "prefill", batch=batch, seq=seq, quant=scheme))
+    first = op_table(build_graph(config, "decode", batch=batch, kv_len=seq, quant=scheme))
+    if gen > 1:
+        second = op_table(build_graph(config, "decode", batch=batch, kv_len=seq + 1, quant=scheme))
+        slope = {c: second.cols[c] - first.cols[c] for c in COLUMNS}
+        last = op_table(build_graph(config, "decode", batch=batch, kv_len=seq + gen - 1, quant=scheme))
+        run = DecodeRun(first, slope, gen)
+        predicted = run.at(np.array([gen - 1]))
+        if not all(np.allclose(predicted[c][0], last.cols[c]) for c in COLUMNS):
+            # A sliding window caps the keys: not linear over this run.
+            raise ValueError(f"{model}: decode from {seq} to {seq + gen - 1} cached tokens crosses the "
+                             f"model's sliding window; use a shorter --seq/--gen")
+    else:
+        run = DecodeRun(first, {c: np.zeros_like(first.cols[c]) for c in COLUMNS}, max(gen, 1))
+    return Workload(config.name, scheme.name, batch, seq, gen, prefill, run, config.params, config.num_layers,
+                    scheme.weight.bits, scheme.activation.bits, scheme.kv.bits)
