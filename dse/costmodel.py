@@ -81,7 +81,7 @@ class Evaluation:
     design: str
     model: str
     metrics: dict[str, float]
-    operators: Any  # pandas DataFrame: phase, operator, kind, bound, time_s, energy_j, dram_bytes, macs
+    operators: Any  # pandas DataFrame (phase, operator, kind, bound, time_s, energy_j, dram_bytes, macs) or None
 
 
 def _passes(op_bits: int, pe_bits: int) -> int:
@@ -208,9 +208,9 @@ class CostModel:
 
     # --- whole run -------------------------------------------------------------------------
 
-    def evaluate(self, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode")) -> Evaluation:
-        import pandas as pd
-
+    def evaluate(self, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),
+                 breakdown: bool = True) -> Evaluation:
+        """Metrics of the run; ``breakdown=False`` skips the per-operator table (faster, for search)."""
         d = self.design
         use_pim = d.pim.mode != "none"
         metrics: dict[str, float] = {}
@@ -224,7 +224,7 @@ class CostModel:
             energy = float(cost.energy_j.sum())
             metrics.update(ttft_s=ttft, prefill_energy_j=energy,
                            prefill_tokens_per_s=workload.batch * workload.seq / ttft)
-            frames.append(self._breakdown("prefill", t, cost))
+            frames.append(self._breakdown("prefill", t, cost, breakdown))
             total_energy += energy
             total_time += ttft
         if "decode" in phases:
@@ -244,28 +244,33 @@ class CostModel:
             tokens = workload.batch * run.steps
             metrics.update(tpot_s=tpot, tokens_per_s=tokens / decode_time, j_per_token=energy / tokens,
                            decode_energy_j=energy)
-            frames.append(self._breakdown("decode", run.base, cost))
+            frames.append(self._breakdown("decode", run.base, cost, breakdown))
             total_energy += energy
             total_time += decode_time
-        macs = sum(f["macs"].sum() for f in frames)
+        macs = sum(float(f["macs"].sum()) for f in frames)
         peak = self.shape.peak_macs_per_cycle * d.compute.arrays * self.clock_hz
         metrics.update(area_mm2=self.area_mm2(), power_w=total_energy / total_time if total_time else 0.0,
                        utilization=macs / (peak * total_time) if total_time else 0.0,
                        energy_j=total_energy, time_s=total_time)
-        return Evaluation(d.name, workload.model, metrics, pd.concat(frames, ignore_index=True))
+        operators = None
+        if breakdown:
+            import pandas as pd
 
-    def _breakdown(self, phase: str, table: OpTable, cost: StepCost):
-        import pandas as pd
+            operators = pd.concat([pd.DataFrame(f) for f in frames], ignore_index=True)
+        return Evaluation(d.name, workload.model, {k: float(v) for k, v in metrics.items()}, operators)
 
+    def _breakdown(self, phase: str, table: OpTable, cost: StepCost, full: bool) -> dict[str, Any]:
+        if not full:
+            return {"macs": cost.macs}
         kinds = {v: k for k, v in KIND_CODES.items()}
         npu = cost.npu_s.sum(axis=0)
         pim = cost.pim_s.sum(axis=0)
         compute = cost.compute_s.sum(axis=0)
         dram = cost.dram_s.sum(axis=0)
         bound = np.where(pim > 0, "pim", np.where(compute >= dram, "compute", "memory"))
-        return pd.DataFrame({"phase": phase, "operator": table.names, "kind": [kinds[k] for k in table.kind],
-                             "bound": bound, "time_s": npu + pim, "energy_j": cost.energy_j.sum(axis=0),
-                             "dram_bytes": cost.dram_bytes.sum(axis=0), "macs": cost.macs.sum(axis=0)})
+        return {"phase": phase, "operator": table.names, "kind": [kinds[k] for k in table.kind],
+                "bound": bound, "time_s": npu + pim, "energy_j": cost.energy_j.sum(axis=0),
+                "dram_bytes": cost.dram_bytes.sum(axis=0), "macs": cost.macs.sum(axis=0)}
 
     def area_mm2(self) -> float:
         d, c = self.design, self.costs

@@ -74,3 +74,16 @@ def memory_costs(design: DesignPoint) -> dict[str, float]:
         pim_lane_area_um2=FP16_MAC_UM2_45NM * node_area,
         vector_pj_per_op=FP16_ADD_PJ_45NM * node_energy,
     )
+
+
+def pe_costs(pe_config, tech: str) -> dict[str, float]:
+    """PE area (µm²), pJ per lane MAC and Fmax (MHz) from the characterization of ``pe_config``."""
+    from ..sim.characterize import characterize
+
+    record = characterize(pe_config, tech=tech)
+    return dict(pe_area_um2=record["area_um2"], pj_per_mac=record["pj_per_mac"], fmax_mhz=record["fmax_mhz"])
+
+
+def unit_costs(design: DesignPoint) -> UnitCosts:
+    """All unit costs of ``design``: its PE characterized (cached on disk), memory from its tech preset."""
+    return UnitCosts(array_fixed_um2=0.0, **pe_costs(design.compute.pe_config, design.tech), **memory_costs(design))
