@@ -60,18 +60,14 @@ class StepCost:
     dram_bytes: np.ndarray
     macs: np.ndarray
 
-    def step_time(self, mode: str, npu_half_s: np.ndarray | None = None, layers: int = 1) -> np.ndarray:
-        """Time of each step (s) under PIM ``mode``.
 
-        ``concurrent``: two sub-batches pipeline through the layers, the NPU working on one while
-        PIM runs the other's attention: max(2 x NPU(B/2), PIM(B)), plus one layer's fill.
-        """
-        npu = self.npu_s.sum(axis=-1)
-        pim = self.pim_s.sum(axis=-1)
-        if mode == "concurrent":
-            half = npu_half_s.sum(axis=-1)
-            return np.maximum(2 * half, pim) + np.minimum(half, pim / 2) / layers
-        return npu + pim
+@dataclass(frozen=True)
+class RunCost:
+    """A run of steps: per-row totals over the run, and NPU / PIM time of each step (s)."""
+
+    rows: dict[str, np.ndarray]
+    npu_s: np.ndarray
+    pim_s: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -208,6 +204,31 @@ class CostModel:
 
     # --- whole run -------------------------------------------------------------------------
 
+    def price_run(self, table: OpTable, workload: Workload, *, steps: int = 1, slope: dict | None = None,
+                  use_pim: bool = False, batch_scale: float = 1.0) -> RunCost:
+        """Cost of ``steps`` steps of ``table`` whose columns grow by ``slope`` per step. Rows that
+        do not change are priced once; the others (decode attention) at every step."""
+        varying = np.zeros(len(table.kind), dtype=bool)
+        if slope is not None and steps > 1:
+            varying = np.any([slope[c] != 0 for c in slope], axis=0)
+        fixed = self.price({c: v[None, ~varying] for c, v in table.cols.items()}, table.kind[~varying],
+                           workload, use_pim=use_pim, batch_scale=batch_scale)
+        t = np.arange(steps, dtype=np.float64)[:, None]
+        grown = {c: v[None, varying] + slope[c][None, varying] * t for c, v in table.cols.items()} \
+            if varying.any() else None
+        moving = self.price(grown, table.kind[varying], workload, use_pim=use_pim, batch_scale=batch_scale) \
+            if grown is not None else None
+        rows: dict[str, np.ndarray] = {}
+        for name in StepCost.__dataclass_fields__:
+            column = np.zeros(len(table.kind))
+            column[~varying] = getattr(fixed, name)[0] * steps
+            if moving is not None:
+                column[varying] = getattr(moving, name).sum(axis=0)
+            rows[name] = column
+        npu = fixed.npu_s.sum() + (moving.npu_s.sum(axis=1) if moving is not None else np.zeros(steps))
+        pim = fixed.pim_s.sum() + (moving.pim_s.sum(axis=1) if moving is not None else np.zeros(steps))
+        return RunCost(rows, np.broadcast_to(npu, (steps,)), np.broadcast_to(pim, (steps,)))
+
     def evaluate(self, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),
                  breakdown: bool = True) -> Evaluation:
         """Metrics of the run; ``breakdown=False`` skips the per-operator table (faster, for search)."""
@@ -215,42 +236,42 @@ class CostModel:
         use_pim = d.pim.mode != "none"
         metrics: dict[str, float] = {}
         frames = []
-        total_energy = 0.0
-        total_time = 0.0
+        total_energy = total_time = total_macs = 0.0
         if "prefill" in phases:
-            t = workload.prefill
-            cost = self.price({k: v[None, :] for k, v in t.cols.items()}, t.kind, workload, use_pim=False)
-            ttft = float(cost.step_time("blocked")[0])
-            energy = float(cost.energy_j.sum())
+            cost = self.price_run(workload.prefill, workload)
+            ttft = float(cost.npu_s[0] + cost.pim_s[0])
+            energy = float(cost.rows["energy_j"].sum())
             metrics.update(ttft_s=ttft, prefill_energy_j=energy,
                            prefill_tokens_per_s=workload.batch * workload.seq / ttft)
-            frames.append(self._breakdown("prefill", t, cost, breakdown))
+            if breakdown:
+                frames.append(self._breakdown("prefill", workload.prefill, cost))
             total_energy += energy
             total_time += ttft
+            total_macs += float(cost.rows["macs"].sum())
         if "decode" in phases:
             run = workload.decode
-            cols = run.at(np.arange(run.steps))
-            kind = run.base.kind
-            cost = self.price(cols, kind, workload, use_pim=use_pim)
-            half = None
+            cost = self.price_run(run.base, workload, steps=run.steps, slope=run.slope, use_pim=use_pim)
             if d.pim.mode == "concurrent" and workload.batch > 1:
-                half = self.price(cols, kind, workload, use_pim=True, batch_scale=0.5).npu_s
-                steps = cost.step_time("concurrent", half, layers=workload.layers)
+                # NeuPIMs sub-batch interleaving: two sub-batches pipeline through the layers.
+                half = self.price_run(run.base, workload, steps=run.steps, slope=run.slope, use_pim=True,
+                                      batch_scale=0.5).npu_s
+                fill = np.minimum(half, cost.pim_s / 2) / workload.layers
+                step_times = np.maximum(2 * half, cost.pim_s) + fill
             else:
-                steps = cost.step_time("blocked")
-            decode_time = float(steps.sum())
-            energy = float(cost.energy_j.sum())
-            tpot = decode_time / run.steps
+                step_times = cost.npu_s + cost.pim_s
+            decode_time = float(step_times.sum())
+            energy = float(cost.rows["energy_j"].sum())
             tokens = workload.batch * run.steps
-            metrics.update(tpot_s=tpot, tokens_per_s=tokens / decode_time, j_per_token=energy / tokens,
-                           decode_energy_j=energy)
-            frames.append(self._breakdown("decode", run.base, cost, breakdown))
+            metrics.update(tpot_s=decode_time / run.steps, tokens_per_s=tokens / decode_time,
+                           j_per_token=energy / tokens, decode_energy_j=energy)
+            if breakdown:
+                frames.append(self._breakdown("decode", run.base, cost))
             total_energy += energy
             total_time += decode_time
-        macs = sum(float(f["macs"].sum()) for f in frames)
+            total_macs += float(cost.rows["macs"].sum())
         peak = self.shape.peak_macs_per_cycle * d.compute.arrays * self.clock_hz
         metrics.update(area_mm2=self.area_mm2(), power_w=total_energy / total_time if total_time else 0.0,
-                       utilization=macs / (peak * total_time) if total_time else 0.0,
+                       utilization=total_macs / (peak * total_time) if total_time else 0.0,
                        energy_j=total_energy, time_s=total_time)
         operators = None
         if breakdown:
@@ -259,18 +280,13 @@ class CostModel:
             operators = pd.concat([pd.DataFrame(f) for f in frames], ignore_index=True)
         return Evaluation(d.name, workload.model, {k: float(v) for k, v in metrics.items()}, operators)
 
-    def _breakdown(self, phase: str, table: OpTable, cost: StepCost, full: bool) -> dict[str, Any]:
-        if not full:
-            return {"macs": cost.macs}
+    def _breakdown(self, phase: str, table: OpTable, cost: RunCost) -> dict[str, Any]:
         kinds = {v: k for k, v in KIND_CODES.items()}
-        npu = cost.npu_s.sum(axis=0)
-        pim = cost.pim_s.sum(axis=0)
-        compute = cost.compute_s.sum(axis=0)
-        dram = cost.dram_s.sum(axis=0)
-        bound = np.where(pim > 0, "pim", np.where(compute >= dram, "compute", "memory"))
+        r = cost.rows
+        bound = np.where(r["pim_s"] > 0, "pim", np.where(r["compute_s"] >= r["dram_s"], "compute", "memory"))
         return {"phase": phase, "operator": table.names, "kind": [kinds[k] for k in table.kind],
-                "bound": bound, "time_s": npu + pim, "energy_j": cost.energy_j.sum(axis=0),
-                "dram_bytes": cost.dram_bytes.sum(axis=0), "macs": cost.macs.sum(axis=0)}
+                "bound": bound, "time_s": r["npu_s"] + r["pim_s"], "energy_j": r["energy_j"],
+                "dram_bytes": r["dram_bytes"], "macs": r["macs"]}
 
     def area_mm2(self) -> float:
         d, c = self.design, self.costs
