@@ -98,6 +98,13 @@ class CostModel:
         self.clock_hz = compute.clock_mhz * 1e6
         self.dram_bytes_per_s = costs.memory_gb_per_s * design.memory.units * 1e9
         sram = design.sram
+        tile = self.shape.rows * self.shape.cols * self.shape.k_per_cell
+        if sram.weight_kib * 1024 * 8 < 2 * tile * self.shape.max_w_bits:
+            raise ValueError(f"{design.name}: sram.weight_kib={sram.weight_kib} cannot double-buffer one "
+                             f"{self.shape.rows}x{self.shape.cols} weight tile ({2 * tile * self.shape.max_w_bits / 8 / 1024:.1f} KiB)")
+        if sram.activation_kib * 1024 * 8 < 2 * self.shape.rows * self.shape.k_per_cell * self.shape.a_bits:
+            raise ValueError(f"{design.name}: sram.activation_kib={sram.activation_kib} cannot hold one "
+                             f"activation vector for the array's {self.shape.rows} rows")
         self.weight_sram = sram.weight_kib * 1024
         self.act_sram = sram.activation_kib * 1024
         self.out_sram = sram.output_kib * 1024

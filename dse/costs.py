@@ -80,8 +80,8 @@ def pe_costs(pe_config, tech: str) -> dict[str, float]:
     """PE area (µm²), pJ per lane MAC and Fmax (MHz) from the characterization of ``pe_config``."""
     from ..sim.characterize import characterize
 
-    record = characterize(pe_config, tech=tech)
-    return dict(pe_area_um2=record["area_um2"], pj_per_mac=record["pj_per_mac"], fmax_mhz=record["fmax_mhz"])
+    record = characterize(pe_config, tech=tech_presets.resolve(tech))
+    return dict(pe_area_um2=record.area_um2, pj_per_mac=record.pj_per_mac, fmax_mhz=record.fmax_mhz)
 
 
 def unit_costs(design: DesignPoint) -> UnitCosts:

@@ -18,6 +18,8 @@ COMMANDS = {
     "verify": "verify",
     "workloads": "workloads",
     "workload": "workload",
+    "characterize": "characterize",
+    "evaluate": "evaluate",
 }
 
 
