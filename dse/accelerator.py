@@ -73,6 +73,9 @@ class Sram:
     activation_kib: int = param(1024, "activation buffer (KiB)", low=1, high=1 << 20)
     output_kib: int = param(512, "output / partial-sum buffer (KiB)", low=1, high=1 << 20)
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Memory:
@@ -80,6 +83,9 @@ class Memory:
 
     technology: str = param("HBM3", "memory technology (a tech preset's memory)", choices=MEMORY_TECHNOLOGIES)
     units: int = param(1, "stacks (HBM) or channels (LPDDR, DDR)", low=1, high=64)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +104,9 @@ class Pim:
     t_rp: int = param(14, "PRE to ACT (cycles)", low=1, high=255)
     t_ras: int = param(34, "ACT to PRE (cycles)", low=1, high=255)
     t_ccd: int = param(2, "column command to column command (cycles)", low=1, high=16)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +150,7 @@ def _build(cls: type, table: Any, where: str, prefix: str) -> Any:
     values = {}
     for key, value in table.items():
         if key not in allowed:
-            raise ValueError(f"{where}: unknown key {prefix}{key!r}; allowed: {', '.join(allowed)}")
+            raise ValueError(f"{where}: unknown key '{prefix}{key}'; allowed: {', '.join(allowed)}")
         values[key] = _coerce(cls, key, value)
     try:
         return cls(**values)
