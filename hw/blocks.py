@@ -9,6 +9,7 @@ from . import params
 from .pe.bitserial import BitSerialConfig, BitSerialPE
 from .pe.mac import MacConfig, MacPE
 from .pe.mixed import MixedConfig, MixedPE
+from .pim import PimBank, PimBankConfig, PimChannel, PimChannelConfig
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ BLOCKS: dict[str, Block] = {
               "bit-serial dot-product PE, run-time weight precision (Stripes / BitMoD)"),
         Block("mixed", MixedConfig, MixedPE,
               "low-bit weight x INT8 shift-and-add PE, one dequantization per group (MixPE)"),
+        Block("pim-bank", PimBankConfig, PimBank,
+              "DRAM bank with tRCD/tRP/tRAS/tCCD checks and near-bank MAC lanes for GEMV (AiM, NeuPIMs)"),
+        Block("pim-channel", PimChannelConfig, PimChannel,
+              "banks of pim-bank driven together in all-bank mode (HBM-PIM, AiM)"),
     ]
 }
 

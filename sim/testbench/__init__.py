@@ -51,12 +51,14 @@ class Report:
 
 
 def _module(block: str):
-    from . import bitserial, mac, mixed
+    from . import bitserial, mac, mixed, pim
 
     modules = {
         "mac": mac,
         "bitserial": bitserial,
         "mixed": mixed,
+        "pim-bank": pim,
+        "pim-channel": pim,
     }
     return modules[block]
 
