@@ -45,3 +45,13 @@ def test_pim_channel_matches_model_and_cycles(config):
 def test_other_seeds(seed):
     _check(simulate(BANKS[1], seed=seed), BANKS[1])
     _check(simulate(CHANNELS[1], seed=seed), CHANNELS[1])
+
+
+@pytest.mark.parametrize("config", [BANKS[0], CHANNELS[1]], ids=repr)
+def test_activity_workload_counts_lane_macs(config):
+    from peforge.sim.runners import simulate_with
+    from peforge.sim.testbench import activity_for
+
+    macs = simulate_with(config, lambda bench: activity_for("pim-bank")(bench, config, 0, 2))
+    m = min(config.rows, config.lanes) * getattr(config, "banks", 1)
+    assert macs == 2 * config.macs(m, config.cols) > 0
