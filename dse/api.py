@@ -15,4 +15,4 @@ def evaluate(design: DesignPoint, workload: Workload, *, phases: tuple[str, ...]
     """TTFT, TPOT, tokens/s, J/token, mm², W and (``breakdown``) a per-operator table of
     ``design`` on ``workload``. Raises ``ValueError`` when the design cannot run (e.g. a clock
     above the PE's Fmax)."""
-    return CostModel(design, unit_costs(design)).evaluate(workload, phases=phases, breakdown=breakdown)
+    return CostModel([design], [unit_costs(design)]).evaluate(workload, phases=phases, breakdown=breakdown)
