@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from .accelerator import DesignPoint, load_design
-from .costmodel import CostModel, Evaluation
+from .costmodel import CostModel, Evaluation, check_design
 from .costs import unit_costs
 from .workload import Workload, prepare
 
-__all__ = ["evaluate", "load_design", "prepare", "DesignPoint", "Workload", "Evaluation"]
+__all__ = ["evaluate", "evaluate_many", "load_design", "prepare", "DesignPoint", "Workload", "Evaluation"]
 
 
 def evaluate(design: DesignPoint, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),
@@ -16,3 +16,34 @@ def evaluate(design: DesignPoint, workload: Workload, *, phases: tuple[str, ...]
     ``design`` on ``workload``. Raises ``ValueError`` when the design cannot run (e.g. a clock
     above the PE's Fmax)."""
     return CostModel([design], [unit_costs(design)]).evaluate(workload, phases=phases, breakdown=breakdown)
+
+
+def evaluate_many(designs: list[DesignPoint], workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),
+                  stride: int = 16):
+    """Metrics of many design points at once, a pandas DataFrame with one row per design (in
+    order): a column per metric, and ``error`` (why a design cannot run, else empty).
+
+    Decode attention is priced once per ``stride`` decode steps, at each chunk's mean step
+    (exact where its cost is linear in the step; ``stride=1`` prices every step).
+    """
+    import numpy as np
+    import pandas as pd
+
+    costs, runnable, errors = [], [], [""] * len(designs)
+    for i, design in enumerate(designs):
+        try:
+            cost = unit_costs(design)
+            check_design(design, cost)
+        except ValueError as error:
+            errors[i] = str(error)
+            continue
+        costs.append(cost)
+        runnable.append(i)
+    frame = pd.DataFrame({"design": [d.name for d in designs], "error": errors})
+    if runnable:
+        metrics = CostModel([designs[i] for i in runnable], costs).metrics(workload, phases=phases, stride=stride)
+        for key, values in metrics.items():
+            column = np.full(len(designs), np.nan)
+            column[runnable] = values
+            frame[key] = column
+    return frame

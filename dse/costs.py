@@ -7,6 +7,7 @@ memory and PIM figures from the technology preset (``peforge.sim.tech``), each w
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from ..sim import tech as tech_presets
@@ -76,6 +77,7 @@ def memory_costs(design: DesignPoint) -> dict[str, float]:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def pe_costs(pe_config, tech: str) -> dict[str, float]:
     """PE area (µm²), pJ per lane MAC and Fmax (MHz) from the characterization of ``pe_config``."""
     from ..sim.characterize import characterize
