@@ -1,10 +1,11 @@
-"""Markers by folder: tests/unit -> unit, tests/rtl -> rtl, tests/cocotb -> cocotb, tests/e2e -> e2e."""
+"""Markers by folder: tests/unit -> unit, tests/rtl -> rtl, tests/cocotb -> cocotb, tests/synth -> synth,
+tests/model -> model, tests/e2e -> e2e."""
 
 from pathlib import Path
 
 import pytest
 
-_MARKERS = {"unit", "rtl", "cocotb", "synth", "e2e"}
+_MARKERS = {"unit", "rtl", "cocotb", "synth", "model", "e2e"}
 
 
 def pytest_collection_modifyitems(config, items):
