@@ -8,6 +8,7 @@ import pytest
 from peforge.sim.tools import missing_simulator, setup_verilator
 
 PE_BLOCKS = ["mac", "bitserial", "mixed"]
+EXPORTED = PE_BLOCKS + ["pim-bank", "pim-channel"]
 
 
 def test_blocks_lists_parameters_with_defaults_and_ranges(peforge):
@@ -23,12 +24,13 @@ def test_blocks_lists_parameters_with_defaults_and_ranges(peforge):
     assert "max_w_bits" in table.stdout and "allowed" in table.stdout
 
 
-@pytest.mark.parametrize("block", PE_BLOCKS)
+@pytest.mark.parametrize("block", EXPORTED)
 def test_export_is_valid_verilog(peforge, tmp_path, block):
     result = peforge("export", block, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    source = tmp_path / f"{block}.v"
-    assert f"module {block}(" in source.read_text()
+    module = block.replace("-", "_")
+    source = tmp_path / f"{module}.v"
+    assert f"module {module}(" in source.read_text()
     if not missing_simulator("verilator"):
         lint = subprocess.run([str(setup_verilator()), "--lint-only", "-Wno-fatal", str(source)],
                               capture_output=True, text=True)
