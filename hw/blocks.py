@@ -9,6 +9,7 @@ from . import params
 from .pe.bitserial import BitSerialConfig, BitSerialPE
 from .pe.mac import MacConfig, MacPE
 from .pe.mixed import MixedConfig, MixedPE
+from .systolic import SystolicArray, SystolicConfig
 from .pim import PimBank, PimBankConfig, PimChannel, PimChannelConfig
 
 
@@ -37,6 +38,8 @@ BLOCKS: dict[str, Block] = {
               "bit-serial dot-product PE, run-time weight precision (Stripes / BitMoD)"),
         Block("mixed", MixedConfig, MixedPE,
               "low-bit weight x INT8 shift-and-add PE, one dequantization per group (MixPE)"),
+        Block("systolic", SystolicConfig, SystolicArray,
+              "R x C array of any PE, weight- or output-stationary, whole GEMMs tiled inside (TPU, SCALE-Sim)"),
         Block("pim-bank", PimBankConfig, PimBank,
               "DRAM bank with tRCD/tRP/tRAS/tCCD checks and near-bank MAC lanes for GEMV (AiM, NeuPIMs)"),
         Block("pim-channel", PimChannelConfig, PimChannel,

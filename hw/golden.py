@@ -245,3 +245,36 @@ def pim_schedule(model: PimModel, commands, start: int = 0) -> list[int]:
         model.command(cycle, **cmd)
         cycles.append(cycle)
     return cycles
+
+
+# --- SystolicArray ----------------------------------------------------------------------------
+
+
+def systolic_gemm(a, b, *, pe: str, acc_bits: int, w_bits: int | None = None, zero_point: bool = False,
+                  zp=None, scale=None, group: int = 1, frac_bits: int = 0) -> np.ndarray:
+    """SystolicArray: ``C = A · B`` (``A``: M × K activations, ``B``: K × N weight codes) with the
+    arithmetic of the array's PE, as an object array of Python ints.
+
+    mac: sums wrapped at ``acc_bits``. bitserial: codes read as ``w_bits``-bit two's complement,
+    sums wrapped at ``acc_bits``. mixed: for each quantization group of ``group`` rows of B
+    (``zp``, ``scale``: ``ceil(K / group) × N``), ``(A_g · W_g - zp_g · sum(A_g)) · scale_g``,
+    summed and wrapped at ``acc_bits``, then floor-divided by ``2**frac_bits``.
+    """
+    a = np.asarray(a, dtype=object)
+    if pe == "bitserial":
+        w = bitserial_weights(b, w_bits)
+    elif pe == "mixed":
+        w = mixed_weights(b, w_bits, zero_point)
+    else:
+        w = np.asarray(b)
+    w = np.asarray(w, dtype=object)
+    if pe != "mixed":
+        return wrap(a.dot(w), acc_bits)
+    total = np.zeros((a.shape[0], w.shape[1]), dtype=object)
+    for g, k0 in enumerate(range(0, a.shape[1], group)):
+        a_g, w_g = a[:, k0:k0 + group], w[k0:k0 + group]
+        corrected = a_g.dot(w_g)
+        if zero_point:
+            corrected = corrected - np.outer(a_g.sum(axis=1), np.asarray(zp[g], dtype=object))
+        total = total + corrected * np.asarray(scale[g], dtype=object)
+    return wrap(total, acc_bits) >> frac_bits

@@ -51,12 +51,13 @@ class Report:
 
 
 def _module(block: str):
-    from . import bitserial, mac, mixed, pim
+    from . import bitserial, mac, mixed, pim, systolic
 
     modules = {
         "mac": mac,
         "bitserial": bitserial,
         "mixed": mixed,
+        "systolic": systolic,
         "pim-bank": pim,
         "pim-channel": pim,
     }

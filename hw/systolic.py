@@ -1,0 +1,707 @@
+"""SystolicArray: an R x C grid of any PE of ``hw/pe``, weight- or output-stationary (TPU, Gemmini, SCALE-Sim).
+
+The block computes a whole GEMM ``C[M×N] = A[M×K] · B[K×N]`` by tiling it onto the grid
+itself: the caller streams plain row vectors of A and B in the order of :meth:`SystolicConfig.plan`
+and receives rows of C; skew, deskew, padding of partial tiles and weight preload are inside.
+
+Time is counted in *beats*: one input beat, one hop of every systolic register. A beat takes
+one cycle, except with the bit-serial PE where it takes ceil(w_bits / k) cycles (every cell
+consumes its weights k bits per cycle, all cells in lockstep).
+
+Weight-stationary (``ws``)
+    Array row ``r`` holds ``lanes`` consecutive k of B (a fold covers ``R·lanes`` k and ``C``
+    columns of N). Each fold's weights are preloaded bottom row first down the columns into
+    shadow registers while the previous fold computes, and switch to active as the fold's first
+    activation row passes (a swap flag travels with it). Activations (one row of A per beat)
+    enter from the left with one beat of skew per array row, partial sums flow down, the bottom
+    edge deskews them, dequantizes (mixed PE, once per fold and column, which is within one
+    quantization group) and adds them into an ``max_m × C`` accumulator buffer over the K folds.
+Output-stationary (``os``)
+    Every cell is a PE component (:class:`MacPE`, :class:`BitSerialPE`, :class:`MixedPE`) that
+    accumulates one element of C. Each beat carries ``lanes`` k of R rows of A (left edge) and of
+    C columns of B with their per-column metadata (top edge), skewed one beat per row and column.
+    A cell holds its finished result until its row is read out, one row per beat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .params import nested, param, validate
+from .pe.arith import shift_add_product, tree_sum
+from .pe.bitserial import BitSerialConfig, BitSerialPE
+from .pe.mac import MacConfig, MacPE
+from .pe.mixed import A_BITS as MIXED_A_BITS
+from .pe.mixed import MixedConfig, MixedPE
+
+PE_CONFIGS = {"mac": MacConfig, "bitserial": BitSerialConfig, "mixed": MixedConfig}
+PE_COMPONENTS = {"mac": MacPE, "bitserial": BitSerialPE, "mixed": MixedPE}
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class PlanBeat:
+    """What one input beat carries, as indices into A and B (out-of-range ones are padding).
+
+    ``a`` : ``(rows, cols)`` index arrays of shape ``(R, lanes)`` into A, or None (no activations).
+    ``w`` : ``(rows, cols)`` index arrays of shape ``(C, lanes)`` into B, or None (no weights).
+    ``beat`` : the beat (time step) at which it is accepted, counted from the GEMM's first.
+    """
+
+    beat: int
+    a: tuple[np.ndarray, np.ndarray] | None
+    w: tuple[np.ndarray, np.ndarray] | None
+
+
+@dataclass(frozen=True)
+class PlanOutput:
+    """One output row: ``C[row, col0 : col0 + C]`` valid at ``cycle`` (from the first accepted beat)."""
+
+    cycle: int
+    row: int
+    col0: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystolicConfig:
+    """Parameters of :class:`SystolicArray`."""
+
+    rows: int = param(4, "PE rows R", low=1, high=64)
+    cols: int = param(4, "PE columns C", low=1, high=64)
+    pe: str = param("mac", "processing element in every cell", choices=tuple(PE_CONFIGS))
+    dataflow: str = param("ws", "ws: weight-stationary; os: output-stationary", choices=("ws", "os"))
+    max_m: int = param(64, "largest M (rows of A) of one GEMM; ws: depth of the accumulator buffer",
+                       low=1, high=4096)
+    max_k: int = param(1024, "largest K (columns of A, rows of B) of one GEMM", low=1, high=1 << 16)
+    max_n: int = param(1024, "largest N (columns of B) of one GEMM", low=1, high=1 << 16)
+    pe_config: Any = nested("pe", PE_CONFIGS, "parameters of the PE chosen by `pe`")
+
+    def __post_init__(self) -> None:
+        validate(self)
+        pe = self.pe_config
+        if self.pe == "bitserial" and pe.rescale:
+            raise ValueError("SystolicConfig.pe.rescale=True is not supported in the array; allowed false")
+        if self.pe == "bitserial" and pe.lut_entries:
+            raise ValueError(f"SystolicConfig.pe.lut_entries={pe.lut_entries!r} is not supported in the array; "
+                             "allowed 0")
+        if self.dataflow == "ws" and self.pe == "mac" and pe.output_register:
+            raise ValueError("SystolicConfig.pe.output_register=True needs dataflow=os; allowed false with ws")
+        if self.dataflow == "ws" and self.pe == "mixed" and pe.group % (self.rows * pe.lanes):
+            raise ValueError(f"SystolicConfig.pe.group={pe.group!r} must be a multiple of rows x pe.lanes = "
+                             f"{self.rows * pe.lanes} with dataflow=ws (a fold must lie in one group)")
+
+    # --- sizes ------------------------------------------------------------------------------
+
+    @property
+    def lanes(self) -> int:
+        """k values a cell consumes per beat (the PE's lanes; 1 for mac)."""
+        return 1 if self.pe == "mac" else self.pe_config.lanes
+
+    @property
+    def a_bits(self) -> int:
+        return MIXED_A_BITS if self.pe == "mixed" else self.pe_config.a_bits
+
+    @property
+    def out_bits(self) -> int:
+        """Width of one element of C on the output port (bits, signed)."""
+        return self.pe_config.out_bits if self.pe == "mixed" else self.pe_config.acc_bits
+
+    @property
+    def acc_bits(self) -> int:
+        """Width of the running sum of one element of C (bits, signed): the PE's accumulator."""
+        return self.pe_config.acc_bits
+
+    @property
+    def max_beat_cycles(self) -> int:
+        return self.beat_cycles(None)
+
+    def effective_w_bits(self, w_bits: int | None) -> int | None:
+        if self.pe != "bitserial":
+            return None
+        return self.pe_config.effective_w_bits(self.pe_config.max_w_bits if w_bits is None else w_bits)
+
+    def beat_cycles(self, w_bits: int | None = None) -> int:
+        """Cycles per beat: ceil(w_bits / k) for the bit-serial PE (``None``: max_w_bits), else 1."""
+        if self.pe != "bitserial":
+            return 1
+        return self.pe_config.interval(self.effective_w_bits(w_bits))
+
+    @property
+    def k_per_fold(self) -> int:
+        """ws: k values a fold covers (R · lanes); os: k values per beat (lanes)."""
+        return self.rows * self.lanes if self.dataflow == "ws" else self.lanes
+
+    # --- schedule ---------------------------------------------------------------------------
+
+    def _check_shape(self, M: int, K: int, N: int) -> None:
+        for name, value, top in (("M", M, self.max_m), ("K", K, self.max_k), ("N", N, self.max_n)):
+            if not 1 <= value <= top:
+                raise ValueError(f"GEMM {name}={value!r} is out of range; allowed 1..{top}")
+
+    def folds(self, M: int, K: int, N: int) -> list[tuple[int, int, int]]:
+        """Tiles in the order the array computes them, as ``(m0, k0, n0)`` offsets.
+
+        ws: for each C-wide column block of N, the K folds of ``R·lanes`` (M streams through).
+        os: for each R-high row block of M, each C-wide column block of N (K streams through).
+        """
+        self._check_shape(M, K, N)
+        R, C = self.rows, self.cols
+        if self.dataflow == "ws":
+            return [(0, k0, n0) for n0 in range(0, N, C) for k0 in range(0, K, self.k_per_fold)]
+        return [(m0, 0, n0) for m0 in range(0, M, R) for n0 in range(0, N, C)]
+
+    def fold_beats(self, M: int, K: int, N: int) -> int:
+        """Beats between the starts of consecutive folds (the period P).
+
+        ws: ``max(M, R)``: a fold streams M rows of A, and the next fold's R weight rows are
+        preloaded meanwhile; with M < R the preload sets the pace.
+        os: ``max(ceil(K / lanes), R, C - 1)``: K beats stream through; the fold's R result
+        rows leave one per beat, and a cell's result register must hold until its row leaves
+        (C - 1 beats after the row's first cell finishes).
+        """
+        R, C = self.rows, self.cols
+        if self.dataflow == "ws":
+            return max(M, R)
+        return max(_cdiv(K, self.lanes), R, C - 1)
+
+    def plan(self, M: int, K: int, N: int) -> list[PlanBeat]:
+        """The input beats of one GEMM, in order, with the beat at which each is accepted
+        when the caller keeps ``valid`` high."""
+        R, C, L = self.rows, self.cols, self.lanes
+        folds = self.folds(M, K, N)
+        beats: list[PlanBeat] = []
+        lanes = np.arange(L)
+        if self.dataflow == "ws":
+            def weights(fold, q):  # preload beat q carries array row R-1-q (bottom row first)
+                _, k0, n0 = fold
+                k = k0 + (R - 1 - q) * L + lanes
+                return np.broadcast_to(k, (C, L)), np.broadcast_to((n0 + np.arange(C))[:, None], (C, L))
+
+            def acts(fold, row):
+                k = fold[1] + np.arange(R * L).reshape(R, L)
+                return np.full((R, L), row), k
+
+            beats += [PlanBeat(q, None, weights(folds[0], q)) for q in range(R)]
+            start = R
+            period = self.fold_beats(M, K, N)
+            for f, fold in enumerate(folds):
+                more = f + 1 < len(folds)
+                for j in range(period if more else M):
+                    beats.append(PlanBeat(start + j, acts(fold, j) if j < M else None,
+                                          weights(folds[f + 1], j) if more and j < R else None))
+                start += period
+            return beats
+        period = self.fold_beats(M, K, N)
+        for f, (m0, _, n0) in enumerate(folds):
+            for j in range(_cdiv(K, L)):
+                k = j * L + lanes
+                a = (np.broadcast_to((m0 + np.arange(R))[:, None], (R, L)), np.broadcast_to(k, (R, L)))
+                w = (np.broadcast_to(k, (C, L)), np.broadcast_to((n0 + np.arange(C))[:, None], (C, L)))
+                beats.append(PlanBeat(f * period + j, a, w))
+        return beats
+
+    def outputs(self, M: int, K: int, N: int, w_bits: int | None = None) -> list[PlanOutput]:
+        """Every output row in order with the cycle it is valid, counted from the first accepted beat.
+
+        ws: row m of the last K fold of a column block whose activations enter at beat b leaves at
+        ``(b + R + C + e) · T + 1``; os: row i of a fold whose last K beat enters at beat b leaves at
+        ``(b + i + C - 1) · T + 2 + L_pe`` (T: :meth:`beat_cycles`; e: 1 for mixed, else 0;
+        L_pe: the PE's cycles from its last input to its result).
+        """
+        R, C = self.rows, self.cols
+        T = self.beat_cycles(w_bits)
+        folds = self.folds(M, K, N)
+        period = self.fold_beats(M, K, N)
+        out = []
+        if self.dataflow == "ws":
+            edge = 1 if self.pe == "mixed" else 0
+            for f, (_, k0, n0) in enumerate(folds):
+                if k0 + self.k_per_fold >= K:  # last K fold of this column block
+                    out += [PlanOutput((R + f * period + m + R + C + edge) * T + 1, m, n0) for m in range(M)]
+            return out
+        kb = _cdiv(K, self.lanes)
+        for f, (m0, _, n0) in enumerate(folds):
+            last = f * period + kb - 1
+            out += [PlanOutput((last + i + C - 1) * T + 2 + self.pe_latency(w_bits), m0 + i, n0)
+                    for i in range(min(R, M - m0))]
+        return out
+
+    def pe_latency(self, w_bits: int | None = None) -> int:
+        """Cycles from a PE cell accepting its last beat to its result (os)."""
+        pe = self.pe_config
+        if self.pe == "bitserial":
+            return pe.cycles(self.effective_w_bits(w_bits), 1)
+        return pe.cycles(1)
+
+    def cycles(self, M: int, K: int, N: int, w_bits: int | None = None) -> int:
+        """Exact cycles from accepting the first input beat of a GEMM to its last output row.
+
+        With T = :meth:`beat_cycles` (1, or ceil(w_bits / k) for the bit-serial PE) and
+        P = :meth:`fold_beats`:
+
+        ws: F = ceil(K / (R·lanes)) · ceil(N / C) folds, e = 1 for mixed (dequantization stage), else 0::
+
+            cycles = (R + (F - 1)·P + M - 1 + R + C + e) · T + 1,   P = max(M, R)
+
+        (R beats of first preload, F folds of P beats each overlapping the next fold's preload,
+        the last fold's M rows, then R + C beats of fill and deskew and the output register).
+
+        os: F = ceil(M / R) · ceil(N / C) folds, Kb = ceil(K / lanes), r = M - (ceil(M/R) - 1)·R
+        rows in the last fold, L_pe = :meth:`pe_latency`::
+
+            cycles = ((F - 1)·P + Kb + r + C - 3) · T + 2 + L_pe,   P = max(Kb, R, C - 1)
+        """
+        return self.outputs(M, K, N, w_bits)[-1].cycle
+
+    def interval(self, M: int, K: int, N: int, w_bits: int | None = None) -> int:
+        """Cycles between the first beats of two GEMMs streamed back to back: the next GEMM's
+        first beat is taken in the cycle the previous one's last row is on the port."""
+        return self.cycles(M, K, N, w_bits)
+
+    def input_beats(self, M: int, K: int, N: int) -> int:
+        """Input beats of one GEMM (ws counts preload-only beats; os has idle beats with ready low)."""
+        return len(self.plan(M, K, N))
+
+    def peak_macs_per_cycle(self, w_bits: int | None = None) -> float:
+        """Multiply-accumulates per cycle with every cell busy: R · C · lanes / T."""
+        return self.rows * self.cols * self.lanes / self.beat_cycles(w_bits)
+
+    def utilization(self, M: int, K: int, N: int, w_bits: int | None = None) -> float:
+        """Useful MACs over peak MACs during :meth:`cycles`."""
+        return M * K * N / (self.cycles(M, K, N, w_bits) * self.peak_macs_per_cycle(w_bits))
+
+    # --- ports ------------------------------------------------------------------------------
+
+    def w_shape(self):
+        pe = self.pe_config
+        if self.pe == "mac":
+            return signed(pe.w_bits)
+        if self.pe == "bitserial":
+            return unsigned(pe.code_bits)
+        return unsigned(pe.w_bits)
+
+    def in_layout(self) -> data.StructLayout:
+        L = self.lanes
+        fields: dict[str, Any] = {
+            "a": data.ArrayLayout(data.ArrayLayout(signed(self.a_bits), L), self.rows),
+            "w": data.ArrayLayout(data.ArrayLayout(self.w_shape(), L), self.cols),
+        }
+        if self.pe == "mixed":
+            fields["scale"] = data.ArrayLayout(unsigned(self.pe_config.scale_bits), self.cols)
+            if self.pe_config.zero_point:
+                fields["zp"] = data.ArrayLayout(unsigned(self.pe_config.w_bits), self.cols)
+        if self.pe == "bitserial":
+            fields["w_bits"] = unsigned(4)
+        fields.update(m=unsigned(self.max_m.bit_length()), k=unsigned(self.max_k.bit_length()),
+                      n=unsigned(self.max_n.bit_length()))
+        return data.StructLayout(fields)
+
+    def out_layout(self) -> data.StructLayout:
+        return data.StructLayout({"acc": data.ArrayLayout(signed(self.out_bits), self.cols), "last": 1})
+
+
+def _chain(m: Module, value, shape, n: int, enable, name: str) -> list:
+    """``n`` registers in series after ``value``, advancing when ``enable``; item d is ``value``
+    delayed by d + 1 beats."""
+    regs = []
+    for d in range(n):
+        reg = Signal(shape, name=f"{name}_{d}")
+        with m.If(enable):
+            m.d.sync += reg.eq(value)
+        regs.append(reg)
+        value = reg
+    return regs
+
+
+def _delayed(m: Module, value, shape, n: int, enable, name: str):
+    return _chain(m, value, shape, n, enable, name)[-1] if n else value
+
+
+class SystolicArray(wiring.Component):
+    """R × C systolic array computing ``C = A · B`` for a whole GEMM, tiled inside.
+
+    Ports
+    -----
+    i : stream of beats ``{a[R][lanes], w[C][lanes], (scale[C], zp[C] | w_bits), m, k, n}``, in the
+        order of :meth:`SystolicConfig.plan`. The first beat accepted while idle starts a GEMM
+        and its ``m, k, n`` (and ``w_bits``) are the GEMM's shape (and weight precision); later
+        beats' are ignored. ws: ``a`` is ``A[m, k0 : k0 + R·lanes]`` (row r, lane l: k0 + r·lanes + l),
+        ``w`` one array row of weights ``B[kr : kr + lanes, n0 : n0 + C]`` (column c, lane l).
+        os: ``a`` is ``A[m0 : m0 + R, k0 : k0 + lanes]``, ``w`` is ``B[k0 : k0 + lanes, n0 : n0 + C]``.
+        Mixed PE: ``scale`` and ``zp`` are those of each weight column's quantization group.
+        Values beyond M, K or N are ignored (padding is inside). ``ready`` is high when a beat
+        can be taken this cycle: one per beat (:meth:`SystolicConfig.beat_cycles` cycles), low
+        in os idle beats and from a GEMM's last input beat until its last output.
+    o : ``valid`` for one cycle per output row with ``payload.acc`` = ``C[row, n0 : n0 + C]``
+        (columns beyond N read 0) and ``payload.last`` on the GEMM's final row, in the order
+        and at the cycles of :meth:`SystolicConfig.outputs`.
+    """
+
+    def __init__(self, config: SystolicConfig):
+        self.config = config
+        super().__init__({
+            "i": In(stream.Signature(config.in_layout())),
+            "o": Out(wiring.Signature({"valid": Out(1), "payload": Out(config.out_layout())})),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        p = self.i.payload
+
+        # Beat clock: `step` ends a beat; a beat lasts `ii` cycles (bit-serial), else 1.
+        max_ii = cfg.max_beat_cycles
+        ii = Signal(range(max_ii + 1), init=1)
+        phase = Signal(range(max(2, max_ii)))
+        step = Signal()
+        m.d.comb += step.eq(phase == ii - 1)
+        m.d.sync += phase.eq(Mux(step, 0, phase + 1))
+
+        busy = Signal()  # a GEMM runs: from its first beat to its last output row
+        feeding = Signal()  # it still takes input beats
+        accept = Signal()
+        start = Signal()
+        finish = Signal()  # set by the output stage on the GEMM's last row
+        m.d.comb += [accept.eq(self.i.valid & self.i.ready), start.eq(accept & ~busy)]
+
+        shape = {key: Signal(len(getattr(p, key)), name=f"{key}_reg") for key in ("m", "k", "n")}
+        cur = {key: Mux(busy, reg, getattr(p, key)) for key, reg in shape.items()}
+        wb = None
+        with m.If(start):
+            m.d.sync += [busy.eq(1), feeding.eq(1)] + [reg.eq(getattr(p, key)) for key, reg in shape.items()]
+        if cfg.pe == "bitserial":
+            wb = Signal(4)
+            wb_cur = Signal(4)
+            with m.Switch(p.w_bits):
+                for w_bits in range(16):
+                    with m.Case(w_bits):
+                        m.d.comb += wb_cur.eq(Mux(busy, wb, cfg.effective_w_bits(w_bits)))
+                        with m.If(start):
+                            m.d.sync += [wb.eq(cfg.effective_w_bits(w_bits)), ii.eq(cfg.beat_cycles(w_bits))]
+            self._wb_cur = wb_cur
+        with m.If(finish):
+            m.d.sync += [busy.eq(0), ii.eq(1), phase.eq(0)]  # os may finish mid-beat
+
+        ctl = dict(step=step, phase=phase, ii=ii, busy=busy, feeding=feeding, accept=accept, start=start,
+                   finish=finish, cur=cur, shape=shape, wb=wb)
+        if cfg.dataflow == "ws":
+            self._weight_stationary(m, ctl)
+        else:
+            self._output_stationary(m, ctl)
+        return m
+
+    # --- weight-stationary ----------------------------------------------------------------------
+
+    def _ws_weight(self, m: Module, code, zp):
+        """A weight as the cells store it: mac as is, bit-serial sign-extended from the run-time
+        precision, mixed with its zero point already subtracted (once per weight, not per product)."""
+        cfg = self.config
+        pe = cfg.pe_config
+        if cfg.pe == "mac":
+            return code
+        if cfg.pe == "mixed":
+            return code - zp if pe.zero_point else code.as_signed()
+        value = Signal(signed(pe.serial_bits))
+        with m.Switch(self._wb_cur):
+            for w_bits in range(2, pe.max_w_bits + 1):
+                with m.Case(w_bits):
+                    m.d.comb += value.eq(code[:w_bits].as_signed())
+        return value
+
+    def _ws_stored_shape(self):
+        cfg = self.config
+        pe = cfg.pe_config
+        return {"mac": signed(pe.w_bits) if cfg.pe == "mac" else None,
+                "bitserial": signed(pe.serial_bits) if cfg.pe == "bitserial" else None,
+                "mixed": signed(pe.w_bits + 1) if cfg.pe == "mixed" else None}[cfg.pe]
+
+    def _weight_stationary(self, m: Module, ctl: dict) -> None:
+        cfg = self.config
+        pe = cfg.pe_config
+        R, C, L = cfg.rows, cfg.cols, cfg.lanes
+        Kc = R * L
+        p = self.i.payload
+        step, busy, accept, cur = ctl["step"], ctl["busy"], ctl["accept"], ctl["cur"]
+        mixed = cfg.pe == "mixed"
+
+        # Input sequencer: an initial preload window of R beats, then one window per fold.
+        init = Signal()
+        j = Signal(range(max(cfg.max_m, R) + 1))
+        rem_k = Signal(range(cfg.max_k + 1))  # K - k0 of the current fold
+        rem_n = Signal(range(cfg.max_n + 1))  # N - n0 of the current fold
+        kfirst = Signal()
+        cur_init, cur_j = Mux(busy, init, 1), Mux(busy, j, 0)
+        cur_rk, cur_rn, cur_kfirst = Mux(busy, rem_k, cur["k"]), Mux(busy, rem_n, cur["n"]), Mux(busy, kfirst, 1)
+        M = cur["m"]
+        klast = Signal()
+        last_fold = Signal()
+        m.d.comb += [klast.eq(cur_rk <= Kc), last_fold.eq(klast & (cur_rn <= C))]
+        act = ~cur_init & (cur_j < M)
+        preload = (cur_j < R) & (cur_init | ~last_fold)
+        # The fold this beat preloads: the current one in the initial window, else the next.
+        pk = Signal.like(rem_k)
+        pn = Signal.like(rem_n)
+        m.d.comb += [pk.eq(Mux(cur_init, cur_rk, Mux(klast, cur["k"], cur_rk - Kc))),
+                     pn.eq(Mux(cur_init | ~klast, cur_rn, cur_rn - C))]
+        window_end = Mux(cur_init, cur_j == R - 1,
+                         Mux(last_fold, cur_j + 1 == M, (cur_j + 1 >= M) & (cur_j >= R - 1)))
+        with m.If(accept):
+            m.d.sync += [j.eq(cur_j + 1), init.eq(cur_init), rem_k.eq(cur_rk), rem_n.eq(cur_rn),
+                         kfirst.eq(cur_kfirst)]
+            with m.If(window_end):
+                m.d.sync += [j.eq(0), init.eq(0)]
+                with m.If(~cur_init):
+                    m.d.sync += [rem_k.eq(pk), rem_n.eq(pn), kfirst.eq(klast)]
+                    with m.If(last_fold):
+                        m.d.sync += ctl["feeding"].eq(0)
+        m.d.comb += self.i.ready.eq(step & (~busy | ctl["feeding"]))
+
+        # Left edge: the activation row, lanes beyond K zeroed, skewed one beat per array row.
+        left = data.StructLayout({"a": data.ArrayLayout(signed(cfg.a_bits), L), "swap": 1})
+        row_regs = []
+        for r in range(R):
+            beat = Signal(left, name=f"left_{r}")
+            for lane in range(L):
+                m.d.comb += beat.a[lane].eq(Mux(accept & act & (cur_rk > r * L + lane), p.a[r][lane], 0))
+            m.d.comb += beat.swap.eq(accept & act & (cur_j == 0))
+            row_regs.append(_chain(m, beat, left, r + C, step, f"arow{r}"))  # cell (r, c) reads item r + c
+
+        # Top edge: one array row of weights per preload beat, bottom row first, skewed one beat
+        # per column; `commit` marks a fold's last preload beat.
+        stored = self._ws_stored_shape()
+        top_fields = {"w": data.ArrayLayout(stored, L), "load": 1, "commit": 1}
+        if mixed:
+            top_fields["scale"] = unsigned(pe.scale_bits)
+        top = data.StructLayout(top_fields)
+        row_base = Signal(range(R * L + 1))
+        m.d.comb += row_base.eq(Mux(cur_j < R, (R - 1 - cur_j) * L, 0))
+        load = accept & preload
+        top_in = []
+        for c in range(C):
+            beat = Signal(top, name=f"top_{c}")
+            zp = p.zp[c] if mixed and pe.zero_point else None
+            for lane in range(L):
+                keep = load & (pk > row_base + lane) & (pn > c)
+                m.d.comb += beat.w[lane].eq(Mux(keep, self._ws_weight(m, p.w[c][lane], zp), 0))
+            m.d.comb += [beat.load.eq(load), beat.commit.eq(load & (cur_j == R - 1))]
+            if mixed:
+                m.d.comb += beat.scale.eq(Mux(pn > c, p.scale[c], 0))
+            top_in.append(_chain(m, beat, top, c + 1, step, f"wcol{c}")[-1])
+
+        # Cells: preload pipeline, shadow and active weights; partial sums flow down.
+        psum_shape = signed(pe.corrected_bits if mixed else cfg.acc_bits)
+        psum = [[Signal(psum_shape, name=f"psum_{r}_{c}") for c in range(C)] for r in range(R)]
+        scale_active = [Signal(unsigned(pe.scale_bits), name=f"scale_{c}") for c in range(C)] if mixed else None
+        for c in range(C):
+            feed = top_in[c]
+            pipe = _chain(m, feed.w, data.ArrayLayout(stored, L), R - 1, step & feed.load, f"wpipe{c}")
+            arriving = [feed.w] + pipe  # what each row's pipeline stage holds after this beat
+            for r in range(R):
+                shadow = Signal(data.ArrayLayout(stored, L), name=f"shadow_{r}_{c}")
+                active = Signal(data.ArrayLayout(stored, L), name=f"active_{r}_{c}")
+                with m.If(step & feed.commit):
+                    m.d.sync += shadow.eq(arriving[r])
+                left_in = row_regs[r][r + c]
+                weights = Signal(data.ArrayLayout(stored, L), name=f"w_{r}_{c}")
+                m.d.comb += weights.eq(Mux(left_in.swap, shadow.as_value(), active.as_value()))
+                above = psum[r - 1][c] if r else 0
+                dot = self._ws_dot(m, ctl, left_in.a, weights, f"{r}_{c}")
+                with m.If(step):
+                    m.d.sync += [active.eq(weights), psum[r][c].eq(above + dot)]
+            if mixed:
+                shadow_scale = Signal(unsigned(pe.scale_bits), name=f"shadow_scale_{c}")
+                with m.If(step & feed.commit):
+                    m.d.sync += shadow_scale.eq(feed.scale)
+                with m.If(step):
+                    m.d.sync += scale_active[c].eq(Mux(row_regs[R - 1][R - 1 + c].swap, shadow_scale, scale_active[c]))
+
+        # Bottom edge: dequantize (mixed: psum x group scale, shift-and-add), deskew, accumulate.
+        acc_bits = cfg.acc_bits
+        bottom = []
+        for c in range(C):
+            value = psum[R - 1][c]
+            if mixed:
+                scaled = Signal(signed(acc_bits), name=f"dequant_{c}")
+                with m.If(step):
+                    m.d.sync += scaled.eq(shift_add_product(value, scale_active[c], negate_msb=False))
+                value = scaled
+            bottom.append(_delayed(m, value, signed(acc_bits), C - 1 - c, step, f"deskew{c}"))
+
+        edge = 1 if mixed else 0
+        tag_shape = data.StructLayout({"valid": 1, "kfirst": 1, "klast": 1, "last": 1,
+                                       "row": range(max(2, cfg.max_m))})
+        tag_in = Signal(tag_shape)
+        m.d.comb += [tag_in.valid.eq(accept & act), tag_in.kfirst.eq(cur_kfirst), tag_in.klast.eq(klast),
+                     tag_in.last.eq(last_fold & (cur_j + 1 == M)), tag_in.row.eq(cur_j)]
+        tag = _delayed(m, tag_in, tag_shape, R + C + edge, step, "tag")
+
+        m.submodules.acc = buffer = Memory(shape=unsigned(C * acc_bits), depth=cfg.max_m, init=[])
+        rd = buffer.read_port(domain="comb")
+        wr = buffer.write_port()
+        totals = []
+        for c in range(C):
+            before = rd.data[c * acc_bits:(c + 1) * acc_bits].as_signed()
+            total = Signal(signed(acc_bits), name=f"total_{c}")
+            m.d.comb += total.eq(bottom[c] + Mux(tag.kfirst, 0, before))
+            totals.append(total)
+        m.d.comb += [rd.addr.eq(tag.row), wr.addr.eq(tag.row), wr.data.eq(Cat(*totals)),
+                     wr.en.eq(step & tag.valid & ~tag.klast)]
+        emit = step & tag.valid & tag.klast
+        m.d.sync += self.o.valid.eq(emit)
+        shift = pe.scale_frac_bits if mixed else 0
+        with m.If(emit):
+            m.d.sync += [self.o.payload.acc[c].eq(totals[c] >> shift) for c in range(C)]
+            m.d.sync += self.o.payload.last.eq(tag.last)
+        m.d.comb += ctl["finish"].eq(emit & tag.last)
+
+    def _ws_dot(self, m: Module, ctl: dict, a, weights, name: str):
+        """The cell's dot product of its ``lanes`` activations and stationary weights for this beat."""
+        cfg = self.config
+        pe = cfg.pe_config
+        L = cfg.lanes
+        if cfg.pe == "mac":
+            return a[0] * weights[0]
+        if cfg.pe == "mixed":
+            return tree_sum([shift_add_product(a[l], weights[l], negate_msb=True) for l in range(L)])
+        # Bit-serial: k bits of every weight per cycle, MSB slice first (negative), over the beat.
+        phase, ii = ctl["phase"], ctl["ii"]
+        slices = pe.serial_bits // pe.k
+        position = Signal(range(max(2, slices)), name=f"slice_{name}")
+        m.d.comb += position.eq(ii - 1 - phase)
+        top = phase == 0
+        products = [shift_add_product(a[l], weights[l].word_select(position, pe.k), negate_msb=top)
+                    for l in range(L)]
+        part = Signal(signed(pe.dot_bits), name=f"part_{name}")
+        full = Signal(signed(pe.dot_bits), name=f"dot_{name}")
+        m.d.comb += full.eq(Mux(top, 0, part << pe.k) + tree_sum(products))
+        m.d.sync += part.eq(full)
+        return full
+
+    # --- output-stationary ----------------------------------------------------------------------
+
+    def _output_stationary(self, m: Module, ctl: dict) -> None:
+        cfg = self.config
+        pe = cfg.pe_config
+        R, C, L = cfg.rows, cfg.cols, cfg.lanes
+        p = self.i.payload
+        step, busy, accept, cur, feeding = ctl["step"], ctl["busy"], ctl["accept"], ctl["cur"], ctl["feeding"]
+        mixed, bitserial = cfg.pe == "mixed", cfg.pe == "bitserial"
+        hold = max(R, C - 1)  # beats a fold lasts at least
+
+        # Input sequencer: ceil(K / lanes) data beats per fold, then idle beats up to the period.
+        kb_max = _cdiv(cfg.max_k, L)
+        j = Signal(range(max(kb_max, hold) + 1))
+        rem_k = Signal(range(cfg.max_k + 1))  # K - k0 of the next beat
+        rem_m = Signal(range(cfg.max_m + 1))
+        rem_n = Signal(range(cfg.max_n + 1))
+        data_slot = Signal()  # the next beat takes data (else it is idle)
+        cur_j = Mux(busy, j, 0)
+        cur_rk, cur_rm, cur_rn = Mux(busy, rem_k, cur["k"]), Mux(busy, rem_m, cur["m"]), Mux(busy, rem_n, cur["n"])
+        klast = cur_rk <= L
+        mlast, nlast = cur_rm <= R, cur_rn <= C
+        last_fold = mlast & nlast
+
+        def next_fold(rm, rn):
+            return [j.eq(0), data_slot.eq(1), rem_k.eq(cur["k"]),
+                    rem_n.eq(Mux(rn <= C, cur["n"], rn - C)), rem_m.eq(Mux(rn <= C, rm - R, rm))]
+
+        with m.If(accept):
+            m.d.sync += [j.eq(cur_j + 1), data_slot.eq(1), rem_k.eq(cur_rk - L), rem_m.eq(cur_rm), rem_n.eq(cur_rn)]
+            with m.If(klast):
+                with m.If(last_fold):
+                    m.d.sync += feeding.eq(0)
+                with m.Elif(cur_j >= hold - 1):
+                    m.d.sync += next_fold(cur_rm, cur_rn)
+                with m.Else():
+                    m.d.sync += data_slot.eq(0)
+        with m.Elif(step & busy & feeding & ~data_slot):
+            with m.If(j >= hold - 1):
+                m.d.sync += next_fold(rem_m, rem_n)
+            with m.Else():
+                m.d.sync += j.eq(j + 1)
+        m.d.comb += self.i.ready.eq(step & (~busy | (feeding & data_slot)))
+
+        # Left edge: R rows of lanes activations with flags, skewed one beat per row.
+        left = data.StructLayout({"a": data.ArrayLayout(signed(cfg.a_bits), L), "valid": 1, "first": 1, "last": 1})
+        row_regs = []
+        for r in range(R):
+            beat = Signal(left, name=f"left_{r}")
+            for lane in range(L):
+                m.d.comb += beat.a[lane].eq(Mux(cur_rk > lane, p.a[r][lane], 0))
+            m.d.comb += [beat.valid.eq(accept & (cur_rm > r)), beat.first.eq(cur_j == 0), beat.last.eq(klast)]
+            row_regs.append(_chain(m, beat, left, r + C, step, f"arow{r}"))
+
+        # Top edge: C columns of lanes weights with their metadata, skewed one beat per column.
+        top_fields = {"w": data.ArrayLayout(cfg.w_shape(), L)}
+        if mixed:
+            top_fields["scale"] = unsigned(pe.scale_bits)
+            if pe.zero_point:
+                top_fields["zp"] = unsigned(pe.w_bits)
+        top = data.StructLayout(top_fields)
+        col_regs = []
+        for c in range(C):
+            beat = Signal(top, name=f"top_{c}")
+            keep = cur_rn > c
+            for lane in range(L):
+                m.d.comb += beat.w[lane].eq(Mux(keep & (cur_rk > lane), p.w[c][lane], 0))
+            if mixed:
+                m.d.comb += beat.scale.eq(Mux(keep, p.scale[c], 0))
+                if pe.zero_point:
+                    m.d.comb += beat.zp.eq(Mux(keep, p.zp[c], 0))
+            col_regs.append(_chain(m, beat, top, c + R, step, f"wcol{c}"))  # cell (r, c) reads item c + r
+
+        # Cells: the PE components, fed one beat per beat (its first cycle), results held.
+        first_cycle = ctl["phase"] == 0
+        held = [[None] * C for _ in range(R)]
+        ends = []
+        for r in range(R):
+            for c in range(C):
+                cell = PE_COMPONENTS[cfg.pe](pe)
+                m.submodules[f"pe_{r}_{c}"] = cell
+                west, north = row_regs[r][r + c], col_regs[c][c + r]
+                beat = cell.i.payload
+                m.d.comb += [cell.i.valid.eq(west.valid & first_cycle), beat.first.eq(west.first),
+                             beat.last.eq(west.last)]
+                if cfg.pe == "mac":
+                    m.d.comb += [beat.a.eq(west.a[0]), beat.w.eq(north.w[0])]
+                else:
+                    m.d.comb += [beat.a.eq(west.a), beat.w.eq(north.w)]
+                if bitserial:
+                    m.d.comb += beat.w_bits.eq(ctl["wb"])
+                if mixed:
+                    m.d.comb += beat.scale.eq(north.scale)
+                    if pe.zero_point:
+                        m.d.comb += beat.zp.eq(north.zp)
+                if c == C - 1:
+                    held[r][c] = cell.o.payload.acc
+                    ends.append(cell.o.valid)
+                else:
+                    held[r][c] = Signal(signed(cfg.out_bits), name=f"held_{r}_{c}")
+                    with m.If(cell.o.valid):
+                        m.d.sync += held[r][c].eq(cell.o.payload.acc)
+
+        # Output: a row leaves when its last cell finishes. Rows still to come are counted:
+        # added when a fold's last beat is taken, so the GEMM's last row is known when it leaves.
+        rows_total = cfg.max_m * _cdiv(cfg.max_n, C)
+        pending = Signal(range(rows_total + 1))
+        issue = Mux(accept & klast, Mux(mlast, cur_rm, R), 0)
+        out_now = Signal()
+        m.d.comb += out_now.eq(Cat(*ends).any())
+        m.d.sync += [pending.eq(pending + issue - out_now), self.o.valid.eq(out_now)]
+        is_last = ~feeding & (pending == 1)
+        for r in range(R):
+            with m.If(ends[r]):
+                m.d.sync += [self.o.payload.acc[c].eq(held[r][c]) for c in range(C)]
+        with m.If(out_now):
+            m.d.sync += self.o.payload.last.eq(is_last)
+        m.d.comb += ctl["finish"].eq(out_now & is_last)

@@ -1,0 +1,223 @@
+"""SystolicArray testbench: whole GEMMs of random and corner shapes (M, K, N not multiples of the
+array, K = 1, M = 1), corner values, streamed back to back; every output row is checked against
+the golden GEMM and its cycle against :meth:`SystolicConfig.outputs`; then a reset mid-GEMM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...hw.golden import systolic_gemm
+from ...hw.systolic import SystolicConfig
+from ..bench import drive_stream
+from ..layouts import pack
+from . import Job, Report, run_job
+
+
+@dataclass
+class Gemm:
+    """One GEMM as the caller holds it: activations, weight codes, group metadata, precision."""
+
+    a: np.ndarray  # M x K
+    b: np.ndarray  # K x N codes
+    zp: np.ndarray | None = None  # groups x N (mixed)
+    scale: np.ndarray | None = None  # groups x N (mixed)
+    w_bits: int | None = None  # bit-serial run-time precision as sent (may be out of range)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.a.shape[0], self.a.shape[1], self.b.shape[1]
+
+
+class Stimulus:
+    """Random and corner-case GEMMs for one config."""
+
+    def __init__(self, cfg: SystolicConfig, rng: np.random.Generator):
+        self.cfg, self.rng = cfg, rng
+        pe = cfg.pe_config
+        self.a_min, self.a_max = -(1 << cfg.a_bits - 1), (1 << cfg.a_bits - 1) - 1
+        if cfg.pe == "mac":
+            self.w_min, self.w_max = -(1 << pe.w_bits - 1), (1 << pe.w_bits - 1) - 1
+        else:  # unsigned codes on the port
+            self.w_min, self.w_max = 0, (1 << (pe.code_bits if cfg.pe == "bitserial" else pe.w_bits)) - 1
+
+    def groups(self, K: int) -> int:
+        return -(-K // self.cfg.pe_config.group) if self.cfg.pe == "mixed" else 0
+
+    def random(self, M: int, K: int, N: int, w_bits: int | None = None) -> Gemm:
+        cfg, rng = self.cfg, self.rng
+        g = Gemm(rng.integers(self.a_min, self.a_max + 1, (M, K)), rng.integers(self.w_min, self.w_max + 1, (K, N)))
+        if cfg.pe == "mixed":
+            pe = cfg.pe_config
+            g.zp = rng.integers(0, 1 << pe.w_bits, (self.groups(K), N))
+            g.scale = rng.integers(0, 1 << pe.scale_bits, (self.groups(K), N))
+        if cfg.pe == "bitserial":
+            g.w_bits = w_bits if w_bits is not None else int(rng.integers(2, cfg.pe_config.max_w_bits + 1))
+        return g
+
+    def constant(self, M: int, K: int, N: int, a: int, code: int, zp: int = 0, scale: int = 0,
+                 w_bits: int | None = None) -> Gemm:
+        g = Gemm(np.full((M, K), a), np.full((K, N), code))
+        if self.cfg.pe == "mixed":
+            g.zp, g.scale = np.full((self.groups(K), N), zp), np.full((self.groups(K), N), scale)
+        if self.cfg.pe == "bitserial":
+            g.w_bits = w_bits or self.cfg.pe_config.max_w_bits
+        return g
+
+    def random_shape(self) -> tuple[int, int, int]:
+        cfg, rng = self.cfg, self.rng
+        return (int(rng.integers(1, min(cfg.max_m, 2 * cfg.rows + 3) + 1)),
+                int(rng.integers(1, min(cfg.max_k, 3 * cfg.k_per_fold + 2) + 1)),
+                int(rng.integers(1, min(cfg.max_n, 2 * cfg.cols + 2) + 1)))
+
+    def corners(self) -> list[tuple[str, list[Gemm]]]:
+        cfg = self.cfg
+        R, C, Kf = cfg.rows, cfg.cols, cfg.k_per_fold
+        M, K, N = min(cfg.max_m, R + 1), min(cfg.max_k, Kf + 1), min(cfg.max_n, C + 1)
+        pe = cfg.pe_config
+        if cfg.pe == "mac":
+            most_negative, top = self.w_min, self.w_max
+        elif cfg.pe == "bitserial":
+            most_negative, top = 1 << pe.max_w_bits - 1, (1 << pe.max_w_bits - 1) - 1
+        else:
+            most_negative, top = (0 if pe.zero_point else 1 << pe.w_bits - 1), (1 << pe.w_bits) - 1
+        zp_worst = (1 << pe.w_bits) - 1 if cfg.pe == "mixed" and pe.zero_point else 0
+        s_max = (1 << pe.scale_bits) - 1 if cfg.pe == "mixed" else 0
+        jobs = [
+            ("most negative a and w", [self.constant(M, K, N, self.a_min, most_negative, zp_worst, s_max)]),
+            ("all max", [self.constant(M, K, N, self.a_max, top, 0, s_max)]),
+            ("zero", [self.constant(M, K, N, 0, 0, 0, s_max), self.constant(1, 1, 1, self.a_min, 0, 0, 0)]),
+            ("one element (M = K = N = 1)", [self.random(1, 1, 1)]),
+            ("K = 1", [self.random(M, 1, N)]),
+            ("M = 1", [self.random(1, K, N)]),
+            ("exact multiples", [self.random(min(cfg.max_m, 2 * R), min(cfg.max_k, 2 * Kf), min(cfg.max_n, 2 * C))]),
+        ]
+        if cfg.pe == "bitserial":
+            jobs.append(("every precision, then out of range (acts as max_w_bits)",
+                         [self.random(M, K, N, w) for w in [*range(2, pe.max_w_bits + 1), 0, 15]]))
+        return jobs
+
+
+def golden(cfg: SystolicConfig, g: Gemm) -> np.ndarray:
+    pe = cfg.pe_config
+    if cfg.pe == "mixed":
+        return systolic_gemm(g.a, g.b, pe="mixed", acc_bits=pe.acc_bits, w_bits=pe.w_bits, zero_point=pe.zero_point,
+                             zp=g.zp, scale=g.scale, group=pe.group, frac_bits=pe.scale_frac_bits)
+    return systolic_gemm(g.a, g.b, pe=cfg.pe, acc_bits=pe.acc_bits, w_bits=cfg.effective_w_bits(g.w_bits))
+
+
+def _pick(matrix: np.ndarray, index, garbage: np.ndarray) -> list[list[int]]:
+    """``matrix[rows, cols]`` where in range, else the garbage (the block must ignore it)."""
+    rows, cols = index
+    inside = (rows < matrix.shape[0]) & (cols < matrix.shape[1])
+    values = np.where(inside, matrix[np.minimum(rows, matrix.shape[0] - 1), np.minimum(cols, matrix.shape[1] - 1)],
+                      garbage)
+    return [[int(x) for x in line] for line in values]
+
+
+def beats_of(cfg: SystolicConfig, g: Gemm, rng: np.random.Generator, stim: Stimulus) -> list[int]:
+    """The GEMM as input beats in plan order; padding lanes and later beats' shape fields hold garbage."""
+    layout = cfg.in_layout()
+    M, K, N = g.shape
+    R, C, L = cfg.rows, cfg.cols, cfg.lanes
+    beats = []
+    for index, beat in enumerate(cfg.plan(M, K, N)):
+        fields = {
+            "a": _pick(g.a, beat.a, rng.integers(stim.a_min, stim.a_max + 1, (R, L)))
+            if beat.a else rng.integers(stim.a_min, stim.a_max + 1, (R, L)).tolist(),
+            "w": _pick(g.b, beat.w, rng.integers(stim.w_min, stim.w_max + 1, (C, L)))
+            if beat.w else rng.integers(stim.w_min, stim.w_max + 1, (C, L)).tolist(),
+        }
+        shape = (M, K, N) if index == 0 else (int(rng.integers(1, cfg.max_m + 1)), int(rng.integers(1, cfg.max_k + 1)),
+                                              int(rng.integers(1, cfg.max_n + 1)))
+        fields.update(m=shape[0], k=shape[1], n=shape[2])
+        if cfg.pe == "bitserial":
+            fields["w_bits"] = g.w_bits if index == 0 else int(rng.integers(0, 16))
+        if cfg.pe == "mixed":
+            pe = cfg.pe_config
+            garbage_scale = rng.integers(0, 1 << pe.scale_bits, C)
+            garbage_zp = rng.integers(0, 1 << pe.w_bits, C)
+            if beat.w is not None and beat.w[0][0, 0] < K:
+                group = int(beat.w[0][0, 0]) // pe.group
+                cols = beat.w[1][:, 0]
+                inside = cols < N
+                safe = np.minimum(cols, N - 1)
+                fields["scale"] = np.where(inside, g.scale[group, safe], garbage_scale).tolist()
+                zp = np.where(inside, g.zp[group, safe], garbage_zp)
+            else:
+                fields["scale"], zp = garbage_scale.tolist(), garbage_zp
+            if pe.zero_point:
+                fields["zp"] = [int(x) for x in zp]
+            fields["scale"] = [int(x) for x in fields["scale"]]
+        beats.append(pack(layout, fields))
+    return beats
+
+
+def make_job(cfg: SystolicConfig, label: str, gemms: list[Gemm], rng: np.random.Generator, stim: Stimulus) -> Job:
+    """GEMMs back to back: each beat must be taken exactly when the plan says (no idle cycle)."""
+    beats, intervals, spans, results, cycles = [], [], [], [], []
+    for g in gemms:
+        M, K, N = g.shape
+        T = cfg.beat_cycles(g.w_bits)
+        plan = cfg.plan(M, K, N)
+        outs = cfg.outputs(M, K, N, g.w_bits)
+        if intervals:  # the previous GEMM's last beat to this one's first
+            intervals[-1] = previous_cycles - previous_last_beat
+        first = len(beats)
+        beats += beats_of(cfg, g, rng, stim)
+        intervals += [(b.beat - a.beat) * T for a, b in zip(plan, plan[1:])] + [0]
+        product = golden(cfg, g)
+        for n_out, out in enumerate(outs):
+            row = [int(product[out.row, out.col0 + c]) if out.col0 + c < N else 0 for c in range(cfg.cols)]
+            spans.append(first)
+            results.append((tuple(row), n_out == len(outs) - 1))
+            cycles.append(out.cycle)
+        previous_cycles, previous_last_beat = outs[-1].cycle, plan[-1].beat * T
+    return Job(label, beats, intervals, spans, results, cycles)
+
+
+def decoder(cfg: SystolicConfig):
+    layout = cfg.out_layout()
+
+    def decode(bits: int):
+        view = layout.from_bits(bits)
+        return tuple(int(view.acc[c]) for c in range(cfg.cols)), bool(view.last)
+    return decode
+
+
+async def run(bench, cfg: SystolicConfig, seed: int) -> Report:
+    rng = np.random.default_rng(seed)
+    report = Report("systolic")
+    decode = decoder(cfg)
+    stim = Stimulus(cfg, rng)
+    await bench.reset()
+    for label, gemms in stim.corners():
+        await run_job(bench, report, make_job(cfg, label, gemms, rng, stim), decode)
+    shapes = [stim.random_shape() for _ in range(8)]
+    await run_job(bench, report, make_job(cfg, "random shapes back to back", [stim.random(*s) for s in shapes],
+                                          rng, stim), decode)
+
+    # Reset in the middle of a GEMM: nothing of it may reach the next one.
+    interrupted = beats_of(cfg, stim.random(*stim.random_shape()), rng, stim)
+    bench.set("i__valid", 1)
+    for beat in interrupted[:3]:
+        bench.set("i__payload", beat)
+        await bench.tick()
+    await bench.reset()
+    bench.set("i__valid", 0)
+    await run_job(bench, report, make_job(cfg, "after reset", [stim.random(*stim.random_shape())], rng, stim), decode)
+    return report
+
+
+async def activity(bench, cfg: SystolicConfig, seed: int, n_ops: int) -> int:
+    """One random GEMM of about ``n_ops`` activation rows through full folds; returns the MACs done."""
+    rng = np.random.default_rng(seed)
+    stim = Stimulus(cfg, rng)
+    M = max(1, min(cfg.max_m, n_ops))
+    K, N = min(cfg.max_k, cfg.k_per_fold), min(cfg.max_n, cfg.cols)
+    g = stim.random(M, K, N)
+    job = make_job(cfg, "activity", [g], rng, stim)
+    await bench.reset()
+    await drive_stream(bench, job.beats, len(job.results))
+    return M * K * N
