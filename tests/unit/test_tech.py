@@ -1,0 +1,97 @@
+"""Technology presets: sources on every constant, interpolation, and user TOML presets."""
+
+from __future__ import annotations
+
+import pytest
+
+from peforge.sim import tech
+from peforge.sim.tech import PRESETS, load_toml, preset_named, resolve
+
+GOOD = """
+name = "28nm-test"
+node_nm = 28
+[logic]
+um2_per_nand2 = 0.2
+pj_per_gate_toggle = 0.0005
+ps_per_gate_level = 12.0
+ps_flop_overhead = 40.0
+pj_per_flop_clock = 0.001
+[sram]
+um2_per_bit = 0.15
+read_pj_per_bit = [[1048576, 1.0], [8192, 0.1]]
+[memory.HBM3]
+pj_per_bit = 3.5
+gb_per_s = 819
+unit = "stack"
+[pim]
+internal_pj_per_bit = 1.5
+[sources]
+um2_per_nand2 = "a datasheet"
+"""
+
+
+def test_presets_have_sources_and_two_nodes():
+    assert {"45nm", "7nm"} <= set(PRESETS)
+    for preset in PRESETS.values():
+        for name, constant in preset.constants().items():
+            assert constant.value > 0, name
+            assert constant.source and constant.unit, name
+        for memory in preset.memories.values():
+            assert memory.pj_per_bit.source and memory.gb_per_s.source
+        assert {"HBM2", "HBM3", "LPDDR5"} <= set(preset.memories)
+
+
+def test_45nm_matches_literature_points():
+    p = preset_named("45nm")
+    assert p.um2_per_nand2.value == 0.798
+    assert p.sram_pj_per_bit(32 * 1024) == pytest.approx(20 / 64)
+    # Interpolation is monotone between the 8 KB and 1 MB points, and extrapolates.
+    assert 10 / 64 < p.sram_pj_per_bit(16 * 1024) < 20 / 64
+    assert p.sram_pj_per_bit(4 * 1024 * 1024) > 100 / 64
+    assert p.fmax_mhz(10) > p.fmax_mhz(20)
+
+
+def test_7nm_is_smaller_faster_cheaper():
+    a, b = preset_named("45nm"), preset_named("7nm")
+    assert b.area_um2(1000) < a.area_um2(1000)
+    assert b.fmax_mhz(30) > a.fmax_mhz(30)
+    assert b.pj_per_gate_toggle.value < a.pj_per_gate_toggle.value
+
+
+def test_unknown_preset_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown technology '3nm'; known: 45nm, 7nm"):
+        resolve("3nm")
+
+
+def test_user_preset_loads(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(GOOD)
+    p = resolve(str(path))
+    assert p.name == "28nm-test" and p.um2_per_nand2.source == "a datasheet"
+    assert p.sram_read_pj_per_bit[0] == (8192, 0.1)  # sorted by size
+    assert p.memories["HBM3"].gb_per_s.value == 819
+    assert tech.fingerprint(p)["um2_per_nand2"] == 0.2
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("um2_per_nand2 = 0.2", "um2_per_nand2 = -0.2"), "logic.um2_per_nand2 must be a positive number"),
+    (lambda t: t.replace("um2_per_nand2 = 0.2", "um2_per_nand2 = \"big\""), "logic.um2_per_nand2 must be a positive number"),
+    (lambda t: t.replace("ps_flop_overhead = 40.0\n", ""), "missing key logic.ps_flop_overhead"),
+    (lambda t: t.replace("[logic]", "[logic]\ncolour = 1"), "unknown key logic.'colour'"),
+    (lambda t: t.replace('name = "28nm-test"', 'name = "45nm"'), "name must be a new non-empty string"),
+    (lambda t: t.replace("[[1048576, 1.0], [8192, 0.1]]", "[[8192]]"), "is not a [size_bytes, pJ/bit] pair"),
+    (lambda t: t.replace("gb_per_s = 819\n", ""), "missing key memory.HBM3.gb_per_s"),
+    (lambda t: t + "\n[[broken", "not valid TOML"),
+])
+def test_user_preset_errors_are_one_line(tmp_path, edit, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(edit(GOOD))
+    with pytest.raises(ValueError) as info:
+        load_toml(path)
+    text = str(info.value)
+    assert message in text and str(path) in text and "\n" not in text
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="no such file"):
+        resolve(str(tmp_path / "none.toml"))
