@@ -215,7 +215,7 @@ async def activity(bench, cfg: SystolicConfig, seed: int, n_ops: int) -> int:
     rng = np.random.default_rng(seed)
     stim = Stimulus(cfg, rng)
     M = max(1, min(cfg.max_m, n_ops))
-    K, N = min(cfg.max_k, cfg.k_per_fold), min(cfg.max_n, cfg.cols)
+    K, N = min(cfg.max_k, cfg.rows * cfg.lanes), min(cfg.max_n, cfg.cols)
     g = stim.random(M, K, N)
     job = make_job(cfg, "activity", [g], rng, stim)
     await bench.reset()
