@@ -27,7 +27,8 @@ def bitserial_array(memory: Memory) -> DesignPoint:
 HBM2 = Memory(technology="HBM2", units=1)
 
 
-def decode(design, quant, batch=1, kv=512, gen=16):
+def decode(design, quant, batch=1, kv=128, gen=16):
+    """Decode metrics after a prompt of ``kv`` tokens (short by default: the weights dominate)."""
     return evaluate(design, prepare(MODEL, batch=batch, seq=kv, gen=gen, quant=quant), phases=("decode",))
 
 
