@@ -376,7 +376,7 @@ class SystolicArray(wiring.Component):
 
         shape = {key: Signal(len(getattr(p, key)), name=f"{key}_reg") for key in ("m", "k", "n")}
         cur = {key: Mux(busy, reg, getattr(p, key)) for key, reg in shape.items()}
-        wb = None
+        wb = wb_cur = None
         with m.If(start):
             m.d.sync += [busy.eq(1), feeding.eq(1)] + [reg.eq(getattr(p, key)) for key, reg in shape.items()]
         if cfg.pe == "bitserial":
@@ -388,12 +388,11 @@ class SystolicArray(wiring.Component):
                         m.d.comb += wb_cur.eq(Mux(busy, wb, cfg.effective_w_bits(w_bits)))
                         with m.If(start):
                             m.d.sync += [wb.eq(cfg.effective_w_bits(w_bits)), ii.eq(cfg.beat_cycles(w_bits))]
-            self._wb_cur = wb_cur
         with m.If(finish):
             m.d.sync += [busy.eq(0), ii.eq(1), phase.eq(0)]  # os may finish mid-beat
 
         ctl = dict(step=step, phase=phase, ii=ii, busy=busy, feeding=feeding, accept=accept, start=start,
-                   finish=finish, cur=cur, shape=shape, wb=wb)
+                   finish=finish, cur=cur, shape=shape, wb=wb, wb_cur=wb_cur)
         if cfg.dataflow == "ws":
             self._weight_stationary(m, ctl)
         else:
@@ -402,7 +401,7 @@ class SystolicArray(wiring.Component):
 
     # --- weight-stationary ----------------------------------------------------------------------
 
-    def _ws_weight(self, m: Module, code, zp):
+    def _ws_weight(self, m: Module, ctl: dict, code, zp):
         """A weight as the cells store it: mac as is, bit-serial sign-extended from the run-time
         precision, mixed with its zero point already subtracted (once per weight, not per product)."""
         cfg = self.config
@@ -412,18 +411,21 @@ class SystolicArray(wiring.Component):
         if cfg.pe == "mixed":
             return code - zp if pe.zero_point else code.as_signed()
         value = Signal(signed(pe.serial_bits))
-        with m.Switch(self._wb_cur):
+        with m.Switch(ctl["wb_cur"]):
             for w_bits in range(2, pe.max_w_bits + 1):
                 with m.Case(w_bits):
                     m.d.comb += value.eq(code[:w_bits].as_signed())
         return value
 
     def _ws_stored_shape(self):
-        cfg = self.config
-        pe = cfg.pe_config
-        return {"mac": signed(pe.w_bits) if cfg.pe == "mac" else None,
-                "bitserial": signed(pe.serial_bits) if cfg.pe == "bitserial" else None,
-                "mixed": signed(pe.w_bits + 1) if cfg.pe == "mixed" else None}[cfg.pe]
+        """Width of a stored weight: mac as on the port, bit-serial widened to whole k-bit slices,
+        mixed one bit wider for ``w - zp``."""
+        pe = self.config.pe_config
+        if self.config.pe == "mac":
+            return signed(pe.w_bits)
+        if self.config.pe == "bitserial":
+            return signed(pe.serial_bits)
+        return signed(pe.w_bits + 1)
 
     def _weight_stationary(self, m: Module, ctl: dict) -> None:
         cfg = self.config
@@ -492,7 +494,7 @@ class SystolicArray(wiring.Component):
             zp = p.zp[c] if mixed and pe.zero_point else None
             for lane in range(L):
                 keep = load & (pk > row_base + lane) & (pn > c)
-                m.d.comb += beat.w[lane].eq(Mux(keep, self._ws_weight(m, p.w[c][lane], zp), 0))
+                m.d.comb += beat.w[lane].eq(Mux(keep, self._ws_weight(m, ctl, p.w[c][lane], zp), 0))
             m.d.comb += [beat.load.eq(load), beat.commit.eq(load & (cur_j == R - 1))]
             if mixed:
                 m.d.comb += beat.scale.eq(Mux(pn > c, p.scale[c], 0))
