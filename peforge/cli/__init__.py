@@ -20,6 +20,9 @@ COMMANDS = {
     "workload": "workload",
     "characterize": "characterize",
     "evaluate": "evaluate",
+    "sweep": "sweep",
+    "report": "report",
+    "export-design": "export_design",
 }
 
 

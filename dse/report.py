@@ -1,0 +1,134 @@
+"""A study folder's outputs, regenerated from its storage at any time.
+
+``trials.parquet`` / ``trials.csv`` (every trial: parameters, metrics, constraint
+violations, state, failure reason, duration), ``pareto.csv`` (the feasible Pareto front,
+best first in the first objective), ``pareto.png`` (the front in every pair of objectives)
+and ``report.html`` (self-contained: an interactive plot, the front as a table, the design
+of each front point). Every file is written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from . import storage as st
+from . import trials as tr
+from .space import METRICS, Space
+
+OUTPUTS = ("trials.parquet", "trials.csv", "pareto.csv", "pareto.png", "report.html")
+
+
+@dataclass
+class StudyTables:
+    """What every output is drawn from."""
+
+    name: str
+    space: Space
+    manifest: dict[str, Any]
+    frame: pd.DataFrame
+    metrics: list[str]
+
+    @property
+    def objectives(self) -> list[str]:
+        return [o.metric for o in self.space.objectives]
+
+    @property
+    def directions(self) -> list[str]:
+        return self.space.directions
+
+    @property
+    def params(self) -> list[str]:
+        return [p.name for p in self.space.params if p.kind != "fixed"]
+
+    def front(self) -> pd.DataFrame:
+        return tr.front(self.frame, self.objectives, self.directions)
+
+
+def load_tables(folder: Path) -> StudyTables:
+    """Read a study folder's manifest and storage into tables (``ValueError`` if it is not one)."""
+    from .search import load_sweep_space
+
+    folder = Path(folder)
+    manifest = st.read_manifest(folder)
+    space = load_sweep_space(manifest)
+    study = st.load_study(folder, manifest)
+    trials = study.get_trials(deepcopy=False)
+    st.close_storage(study._storage)
+    seen: set[str] = set()
+    for t in trials:
+        seen.update(t.user_attrs.get("metrics", {}))
+    metrics = [m for m in METRICS if m in seen or m in space.metrics] + sorted(seen - set(METRICS))
+    param_names = [p.name for p in space.params]
+    frame = tr.table(trials, param_names, metrics, [o.metric for o in space.objectives], space.directions)
+    return StudyTables(manifest["study"], space, manifest, frame, metrics)
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; outputs are for sharing
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_report(folder: Path) -> dict[str, Path]:
+    """Write every output of the study in ``folder``; returns name -> path."""
+    from .plot import pareto_png
+    from .report_html import html_report
+
+    folder = Path(folder)
+    tables = load_tables(folder)
+    frame = tables.frame
+    out = {name: folder / name for name in OUTPUTS}
+    _atomic(out["trials.parquet"], lambda p: _parquet(frame, p))
+    _atomic(out["trials.csv"], lambda p: frame.to_csv(p, index=False))
+    front = tables.front()
+    front_columns = ["trial", *tables.objectives,
+                     *[m for m in tables.metrics if m not in tables.objectives], *tables.params, "design"]
+    _atomic(out["pareto.csv"], lambda p: front[front_columns].to_csv(p, index=False))
+    _atomic(out["pareto.png"], lambda p: pareto_png(tables, p))
+    _atomic(out["report.html"], lambda p: p.write_text(html_report(tables), encoding="utf-8"))
+    return out
+
+
+def _parquet(frame: pd.DataFrame, path: Path) -> None:
+    # A parameter column may mix ints and floats, or hold None where its condition failed:
+    # give Arrow one type per column.
+    fixed = frame.copy()
+    for column in fixed.columns:
+        if fixed[column].dtype == object:
+            kinds = {type(v) for v in fixed[column] if v is not None and not (isinstance(v, float) and np.isnan(v))}
+            if kinds <= {int, float} and kinds:
+                fixed[column] = pd.to_numeric(fixed[column], errors="coerce")
+            elif len(kinds) > 1:
+                fixed[column] = fixed[column].map(lambda v: None if v is None else str(v))
+    fixed.to_parquet(path, index=False, engine="pyarrow")
+
+
+def axis_label(metric: str) -> str:
+    """``throughput (tokens/s)``; metrics the space does not know are shown by name."""
+    label, unit = METRICS.get(metric, (metric, ""))
+    return f"{label} ({unit})" if unit else label
+
+
+def summary(tables: StudyTables) -> str:
+    """One line on what the study holds."""
+    frame = tables.frame
+    reason = frame["fail_reason"].fillna("").astype(str)
+    complete = int((frame["state"] == "COMPLETE").sum())
+    interrupted = int(((frame["state"] == "FAIL") & reason.str.startswith("interrupted")).sum())
+    failed = int((frame["state"] == "FAIL").sum()) - interrupted
+    extra = f", {interrupted} interrupted (not counted)" if interrupted else ""
+    return (f"{tables.name}: {complete + failed} trials ({complete} complete, {failed} failed{extra}), "
+            f"{int(frame['feasible'].sum())} feasible, {int(frame['pareto'].sum())} on the Pareto front")

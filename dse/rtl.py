@@ -1,0 +1,259 @@
+"""Verilog of a chosen design point's compute block, with a testbench that runs on it.
+
+For trial N of a study, ``export_design`` writes a folder::
+
+    README.md        what is here and how to check it
+    design.toml      the design point (a design file: `load_design` reads it)
+    blocks.json      each exported block: folder, block name, KEY=VALUE parameters
+    run_tb.py        runs peforge's testbench for every block on the Verilog in this folder
+    pe/<pe>.v        the design's processing element
+    array_small/systolic.v   a small array (at most 4 x 4) of the same PE and dataflow: simulable
+    array/systolic.v         the array at the design's size, when it is small enough to generate
+                             quickly (or asked for) and within the array generator's limits
+
+The testbench is the block's own (golden model, corner cases, exact cycle counts), run
+under cocotb on Verilator or Icarus against the files here, not regenerated ones;
+``peforge verify <block> <KEY=VALUE ...>`` runs the same testbench on the same parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from optuna.trial import TrialState
+
+from ..hw import params as hw_params
+from ..hw.blocks import BLOCKS, block_named, block_of
+from ..hw.export import export
+from . import storage as st
+from .accelerator import DesignPoint, design_from_dict
+from .design_toml import dumps
+
+SMALL_SIDE = 4           # the simulable array: at most SMALL_SIDE x SMALL_SIDE
+FULL_AUTO_PES = 256      # generate the full-size array by default up to this many PEs (16 x 16: ~30 s)
+SMALL_GEMM = {"max_m": 16, "max_k": 64, "max_n": 16}  # keeps the small array's buffers and testbench short
+
+
+@dataclass
+class Exported:
+    folder: Path
+    trial: int
+    files: list[Path] = field(default_factory=list)
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def assignments(config: Any) -> list[str]:
+    """The ``KEY=VALUE`` form of a block config (what ``peforge verify`` takes)."""
+    out = []
+    for key, value in hw_params.as_dict(config).items():
+        if isinstance(value, dict):  # a nested PE: `pe.<name>=VALUE`
+            selector = [spec.selector for f, spec in hw_params.nested_specs(config) if f.name == key][0]
+            out += [f"{selector}.{k}={_text(v)}" for k, v in value.items()]
+        else:
+            out.append(f"{key}={_text(value)}")
+    return out
+
+
+def _text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def trial_design(folder: Path, number: int) -> tuple[DesignPoint, dict[str, Any]]:
+    """The design point of trial ``number`` of the study in ``folder`` and the trial's metrics."""
+    manifest = st.read_manifest(folder)
+    study = st.load_study(folder, manifest)
+    try:
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    finally:
+        st.close_storage(study._storage)
+    if number not in trials:
+        raise ValueError(f"--trial {number}: study {manifest['study']} has trials 0..{max(trials, default=-1)}")
+    trial = trials[number]
+    if trial.state != TrialState.COMPLETE or "design" not in trial.user_attrs:
+        reason = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("uncounted") or trial.state.name
+        raise ValueError(f"--trial {number}: not a completed trial ({reason})")
+    design = design_from_dict(trial.user_attrs["design"], f"trial {number}")
+    return design, dict(trial.user_attrs.get("metrics", {}))
+
+
+def array_configs(design: DesignPoint) -> tuple[Any | None, Any | None, str]:
+    """The small and the full-size array configs of ``design`` (None where not possible) and why not."""
+    if "systolic" not in BLOCKS:
+        return None, None, "this peforge has no systolic array generator"
+    block = block_named("systolic")
+    compute = design.compute
+    common = dict(pe=compute.pe, dataflow=compute.dataflow, pe_config=compute.pe_config)
+    small = block.config(rows=min(compute.rows, SMALL_SIDE), cols=min(compute.cols, SMALL_SIDE),
+                         **SMALL_GEMM, **common)
+    try:
+        full = block.config(rows=compute.rows, cols=compute.cols, **common)
+    except (TypeError, ValueError) as error:
+        return small, None, f"the full-size array is beyond the array generator ({error})"
+    return small, full, ""
+
+
+def export_design(folder: Path, number: int, out: Path, *, full_size: bool | None = None,
+                  say: Callable[[str], None] = lambda text: None) -> Exported:
+    """Write the RTL folder of trial ``number`` (see the module docstring) to ``out``.
+
+    ``full_size``: True always generates the full-size array, False never, None when it has
+    at most :data:`FULL_AUTO_PES` PEs.
+    """
+    design, metrics = trial_design(Path(folder), number)
+    out = Path(out)
+    result = Exported(out, number)
+    small, full, why = array_configs(design)
+    compute = design.compute
+    if full is not None and full_size is None and compute.rows * compute.cols > FULL_AUTO_PES:
+        why = (f"the full-size {compute.rows} x {compute.cols} array was not generated (slow for more than "
+               f"{FULL_AUTO_PES} PEs); `peforge export-design ... --full-size` or the command below makes it")
+        full_command = f"peforge export systolic {' '.join(assignments(full))} --out array"
+        why += f": `{full_command}`"
+        full = None
+    elif full_size is False and full is not None:
+        why, full = "the full-size array was not asked for (--no-full-size)", None
+    out.mkdir(parents=True, exist_ok=True)
+    parts = [("pe", compute.pe_config, "the processing element")]
+    if small is not None:
+        parts.append(("array_small", small, f"a {small.rows} x {small.cols} array of the same PE (simulable)"))
+    if full is not None:
+        parts.append(("array", full, f"the {full.rows} x {full.cols} array of the design"))
+    for sub, config, what in parts:
+        say(f"exporting {what} ...")
+        path = export(config, out / sub)
+        result.files.append(path)
+        block = block_of(config)
+        result.blocks.append({"folder": sub, "block": block.name, "module": block.module_name,
+                              "verilog": f"{sub}/{path.name}", "params": assignments(config), "what": what})
+    if why:
+        result.notes.append(why)
+    (out / "design.toml").write_text(dumps(design.to_dict(), f"trial {number} of the study in {folder}"))
+    (out / "blocks.json").write_text(json.dumps(result.blocks, indent=2) + "\n")
+    (out / "run_tb.py").write_text(_RUNNER)
+    (out / "README.md").write_text(_readme(design, number, folder, metrics, result))
+    result.files += [out / "design.toml", out / "blocks.json", out / "run_tb.py", out / "README.md"]
+    return result
+
+
+def run_exported(folder: Path, simulator: str, build_dir: Path, *, seed: int = 0,
+                 only: str | None = None) -> list[Any]:
+    """Run each block's testbench under cocotb on the Verilog files of an exported folder.
+
+    Returns ``(blocks.json entry, testbench report)`` pairs (``report.passed``, ``report.summary()``).
+    """
+    from cocotb_tools.runner import get_runner
+
+    from ..sim.runners import COCOTB_MODULE, VERILATOR_MAKEFLAGS
+    from ..sim.testbench import Report
+    from ..sim.tools import missing_simulator, setup_verilator
+
+    if simulator not in ("verilator", "icarus"):
+        raise ValueError(f"--sim {simulator}: choose verilator or icarus")
+    why = missing_simulator(simulator)
+    if why:
+        raise ValueError(f"--sim {simulator}: {why}")
+    folder, build_dir = Path(folder).resolve(), Path(build_dir).resolve()
+    reports = []
+    for entry in json.loads((folder / "blocks.json").read_text()):
+        if only is not None and entry["folder"] != only:
+            continue
+        block = block_named(entry["block"])
+        config = block.configure(entry["params"])
+        work = build_dir / entry["folder"]
+        work.mkdir(parents=True, exist_ok=True)
+        spec, result = work / f"bench-{simulator}.json", work / f"report-{simulator}.json"
+        result.unlink(missing_ok=True)
+        spec.write_text(json.dumps({"block": block.name, "params": hw_params.as_dict(config), "seed": seed,
+                                    "report": str(result)}))
+        build_args: list[str] = []
+        runner = get_runner(simulator)
+        runner.log.setLevel(logging.WARNING)
+        if simulator == "verilator":
+            setup_verilator()
+            build_args = ["-Wno-fatal"]
+            runner.env["MAKEFLAGS"] = VERILATOR_MAKEFLAGS
+        sim_dir = work / f"sim_build_{simulator}"
+        runner.build(sources=[folder / entry["verilog"]], hdl_toplevel=entry["module"], build_dir=sim_dir,
+                     build_args=build_args, timescale=("1ns", "1ps"), always=True,
+                     log_file=work / f"build-{simulator}.log")
+        runner.test(test_module=COCOTB_MODULE, hdl_toplevel=entry["module"], build_dir=sim_dir, test_dir=work,
+                    seed=seed, plusargs=[f"+peforge_bench={spec}"], timescale=("1ns", "1ps"),
+                    log_file=work / f"test-{simulator}.log", results_xml=str(work / f"results-{simulator}.xml"))
+        if not result.exists():
+            raise RuntimeError(f"{entry['verilog']}: the cocotb run produced no report; see {work}")
+        report = Report.from_dict(json.loads(result.read_text()))
+        report.simulator = simulator
+        reports.append((entry, report))
+    return reports
+
+
+def _readme(design: DesignPoint, number: int, folder: Path, metrics: dict[str, float], result: Exported) -> str:
+    compute = design.compute
+    lines = [f"# Trial {number}: {compute.arrays} x ({compute.rows} x {compute.cols}) {compute.pe} array, "
+             f"{compute.dataflow.upper()}, {compute.clock_mhz:g} MHz", "",
+             f"Exported by `peforge export-design {folder} --trial {number}`. `design.toml` is the whole design "
+             f"point (buffers, memory, PIM); the Verilog covers its compute block.", ""]
+    if metrics:
+        shown = ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()
+                          if k in ("tokens_per_s", "tpot_s", "ttft_s", "j_per_token", "area_mm2", "power_w"))
+        lines += [f"Cost-model figures: {shown}.", ""]
+    lines += ["| file | block | what |", "|---|---|---|"]
+    lines += [f"| `{b['verilog']}` | `{b['block']}` | {b['what']} |" for b in result.blocks]
+    if compute.arrays > 1:
+        lines += ["", f"The design has {compute.arrays} such arrays working side by side."]
+    for note in result.notes:
+        lines += ["", f"Note: {note}."]
+    lines += ["", "## Check it", "",
+              "Run peforge's testbench for each block (golden model, corner cases, exact cycle counts) under "
+              "cocotb on the Verilog files in this folder:", "", "```sh",
+              "python run_tb.py --sim verilator      # or --sim icarus; --only pe to check one block", "```", "",
+              "The same testbench on the same parameters, with the Verilog regenerated:", "", "```sh"]
+    lines += [f"peforge verify {b['block']} {' '.join(b['params'])} --sim verilator" for b in result.blocks]
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+_RUNNER = '''#!/usr/bin/env python
+"""Run peforge's testbench of every block listed in blocks.json on the Verilog in this folder.
+
+Usage: python run_tb.py [--sim verilator|icarus] [--only FOLDER] [--build-dir DIR] [--seed N]
+Exit status 0 when every testbench passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from peforge.dse.rtl import run_exported
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    parser.add_argument("--only", default=None, help="one folder of blocks.json (pe, array_small, array)")
+    parser.add_argument("--build-dir", type=Path, default=None, help="default: a temporary folder")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    here = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory(prefix="peforge-tb-") as tmp:
+        try:
+            reports = run_exported(here, args.sim, args.build_dir or Path(tmp), seed=args.seed, only=args.only)
+        except ValueError as error:
+            print(f"run_tb.py: {error}", file=sys.stderr)
+            return 2
+    for entry, report in reports:
+        print(f"{entry['verilog']}: {report.summary()}")
+    return 0 if reports and all(report.passed for _, report in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''

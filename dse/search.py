@@ -1,0 +1,476 @@
+"""The sweep: an Optuna study over a space's design points, priced by the cost model.
+
+One trial draws a design point (:meth:`Space.suggest`), evaluates it on the workload and
+returns its objectives as a tuple; the design, its parameters and every metric are stored on
+the trial (``trial.set_user_attr``), constraint violations with ``trial.set_constraint``
+(Optuna 5), so infeasible trials stay in the study, marked. A design the cost model cannot
+run (``evaluate`` raises, e.g. a clock above the PE's Fmax) is a *failed* trial whose
+reason is kept in ``fail_reason``; the study goes on.
+
+``n_jobs`` worker processes share one storage; each runs its share of the remaining trials
+and claims every trial it asks for against the requested total, so workers started
+separately (other machines on one PostgreSQL study) also stop at that total. A killed
+sweep leaves its in-flight trials RUNNING; ``resume`` marks them interrupted (they do not
+count) and runs what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from . import storage as st
+from . import trials as tr
+from .api import evaluate, prepare
+from .progress import Counts, ProgressBar
+from .space import GRID_LIMIT, PHASE_METRICS, Space, parse_space
+from .warmup import characterize_all, pe_configs
+
+SAMPLERS = ("nsga2", "tpe", "random", "qmc", "grid")
+PHASES = ("prefill", "decode")
+MAX_JOBS = 64
+REFRESH_S = 0.5  # progress bar refresh
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """The model run every design point is priced on (batch comes from the design point)."""
+
+    model: str
+    seq: int = 512
+    gen: int = 128
+    quant: str = "w16a16kv16"
+    phases: tuple[str, ...] = PHASES
+
+    def at_batch(self, batch: int):
+        return prepare(self.model, batch=batch, seq=self.seq, gen=self.gen, quant=self.quant)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "seq": self.seq, "gen": self.gen, "quant": self.quant,
+                "phases": list(self.phases)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sweep:
+    """Everything a sweep needs, checked by :meth:`check` before anything is written.
+
+    Parameters
+    ----------
+    space : the search space
+    workload : model, prompt length (``seq``), generated tokens (``gen``), quantization, phases
+    trials : trials the study should hold when done (including earlier runs' on resume)
+    out : the study folder (outputs, manifest, and the journal file unless ``storage``)
+    study : the study's name in its storage
+    sampler : one of :data:`SAMPLERS`; seed : sampler seed (worker i uses ``seed + i``)
+    storage : an Optuna database URL, or None for the journal file ``out/study.log``
+    n_jobs : worker processes; resume : continue an existing study
+    """
+
+    space: Space
+    workload: WorkloadSpec
+    trials: int
+    out: Path
+    study: str
+    sampler: str = "nsga2"
+    seed: int = 0
+    storage: str | None = None
+    n_jobs: int = 1
+    resume: bool = False
+
+    @property
+    def storage_spec(self) -> str:
+        return self.storage or st.JOURNAL
+
+    def check(self) -> None:
+        """Validate flags, space and workload together; one-line ``ValueError`` on the first problem."""
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"--sampler {self.sampler}: choose one of {', '.join(SAMPLERS)}")
+        if self.trials < 1:
+            raise ValueError(f"--trials {self.trials}: must be at least 1")
+        if not 1 <= self.n_jobs <= MAX_JOBS:
+            raise ValueError(f"--n-jobs {self.n_jobs}: must be 1..{MAX_JOBS}")
+        if not self.workload.phases or set(self.workload.phases) - set(PHASES):
+            raise ValueError(f"--phases {','.join(self.workload.phases)}: choose from {', '.join(PHASES)}")
+        for phase, produced in PHASE_METRICS.items():
+            if phase not in self.workload.phases:
+                for metric in self.space.metrics:
+                    if metric in produced:
+                        raise ValueError(f"{self.space.where}: {metric} needs the {phase} phase; "
+                                         f"add it to --phases")
+        if self.sampler == "grid":
+            size = grid_size(self.space)
+            if self.trials > size:
+                raise ValueError(f"--trials {self.trials}: the grid of {self.space.where} has only {size} points")
+        if self.storage is not None:
+            st.check_url(self.storage)
+        self.workload.at_batch(1)  # a bad model, quantization or length raises here, one line
+        manifest = Path(self.out) / st.MANIFEST
+        if manifest.exists() and not self.resume:
+            raise ValueError(f"{self.out} already holds a study; pass --resume to continue it or choose another --out")
+        if self.resume and not manifest.exists() and self.storage is None:
+            raise ValueError(f"--resume: {self.out} holds no study to continue (no {st.MANIFEST})")
+        if not manifest.exists() and self.storage is None and (Path(self.out) / st.JOURNAL).exists():
+            raise ValueError(f"{self.out}: holds {st.JOURNAL} but no {st.MANIFEST}; remove it or choose another --out")
+
+
+def grid_size(space: Space) -> int:
+    """Points of a space's grid (``ValueError`` for a continuous or oversized space)."""
+    try:
+        for p in space.params:
+            p.values()
+    except ValueError as error:
+        raise ValueError(f"--sampler grid: {space.where}: {error}") from None
+    count = 0
+    for _ in space.points():
+        count += 1
+        if count > GRID_LIMIT:
+            raise ValueError(f"--sampler grid: {space.where} has more than {GRID_LIMIT} points; "
+                             f"use another sampler or narrow the space")
+    return count
+
+
+def make_sampler(name: str, seed: int | None, space: Space) -> optuna.samplers.BaseSampler:
+    """A seeded Optuna sampler by name."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        if name == "tpe":
+            # group: conditional parameters are modelled per branch, not as one flat space
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False,
+                                              independent_sampler=optuna.samplers.RandomSampler(seed=seed))
+        if name == "grid":
+            return optuna.samplers.GridSampler({"grid_index": list(range(grid_size(space)))}, seed=seed)
+    raise ValueError(f"--sampler {name}: choose one of {', '.join(SAMPLERS)}")
+
+
+# --- one trial ---------------------------------------------------------------------------------
+
+class Objective:
+    """Draws, evaluates and records one trial; never raises for a bad design point."""
+
+    def __init__(self, space: Space, workload: WorkloadSpec, *, grid: bool = False):
+        self.space = space
+        self.workload = workload
+        self.points = list(space.points()) if grid else None
+
+    def draw(self, trial: optuna.Trial) -> dict[str, Any]:
+        if self.points is not None:
+            return self.points[trial.suggest_int("grid_index", 0, len(self.points) - 1)]
+        return self.space.draw(trial)
+
+    def run(self, study: optuna.Study, trial: optuna.Trial) -> str:
+        """Evaluate ``trial`` and tell the study; returns ``"complete"`` or ``"failed"``."""
+        try:
+            assignment = self.draw(trial)
+            trial.set_user_attr("params", assignment)
+            design = self.space.design(assignment, f"{self.space.name}-{trial.number}")
+            trial.set_user_attr("design", design.to_dict())
+            evaluation = evaluate(design, self.workload.at_batch(design.batch), phases=self.workload.phases,
+                                  breakdown=False)
+            metrics = {key: float(value) for key, value in evaluation.metrics.items()}
+            for metric in self.space.metrics:
+                if not math.isfinite(metrics.get(metric, math.nan)):
+                    raise ValueError(f"the cost model gave {metric} = {metrics.get(metric)}")
+        except Exception as error:  # any failure of one design is that trial's, not the study's
+            reason = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+            trial.set_user_attr("fail_reason", reason[:1000] or type(error).__name__)
+            study.tell(trial, state=TrialState.FAIL)
+            return "failed"
+        trial.set_user_attr("metrics", metrics)
+        for constraint in self.space.constraints:
+            trial.set_constraint(constraint.metric, constraint.violation(metrics[constraint.metric]))
+        study.tell(trial, [metrics[o.metric] for o in self.space.objectives])
+        return "complete"
+
+
+# --- budget -------------------------------------------------------------------------------------
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """The storage's id of a trial: unique and increasing in creation order in every storage."""
+    return trial._trial_id
+
+
+def counted_total(study: optuna.Study) -> int:
+    return sum(1 for t in study.get_trials(deepcopy=False) if tr.counted(t))
+
+
+def claim(study: optuna.Study, trial: optuna.Trial, total: int) -> bool:
+    """Whether ``trial`` is within the first ``total`` counted trials of the study (by creation)."""
+    mine = trial_id(trial)
+    before = sum(1 for t in study.get_trials(deepcopy=False) if trial_id(t) < mine and tr.counted(t))
+    return before < total
+
+
+def mark_interrupted(study: optuna.Study) -> int:
+    """Fail the trials a killed run left in flight, marked so they do not count; returns how many."""
+    storage = study._storage
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+    for t in stale:
+        storage.set_trial_user_attr(trial_id(t), "uncounted", "interrupted: its worker stopped before it finished")
+        storage.set_trial_state_values(trial_id(t), TrialState.FAIL)
+    return len(stale)
+
+
+def counts(study: optuna.Study, directions: list[str]) -> Counts:
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if tr.finished(t)]
+    return Counts(done=len(done), feasible=sum(tr.feasible(t) for t in done),
+                  failed=sum(t.state == TrialState.FAIL for t in done), front=tr.front_size(done, directions))
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+class StopFlag:
+    """Set by SIGINT / SIGTERM: the worker finishes its current trial, then stops.
+
+    ``interactive``: a second Ctrl-C raises ``KeyboardInterrupt`` (the user insists).
+    """
+
+    def __init__(self, *, interactive: bool):
+        self.set = False
+        self.interactive = interactive
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.set and self.interactive and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous.clear()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One worker's orders."""
+
+    sweep: Sweep
+    index: int
+    share: int
+    parent: int | None = None  # pid of the sweep that started this worker process
+
+
+def work(job: Job, stop: StopFlag, on_trial: Callable[[optuna.Study], None] | None = None) -> int:
+    """Run up to ``job.share`` trials; returns how many this worker finished."""
+    sweep = job.sweep
+    storage = st.open_storage(sweep.storage_spec, Path(sweep.out))
+    seed = None if sweep.seed is None else sweep.seed + job.index
+    study = optuna.load_study(study_name=sweep.study, storage=storage,
+                              sampler=make_sampler(sweep.sampler, seed, sweep.space))
+    objective = Objective(sweep.space, sweep.workload, grid=sweep.sampler == "grid")
+    done = 0
+    try:
+        while done < job.share and not stop.set:
+            if job.parent is not None and os.getppid() != job.parent:
+                break  # the sweep that started us is gone: leave the rest to a --resume
+            if counted_total(study) >= sweep.trials:
+                break
+            trial = study.ask()
+            if not claim(study, trial, sweep.trials):
+                trial.set_user_attr("uncounted", f"{tr.SURPLUS}: the study already had its {sweep.trials} trials")
+                study.tell(trial, state=TrialState.FAIL)
+                break
+            objective.run(study, trial)
+            done += 1
+            if on_trial is not None:
+                on_trial(study)
+    finally:
+        st.close_storage(storage)
+    return done
+
+
+def _worker_main(job: Job) -> None:
+    stop = StopFlag(interactive=False)
+    stop.install()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        work(job, stop)
+    except Exception as error:  # one line, like the CLI, not a traceback from a child process
+        print(f"peforge: worker {job.index}: {type(error).__name__}: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def shares(remaining: int, workers: int) -> list[int]:
+    """``remaining`` trials split as evenly as possible over ``workers``."""
+    return [remaining // workers + (1 if i < remaining % workers else 0) for i in range(workers)]
+
+
+# --- the sweep ------------------------------------------------------------------------------------
+
+@dataclass
+class SweepResult:
+    folder: Path
+    requested: int
+    finished: int
+    interrupted: bool
+    seconds: float
+    characterize_seconds: float = 0.0
+    marked_interrupted: int = 0
+    worker_errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.finished >= self.requested
+
+
+def study_attrs(sweep: Sweep) -> dict[str, Any]:
+    return {"space": {"name": sweep.space.name, "where": sweep.space.where, "source": sweep.space.source},
+            "workload": sweep.workload.as_dict()}
+
+
+def open_study(sweep: Sweep) -> tuple[optuna.Study, int]:
+    """Create (or, on resume, load and tidy) the study; returns it and the interrupted trials marked."""
+    folder = Path(sweep.out)
+    if sweep.storage is None:
+        folder.mkdir(parents=True, exist_ok=True)
+    storage = st.open_storage(sweep.storage_spec, folder)
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    exists = sweep.study in names
+    if exists and not sweep.resume:
+        raise ValueError(f"the storage already holds a study named {sweep.study!r}; pass --resume to continue it "
+                         f"or choose another --study")
+    if not exists and sweep.resume:
+        raise ValueError(f"--resume: the storage holds no study named {sweep.study!r}")
+    study = optuna.create_study(storage=storage, study_name=sweep.study, directions=sweep.space.directions,
+                                load_if_exists=True)
+    marked = 0
+    if exists:
+        stored = study.user_attrs.get("peforge", {})
+        if stored.get("space", {}).get("source") != sweep.space.source:
+            raise ValueError(f"--resume: {sweep.space.where} differs from the space study {sweep.study!r} was "
+                             f"started with; resume with the same space")
+        if stored.get("workload") != sweep.workload.as_dict():
+            raise ValueError(f"--resume: the workload differs from the one study {sweep.study!r} was started with "
+                             f"({stored.get('workload')})")
+        marked = mark_interrupted(study)
+    else:
+        study.set_user_attr("peforge", study_attrs(sweep))
+    return study, marked
+
+
+def write_manifest(sweep: Sweep) -> None:
+    st.write_json_atomic(Path(sweep.out) / st.MANIFEST, {
+        "study": sweep.study, "storage": sweep.storage_spec, **study_attrs(sweep),
+        "sampler": sweep.sampler, "seed": sweep.seed, "trials": sweep.trials, "n_jobs": sweep.n_jobs,
+    })
+
+
+def load_sweep_space(manifest: dict[str, Any]) -> Space:
+    """The space a study folder's manifest recorded."""
+    space = manifest["space"]
+    return parse_space(space["source"], where=space["where"], name=space["name"])
+
+
+def run(sweep: Sweep, *, progress: bool = True, say: Callable[[str], None] | None = None) -> SweepResult:
+    """Run ``sweep`` to its requested number of trials, or until SIGINT / SIGTERM.
+
+    Validates first (nothing is written for a bad input), characterizes the space's PE
+    configurations (cached), then runs the workers with a progress bar on stderr.
+    """
+    started = time.monotonic()
+    sweep.check()
+    bar = ProgressBar(sweep.trials, enabled=progress)
+    say = say or bar.message
+    configs = pe_configs(sweep.space)
+    char_s = 0.0
+    if configs is None:
+        say("the space reaches many PE configurations: each is characterized when a trial first needs it")
+    else:
+        char_s = characterize_all(configs, sweep.space.fixed.get("tech", "45nm"), say)
+    study, marked = open_study(sweep)
+    write_manifest(sweep)
+    if marked:
+        say(f"resume: {marked} trial(s) left unfinished by the previous run marked interrupted")
+    remaining = sweep.trials - counted_total(study)
+    result = SweepResult(Path(sweep.out), sweep.trials, 0, False, 0.0, char_s, marked)
+    directions = sweep.space.directions
+    st.close_storage(study._storage)
+    if remaining > 0:
+        if sweep.n_jobs == 1:
+            result.interrupted = _run_here(sweep, remaining, bar, directions)
+        else:
+            result.interrupted = _run_processes(sweep, remaining, bar, directions, result.worker_errors)
+    final = counts(_reopen(sweep), directions)
+    bar.update(final, final=True)
+    result.finished = final.done
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _reopen(sweep: Sweep) -> optuna.Study:
+    return optuna.load_study(study_name=sweep.study, storage=st.open_storage(sweep.storage_spec, Path(sweep.out)))
+
+
+def _run_here(sweep: Sweep, remaining: int, bar: ProgressBar, directions: list[str]) -> bool:
+    stop = StopFlag(interactive=True)
+    last = [0.0]
+
+    def tick(study: optuna.Study) -> None:
+        now = time.monotonic()
+        if now - last[0] >= REFRESH_S:
+            last[0] = now
+            bar.update(counts(study, directions))
+
+    stop.install()
+    try:
+        work(Job(sweep, 0, remaining), stop, tick)
+    finally:
+        stop.restore()
+    return stop.set
+
+
+def _run_processes(sweep: Sweep, remaining: int, bar: ProgressBar, directions: list[str],
+                   errors: list[str]) -> bool:
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    parts = [n for n in shares(remaining, sweep.n_jobs) if n > 0]
+    stop = StopFlag(interactive=True)
+    processes = [context.Process(target=_worker_main, args=(Job(sweep, i, n, os.getpid()),), daemon=False)
+                 for i, n in enumerate(parts)]
+    stop.install()
+    forwarded = False
+    try:
+        for process in processes:
+            process.start()
+        study = _reopen(sweep)
+        while any(p.is_alive() for p in processes):
+            if stop.set and not forwarded:
+                forwarded = True
+                for process in processes:
+                    if process.is_alive() and process.pid is not None:
+                        os.kill(process.pid, signal.SIGTERM)  # finish the current trial, then stop
+            bar.update(counts(study, directions))
+            time.sleep(REFRESH_S / 2)
+        st.close_storage(study._storage)
+    finally:
+        for process in processes:
+            if process.is_alive():  # a second Ctrl-C: do not wait any longer
+                process.kill()
+            process.join()
+        stop.restore()
+    for i, process in enumerate(processes):
+        if process.exitcode not in (0, None):
+            errors.append(f"worker {i} exited with status {process.exitcode}")
+    return stop.set

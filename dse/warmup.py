@@ -1,0 +1,87 @@
+"""Characterize every PE configuration of a space before the search starts.
+
+A first characterization takes seconds to a minute (simulation and Yosys); the result is
+cached on disk. Doing it up front, once, shows the user what is happening, keeps the trials'
+durations honest and stops parallel workers from measuring the same PE twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any, Callable
+
+from ..hw.blocks import block_named
+from .space import Param, Space, assignments
+
+PE_PATHS = ("compute.pe", "compute.pe_params.")
+LIMIT = 64  # more distinct PE configurations than this: characterize on first need instead
+
+
+def _pe_related(space: Space) -> list[Param]:
+    """Parameters that shape the PE, plus those their conditions depend on, in space order."""
+    wanted = {p.name for p in space.params if p.path == "compute.pe" or p.path.startswith(PE_PATHS[1])}
+    changed = True
+    while changed:
+        changed = False
+        for p in space.params:
+            if p.name in wanted:
+                for name, _ in p.when:
+                    if name not in wanted:
+                        wanted.add(name)
+                        changed = True
+    return [p for p in space.params if p.name in wanted]
+
+
+def pe_configs(space: Space) -> list[Any] | None:
+    """The distinct PE configs a space can reach, or ``None`` when there are too many (or a
+    continuous parameter shapes the PE)."""
+    related = _pe_related(space)
+    try:
+        sizes = [len(p.values()) for p in related]
+    except ValueError:
+        return None
+    if sizes and (max(sizes) > LIMIT or sum(1 for _ in itertools.islice(assignments(related), LIMIT * 8 + 1)) > LIMIT * 8):
+        return None
+    base = space.fixed.get("compute", {})
+    configs: dict[str, Any] = {}
+    for assignment in assignments(related):
+        compute = {"pe": base.get("pe", "mac"), "pe_params": dict(base.get("pe_params", {}))}
+        for p in related:
+            if p.name in assignment:
+                if p.path == "compute.pe":
+                    compute["pe"] = assignment[p.name]
+                elif p.path.startswith(PE_PATHS[1]):
+                    compute["pe_params"][p.path[len(PE_PATHS[1]):]] = assignment[p.name]
+        config = block_named(compute["pe"]).config(**compute["pe_params"])
+        configs.setdefault(repr(config), config)
+        if len(configs) > LIMIT:
+            return None
+    return list(configs.values())
+
+
+def label(config: Any) -> str:
+    """``bitserial(lanes=8, k=2)``: the block and the parameters that differ from its defaults."""
+    from ..hw import params as hw_params
+    from ..hw.blocks import block_of
+
+    block = block_of(config)
+    defaults = hw_params.as_dict(block.config())
+    changed = {k: v for k, v in hw_params.as_dict(config).items() if defaults.get(k) != v}
+    if not changed:
+        return block.name
+    return f"{block.name}({', '.join(f'{k}={v}' for k, v in changed.items())})"
+
+
+def characterize_all(configs: list[Any], tech: str, say: Callable[[str], None]) -> float:
+    """Characterize ``configs`` (cache hits are instant), telling ``say`` about each slow step.
+
+    Returns the seconds spent.
+    """
+    from ..sim.characterize import characterize
+
+    started = time.monotonic()
+    for index, config in enumerate(configs, 1):
+        name = f"{label(config)} [{index}/{len(configs)}]"
+        characterize(config, tech=tech, progress=lambda text, name=name: say(f"characterizing {name}: {text}"))
+    return time.monotonic() - started

@@ -1,0 +1,105 @@
+"""Search a design space against an LLM workload; writes the study folder (trials, Pareto front, report).
+
+Runs an Optuna study over the design points of a space file (shipped: edge, datacenter,
+pim), each priced by the cost model on the workload, with a progress bar on stderr. The
+study folder (default results/<study>) receives trials.parquet, trials.csv, pareto.csv,
+pareto.png, report.html and the study's journal file (study.log, which optuna-dashboard
+opens). Ctrl-C stops after the current trial and still writes the outputs; --resume continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from peforge.dse.space import load_space, shipped_spaces
+
+SAMPLERS = ("nsga2", "tpe", "random", "qmc", "grid")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", default=None,
+                        help=f"a shipped space ({', '.join(shipped_spaces())}) or a space TOML file "
+                             f"(default: edge; on --resume the study's own)")
+    parser.add_argument("--workload", default=None, metavar="MODEL",
+                        help="zoo model or config.json path (default: the space's [workload] model)")
+    parser.add_argument("--seq", type=int, default=None, help="prompt tokens (default: the space's, else 512)")
+    parser.add_argument("--gen", type=int, default=None, help="generated tokens (default: the space's, else 128)")
+    parser.add_argument("--quant", default=None, help="quantization scheme, e.g. w4a8kv8 (default: the space's)")
+    parser.add_argument("--phases", default="prefill,decode", help="phases priced: prefill,decode (default both)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="trials the study should hold (default 100; the whole grid for --sampler grid; "
+                             "on --resume the earlier request)")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="nsga2", help="Optuna sampler (default: nsga2)")
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed: same seed, same trials (default: 0)")
+    parser.add_argument("--study", default=None, help="study name (default: the space's name)")
+    parser.add_argument("--out", type=Path, default=None, help="study folder (default: results/<study>)")
+    parser.add_argument("--storage", default=None, metavar="URL",
+                        help="Optuna database URL shared by workers on many machines, e.g. "
+                             "postgresql://user:pass@host/db (default: a journal file in the study folder)")
+    parser.add_argument("--n-jobs", type=int, default=1, help="worker processes (default: 1)")
+    parser.add_argument("--resume", action="store_true", help="continue the study in --out / --storage")
+    parser.add_argument("--export-top", type=int, default=0, metavar="K",
+                        help="also write the RTL of the K best front designs (first objective) to <out>/rtl/")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from peforge.dse import search
+    from peforge.dse.report import load_tables, summary, write_report
+    from peforge.dse.storage import read_manifest
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it better
+    if args.resume and args.out is not None and (args.out / "study.json").exists():
+        earlier = read_manifest(args.out)  # the study's own space, workload and storage
+    else:
+        earlier = {}
+    space = search.load_sweep_space(earlier) if earlier and not args.space else load_space(args.space or "edge")
+    study = args.study or earlier.get("study") or space.name
+    out = args.out or Path("results") / study
+    stored = earlier.get("storage", "")
+    defaults = {"model": None, "seq": 512, "gen": 128, "quant": "w16a16kv16", **space.workload,
+                **earlier.get("workload", {})}
+    model = args.workload or defaults["model"]
+    if model is None:
+        raise ValueError(f"--workload: the space {space.where} names no model; give --workload MODEL")
+    phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    def given(value, default):
+        return default if value is None else value
+
+    workload = search.WorkloadSpec(model=model, seq=given(args.seq, defaults["seq"]),
+                                   gen=given(args.gen, defaults["gen"]), quant=given(args.quant, defaults["quant"]),
+                                   phases=phases)
+    trials = args.trials if args.trials is not None else (
+        earlier.get("trials") or (search.grid_size(space) if args.sampler == "grid" else 100))
+    if args.export_top < 0:
+        raise ValueError(f"--export-top {args.export_top}: must be 0 or more")
+    sweep = search.Sweep(space=space, workload=workload, trials=trials, out=out, study=study,
+                         sampler=args.sampler, seed=args.seed, storage=args.storage or (stored if "://" in stored else None),
+                         n_jobs=args.n_jobs, resume=args.resume)
+    result = search.run(sweep, progress=not args.no_progress)
+    written = write_report(out)
+    tables = load_tables(out)
+    print(summary(tables))
+    print(f"{result.seconds:.1f} s ({result.characterize_seconds:.1f} s characterizing PEs); outputs in {out}/: "
+          f"{', '.join(written)}")
+    for error in result.worker_errors:
+        print(f"peforge: {error}", file=sys.stderr)
+    if args.export_top:
+        from peforge.dse.rtl import export_design
+
+        for number in tables.front()["trial"].head(args.export_top):
+            exported = export_design(out, int(number), out / "rtl" / f"trial-{int(number)}")
+            print(f"RTL of trial {int(number)}: {exported.folder}")
+    if result.interrupted:
+        print(f"peforge: interrupted with {result.finished} of {result.requested} trials; "
+              f"`peforge sweep --out {out} --resume` continues", file=sys.stderr)
+        return 130
+    if not result.complete:
+        print(f"peforge: the study holds {result.finished} of {result.requested} trials; "
+              f"`peforge sweep --out {out} --resume` continues", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,257 @@
+"""`peforge sweep`, `peforge report` and `peforge export-design` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+# One PE configuration (MAC 8x8), so a fresh cache characterizes once, in seconds.
+SPACE = """
+description = "test space"
+
+[workload]
+model = "llama-2-7b"
+seq = 128
+gen = 16
+quant = "w8a8kv8"
+
+[fixed]
+tech = "7nm"
+[fixed.compute]
+pe = "mac"
+[fixed.compute.pe_params]
+a_bits = 8
+w_bits = 8
+
+[param."compute.rows"]
+type = "int"
+low = 8
+high = 64
+scale = "pow2"
+
+[param."compute.cols"]
+type = "int"
+low = 8
+high = 64
+scale = "pow2"
+
+[param."compute.dataflow"]
+type = "categorical"
+choices = ["ws", "os"]
+
+[param."compute.clock_mhz"]
+type = "float"
+low = 200.0
+high = 1000.0
+step = 100.0
+
+[param."memory.units"]
+type = "int"
+low = 1
+high = 4
+
+[param.batch]
+type = "int"
+low = 1
+high = 8
+scale = "pow2"
+
+[objectives]
+tokens_per_s = "maximize"
+area_mm2 = "minimize"
+
+[constraints]
+power_w = { max = 1.0 }
+"""
+
+VOLATILE = ["duration_s", "started"]
+
+
+@pytest.fixture
+def space_file(tmp_path: Path) -> Path:
+    path = tmp_path / "space.toml"
+    path.write_text(SPACE)
+    return path
+
+
+def sweep_args(space: Path, out: Path, *extra: str) -> list[str]:
+    return ["sweep", "--space", str(space), "--out", str(out), "--no-progress", *extra]
+
+
+def table(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "trials.csv")
+
+
+def test_same_seed_same_table(peforge, space_file, tmp_path):
+    runs = []
+    for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        result = peforge(*sweep_args(space_file, tmp_path / name, "--trials", "40", "--seed", seed))
+        assert result.returncode == 0, result.stderr
+        runs.append(table(tmp_path / name).drop(columns=VOLATILE))
+    assert len(runs[0]) == 40
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    assert not runs[0].equals(runs[2])
+    for name in ("trials.parquet", "trials.csv", "pareto.csv", "pareto.png", "report.html", "study.log"):
+        assert (tmp_path / "a" / name).stat().st_size > 0
+    front = pd.read_csv(tmp_path / "a" / "pareto.csv")
+    assert len(front) == runs[0]["pareto"].sum() > 0
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert "<svg" in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    parquet = pd.read_parquet(tmp_path / "a" / "trials.parquet")
+    assert list(parquet["trial"]) == list(range(40))
+
+
+def test_failed_evaluation_is_recorded_and_study_goes_on(peforge, space_file, tmp_path):
+    # Clocks up to 9 GHz: far above the MAC's characterized Fmax, so the cost model refuses those.
+    space_file.write_text(SPACE.replace("high = 1000.0", "high = 9000.0").replace("step = 100.0", "step = 1000.0"))
+    out = tmp_path / "s"
+    result = peforge(*sweep_args(space_file, out, "--trials", "40", "--sampler", "random"))
+    assert result.returncode == 0, result.stderr
+    frame = table(out)
+    assert len(frame) == 40
+    failed = frame[frame["state"] == "FAIL"]
+    assert len(failed) > 0 and (frame["state"] == "COMPLETE").sum() > 0
+    assert failed["fail_reason"].str.contains("Fmax").all()
+    assert f"{len(failed)} failed" in result.stdout
+
+
+def completed(out: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    from peforge.dse.storage import JOURNAL, open_storage
+
+    if not (out / JOURNAL).exists():
+        return []
+    try:
+        loaded = optuna.load_study(study_name=study, storage=open_storage(JOURNAL, out))
+    except KeyError:
+        return []
+    return loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "peforge", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(out: Path, study: str, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(completed(out, study)) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the sweep did not get going"
+        time.sleep(0.1)
+
+
+def test_sigkill_then_resume_keeps_every_completed_trial(peforge, space_file, tmp_path):
+    out = tmp_path / "k"
+    process = start(sweep_args(space_file, out, "--trials", "600", "--study", "k"))
+    wait_for(out, "k", 60, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = {t.number: t.values for t in completed(out, "k")}
+    assert 60 <= len(before) < 600
+    result = peforge(*sweep_args(space_file, out, "--resume"))
+    assert result.returncode == 0, result.stderr
+    frame = table(out)
+    counted = frame[(frame["state"] == "COMPLETE")
+                    | ((frame["state"] == "FAIL") & ~frame["fail_reason"].fillna("").str.startswith("interrupted"))]
+    assert len(counted) == 600
+    assert frame["trial"].is_unique
+    after = {int(r.trial): [r.tokens_per_s, r.area_mm2] for r in frame.itertuples() if r.state == "COMPLETE"}
+    for number, values in before.items():
+        assert after[number] == pytest.approx(values)
+    assert "600 trials" in result.stdout
+
+
+def test_sigint_stops_cleanly_and_writes_outputs(space_file, tmp_path):
+    out = tmp_path / "i"
+    process = start(sweep_args(space_file, out, "--trials", "100000", "--study", "i"))
+    wait_for(out, "i", 40, process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    frame = table(out)
+    assert len(frame) >= 40 and set(frame["state"]) <= {"COMPLETE", "FAIL"}
+    assert (out / "pareto.png").stat().st_size > 0 and (out / "report.html").exists()
+
+
+def test_two_worker_processes_share_the_journal(peforge, space_file, tmp_path):
+    out = tmp_path / "j"
+    result = peforge(*sweep_args(space_file, out, "--trials", "120", "--n-jobs", "2"))
+    assert result.returncode == 0, result.stderr
+    frame = table(out)
+    assert len(frame) == 120 and frame["trial"].is_unique and (frame["state"] == "COMPLETE").all()
+
+
+@pytest.mark.parametrize("edit, flags, message", [
+    (("type = \"categorical\"", "type = \"set\""), (), "type must be one of"),
+    (("tokens_per_s = \"maximize\"", "tokens = \"maximize\""), (), "objectives.tokens: unknown metric"),
+    (None, ("--trials", "0"), "--trials 0: must be at least 1"),
+    (None, ("--n-jobs", "0"), "--n-jobs 0: must be 1..64"),
+    (None, ("--workload", "no-such-model"), "no-such-model"),
+    (None, ("--phases", "decode"), "needs the decode phase") ,
+    (None, ("--storage", "nonsense"), "not a database URL"),
+    (None, ("--sampler", "annealing"), "invalid choice"),
+    (None, ("--resume",), "holds no study to continue"),
+    (None, ("--sampler", "grid", "--trials", "100000"), "has only"),
+])
+def test_bad_input_one_line_exit_2_nothing_written(peforge, space_file, tmp_path, edit, flags, message):
+    if edit:
+        space_file.write_text(SPACE.replace(*edit, 1))
+    if message == "needs the decode phase":
+        space_file.write_text(SPACE.replace("tokens_per_s = \"maximize\"", "ttft_s = \"minimize\""))
+        flags = ("--phases", "decode")
+        message = "ttft_s needs the prefill phase"
+    out = tmp_path / "bad"
+    result = peforge(*sweep_args(space_file, out, *flags))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("peforge: error:") and message in lines[0], result.stderr
+    assert not out.exists()
+
+
+def test_existing_study_needs_resume(peforge, space_file, tmp_path):
+    out = tmp_path / "e"
+    assert peforge(*sweep_args(space_file, out, "--trials", "5")).returncode == 0
+    listing = sorted(p.name for p in out.iterdir())
+    result = peforge(*sweep_args(space_file, out, "--trials", "5"))
+    assert result.returncode == 2 and "pass --resume" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == listing
+
+
+def test_report_and_export_design(peforge, space_file, tmp_path):
+    out = tmp_path / "r"
+    assert peforge(*sweep_args(space_file, out, "--trials", "30", "--export-top", "1")).returncode == 0
+    (out / "report.html").unlink()
+    result = peforge("report", str(out))
+    assert result.returncode == 0, result.stderr
+    assert (out / "report.html").exists() and "30 trials" in result.stdout
+    assert len(list((out / "rtl").iterdir())) == 1
+    front = pd.read_csv(out / "pareto.csv")
+    number = int(front["trial"].iloc[0])
+    rtl = tmp_path / "rtl"
+    result = peforge("export-design", str(out), "--trial", str(number), "--out", str(rtl), "--no-full-size")
+    assert result.returncode == 0, result.stderr
+    blocks = json.loads((rtl / "blocks.json").read_text())
+    assert [b["folder"] for b in blocks][:1] == ["pe"]
+    for block in blocks:
+        assert (rtl / block["verilog"]).read_text().lstrip().startswith(("/*", "module", "//", "(*"))
+        check = peforge("verify", block["block"], *block["params"], "--sim", "amaranth")
+        assert check.returncode == 0 and check.stdout.startswith("PASS"), check.stdout + check.stderr
+    assert (rtl / "README.md").read_text().count("peforge verify") == len(blocks)
+    assert (rtl / "design.toml").exists() and (rtl / "run_tb.py").exists()
+    if shutil.which("iverilog"):
+        run = subprocess.run([sys.executable, str(rtl / "run_tb.py"), "--sim", "icarus", "--only", "pe"],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0 and "PASS" in run.stdout, run.stdout + run.stderr
+    bad = peforge("export-design", str(out), "--trial", "999", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "--trial 999" in bad.stderr and not (tmp_path / "x").exists()
