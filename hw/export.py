@@ -26,5 +26,6 @@ def export(config: Any, out_dir: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".v.tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; an exported design is for everyone
     os.replace(tmp, path)
     return path

@@ -132,10 +132,12 @@ def _script(top: str) -> str:
     return "; ".join([
         "read_verilog design.v",
         f"hierarchy -check -top {top}",
-        "proc", "flatten", "opt_expr", "opt_clean", "memory -nomap",
+        # flattening leaves $scopeinfo markers of the submodules: bookkeeping, not logic
+        "proc", "flatten", "delete t:$scopeinfo", "opt_expr", "opt_clean", "memory -nomap",
         "tee -q -o coarse.json stat -json",
         "write_json coarse_netlist.json",
         f"synth -top {top} -flatten -noabc",
+        "delete t:$scopeinfo",
         "dfflegalize -cell $_DFF_P_ 01",
         f"abc -script {ABC_SCRIPT} -g {GATE_SET}",
         "opt_clean",
