@@ -58,3 +58,38 @@ def test_model_cycles_equal_rtl(pe, dataflow):
     report = simulate_with(config, measure)
     assert report.cases == SHAPES_PER_CASE
     assert report.passed, report.failures[:5]
+
+
+@pytest.mark.parametrize("banks", [1, 2, 4])
+def test_model_pim_gemv_cycles_equal_rtl(banks):
+    """GEMVs of random shapes on a simulated PIM channel take exactly the cost model's cycles."""
+    from peforge.dse.accelerator import Pim
+    from peforge.dse.pimmodel import pim_gemv_cycles
+    from peforge.hw.pim import PimChannelConfig
+    from peforge.sim.testbench.pim import PimDriver, gemv_case
+
+    timing = dict(t_rcd=3, t_rp=4, t_ras=7, t_ccd=2)
+    config = PimChannelConfig(banks=banks, rows=16, cols=16, lanes=4, **timing)
+    model = Pim(banks=banks, row_words=16, lanes=4, **timing)
+    rng = np.random.default_rng(banks)
+    shapes = []
+    while len(shapes) < 8:
+        m, k = int(rng.integers(1, 4 * banks + 1)), int(rng.integers(1, 40))
+        if config.gemv_fits(m, k, banks):
+            shapes.append((m, k))
+
+    async def measure(bench):
+        report = Report("pim-channel")
+        driver = PimDriver(bench, config, report)
+        await driver.reset()
+        measured = []
+        for m, k in shapes:
+            W = rng.integers(-100, 100, (m, k))
+            x = rng.integers(-100, 100, k)
+            first, last, _ = await gemv_case(driver, f"{m}x{k}", W, x)
+            measured.append(last - first)
+        return report, measured
+
+    report, measured = simulate_with(config, measure)
+    assert report.passed, report.failures[:5]
+    assert measured == [float(pim_gemv_cycles(model, m, k)) for m, k in shapes]
