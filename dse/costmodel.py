@@ -86,6 +86,102 @@ class Evaluation:
     operators: Any  # pandas DataFrame (phase, operator, kind, bound, time_s, energy_j, dram_bytes, macs) or None
 
 
+@dataclass(frozen=True)
+class Rows:
+    """What the design-independent part of pricing derives from operator rows ``(steps, rows)``."""
+
+    m: np.ndarray
+    k: np.ndarray
+    n: np.ndarray
+    count: np.ndarray
+    matrix: np.ndarray
+    attention: np.ndarray
+    macs: np.ndarray
+    act_bytes: np.ndarray
+    act_bytes_per_product: np.ndarray
+    kv_bytes: np.ndarray
+    weight_bytes: np.ndarray
+    elements: np.ndarray
+    vector_ops: np.ndarray
+    w_bits: np.ndarray
+    act_bits: int
+    streamed: np.ndarray  # the operand read from DRAM once per step: weights, or KV for attention
+    kv_writes: np.ndarray
+    a_in: np.ndarray  # activation bytes read by the arrays
+    results: np.ndarray  # activation bytes written back
+    results_sram: np.ndarray
+    psum_unit: np.ndarray  # bytes of one K fold's partial sums, written and read back
+    k_a_bytes: np.ndarray  # one row of activations (bytes)
+    k_b_bytes: np.ndarray  # one column of weights / KV (bytes)
+
+
+def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, workload: Workload, batch_scale: float) -> Rows:
+    """The per-row quantities of ``cols``; ``batch_scale`` < 1 is a sub-batch (matrix M,
+    attention products and per-token work shrink)."""
+    m, k, n, count = cols["m"], cols["k"], cols["n"], cols["count"]
+    matrix = kind != ELEMENTWISE
+    attention = kind == ATTENTION
+    if batch_scale != 1.0:
+        m = np.where(matrix & ~attention, np.ceil(m * batch_scale), m)
+        count = np.where(attention, np.ceil(count * batch_scale), count)
+    grow = np.where(matrix & ~attention, m / np.maximum(cols["m"], 1), count / np.maximum(cols["count"], 1))
+    macs = cols["macs"] * np.where(matrix, grow, 1.0)
+    act_bytes = cols["act_bytes"] * np.where(matrix, grow, batch_scale)
+    kv_bytes = cols["kv_bytes"] * np.where(attention, grow, batch_scale)
+    weight_bytes = cols["weight_bytes"]
+    a_bytes = workload.act_bits / 8
+    b_bits = np.where(attention, workload.kv_bits, workload.weight_bits)
+    a_in = m * k * count * a_bytes
+    return Rows(
+        m=m, k=k, n=n, count=count, matrix=matrix, attention=attention, macs=macs, act_bytes=act_bytes,
+        act_bytes_per_product=act_bytes / np.maximum(count, 1), kv_bytes=kv_bytes, weight_bytes=weight_bytes,
+        elements=cols["elements"] * batch_scale,
+        vector_ops=np.where(matrix, 0.0, cols["ops"] * batch_scale), w_bits=b_bits, act_bits=workload.act_bits,
+        streamed=weight_bytes + np.where(attention, kv_bytes, 0.0), kv_writes=np.where(attention, 0.0, kv_bytes),
+        a_in=a_in, results=np.maximum(act_bytes - a_in, 0.0), results_sram=m * n * count * a_bytes,
+        psum_unit=m * n * count * PSUM_BYTES * 2,
+        k_a_bytes=np.maximum(k * a_bytes, 1), k_b_bytes=np.maximum(k * b_bits / 8, 1))
+
+
+@dataclass(frozen=True)
+class _RunPlan:
+    """How a run of steps is priced: the rows priced once, those priced per sampled step."""
+
+    varying: np.ndarray
+    weight: np.ndarray  # steps each sample stands for
+    fixed: Rows
+    moving: Rows | None
+
+
+_PLANS: dict[tuple, tuple[Any, _RunPlan]] = {}
+
+
+def _run_plan(table: OpTable, workload: Workload, steps: int, slope: dict | None, batch_scale: float,
+              stride: int) -> _RunPlan:
+    """The design-independent half of :meth:`CostModel.price_run`, computed once per workload."""
+    key = (id(table), id(workload), steps, batch_scale, stride)
+    cached = _PLANS.get(key)
+    if cached is not None and cached[0][0] is table and cached[0][1] is workload:
+        return cached[1]
+    varying = np.zeros(len(table.kind), dtype=bool)
+    if slope is not None and steps > 1:
+        varying = np.any([slope[c] != 0 for c in slope], axis=0)
+    starts = np.arange(0, steps, stride)
+    weight = (np.minimum(starts + stride, steps) - starts).astype(np.float64)
+    fixed = _rows({c: v[None, ~varying] for c, v in table.cols.items()}, table.kind[~varying], workload,
+                  batch_scale)
+    moving = None
+    if varying.any():
+        t = (starts + (weight - 1) / 2)[:, None]  # the chunk's mean step: exact where cost is linear in t
+        grown = {c: v[None, varying] + slope[c][None, varying] * t for c, v in table.cols.items()}
+        moving = _rows(grown, table.kind[varying], workload, batch_scale)
+    plan = _RunPlan(varying, weight, fixed, moving)
+    if len(_PLANS) > 256:
+        _PLANS.clear()
+    _PLANS[key] = ((table, workload), plan)
+    return plan
+
+
 def _column(values: Sequence[float]) -> np.ndarray:
     """Per-design values as a ``(designs, 1, 1)`` array that broadcasts over steps and rows."""
     return np.asarray(values, dtype=np.float64)[:, None, None]
@@ -138,85 +234,65 @@ class CostModel:
         self.act_sram = col(lambda d: d.sram.activation_kib * 1024)
         self.out_sram = col(lambda d: d.sram.output_kib * 1024)
         self.pim_mode = col(lambda d: PIM_MODES[d.pim.mode])
+        self.any_pim = bool((self.pim_mode > 0).any())
         self.pim = _PimArrays(self.designs)
 
     # --- per step --------------------------------------------------------------------------
 
-    def price(self, cols: dict[str, np.ndarray], kind: np.ndarray, workload: Workload, *,
-              use_pim: bool = False, batch_scale: float = 1.0) -> StepCost:
-        """Cost of the operator rows ``cols`` (arrays ``(steps, rows)``) for every design;
-        ``batch_scale`` < 1 prices a sub-batch (matrix M, attention products and per-token work shrink)."""
+    def price(self, r: Rows, use_pim: bool = False) -> StepCost:
+        """Cost of the operator rows ``r`` (arrays ``(steps, rows)``) for every design."""
         c, shape = self.cost, self.shape
-        m, k, n, count = cols["m"], cols["k"], cols["n"], cols["count"]
-        matrix = kind != ELEMENTWISE
-        attention = kind == ATTENTION
-        if batch_scale != 1.0:
-            m = np.where(matrix & ~attention, np.ceil(m * batch_scale), m)
-            count = np.where(attention, np.ceil(count * batch_scale), count)
-        grow = np.where(matrix & ~attention, m / np.maximum(cols["m"], 1), count / np.maximum(cols["count"], 1))
-        macs = cols["macs"] * np.where(matrix, grow, 1.0)
-        act_bytes = cols["act_bytes"] * np.where(matrix, grow, batch_scale)
-        kv_bytes = cols["kv_bytes"] * np.where(attention, grow, batch_scale)
-        weight_bytes = cols["weight_bytes"]
-        elements = cols["elements"] * batch_scale
-        ops = cols["ops"] * batch_scale
+        m, k, n, count, matrix, attention = r.m, r.k, r.n, r.count, r.matrix, r.attention
 
         # Bit slicing where the operands are wider than the PE's.
-        w_bits = np.where(attention, workload.kv_bits, workload.weight_bits)
-        passes = np.ceil(w_bits / shape.max_w_bits) * np.ceil(workload.act_bits / shape.a_bits)
-        slice_w_bits = np.minimum(w_bits, shape.max_w_bits)
+        passes = np.ceil(r.w_bits / shape.max_w_bits) * np.ceil(r.act_bits / shape.a_bits)
+        slice_w_bits = np.minimum(r.w_bits, shape.max_w_bits)
 
         # Compute cycles on the arrays.
         per_array = np.ceil(count / self.arrays)
         split = np.maximum(1, np.floor(self.arrays / np.maximum(count, 1)))
         n_eff = np.where(count < self.arrays, np.ceil(n / split), n)
         array_cycles = gemm_cycles(shape, m, k, n_eff, slice_w_bits) * per_array * passes
-        vector_cycles = np.ceil(elements / (self.cols * self.arrays))
+        vector_cycles = np.ceil(r.elements / (self.cols * self.arrays))
         compute_s = np.where(matrix, array_cycles, vector_cycles) / self.clock_hz
 
         # DRAM traffic (see the module docstring).
-        streamed = weight_bytes + np.where(attention, kv_bytes, 0.0)
-        kv_writes = np.where(attention, 0.0, kv_bytes)
-        a_bytes = workload.act_bits / 8
-        b_bytes = np.where(attention, workload.kv_bits, workload.weight_bits) / 8
-        a_in = m * k * count * a_bytes
-        results = np.maximum(act_bytes - a_in, 0.0)
-        rows_block = np.maximum(1, np.floor(self.act_sram / np.maximum(k * a_bytes, 1)))
-        cols_block = np.maximum(1, np.floor(self.weight_sram / np.maximum(k * b_bytes, 1)))
-        fits = act_bytes / np.maximum(count, 1) <= self.act_sram + self.out_sram
-        tiled = a_in * np.ceil(n / cols_block) + streamed * np.ceil(m / rows_block) + results
-        dram_bytes = np.where(matrix, np.where(fits, streamed, tiled),
-                              weight_bytes + np.where(fits, 0.0, act_bytes)) + kv_writes
+        rows_block = np.maximum(1, np.floor(self.act_sram / r.k_a_bytes))
+        cols_block = np.maximum(1, np.floor(self.weight_sram / r.k_b_bytes))
+        fits = r.act_bytes_per_product <= self.act_sram + self.out_sram
+        tiled = r.a_in * np.ceil(n / cols_block) + r.streamed * np.ceil(m / rows_block) + r.results
+        dram_bytes = np.where(matrix, np.where(fits, r.streamed, tiled),
+                              r.weight_bytes + np.where(fits, 0.0, r.act_bytes)) + r.kv_writes
 
         # PIM: each query row of a decode attention product is a GEMV y = x . B, i.e. W = B^T of
         # N rows x K columns, on one channel in all-bank mode; GEMVs are spread over the channels.
         on_pim = attention & (self.pim_mode > 0) & use_pim
-        rounds = np.ceil(count * m / self.pim.channels)
-        pim_s = np.where(on_pim, pim_gemv_cycles(self.pim, n, k) * rounds / (self.pim.clock_mhz * 1e6), 0.0)
-        pim_pj = np.where(on_pim, kv_bytes * 8 * c["pim_pj_per_bit"] + macs * c["pim_pj_per_mac"], 0.0)
-        dram_bytes = np.where(on_pim, 0.0, dram_bytes)
+        if use_pim and self.any_pim:
+            rounds = np.ceil(count * m / self.pim.channels)
+            pim_s = np.where(on_pim, pim_gemv_cycles(self.pim, n, k) * rounds / (self.pim.clock_mhz * 1e6), 0.0)
+            pim_pj = r.kv_bytes * 8 * c["pim_pj_per_bit"] + r.macs * c["pim_pj_per_mac"]
+            dram_bytes = np.where(on_pim, 0.0, dram_bytes)
+        else:
+            pim_s = pim_pj = 0.0
         dram_s = dram_bytes / self.dram_bytes_per_s
         npu_s = np.where(on_pim, 0.0, np.maximum(compute_s, dram_s))
 
         # Energy.
-        npu_pj = (macs * passes * c["pj_per_mac"] + self._sram_pj(m, k, n, count, attention, workload, streamed)
-                  + dram_bytes * 8 * c["memory_pj_per_bit"])
-        vector_pj = np.where(matrix, 0.0, ops) * c["vector_pj_per_op"]
-        energy_j = (np.where(on_pim, pim_pj, npu_pj) + vector_pj) * 1e-12
-        shape_of = np.broadcast(npu_s, macs).shape
-        return StepCost(npu_s, pim_s, np.broadcast_to(compute_s, shape_of), np.broadcast_to(dram_s, shape_of),
-                        energy_j, np.broadcast_to(dram_bytes, shape_of), np.broadcast_to(macs, shape_of))
+        npu_pj = (r.macs * passes * c["pj_per_mac"] + self._sram_pj(r) + dram_bytes * 8 * c["memory_pj_per_bit"])
+        energy_j = (np.where(on_pim, pim_pj, npu_pj) + r.vector_ops * c["vector_pj_per_op"]) * 1e-12
+        shape_of = np.broadcast(npu_s, r.macs, self.arrays).shape
+        full = lambda a: np.broadcast_to(a, shape_of)  # noqa: E731
+        return StepCost(full(npu_s), full(pim_s), full(compute_s), full(dram_s), full(energy_j),
+                        full(dram_bytes), full(r.macs))
 
-    def _sram_pj(self, m, k, n, count, attention, workload: Workload, streamed):
+    def _sram_pj(self, r: Rows):
         """Energy (pJ) of the arrays' SRAM reads and writes by dataflow (folds re-read operands),
         each buffer at its own pJ/bit."""
         shape, c = self.shape, self.cost
-        a_bytes = workload.act_bits / 8
-        a_in = m * k * count * a_bytes * np.ceil(n / shape.cols)
-        k_folds = np.ceil(k / (shape.rows * shape.k_per_cell))
-        psums = m * n * count * PSUM_BYTES * 2 * np.maximum(k_folds - 1, 0)
-        out = m * n * count * a_bytes + np.where(shape.ws, psums, 0.0)
-        b_in = streamed * np.where(shape.ws, 1.0, np.ceil(m / shape.rows))
+        a_in = r.a_in * np.ceil(r.n / shape.cols)
+        k_folds = np.ceil(r.k / (shape.rows * shape.k_per_cell))
+        out = r.results_sram + np.where(shape.ws, r.psum_unit * np.maximum(k_folds - 1, 0), 0.0)
+        b_in = r.streamed * np.where(shape.ws, 1.0, np.ceil(r.m / shape.rows))
         return 8 * (a_in * c["act_sram_pj_per_bit"] + b_in * c["weight_sram_pj_per_bit"]
                     + out * c["out_sram_pj_per_bit"])
 
@@ -228,33 +304,24 @@ class CostModel:
         do not change are priced once; the others (decode attention) at every step, or with
         ``stride`` > 1 once per chunk of ``stride`` steps at the chunk's mean step (exact where a
         row's cost is linear in the step; ``stride`` 1: exact)."""
-        varying = np.zeros(len(table.kind), dtype=bool)
-        if slope is not None and steps > 1:
-            varying = np.any([slope[c] != 0 for c in slope], axis=0)
-        fixed = self.price({c: v[None, ~varying] for c, v in table.cols.items()}, table.kind[~varying],
-                           workload, use_pim=use_pim, batch_scale=batch_scale)
-        starts = np.arange(0, steps, stride)
-        weight = np.minimum(starts + stride, steps) - starts  # steps each sample stands for
-        moving = None
-        if varying.any():
-            t = (starts + (weight - 1) / 2)[:, None]  # the chunk's mean step: exact where cost is linear in t
-            grown = {c: v[None, varying] + slope[c][None, varying] * t for c, v in table.cols.items()}
-            moving = self.price(grown, table.kind[varying], workload, use_pim=use_pim, batch_scale=batch_scale)
-        designs = len(self.designs)
+        plan = _run_plan(table, workload, steps, slope, batch_scale, stride)
+        fixed = self.price(plan.fixed, use_pim)
+        moving = self.price(plan.moving, use_pim) if plan.moving is not None else None
+        designs, varying = len(self.designs), plan.varying
         rows: dict[str, np.ndarray] = {}
         for f in fields(StepCost):
-            column = np.zeros((designs, len(table.kind)))
+            column = np.empty((designs, len(table.kind)))
             column[:, ~varying] = getattr(fixed, f.name)[:, 0, :] * steps
             if moving is not None:
-                column[:, varying] = np.einsum("dsr,s->dr", getattr(moving, f.name), weight)
+                column[:, varying] = np.einsum("dsr,s->dr", getattr(moving, f.name), plan.weight)
             rows[f.name] = column
         npu = fixed.npu_s.sum(axis=-1)  # (designs, 1)
         pim = fixed.pim_s.sum(axis=-1)
         if moving is not None:
             npu = npu + moving.npu_s.sum(axis=-1)
             pim = pim + moving.pim_s.sum(axis=-1)
-        shape = (designs, len(starts))
-        return RunCost(rows, np.broadcast_to(npu, shape), np.broadcast_to(pim, shape), weight)
+        shape = (designs, len(plan.weight))
+        return RunCost(rows, np.broadcast_to(npu, shape), np.broadcast_to(pim, shape), plan.weight)
 
     def metrics(self, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),
                 stride: int = 1, costs_out: dict | None = None) -> dict[str, np.ndarray]:
