@@ -30,6 +30,7 @@ line naming the file, the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,9 @@ class Compute:
         validate(self)
         self.pe_config  # builds and validates it
 
-    @property
+    @functools.cached_property
     def pe_config(self) -> Any:
+        """The PE's validated config (built once)."""
         return block_named(self.pe).config(**dict(self.pe_params))
 
 

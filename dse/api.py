@@ -41,7 +41,8 @@ def evaluate_many(designs: list[DesignPoint], workload: Workload, *, phases: tup
         runnable.append(i)
     frame = pd.DataFrame({"design": [d.name for d in designs], "error": errors})
     if runnable:
-        metrics = CostModel([designs[i] for i in runnable], costs).metrics(workload, phases=phases, stride=stride)
+        model = CostModel([designs[i] for i in runnable], costs, checked=True)
+        metrics = model.metrics(workload, phases=phases, stride=stride)
         for key, values in metrics.items():
             column = np.full(len(designs), np.nan)
             column[runnable] = values

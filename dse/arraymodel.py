@@ -20,6 +20,7 @@ cell and beat, and R x C cells:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -59,18 +60,22 @@ class ArrayShape:
         return self.rows * self.cols * self.k_per_cell / self.interval(2)
 
 
-def _pe_figures(compute: Compute) -> tuple[float, ...]:
+def pe_figures(compute: Compute) -> tuple[float, ...]:
     """(lanes, bit-serial k, weight bits, activation bits, edge stage, PE latency) of the PE."""
-    pe = compute.pe_config
-    if compute.pe == "mac":
+    return _pe_figures(compute.pe, compute.pe_config)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pe_figures(kind: str, pe) -> tuple[float, ...]:
+    if kind == "mac":
         return 1, 0, pe.w_bits, pe.a_bits, 0, pe.cycles(1)
-    if compute.pe == "bitserial":
+    if kind == "bitserial":
         return pe.lanes, pe.k, pe.max_w_bits, pe.a_bits, 0, pe.latency
     return pe.lanes, 0, pe.w_bits, 8, 1, pe.cycles(1)
 
 
 def array_shapes(computes: Sequence[Compute]) -> ArrayShape:
-    figures = np.array([_pe_figures(c) for c in computes], dtype=np.float64)
+    figures = np.array([pe_figures(c) for c in computes], dtype=np.float64)
     col = lambda values: np.asarray(values, dtype=np.float64)[:, None, None]  # noqa: E731
     return ArrayShape(
         rows=col([c.rows for c in computes]), cols=col([c.cols for c in computes]),

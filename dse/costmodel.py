@@ -42,7 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .accelerator import DesignPoint
-from .arraymodel import array_shapes, gemm_cycles
+from .arraymodel import array_shapes, gemm_cycles, pe_figures
 from .costs import UnitCosts
 from .pimmodel import pim_gemv_cycles
 from .workload import KIND_CODES, OpTable, Workload
@@ -201,12 +201,12 @@ def check_design(design: DesignPoint, costs: UnitCosts) -> None:
     if compute.clock_mhz > costs.fmax_mhz:
         raise ValueError(f"{design.name}: compute.clock_mhz={compute.clock_mhz:g} exceeds the characterized "
                          f"Fmax of its {compute.pe} PE, {costs.fmax_mhz:.0f} MHz")
-    shape = array_shapes([compute])
-    tile_bits = (shape.rows * shape.cols * shape.k_per_cell * shape.max_w_bits).item()
+    lanes, _, w_bits, a_bits, _, _ = pe_figures(compute)
+    tile_bits = compute.rows * compute.cols * lanes * w_bits
     if design.sram.weight_kib * 1024 * 8 < 2 * tile_bits:
         raise ValueError(f"{design.name}: sram.weight_kib={design.sram.weight_kib} cannot double-buffer one "
                          f"{compute.rows}x{compute.cols} weight tile ({2 * tile_bits / 8 / 1024:.1f} KiB)")
-    vector_bits = (shape.rows * shape.k_per_cell * shape.a_bits).item()
+    vector_bits = compute.rows * lanes * a_bits
     if design.sram.activation_kib * 1024 * 8 < 2 * vector_bits:
         raise ValueError(f"{design.name}: sram.activation_kib={design.sram.activation_kib} cannot hold two "
                          f"activation vectors of the array's {compute.rows} rows")
@@ -215,13 +215,15 @@ def check_design(design: DesignPoint, costs: UnitCosts) -> None:
 class CostModel:
     """Design points with their unit costs, ready to price workloads together.
 
-    ``designs`` and ``costs`` are parallel lists; each design must pass :func:`check_design`.
+    ``designs`` and ``costs`` are parallel lists; each design must pass :func:`check_design`
+    (``checked=True``: the caller has checked them).
     """
 
-    def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts]):
+    def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False):
         self.designs = list(designs)
-        for design, cost in zip(self.designs, costs):
-            check_design(design, cost)
+        if not checked:
+            for design, cost in zip(self.designs, costs):
+                check_design(design, cost)
         self.shape = array_shapes([d.compute for d in self.designs])
         self.cost = {f.name: _column([getattr(c, f.name) for c in costs])
                      for f in fields(UnitCosts) if f.name != "sources"}

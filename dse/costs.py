@@ -55,12 +55,16 @@ class UnitCosts:
 
 def memory_costs(design: DesignPoint) -> dict[str, float]:
     """Memory, SRAM, PIM and vector figures of ``design`` from its technology preset."""
-    preset = tech_presets.resolve(design.tech)
+    return _memory_costs(design.tech, design.memory.technology, design.sram)
+
+
+@functools.lru_cache(maxsize=1024)
+def _memory_costs(tech: str, technology: str, sram) -> dict[str, float]:
+    preset = tech_presets.resolve(tech)
     reference = tech_presets.PRESETS["45nm"]
     node_energy = preset.pj_per_gate_toggle.value / reference.pj_per_gate_toggle.value
     node_area = preset.um2_per_nand2.value / reference.um2_per_nand2.value
-    memory = preset.memories[design.memory.technology]
-    sram = design.sram
+    memory = preset.memories[technology]
     sizes = [sram.weight_kib * 1024, sram.activation_kib * 1024, sram.output_kib * 1024]
     pim_bit = preset.pim_internal_pj_per_bit.value if preset.pim_internal_pj_per_bit else memory.pj_per_bit.value
     return dict(

@@ -11,7 +11,8 @@ reason is kept in ``fail_reason``; the study goes on.
 and claims every trial it asks for against the requested total, so workers started
 separately (other machines on one PostgreSQL study) also stop at that total. A killed
 sweep leaves its in-flight trials RUNNING; ``resume`` marks them interrupted (they do not
-count) and runs what is missing.
+count) and runs what is missing. ``join`` adds workers to a study that others are running
+(on this or other machines): like resume, but trials in flight are left alone.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import math
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import time
 import warnings
@@ -41,6 +43,7 @@ SAMPLERS = ("nsga2", "tpe", "random", "qmc", "grid")
 PHASES = ("prefill", "decode")
 MAX_JOBS = 64
 REFRESH_S = 0.5  # progress bar refresh
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which machine and process ran a trial
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class Sweep:
     sampler : one of :data:`SAMPLERS`; seed : sampler seed (worker i uses ``seed + i``)
     storage : an Optuna database URL, or None for the journal file ``out/study.log``
     n_jobs : worker processes; resume : continue an existing study
+    join : continue a study other workers are running now (in-flight trials are theirs)
     """
 
     space: Space
@@ -87,6 +91,11 @@ class Sweep:
     storage: str | None = None
     n_jobs: int = 1
     resume: bool = False
+    join: bool = False
+
+    @property
+    def continues(self) -> bool:
+        return self.resume or self.join
 
     @property
     def storage_spec(self) -> str:
@@ -113,13 +122,14 @@ class Sweep:
             if self.trials > size:
                 raise ValueError(f"--trials {self.trials}: the grid of {self.space.where} has only {size} points")
         if self.storage is not None:
-            st.check_url(self.storage)
+            st.close_storage(st.open_storage(self.storage, Path(self.out)))  # unreachable: fail before any work
         self.workload.at_batch(1)  # a bad model, quantization or length raises here, one line
         manifest = Path(self.out) / st.MANIFEST
-        if manifest.exists() and not self.resume:
+        if manifest.exists() and not self.continues:
             raise ValueError(f"{self.out} already holds a study; pass --resume to continue it or choose another --out")
-        if self.resume and not manifest.exists() and self.storage is None:
-            raise ValueError(f"--resume: {self.out} holds no study to continue (no {st.MANIFEST})")
+        if self.continues and not manifest.exists() and self.storage is None:
+            raise ValueError(f"--{'join' if self.join else 'resume'}: {self.out} holds no study to continue "
+                             f"(no {st.MANIFEST})")
         if not manifest.exists() and self.storage is None and (Path(self.out) / st.JOURNAL).exists():
             raise ValueError(f"{self.out}: holds {st.JOURNAL} but no {st.MANIFEST}; remove it or choose another --out")
 
@@ -179,6 +189,7 @@ class Objective:
         try:
             assignment = self.draw(trial)
             trial.set_user_attr("params", assignment)
+            trial.set_user_attr("worker", WORKER)
             design = self.space.design(assignment, f"{self.space.name}-{trial.number}")
             trial.set_user_attr("design", design.to_dict())
             evaluation = evaluate(design, self.workload.at_batch(design.batch), phases=self.workload.phases,
@@ -302,6 +313,8 @@ def work(job: Job, stop: StopFlag, on_trial: Callable[[optuna.Study], None] | No
 
 
 def _worker_main(job: Job) -> None:
+    global WORKER
+    WORKER = f"{socket.gethostname()}:{os.getpid()}"  # a forked worker: its own pid
     stop = StopFlag(interactive=False)
     stop.install()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -348,23 +361,24 @@ def open_study(sweep: Sweep) -> tuple[optuna.Study, int]:
     storage = st.open_storage(sweep.storage_spec, folder)
     names = {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     exists = sweep.study in names
-    if exists and not sweep.resume:
-        raise ValueError(f"the storage already holds a study named {sweep.study!r}; pass --resume to continue it "
-                         f"or choose another --study")
-    if not exists and sweep.resume:
-        raise ValueError(f"--resume: the storage holds no study named {sweep.study!r}")
+    flag = "--join" if sweep.join else "--resume"
+    if exists and not sweep.continues:
+        raise ValueError(f"the storage already holds a study named {sweep.study!r}; pass --resume (or --join, "
+                         f"while other workers run it) to continue it, or choose another --study")
+    if not exists and sweep.continues:
+        raise ValueError(f"{flag}: the storage holds no study named {sweep.study!r}")
     study = optuna.create_study(storage=storage, study_name=sweep.study, directions=sweep.space.directions,
                                 load_if_exists=True)
     marked = 0
     if exists:
         stored = study.user_attrs.get("peforge", {})
         if stored.get("space", {}).get("source") != sweep.space.source:
-            raise ValueError(f"--resume: {sweep.space.where} differs from the space study {sweep.study!r} was "
-                             f"started with; resume with the same space")
+            raise ValueError(f"{flag}: {sweep.space.where} differs from the space study {sweep.study!r} was "
+                             f"started with; continue it with the same space")
         if stored.get("workload") != sweep.workload.as_dict():
-            raise ValueError(f"--resume: the workload differs from the one study {sweep.study!r} was started with "
+            raise ValueError(f"{flag}: the workload differs from the one study {sweep.study!r} was started with "
                              f"({stored.get('workload')})")
-        marked = mark_interrupted(study)
+        marked = 0 if sweep.join else mark_interrupted(study)
     else:
         study.set_user_attr("peforge", study_attrs(sweep))
     return study, marked

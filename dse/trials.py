@@ -53,7 +53,8 @@ def table(trials: Iterable[FrozenTrial], param_names: Sequence[str], metrics: Se
 
     Columns: ``trial``, ``state`` (COMPLETE / FAIL / RUNNING), ``feasible``, ``pareto``,
     each parameter (empty where its condition does not hold), each metric, ``violation:<metric>``
-    per constraint (≤ 0: satisfied), ``fail_reason``, ``duration_s``, ``started``, ``design`` (JSON).
+    per constraint (≤ 0: satisfied), ``fail_reason``, ``duration_s``, ``worker`` (host:pid),
+    ``started``, ``design`` (JSON).
     """
     rows: list[dict[str, Any]] = []
     constraint_names: list[str] = []
@@ -75,13 +76,14 @@ def table(trials: Iterable[FrozenTrial], param_names: Sequence[str], metrics: Se
         row["fail_reason"] = t.user_attrs.get("fail_reason", uncounted)
         duration = t.duration.total_seconds() if t.duration is not None else np.nan
         row["duration_s"] = duration
+        row["worker"] = t.user_attrs.get("worker", "")
         row["started"] = t.datetime_start.isoformat(timespec="milliseconds") if t.datetime_start else ""
         row["design"] = json.dumps(t.user_attrs["design"], sort_keys=True) if "design" in t.user_attrs else ""
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
         columns = ["trial", "state", "feasible", "pareto", *param_names, *metrics, "fail_reason", "duration_s",
-                   "started", "design"]
+                   "worker", "started", "design"]
         return pd.DataFrame(columns=columns)
     for name in param_names:  # integers stay integers where a condition left holes
         present = [v for v in frame[name] if v is not None and v == v]
