@@ -122,6 +122,7 @@ class Sweep:
             if self.trials > size:
                 raise ValueError(f"--trials {self.trials}: the grid of {self.space.where} has only {size} points")
         if self.storage is not None:
+            st.check_url(self.storage)
             st.close_storage(st.open_storage(self.storage, Path(self.out)))  # unreachable: fail before any work
         self.workload.at_batch(1)  # a bad model, quantization or length raises here, one line
         manifest = Path(self.out) / st.MANIFEST
@@ -341,11 +342,12 @@ class SweepResult:
     seconds: float
     characterize_seconds: float = 0.0
     marked_interrupted: int = 0
+    in_flight: int = 0  # counted trials other workers (--join, other machines) are still running
     worker_errors: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
-        return self.finished >= self.requested
+        return self.finished + self.in_flight >= self.requested
 
 
 def study_attrs(sweep: Sweep) -> dict[str, Any]:
@@ -426,9 +428,12 @@ def run(sweep: Sweep, *, progress: bool = True, say: Callable[[str], None] | Non
             result.interrupted = _run_here(sweep, remaining, bar, directions)
         else:
             result.interrupted = _run_processes(sweep, remaining, bar, directions, result.worker_errors)
-    final = counts(_reopen(sweep), directions)
+    study = _reopen(sweep)
+    final = counts(study, directions)
     bar.update(final, final=True)
     result.finished = final.done
+    result.in_flight = counted_total(study) - final.done
+    st.close_storage(study._storage)
     result.seconds = time.monotonic() - started
     return result
 

@@ -11,4 +11,13 @@ if ! command -v iverilog >/dev/null 2>&1; then
              "the Icarus tests will be skipped" >&2
     fi
 fi
+# PostgreSQL: the distributed-sweep test starts its own server (tests/e2e/test_sweep_postgres.py).
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+        echo "tests/run.sh: PostgreSQL is missing and cannot be installed here (needs root and apt-get);" \
+             "the PostgreSQL sweep test will be skipped" >&2
+    fi
+fi
 exec python -m pytest "$@"

@@ -39,7 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Optuna database URL shared by workers on many machines, e.g. "
                              "postgresql://user:pass@host/db (default: a journal file in the study folder)")
     parser.add_argument("--n-jobs", type=int, default=1, help="worker processes (default: 1)")
-    parser.add_argument("--resume", action="store_true", help="continue the study in --out / --storage")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the study in --out / --storage after it stopped (its unfinished trials "
+                             "are marked interrupted and rerun)")
+    parser.add_argument("--join", action="store_true",
+                        help="add workers to a study other workers are running now, e.g. on other machines "
+                             "through --storage (their trials in flight are left alone)")
     parser.add_argument("--export-top", type=int, default=0, metavar="K",
                         help="also write the RTL of the K best front designs (first objective) to <out>/rtl/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -53,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from peforge.dse.storage import read_manifest
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it better
-    if args.resume and args.out is not None and (args.out / "study.json").exists():
+    if (args.resume or args.join) and args.out is not None and (args.out / "study.json").exists():
         earlier = read_manifest(args.out)  # the study's own space, workload and storage
     else:
         earlier = {}
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--export-top {args.export_top}: must be 0 or more")
     sweep = search.Sweep(space=space, workload=workload, trials=trials, out=out, study=study,
                          sampler=args.sampler, seed=args.seed, storage=args.storage or (stored if "://" in stored else None),
-                         n_jobs=args.n_jobs, resume=args.resume)
+                         n_jobs=args.n_jobs, resume=args.resume, join=args.join)
     result = search.run(sweep, progress=not args.no_progress)
     written = write_report(out)
     tables = load_tables(out)
@@ -94,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         for number in tables.front()["trial"].head(args.export_top):
             exported = export_design(out, int(number), out / "rtl" / f"trial-{int(number)}")
             print(f"RTL of trial {int(number)}: {exported.folder}")
+    if result.in_flight:
+        print(f"{result.in_flight} trial(s) still running in other workers; `peforge report {out}` "
+              f"updates the outputs when they finish")
     if result.interrupted:
         print(f"peforge: interrupted with {result.finished} of {result.requested} trials; "
               f"`peforge sweep --out {out} --resume` continues", file=sys.stderr)

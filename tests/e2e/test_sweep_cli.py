@@ -74,7 +74,7 @@ area_mm2 = "minimize"
 power_w = { max = 1.0 }
 """
 
-VOLATILE = ["duration_s", "started"]
+VOLATILE = ["duration_s", "started", "worker"]
 
 
 @pytest.fixture
@@ -190,6 +190,7 @@ def test_two_worker_processes_share_the_journal(peforge, space_file, tmp_path):
     assert result.returncode == 0, result.stderr
     frame = table(out)
     assert len(frame) == 120 and frame["trial"].is_unique and (frame["state"] == "COMPLETE").all()
+    assert frame["worker"].nunique() == 2
 
 
 @pytest.mark.parametrize("edit, flags, message", [
