@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
+from .ports import stream_ports
 from .params import nested, param, validate
 from .pe.arith import shift_add_product, tree_sum
 from .pe.bitserial import BitSerialConfig, BitSerialPE
@@ -349,10 +349,7 @@ class SystolicArray(wiring.Component):
 
     def __init__(self, config: SystolicConfig):
         self.config = config
-        super().__init__({
-            "i": In(stream.Signature(config.in_layout())),
-            "o": Out(wiring.Signature({"valid": Out(1), "payload": Out(config.out_layout())})),
-        })
+        super().__init__(stream_ports(config))
 
     def elaborate(self, platform):
         cfg = self.config

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..ports import stream_ports
 from ..params import param, validate
 from .arith import shift_add_product, tree_sum
 
@@ -123,10 +124,7 @@ class BitSerialPE(wiring.Component):
 
     def __init__(self, config: BitSerialConfig):
         self.config = config
-        members = {
-            "i": In(stream.Signature(config.in_layout())),
-            "o": Out(wiring.Signature({"valid": Out(1), "payload": Out(config.out_layout())})),
-        }
+        members = stream_ports(config)
         if config.lut_entries:
             members["lut"] = In(wiring.Signature({
                 "en": Out(1), "addr": Out(config.code_bits), "data": Out(signed(config.max_w_bits)),

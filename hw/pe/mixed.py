@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, wiring
 
+from ..ports import stream_ports
 from ..params import param, validate
 from .arith import shift_add_product, tree_sum
 
@@ -120,10 +120,7 @@ class MixedPE(wiring.Component):
 
     def __init__(self, config: MixedConfig):
         self.config = config
-        super().__init__({
-            "i": In(stream.Signature(config.in_layout())),
-            "o": Out(wiring.Signature({"valid": Out(1), "payload": Out(config.out_layout())})),
-        })
+        super().__init__(stream_ports(config))
 
     def elaborate(self, platform):
         cfg = self.config

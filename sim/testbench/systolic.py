@@ -157,6 +157,7 @@ def beats_of(cfg: SystolicConfig, g: Gemm, rng: np.random.Generator, stim: Stimu
 def make_job(cfg: SystolicConfig, label: str, gemms: list[Gemm], rng: np.random.Generator, stim: Stimulus) -> Job:
     """GEMMs back to back: each beat must be taken exactly when the plan says (no idle cycle)."""
     beats, intervals, spans, results, cycles = [], [], [], [], []
+    previous_cycles = previous_last_beat = 0  # of the GEMM before, once there is one
     for g in gemms:
         M, K, N = g.shape
         T = cfg.beat_cycles(g.w_bits)
