@@ -110,8 +110,11 @@ def quality(seeds: int) -> None:
     everything = exact(space)
     directions = space.directions
     front = everything[front_mask(everything, directions)]
-    # Reference: 10 % beyond the worst value of the whole space in every objective.
-    worst = np.where(np.array(directions) == "maximize", everything.min(axis=0) * 0.9, everything.max(axis=0) * 1.1)
+    # Reference: just beyond the exact front's worst value in each objective (10 % of the
+    # front's span), so the measure looks at the front, not at the empty space far from it.
+    maximize = np.array(directions) == "maximize"
+    span = front.max(axis=0) - front.min(axis=0)
+    worst = np.where(maximize, front.min(axis=0) - 0.1 * span, front.max(axis=0) + 0.1 * span)
     best = hypervolume(front, directions, worst)
     budget = len(everything) // 10
     print(f"enumerable space: {len(everything)} points, exact front {len(front)} points "

@@ -297,8 +297,6 @@ def work(job: Job, stop: StopFlag, on_trial: Callable[[optuna.Study], None] | No
         while done < job.share and not stop.set:
             if job.parent is not None and os.getppid() != job.parent:
                 break  # the sweep that started us is gone: leave the rest to a --resume
-            if counted_total(study) >= sweep.trials:
-                break
             trial = study.ask()
             if not claim(study, trial, sweep.trials):
                 trial.set_user_attr("uncounted", f"{tr.SURPLUS}: the study already had its {sweep.trials} trials")
@@ -473,16 +471,20 @@ def _run_processes(sweep: Sweep, remaining: int, bar: ProgressBar, directions: l
     try:
         for process in processes:
             process.start()
-        study = _reopen(sweep)
+        study = _reopen(sweep) if bar.enabled else None  # no bar: leave both cores to the workers
+        last = 0.0
         while any(p.is_alive() for p in processes):
             if stop.set and not forwarded:
                 forwarded = True
                 for process in processes:
                     if process.is_alive() and process.pid is not None:
                         os.kill(process.pid, signal.SIGTERM)  # finish the current trial, then stop
-            bar.update(counts(study, directions))
-            time.sleep(REFRESH_S / 2)
-        st.close_storage(study._storage)
+            if study is not None and time.monotonic() - last >= REFRESH_S:
+                bar.update(counts(study, directions))
+                last = time.monotonic()
+            time.sleep(0.05)
+        if study is not None:
+            st.close_storage(study._storage)
     finally:
         for process in processes:
             if process.is_alive():  # a second Ctrl-C: do not wait any longer
