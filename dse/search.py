@@ -151,6 +151,14 @@ def grid_size(space: Space) -> int:
     return count
 
 
+class GridOnce(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, minus its ``study.stop()`` once the grid is visited: that works only
+    inside ``study.optimize``, and the sweep's own loop stops at the requested count anyway."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
 def make_sampler(name: str, seed: int | None, space: Space) -> optuna.samplers.BaseSampler:
     """A seeded Optuna sampler by name."""
     with warnings.catch_warnings():
@@ -166,7 +174,7 @@ def make_sampler(name: str, seed: int | None, space: Space) -> optuna.samplers.B
             return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False,
                                               independent_sampler=optuna.samplers.RandomSampler(seed=seed))
         if name == "grid":
-            return optuna.samplers.GridSampler({"grid_index": list(range(grid_size(space)))}, seed=seed)
+            return GridOnce({"grid_index": list(range(grid_size(space)))}, seed=seed)
     raise ValueError(f"--sampler {name}: choose one of {', '.join(SAMPLERS)}")
 
 

@@ -125,6 +125,25 @@ def test_failed_evaluation_is_recorded_and_study_goes_on(peforge, space_file, tm
     assert f"{len(failed)} failed" in result.stdout
 
 
+@pytest.mark.parametrize("sampler", ["grid", "tpe", "qmc"])
+def test_other_samplers(peforge, space_file, tmp_path, sampler):
+    if sampler == "grid":  # 4 x 4 x 2 points: the whole grid by default, each point once
+        space_file.write_text(SPACE.replace("low = 1.0", "low = 1").replace(
+            "[param.\"compute.clock_mhz\"]\ntype = \"float\"\nlow = 200.0\nhigh = 1000.0\nstep = 100.0", "")
+            .replace("[param.\"memory.units\"]\ntype = \"int\"\nlow = 1\nhigh = 4", "")
+            .replace("[param.batch]\ntype = \"int\"\nlow = 1\nhigh = 8\nscale = \"pow2\"", ""))
+    out = tmp_path / sampler
+    flags = ("--sampler", sampler) + (() if sampler == "grid" else ("--trials", "25"))
+    result = peforge(*sweep_args(space_file, out, *flags))
+    assert result.returncode == 0, result.stderr
+    frame = table(out)
+    if sampler == "grid":
+        assert len(frame) == 32
+        assert not frame.duplicated(["compute.rows", "compute.cols", "compute.dataflow"]).any()
+    else:
+        assert len(frame) == 25 and (frame["state"] == "COMPLETE").all()
+
+
 def completed(out: Path, study: str) -> list[optuna.trial.FrozenTrial]:
     from peforge.dse.storage import JOURNAL, open_storage
 
