@@ -53,7 +53,7 @@ class Compute:
     cols: int = param(128, "array columns (PEs)", low=1, high=1024)
     dataflow: str = param("ws", "ws: weight-stationary, os: output-stationary", choices=("ws", "os"))
     arrays: int = param(1, "independent arrays working on separate operators / heads", low=1, high=64)
-    clock_mhz: float = param(1000.0, "array clock (MHz); must not exceed the PE's characterized Fmax",
+    clock_mhz: float = param(500.0, "array clock (MHz); must not exceed the PE's characterized Fmax",
                              low=1.0, high=10000.0)
     pe_params: tuple[tuple[str, Any], ...] = ()  # the PE config's fields, as (name, value) pairs
 
@@ -194,4 +194,5 @@ def load_design(path: Path | str) -> DesignPoint:
         raise ValueError(f"{path}: no such design file") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML ({error})") from None
+    data.setdefault("name", path.stem)  # errors from the cost model then name the file
     return design_from_dict(data, str(path))

@@ -1,0 +1,55 @@
+"""`peforge evaluate` as a user runs it."""
+
+import json
+
+import pytest
+
+
+def test_evaluate_shipped_design_json(peforge):
+    result = peforge("evaluate", "--design", "edge", "--workload", "qwen2-0.5b", "--seq", "64", "--gen", "8",
+                     "--quant", "w4a8kv8-g128", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    metrics = data["metrics"]
+    for key in ("ttft_s", "tpot_s", "tokens_per_s", "j_per_token", "area_mm2", "power_w"):
+        assert metrics[key] > 0, key
+    assert metrics["tokens_per_s"] == pytest.approx(1 / metrics["tpot_s"])  # batch 1
+    operators = data["operators"]
+    assert {op["phase"] for op in operators} == {"prefill", "decode"}
+    assert sum(op["time_s"] for op in operators if op["phase"] == "prefill") == pytest.approx(metrics["ttft_s"])
+
+
+def test_evaluate_table_names_every_operator(peforge):
+    result = peforge("evaluate", "--design", "datacenter", "--workload", "gpt2", "--gen", "4", "--phase", "decode")
+    assert result.returncode == 0, result.stderr
+    assert "TPOT" in result.stdout and "TTFT" not in result.stdout
+    for name in ("attn.score", "mlp", "lm_head"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[compute]\nrows = 0\n", "Compute.rows=0 is out of range"),
+    ("[compute]\nspeed = 1\n", "unknown key 'compute.speed'"),
+    ("[compute]\nclock_mhz = 9000.0\n", "exceeds the characterized Fmax"),
+    ("[pim]\nbanks = 0\n", "Pim.banks=0 is out of range"),
+    ("[sram]\nweight_kib = 1\n", "cannot double-buffer one 128x128 weight tile"),
+    ("[compute\n", "not valid TOML"),
+])
+def test_bad_design_file_one_line_exit_2(peforge, tmp_path, body, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    result = peforge("evaluate", "--design", str(path), "--workload", "gpt2", "--gen", "2")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--design", "nowhere"], "not a shipped design"),
+    (["--design", "edge", "--seq", "0"], "--seq 0: must be at least 1"),
+    (["--design", "edge", "--quant", "w5"], "quantization scheme 'w5'"),
+])
+def test_bad_flags_one_line_exit_2(peforge, args, message):
+    result = peforge("evaluate", "--workload", "gpt2", *args)
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
