@@ -130,3 +130,14 @@ async def drive_stream(bench: Bench, beats: list[int], n_outputs: int, *, timeou
                                f"{len(trace.outputs)}/{n_outputs} outputs after {cycle} cycles")
     bench.set(f"{prefix}__valid", 0)
     return trace
+
+
+async def reset_during(bench: Bench, beats: list[int], *, cycles: int = 2, prefix: str = "i") -> None:
+    """Offer ``beats`` on stream ``i`` for ``cycles`` cycles (one beat per cycle, the last one held),
+    then reset in the middle of that work and leave ``valid`` low: what follows must not see it."""
+    bench.set(f"{prefix}__valid", 1)
+    for cycle in range(cycles):
+        bench.set(f"{prefix}__payload", beats[min(cycle, len(beats) - 1)])
+        await bench.tick()
+    await bench.reset()
+    bench.set(f"{prefix}__valid", 0)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ...hw.golden import bitserial_result, bitserial_weights, scale_factor
 from ...hw.pe.bitserial import LO_ADD, LO_NONE, LO_SUB, BitSerialConfig
-from ..bench import drive_stream
+from ..bench import drive_stream, reset_during
 from ..layouts import pack, unpack
 from . import Job, Report, run_job
 
@@ -141,12 +141,7 @@ async def run(bench, cfg: BitSerialConfig, seed: int) -> Report:
 
     # Reset in the middle of a dot product: nothing of it may reach the next result.
     half_op = stimulus.random_op(cfg.max_w_bits)
-    bench.set("i__valid", 1)
-    bench.set("i__payload", make_job(cfg, "", [[half_op]], table).beats[0])
-    await bench.tick()
-    await bench.tick()
-    await bench.reset()
-    bench.set("i__valid", 0)
+    await reset_during(bench, make_job(cfg, "", [[half_op]], table).beats)
     await run_job(bench, report, make_job(cfg, "after reset", [[stimulus.random_op(3)]], table), decode)
     return report
 

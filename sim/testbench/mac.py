@@ -6,7 +6,7 @@ import numpy as np
 
 from ...hw.golden import mac_dot
 from ...hw.pe.mac import MacConfig
-from ..bench import drive_stream
+from ..bench import drive_stream, reset_during
 from ..layouts import pack, unpack
 from . import Job, Report, run_job
 
@@ -65,11 +65,7 @@ async def run(bench, cfg: MacConfig, seed: int) -> Report:
     # Reset in the middle of a dot product: the partial sum must not leak into the next one.
     a_min = -(1 << cfg.a_bits - 1)
     layout = cfg.in_layout()
-    bench.set("i__valid", 1)
-    bench.set("i__payload", pack(layout, {"a": a_min, "w": 1, "first": 1, "last": 0}))
-    await bench.tick()
-    await bench.reset()
-    bench.set("i__valid", 0)
+    await reset_during(bench, [pack(layout, {"a": a_min, "w": 1, "first": 1, "last": 0})], cycles=1)
     await run_job(bench, report, make_job(cfg, "after reset", [(np.array([1, a_min]), np.array([1, -1]))]), decode)
     return report
 

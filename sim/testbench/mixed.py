@@ -9,7 +9,7 @@ import numpy as np
 
 from ...hw.golden import mixed_group, mixed_result
 from ...hw.pe.mixed import A_BITS, MixedConfig
-from ..bench import drive_stream
+from ..bench import drive_stream, reset_during
 from ..layouts import pack, unpack
 from . import Job, Report, run_job
 
@@ -98,12 +98,7 @@ async def run(bench, cfg: MixedConfig, seed: int) -> Report:
         await run_job(bench, report, make_job(cfg, label, results), decode)
 
     # Reset in the middle of a group: nothing of it may reach the next result.
-    bench.set("i__valid", 1)
-    bench.set("i__payload", make_job(cfg, "", [[stimulus.random_group()]]).beats[0])
-    await bench.tick()
-    await bench.tick()
-    await bench.reset()
-    bench.set("i__valid", 0)
+    await reset_during(bench, make_job(cfg, "", [[stimulus.random_group()]]).beats)
     await run_job(bench, report, make_job(cfg, "after reset", [[stimulus.random_group()]]), decode)
     return report
 

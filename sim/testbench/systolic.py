@@ -10,7 +10,7 @@ import numpy as np
 
 from ...hw.golden import systolic_gemm
 from ...hw.systolic import SystolicConfig
-from ..bench import drive_stream
+from ..bench import drive_stream, reset_during
 from ..layouts import pack
 from . import Job, Report, run_job
 
@@ -201,12 +201,7 @@ async def run(bench, cfg: SystolicConfig, seed: int) -> Report:
 
     # Reset in the middle of a GEMM: nothing of it may reach the next one.
     interrupted = beats_of(cfg, stim.random(*stim.random_shape()), rng, stim)
-    bench.set("i__valid", 1)
-    for beat in interrupted[:3]:
-        bench.set("i__payload", beat)
-        await bench.tick()
-    await bench.reset()
-    bench.set("i__valid", 0)
+    await reset_during(bench, interrupted, cycles=min(3, len(interrupted)))
     await run_job(bench, report, make_job(cfg, "after reset", [stim.random(*stim.random_shape())], rng, stim), decode)
     return report
 
