@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from peforge.cli.evaluate import shipped_designs
-from peforge.dse.accelerator import Compute, DesignPoint, Memory, Pim, Sram, load_design
+from peforge.dse.accelerator import Compute, DesignPoint, Memory, Sram, load_design
 from peforge.dse.api import evaluate, prepare
 
 MODEL = "llama-2-7b"

@@ -9,7 +9,6 @@ import pytest
 
 from peforge.cli import main
 from peforge.hw.blocks import BLOCKS
-from peforge.hw.export import verilog_text
 from peforge.hw.pe.mac import MacConfig
 from peforge.sim import synth
 from peforge.sim.characterize import characterize
