@@ -14,10 +14,11 @@ each, as Bit Fusion composes narrow units); the bit-serial PE takes the workload
 precision at run time (ceil(w_bits / k) cycles per beat). Elementwise operators run on a
 vector unit of ``cols`` lanes per array, one element per lane per cycle.
 
-Memory. Weights and KV-cache entries come from DRAM once per step when they or the
-activations stay on chip; otherwise the operator is tiled as a mapper would (a block of
-activation rows in the activation buffer, a block of weight columns in the weight buffer,
-each re-read once per block of the other). Operator time = max(compute, DRAM) with double
+Memory. Weights and KV-cache entries come from DRAM once per step when the activations stay
+on chip; otherwise the operator is tiled as a mapper would: blocks of activation rows fill
+the activation buffer and blocks of weight columns the weight buffer, and of the two loop
+orders (activation blocks outer: weights re-read once per activation block; weight blocks
+outer: activations re-read once per weight block) the one moving fewer bytes is taken. Operator time = max(compute, DRAM) with double
 buffering (the array's own fill and drain are inside its cycle formula).
 
 PIM. With PIM, decode attention (score and context GEMVs against the KV cache, which lives
@@ -262,7 +263,9 @@ class CostModel:
         rows_block = np.maximum(1, np.floor(self.act_sram / r.k_a_bytes))
         cols_block = np.maximum(1, np.floor(self.weight_sram / r.k_b_bytes))
         fits = r.act_bytes_per_product <= self.act_sram + self.out_sram
-        tiled = r.a_in * np.ceil(n / cols_block) + r.streamed * np.ceil(m / rows_block) + r.results
+        # either activation blocks outer (weights re-read per block) or weight blocks outer
+        tiled = np.minimum(r.a_in + r.streamed * np.ceil(m / rows_block),
+                           r.a_in * np.ceil(n / cols_block) + r.streamed) + r.results
         dram_bytes = np.where(matrix, np.where(fits, r.streamed, tiled),
                               r.weight_bytes + np.where(fits, 0.0, r.act_bytes)) + r.kv_writes
 
