@@ -17,6 +17,9 @@ from .accelerator import DesignPoint
 # shadow weights (ws), readout muxes (os). Measured by benchmarks/scaling_fits.py as the per-PE
 # slope of synthesized 2x2 / 4x4 / 8x8 arrays over the standalone PE's NAND2 equivalents:
 # mac ws 2232 / 1445 = 1.54; mac os 2026 / 1445 = 1.40; bit-serial (2 lanes) os 2516 / 1665 = 1.51.
+# The cell's energy per MAC is scaled alike: the extra gates toggle with the PE's activity. (A
+# characterized 8x8 mac array measures 1.9x (os) the PE's pJ/MAC, fill and drain of its small
+# size included, so the factor is if anything low.)
 ARRAY_CELL_FACTOR = {"ws": 1.54, "os": 1.46}
 
 # Horowitz, ISSCC 2014 (45 nm): FP16 add 0.4 pJ / 1360 µm², FP16 multiply 1.1 pJ / 1640 µm².
@@ -32,7 +35,7 @@ class UnitCosts:
     Parameters
     ----------
     pe_area_um2 : area of one cell of the array (µm²); array_fixed_um2 : per-array logic outside the PEs (µm²)
-    pj_per_mac : energy of one lane MAC of the PE at its precision (pJ)
+    pj_per_mac : energy of one lane MAC of a cell of the array at its precision (pJ)
     fmax_mhz : the PE's highest clock (MHz)
     memory_gb_per_s, memory_pj_per_bit : one off-chip memory unit (stack / channel)
     weight/act/out_sram_pj_per_bit : read energy of each buffer at its size (pJ/bit)
@@ -98,7 +101,8 @@ def pe_costs(pe_config, tech: str) -> dict[str, float]:
 
 def unit_costs(design: DesignPoint) -> UnitCosts:
     """All unit costs of ``design``: its PE characterized (cached on disk) and scaled to a cell of
-    the array (:data:`ARRAY_CELL_FACTOR`), memory from its tech preset."""
+    the array (:data:`ARRAY_CELL_FACTOR`, area and energy), memory from its tech preset."""
     pe = dict(pe_costs(design.compute.pe_config, design.tech))
     pe["pe_area_um2"] *= ARRAY_CELL_FACTOR[design.compute.dataflow]
+    pe["pj_per_mac"] *= ARRAY_CELL_FACTOR[design.compute.dataflow]
     return UnitCosts(array_fixed_um2=0.0, **pe, **memory_costs(design))
