@@ -85,6 +85,7 @@ class Evaluation:
     model: str
     metrics: dict[str, float]
     operators: Any  # pandas DataFrame (phase, operator, kind, bound, time_s, energy_j, dram_bytes, macs) or None
+    costs: UnitCosts | None = None  # the unit costs used, each with its source
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,7 @@ class CostModel:
 
     def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False):
         self.designs = list(designs)
+        self.unit_costs = list(costs)
         if not checked:
             for design, cost in zip(self.designs, costs):
                 check_design(design, cost)
@@ -380,7 +382,8 @@ class CostModel:
             operators = pd.concat([pd.DataFrame(self._breakdown(phase, tables[phase], cost))
                                    for phase, cost in costs.items()], ignore_index=True)
         design = self.designs[0]
-        return Evaluation(design.name, workload.model, {k: float(v[0]) for k, v in metrics.items()}, operators)
+        return Evaluation(design.name, workload.model, {k: float(v[0]) for k, v in metrics.items()}, operators,
+                          self.unit_costs[0])
 
     def _breakdown(self, phase: str, table: OpTable, cost: RunCost) -> dict[str, Any]:
         kinds = {v: k for k, v in KIND_CODES.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from ..hw import params
 from ..sim import tech as tech_presets
 from .accelerator import DesignPoint
 
@@ -102,7 +103,34 @@ def pe_costs(pe_config, tech: str) -> dict[str, float]:
 def unit_costs(design: DesignPoint) -> UnitCosts:
     """All unit costs of ``design``: its PE characterized (cached on disk) and scaled to a cell of
     the array (:data:`ARRAY_CELL_FACTOR`, area and energy), memory from its tech preset."""
-    pe = dict(pe_costs(design.compute.pe_config, design.tech))
-    pe["pe_area_um2"] *= ARRAY_CELL_FACTOR[design.compute.dataflow]
-    pe["pj_per_mac"] *= ARRAY_CELL_FACTOR[design.compute.dataflow]
-    return UnitCosts(array_fixed_um2=0.0, **pe, **memory_costs(design))
+    compute = design.compute
+    factor = ARRAY_CELL_FACTOR[compute.dataflow]
+    pe = dict(pe_costs(compute.pe_config, design.tech))
+    pe["pe_area_um2"] *= factor
+    pe["pj_per_mac"] *= factor
+    sources = cost_sources(compute, design.tech, design.memory.technology, factor)
+    return UnitCosts(array_fixed_um2=0.0, **pe, **memory_costs(design), sources=dict(sources))
+
+
+@functools.lru_cache(maxsize=256)
+def _preset_sources(tech: str, technology: str) -> tuple[tuple[str, str], ...]:
+    preset = tech_presets.resolve(tech)
+    memory = preset.memories[technology]
+    pim = preset.pim_internal_pj_per_bit
+    return (
+        ("memory_gb_per_s", memory.gb_per_s.source), ("memory_pj_per_bit", memory.pj_per_bit.source),
+        ("sram_pj_per_bit", preset.sram_read_source), ("sram_area_um2", preset.sram_um2_per_bit.source),
+        ("pim_pj_per_bit", pim.source if pim else memory.pj_per_bit.source),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def cost_sources(compute, tech: str, technology: str, factor: float) -> tuple[tuple[str, str], ...]:
+    """Where each unit cost comes from (``UnitCosts.sources``), for a design's compute, technology
+    preset and memory technology."""
+    pe = (f"characterization of the {compute.pe} PE ({params.config_hash(compute.pe_config)}) in {tech}, "
+          f"x {factor} for a cell of a {compute.dataflow} array (ARRAY_CELL_FACTOR)")
+    horowitz = "Horowitz, ISSCC 2014, FP16 figures at 45 nm scaled to the node by the preset's gate energy / area"
+    return (("pe_area_um2", pe), ("pj_per_mac", pe), ("fmax_mhz", f"characterization of the {compute.pe} PE"),
+            *_preset_sources(tech, technology),
+            ("pim_pj_per_mac", horowitz), ("pim_lane_area_um2", horowitz), ("vector_pj_per_op", horowitz))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -66,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"design": design.to_dict(), "workload": {
             "model": workload.model, "batch": batch, "seq": args.seq, "gen": args.gen, "quant": workload.quant},
-            "metrics": result.metrics, "operators": result.operators.to_dict(orient="records")}, indent=2))
+            "metrics": result.metrics, "operators": result.operators.to_dict(orient="records"),
+            "unit_costs": {k: v for k, v in dataclasses.asdict(result.costs).items() if k != "sources"},
+            "sources": result.costs.sources}, indent=2))
         return 0
     print(f"{design.name} on {workload.model}: batch {batch}, prompt {args.seq}, {args.gen} decode steps, "
           f"{workload.quant}")

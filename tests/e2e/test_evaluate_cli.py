@@ -17,6 +17,9 @@ def test_evaluate_shipped_design_json(peforge):
     operators = data["operators"]
     assert {op["phase"] for op in operators} == {"prefill", "decode"}
     assert sum(op["time_s"] for op in operators if op["phase"] == "prefill") == pytest.approx(metrics["ttft_s"])
+    # every unit cost used names where it comes from
+    assert set(data["sources"]) >= {"pe_area_um2", "pj_per_mac", "memory_pj_per_bit", "sram_pj_per_bit"}
+    assert "characterization of the bitserial PE" in data["sources"]["pj_per_mac"]
 
 
 def test_evaluate_table_names_every_operator(peforge):
