@@ -108,7 +108,7 @@ def unit_costs(design: DesignPoint) -> UnitCosts:
     pe = dict(pe_costs(compute.pe_config, design.tech))
     pe["pe_area_um2"] *= factor
     pe["pj_per_mac"] *= factor
-    sources = cost_sources(compute, design.tech, design.memory.technology, factor)
+    sources = cost_sources(compute.pe, compute.pe_config, compute.dataflow, design.tech, design.memory.technology)
     return UnitCosts(array_fixed_um2=0.0, **pe, **memory_costs(design), sources=dict(sources))
 
 
@@ -125,12 +125,12 @@ def _preset_sources(tech: str, technology: str) -> tuple[tuple[str, str], ...]:
 
 
 @functools.lru_cache(maxsize=1024)
-def cost_sources(compute, tech: str, technology: str, factor: float) -> tuple[tuple[str, str], ...]:
-    """Where each unit cost comes from (``UnitCosts.sources``), for a design's compute, technology
-    preset and memory technology."""
-    pe = (f"characterization of the {compute.pe} PE ({params.config_hash(compute.pe_config)}) in {tech}, "
-          f"x {factor} for a cell of a {compute.dataflow} array (ARRAY_CELL_FACTOR)")
+def cost_sources(pe_kind: str, pe_config, dataflow: str, tech: str, technology: str) -> tuple[tuple[str, str], ...]:
+    """Where each unit cost comes from (``UnitCosts.sources``), for a design's PE, dataflow,
+    technology preset and memory technology."""
+    pe = (f"characterization of the {pe_kind} PE ({params.config_hash(pe_config)}) in {tech}, "
+          f"x {ARRAY_CELL_FACTOR[dataflow]} for a cell of a {dataflow} array (ARRAY_CELL_FACTOR)")
     horowitz = "Horowitz, ISSCC 2014, FP16 figures at 45 nm scaled to the node by the preset's gate energy / area"
-    return (("pe_area_um2", pe), ("pj_per_mac", pe), ("fmax_mhz", f"characterization of the {compute.pe} PE"),
+    return (("pe_area_um2", pe), ("pj_per_mac", pe), ("fmax_mhz", f"characterization of the {pe_kind} PE"),
             *_preset_sources(tech, technology),
             ("pim_pj_per_mac", horowitz), ("pim_lane_area_um2", horowitz), ("vector_pj_per_op", horowitz))
