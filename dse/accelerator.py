@@ -109,6 +109,10 @@ class Pim:
 
     def __post_init__(self) -> None:
         validate(self)
+        # The PIM channel's cycle formula (peforge.hw.pim) holds under the same bound as its RTL.
+        if self.t_ccd > self.t_rcd + self.t_rp + 1:
+            raise ValueError(f"Pim.t_ccd={self.t_ccd!r} must not exceed t_rcd + t_rp + 1 = "
+                             f"{self.t_rcd + self.t_rp + 1}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -397,9 +397,7 @@ class CostModel:
         """Silicon area of every design (mm²): PEs, SRAM and PIM lanes."""
         c = {k: v[:, 0, 0] for k, v in self.cost.items()}
         pes = np.array([d.compute.rows * d.compute.cols * d.compute.arrays for d in self.designs], dtype=float)
-        arrays = self.arrays[:, 0, 0]
         lanes = np.array([d.pim.lanes * d.pim.banks * d.pim.channels if d.pim.mode != "none" else 0
                           for d in self.designs], dtype=float)
-        um2 = (c["pe_area_um2"] * pes + c["array_fixed_um2"] * arrays + c["sram_area_um2"]
-               + c["pim_lane_area_um2"] * lanes)
+        um2 = c["pe_area_um2"] * pes + c["sram_area_um2"] + c["pim_lane_area_um2"] * lanes
         return um2 / 1e6

@@ -35,7 +35,7 @@ class UnitCosts:
 
     Parameters
     ----------
-    pe_area_um2 : area of one cell of the array (µm²); array_fixed_um2 : per-array logic outside the PEs (µm²)
+    pe_area_um2 : area of one cell of the array (µm²)
     pj_per_mac : energy of one lane MAC of a cell of the array at its precision (pJ)
     fmax_mhz : the PE's highest clock (MHz)
     memory_gb_per_s, memory_pj_per_bit : one off-chip memory unit (stack / channel)
@@ -47,7 +47,6 @@ class UnitCosts:
     """
 
     pe_area_um2: float
-    array_fixed_um2: float
     pj_per_mac: float
     fmax_mhz: float
     memory_gb_per_s: float
@@ -109,7 +108,7 @@ def unit_costs(design: DesignPoint) -> UnitCosts:
     pe["pe_area_um2"] *= factor
     pe["pj_per_mac"] *= factor
     sources = cost_sources(compute.pe, compute.pe_config, compute.dataflow, design.tech, design.memory.technology)
-    return UnitCosts(array_fixed_um2=0.0, **pe, **memory_costs(design), sources=dict(sources))
+    return UnitCosts(**pe, **memory_costs(design), sources=dict(sources))
 
 
 @functools.lru_cache(maxsize=256)

@@ -34,12 +34,6 @@ class OpTable:
     kind: np.ndarray
     cols: dict[str, np.ndarray]
 
-    def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            return self.cols[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
 
 def op_table(graph: Graph) -> OpTable:
     """Collapse ``graph`` to one row per operator of a layer (x layers) and per other operator."""

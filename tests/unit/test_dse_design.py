@@ -26,6 +26,7 @@ def test_shipped_designs_load():
     ({"compute": {"clock_mhz": "fast"}}, r"Compute.clock_mhz must be float, not 'fast'"),
     ({"colour": "red"}, r"unknown key 'colour'"),
     ({"batch": 0}, r"DesignPoint.batch=0 is out of range"),
+    ({"pim": {"t_ccd": 16, "t_rcd": 3, "t_rp": 3}}, r"Pim.t_ccd=16 must not exceed t_rcd \+ t_rp \+ 1 = 7"),
 ])
 def test_bad_design_one_line(data, message):
     with pytest.raises(ValueError, match=message) as caught:
