@@ -30,10 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-from peforge.dse.accelerator import Compute
-from peforge.dse.api import evaluate, evaluate_many, load_design, prepare
-from peforge.dse.arraymodel import array_shapes, gemm_cycles
-from peforge.dse.costs import unit_costs
+from peforge.dse.design.point import Compute
+from peforge.dse.cost.api import evaluate, evaluate_many, load_design, prepare
+from peforge.dse.cost.array import array_shapes, gemm_cycles
+from peforge.dse.cost.units import unit_costs
 
 HERE = Path(__file__).resolve().parent
 DESIGNS = HERE.parent / "dse" / "designs"

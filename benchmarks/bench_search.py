@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from peforge.dse import search
-from peforge.dse.api import evaluate
-from peforge.dse.pareto import front_mask, hypervolume
-from peforge.dse.space import load_space, parse_space
+from peforge.dse.search import sweep as search
+from peforge.dse.cost.api import evaluate
+from peforge.dse.search.pareto import front_mask, hypervolume
+from peforge.dse.search.space import load_space, parse_space
 
 ENUMERABLE = """
 description = "benchmark: small enough to evaluate every point"

@@ -11,8 +11,8 @@ import argparse
 import dataclasses
 import sys
 
-from peforge.cli.evaluate import shipped_designs
-from peforge.dse.api import evaluate, load_design, prepare
+from peforge.dse.design.point import shipped_designs
+from peforge.dse.cost.api import evaluate, load_design, prepare
 
 
 def main() -> int:

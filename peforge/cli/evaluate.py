@@ -5,42 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from pathlib import Path
 
-from peforge.dse.api import evaluate, load_design, prepare
-from peforge.dse.accelerator import DesignPoint
-
-
-# metric key -> (label, unit, scale)
-METRICS = {
-    "ttft_s": ("TTFT", "ms", 1e3),
-    "tpot_s": ("TPOT", "ms", 1e3),
-    "tokens_per_s": ("decode throughput", "tokens/s", 1.0),
-    "prefill_tokens_per_s": ("prefill throughput", "tokens/s", 1.0),
-    "j_per_token": ("energy per decoded token", "mJ", 1e3),
-    "prefill_energy_j": ("prefill energy", "J", 1.0),
-    "area_mm2": ("area", "mm²", 1.0),
-    "power_w": ("average power", "W", 1.0),
-    "utilization": ("array utilization", "%", 100.0),
-}
-
-
-def shipped_designs() -> dict[str, Path]:
-    from importlib import resources
-
-    folder = resources.files("peforge.dse") / "designs"
-    return {p.name[:-5]: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
-
-
-def design_from_arg(text: str) -> DesignPoint:
-    """A shipped design by name, or a TOML file."""
-    designs = shipped_designs()
-    if text in designs:
-        return load_design(designs[text])
-    if not text.endswith(".toml"):
-        raise ValueError(f"--design {text!r}: not a shipped design ({', '.join(sorted(designs))}) "
-                         "nor a .toml file")
-    return load_design(text)
+from peforge.dse.cost.api import evaluate, prepare
+from peforge.dse.cost.metrics import METRICS
+from peforge.dse.design.point import design_named
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    design = design_from_arg(args.design)
+    design = design_named(args.design)
     for flag in ("seq", "gen", "batch"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -73,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{design.name} on {workload.model}: batch {batch}, prompt {args.seq}, {args.gen} decode steps, "
           f"{workload.quant}")
-    for key, (label, unit, scale) in METRICS.items():
+    for key, metric in METRICS.items():
         if key in result.metrics:
-            print(f"  {label:<26} {result.metrics[key] * scale:>12.4g} {unit}")
+            print(f"  {metric.label:<30} {result.metrics[key] * metric.show_scale:>12.4g} {metric.show_unit}")
     ops = result.operators.copy()
     ops["time_ms"] = ops["time_s"] * 1e3
     ops["energy_mj"] = ops["energy_j"] * 1e3

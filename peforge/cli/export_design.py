@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from peforge.dse.rtl import export_design
+    from peforge.dse.report.rtl import export_design
 
     exported = export_design(args.folder, args.trial, args.out, full_size=args.full_size,
                              say=lambda text: print(text, file=sys.stderr))

@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from peforge.dse.report import load_tables, summary, write_report
+    from peforge.dse.report.tables import load_tables, summary, write_report
 
     written = write_report(args.folder)
     print(summary(load_tables(args.folder)))

@@ -13,9 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from peforge.dse.space import load_space, shipped_spaces
-
-SAMPLERS = ("nsga2", "tpe", "random", "qmc", "grid")
+from peforge.dse.search.samplers import DEFAULT_SAMPLER, SAMPLERS
+from peforge.dse.search.space import shipped_spaces
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=int, default=None,
                         help="trials the study should hold (default 100; the whole grid for --sampler grid; "
                              "on --resume the earlier request)")
-    parser.add_argument("--sampler", choices=SAMPLERS, default="nsga2", help="Optuna sampler (default: nsga2)")
-    parser.add_argument("--seed", type=int, default=0, help="sampler seed: same seed, same trials (default: 0)")
+    parser.add_argument("--sampler", choices=tuple(SAMPLERS), default=None,
+                        help=f"Optuna sampler (default: {DEFAULT_SAMPLER}; on --resume the study's own)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="sampler seed: same seed, same trials (default: 0; on --resume the study's own)")
     parser.add_argument("--study", default=None, help="study name (default: the space's name)")
     parser.add_argument("--out", type=Path, default=None, help="study folder (default: results/<study>)")
     parser.add_argument("--storage", default=None, metavar="URL",
@@ -53,38 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from peforge.dse import search
-    from peforge.dse.report import load_tables, summary, write_report
-    from peforge.dse.storage import read_manifest
+    from peforge.dse.search import sweep as search
+    from peforge.dse.report.tables import load_tables, summary, write_report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it better
-    if (args.resume or args.join) and args.out is not None and (args.out / "study.json").exists():
-        earlier = read_manifest(args.out)  # the study's own space, workload and storage
-    else:
-        earlier = {}
-    space = search.load_sweep_space(earlier) if earlier and not args.space else load_space(args.space or "edge")
-    study = args.study or earlier.get("study") or space.name
-    out = args.out or Path("results") / study
-    stored = earlier.get("storage", "")
-    defaults = {"model": None, "seq": 512, "gen": 128, "quant": "w16a16kv16", **space.workload,
-                **earlier.get("workload", {})}
-    model = args.workload or defaults["model"]
-    if model is None:
-        raise ValueError(f"--workload: the space {space.where} names no model; give --workload MODEL")
-    phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
-    def given(value, default):
-        return default if value is None else value
-
-    workload = search.WorkloadSpec(model=model, seq=given(args.seq, defaults["seq"]),
-                                   gen=given(args.gen, defaults["gen"]), quant=given(args.quant, defaults["quant"]),
-                                   phases=phases)
-    trials = args.trials if args.trials is not None else (
-        earlier.get("trials") or (search.grid_size(space) if args.sampler == "grid" else 100))
     if args.export_top < 0:
         raise ValueError(f"--export-top {args.export_top}: must be 0 or more")
-    sweep = search.Sweep(space=space, workload=workload, trials=trials, out=out, study=study,
-                         sampler=args.sampler, seed=args.seed, storage=args.storage or (stored if "://" in stored else None),
-                         n_jobs=args.n_jobs, resume=args.resume, join=args.join)
+    sweep = search.plan_sweep(space=args.space, model=args.workload, seq=args.seq, gen=args.gen, quant=args.quant,
+                              phases=args.phases, trials=args.trials, sampler=args.sampler, seed=args.seed,
+                              study=args.study, out=args.out, storage=args.storage, n_jobs=args.n_jobs,
+                              resume=args.resume, join=args.join)
+    out = sweep.out
     result = search.run(sweep, progress=not args.no_progress)
     written = write_report(out)
     tables = load_tables(out)
@@ -94,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     for error in result.worker_errors:
         print(f"peforge: {error}", file=sys.stderr)
     if args.export_top:
-        from peforge.dse.rtl import export_design
+        from peforge.dse.report.rtl import export_design
 
         for number in tables.front()["trial"].head(args.export_top):
             exported = export_design(out, int(number), out / "rtl" / f"trial-{int(number)}")

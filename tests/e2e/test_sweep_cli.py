@@ -144,7 +144,7 @@ def test_other_samplers(peforge, space_file, tmp_path, sampler):
 
 
 def completed(out: Path, study: str) -> list[optuna.trial.FrozenTrial]:
-    from peforge.dse.storage import JOURNAL, open_storage
+    from peforge.dse.search.storage import JOURNAL, open_storage
 
     if not (out / JOURNAL).exists():
         return []

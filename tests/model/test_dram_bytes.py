@@ -2,8 +2,8 @@
 
 import pytest
 
-from peforge.dse.accelerator import Compute, DesignPoint, Memory, Sram
-from peforge.dse.api import evaluate, prepare
+from peforge.dse.design.point import Compute, DesignPoint, Memory, Sram
+from peforge.dse.cost.api import evaluate, prepare
 from peforge.models import build_graph, load_config
 
 MODEL = "llama-2-7b"

@@ -8,9 +8,9 @@ import dataclasses
 
 import pytest
 
-from peforge.cli.evaluate import shipped_designs
-from peforge.dse.accelerator import Compute, DesignPoint, Memory, Sram, load_design
-from peforge.dse.api import evaluate, prepare
+from peforge.dse.design.point import shipped_designs
+from peforge.dse.design.point import Compute, DesignPoint, Memory, Sram, load_design
+from peforge.dse.cost.api import evaluate, prepare
 
 MODEL = "llama-2-7b"
 

@@ -2,14 +2,14 @@
 
 For every PE and dataflow, 20 random GEMM shapes (not multiples of the array, K = 1 and M = 1
 included by chance) run one by one through the simulated array; the cycle of the last output
-row, counted from the first accepted beat, must equal ``peforge.dse.arraymodel.gemm_cycles``.
+row, counted from the first accepted beat, must equal ``peforge.dse.cost.array.gemm_cycles``.
 """
 
 import numpy as np
 import pytest
 
-from peforge.dse.accelerator import Compute
-from peforge.dse.arraymodel import array_shapes, gemm_cycles
+from peforge.dse.design.point import Compute
+from peforge.dse.cost.array import array_shapes, gemm_cycles
 from peforge.hw import params
 from peforge.hw.pe.bitserial import BitSerialConfig
 from peforge.hw.pe.mac import MacConfig
@@ -63,8 +63,8 @@ def test_model_cycles_equal_rtl(pe, dataflow):
 @pytest.mark.parametrize("banks", [1, 2, 4])
 def test_model_pim_gemv_cycles_equal_rtl(banks):
     """GEMVs of random shapes on a simulated PIM channel take exactly the cost model's cycles."""
-    from peforge.dse.accelerator import Pim
-    from peforge.dse.pimmodel import pim_gemv_cycles
+    from peforge.dse.design.point import Pim
+    from peforge.dse.cost.pim import pim_gemv_cycles
     from peforge.hw.pim import PimChannelConfig
     from peforge.sim.testbench.pim import PimDriver, gemv_case
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from peforge.dse.accelerator import DesignPoint, design_from_dict, load_design
-from peforge.cli.evaluate import shipped_designs
+from peforge.dse.design.point import DesignPoint, design_from_dict, load_design
+from peforge.dse.design.point import shipped_designs
 
 
 def test_shipped_designs_load():

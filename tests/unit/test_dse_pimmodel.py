@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from peforge.dse.accelerator import Pim
-from peforge.dse.pimmodel import pim_gemv_cycles
+from peforge.dse.design.point import Pim
+from peforge.dse.cost.pim import pim_gemv_cycles
 from peforge.hw.pim import PimChannelConfig
 
 

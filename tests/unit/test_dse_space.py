@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from peforge.dse.space import load_space, parse_space, shipped_spaces
+from peforge.dse.search.space import load_space, parse_space, shipped_spaces
 
 BASE = """
 [fixed]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .accelerator import Pim
+from ..design.point import Pim
 
 
 def pim_gemv_cycles(pim: Pim, out_rows, in_cols) -> np.ndarray:

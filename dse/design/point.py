@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..hw import params
-from ..hw.params import param, validate
-from ..hw.blocks import block_named
+from ...hw import params
+from ...hw.params import param, validate
+from ...hw.blocks import block_named
 
 PE_TYPES = ("mac", "bitserial", "mixed")
 MEMORY_TECHNOLOGIES = ("HBM2", "HBM3", "LPDDR5", "DDR4", "DDR5")
@@ -200,3 +200,22 @@ def load_design(path: Path | str) -> DesignPoint:
         raise ValueError(f"{path}: not valid TOML ({error})") from None
     data.setdefault("name", path.stem)  # errors from the cost model then name the file
     return design_from_dict(data, str(path))
+
+
+def shipped_designs() -> dict[str, Path]:
+    """The design files that ship with peforge (``dse/designs/*.toml``), by name."""
+    from importlib import resources
+
+    folder = resources.files("peforge.dse") / "designs"
+    return {p.name[:-5]: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def design_named(text: str) -> DesignPoint:
+    """A shipped design by name, or a design TOML file by path."""
+    designs = shipped_designs()
+    if text in designs:
+        return load_design(designs[text])
+    if not text.endswith(".toml"):
+        raise ValueError(f"--design {text!r}: not a shipped design ({', '.join(sorted(designs))}) "
+                         "nor a .toml file")
+    return load_design(text)

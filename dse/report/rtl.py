@@ -26,12 +26,12 @@ from typing import Any, Callable
 
 from optuna.trial import TrialState
 
-from ..hw import params as hw_params
-from ..hw.blocks import BLOCKS, block_named, block_of
-from ..hw.export import export
-from . import storage as st
-from .accelerator import DesignPoint, design_from_dict
-from .design_toml import dumps
+from ...hw import params as hw_params
+from ...hw.blocks import BLOCKS, block_named, block_of
+from ...hw.export import export
+from ..search import storage as st
+from ..design.point import DesignPoint, design_from_dict
+from ..design.dump import dumps
 
 SMALL_SIDE = 4           # the simulable array: at most SMALL_SIDE x SMALL_SIDE
 FULL_AUTO_PES = 256      # generate the full-size array by default up to this many PEs (16 x 16: ~30 s)
@@ -148,9 +148,9 @@ def run_exported(folder: Path, simulator: str, build_dir: Path, *, seed: int = 0
     """
     from cocotb_tools.runner import get_runner
 
-    from ..sim.runners import COCOTB_MODULE, VERILATOR_MAKEFLAGS
-    from ..sim.testbench import Report
-    from ..sim.tools import missing_simulator, setup_verilator
+    from ...sim.runners import COCOTB_MODULE, VERILATOR_MAKEFLAGS
+    from ...sim.testbench import Report
+    from ...sim.tools import missing_simulator, setup_verilator
 
     if simulator not in ("verilator", "icarus"):
         raise ValueError(f"--sim {simulator}: choose verilator or icarus")
@@ -232,7 +232,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from peforge.dse.rtl import run_exported
+from peforge.dse.report.rtl import run_exported
 
 
 def main() -> int:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .accelerator import DesignPoint, load_design
-from .costmodel import CostModel, Evaluation, check_design
-from .costs import unit_costs
+from ..design.point import DesignPoint, load_design
+from .model import CostModel, Evaluation, check_design
+from .units import unit_costs
 from .workload import Workload, prepare
 
 __all__ = ["evaluate", "evaluate_many", "load_design", "prepare", "DesignPoint", "Workload", "Evaluation"]

@@ -42,10 +42,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .accelerator import DesignPoint
-from .arraymodel import array_shapes, gemm_cycles, pe_figures
-from .costs import UnitCosts
-from .pimmodel import pim_gemv_cycles
+from ..design.point import DesignPoint
+from .array import array_shapes, gemm_cycles, pe_figures
+from .units import UnitCosts
+from .pim import pim_gemv_cycles
 from .workload import KIND_CODES, OpTable, Workload
 
 ATTENTION, ELEMENTWISE = KIND_CODES["attention"], KIND_CODES["elementwise"]

@@ -12,10 +12,10 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from .design_toml import dumps
+from ..design.dump import dumps
 
 if TYPE_CHECKING:
-    from .report import StudyTables
+    from .tables import StudyTables
 
 
 def _clean(value: Any) -> Any:
@@ -33,7 +33,7 @@ def _rows(tables: "StudyTables") -> list[dict[str, Any]]:
 
 def html_report(tables: "StudyTables") -> str:
     """The page's text."""
-    from .report import axis_label, summary
+    from .tables import axis_label, summary
 
     front = tables.front()
     labels = {m: axis_label(m) for m in tables.metrics}

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .accelerator import Compute
+from ..design.point import Compute
 
 
 @dataclass(frozen=True)

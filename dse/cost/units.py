@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from ..hw import params
-from ..sim import tech as tech_presets
-from .accelerator import DesignPoint
+from ...hw import params
+from ...sim import tech as tech_presets
+from ..design.point import DesignPoint
 
 # A PE inside the systolic array costs more than the PE alone: skew and pass-through registers,
 # shadow weights (ws), readout muxes (os). Measured by benchmarks/scaling_fits.py as the per-PE
@@ -93,7 +93,7 @@ def _memory_costs(tech: str, technology: str, sram) -> dict[str, float]:
 @functools.lru_cache(maxsize=256)
 def pe_costs(pe_config, tech: str) -> dict[str, float]:
     """PE area (µm²), pJ per lane MAC and Fmax (MHz) from the characterization of ``pe_config``."""
-    from ..sim.characterize import characterize
+    from ...sim.characterize import characterize
 
     record = characterize(pe_config, tech=tech_presets.resolve(tech))
     return dict(pe_area_um2=record.area_um2, pj_per_mac=record.pj_per_mac, fmax_mhz=record.fmax_mhz)

@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..models import build_graph, load_config, parse_scheme
-from ..models.graph import Graph
+from ...models import build_graph, load_config, parse_scheme
+from ...models.graph import Graph
 
 COLUMNS = ("m", "k", "n", "count", "macs", "ops", "weight_bytes", "act_bytes", "kv_bytes", "elements")
 KIND_CODES = {"gemm": 0, "gemv": 1, "attention": 2, "elementwise": 3}

@@ -11,7 +11,7 @@ import itertools
 import time
 from typing import Any, Callable
 
-from ..hw.blocks import block_named
+from ...hw.blocks import block_named
 from .space import Param, Space, assignments
 
 PE_PATHS = ("compute.pe", "compute.pe_params.")
@@ -62,8 +62,8 @@ def pe_configs(space: Space) -> list[Any] | None:
 
 def label(config: Any) -> str:
     """``bitserial(lanes=8, k=2)``: the block and the parameters that differ from its defaults."""
-    from ..hw import params as hw_params
-    from ..hw.blocks import block_of
+    from ...hw import params as hw_params
+    from ...hw.blocks import block_of
 
     block = block_of(config)
     defaults = hw_params.as_dict(block.config())
@@ -78,7 +78,7 @@ def characterize_all(configs: list[Any], tech: str, say: Callable[[str], None]) 
 
     Returns the seconds spent.
     """
-    from ..sim.characterize import characterize
+    from ...sim.characterize import characterize
 
     started = time.monotonic()
     for index, config in enumerate(configs, 1):

@@ -24,7 +24,6 @@ import signal
 import socket
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -34,14 +33,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from . import storage as st
 from . import trials as tr
-from .api import evaluate, prepare
+from ..cost.api import evaluate, prepare
 from .progress import Counts, ProgressBar
-from .space import GRID_LIMIT, PHASE_METRICS, Space, parse_space
+from .samplers import DEFAULT_SAMPLER, SAMPLERS, grid_size, make_sampler
+from ..cost.metrics import PHASE_METRICS
+from .space import Space, load_space, parse_space
 from .warmup import characterize_all, pe_configs
 
-SAMPLERS = ("nsga2", "tpe", "random", "qmc", "grid")
 PHASES = ("prefill", "decode")
 MAX_JOBS = 64
+DEFAULT_TRIALS = 100
 REFRESH_S = 0.5  # progress bar refresh
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which machine and process ran a trial
 
@@ -133,49 +134,6 @@ class Sweep:
                              f"(no {st.MANIFEST})")
         if not manifest.exists() and self.storage is None and (Path(self.out) / st.JOURNAL).exists():
             raise ValueError(f"{self.out}: holds {st.JOURNAL} but no {st.MANIFEST}; remove it or choose another --out")
-
-
-def grid_size(space: Space) -> int:
-    """Points of a space's grid (``ValueError`` for a continuous or oversized space)."""
-    try:
-        for p in space.params:
-            p.values()
-    except ValueError as error:
-        raise ValueError(f"--sampler grid: {space.where}: {error}") from None
-    count = 0
-    for _ in space.points():
-        count += 1
-        if count > GRID_LIMIT:
-            raise ValueError(f"--sampler grid: {space.where} has more than {GRID_LIMIT} points; "
-                             f"use another sampler or narrow the space")
-    return count
-
-
-class GridOnce(optuna.samplers.GridSampler):
-    """Optuna's grid sampler, minus its ``study.stop()`` once the grid is visited: that works only
-    inside ``study.optimize``, and the sweep's own loop stops at the requested count anyway."""
-
-    def after_trial(self, study, trial, state, values) -> None:
-        return None
-
-
-def make_sampler(name: str, seed: int | None, space: Space) -> optuna.samplers.BaseSampler:
-    """A seeded Optuna sampler by name."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if name == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed)
-        if name == "tpe":
-            # group: conditional parameters are modelled per branch, not as one flat space
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
-        if name == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if name == "qmc":
-            return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False,
-                                              independent_sampler=optuna.samplers.RandomSampler(seed=seed))
-        if name == "grid":
-            return GridOnce({"grid_index": list(range(grid_size(space)))}, seed=seed)
-    raise ValueError(f"--sampler {name}: choose one of {', '.join(SAMPLERS)}")
 
 
 # --- one trial ---------------------------------------------------------------------------------
@@ -403,6 +361,42 @@ def load_sweep_space(manifest: dict[str, Any]) -> Space:
     """The space a study folder's manifest recorded."""
     space = manifest["space"]
     return parse_space(space["source"], where=space["where"], name=space["name"])
+
+
+def plan_sweep(*, space: str | None, model: str | None, seq: int | None, gen: int | None, quant: str | None,
+               phases: str, trials: int | None, sampler: str | None, seed: int | None, study: str | None,
+               out: Path | None, storage: str | None, n_jobs: int, resume: bool, join: bool) -> Sweep:
+    """The sweep the command line asks for. ``None`` means not given: a new study takes the space's
+    (or peforge's) default; ``resume`` / ``join`` take what the study folder's manifest recorded
+    (space, workload, sampler, seed, trials and storage), so a continued study stays the same study."""
+    if resume and join:
+        raise ValueError("--resume and --join: choose one (--resume continues a stopped study, "
+                         "--join adds workers to a running one)")
+    earlier: dict[str, Any] = {}
+    if (resume or join) and out is not None and (Path(out) / st.MANIFEST).exists():
+        earlier = st.read_manifest(Path(out))
+    chosen = load_sweep_space(earlier) if earlier and not space else load_space(space or "edge")
+    name = study or earlier.get("study") or chosen.name
+    folder = Path(out) if out is not None else Path("results") / name
+    defaults = {"model": None, "seq": 512, "gen": 128, "quant": "w16a16kv16", **chosen.workload,
+                **earlier.get("workload", {})}
+    model = model or defaults["model"]
+    if model is None:
+        raise ValueError(f"--workload: the space {chosen.where} names no model; give --workload MODEL")
+
+    def given(value, default):
+        return default if value is None else value
+
+    workload = WorkloadSpec(model=model, seq=given(seq, defaults["seq"]), gen=given(gen, defaults["gen"]),
+                            quant=given(quant, defaults["quant"]),
+                            phases=tuple(p.strip() for p in phases.split(",") if p.strip()))
+    sampler = sampler or earlier.get("sampler") or DEFAULT_SAMPLER
+    if trials is None:
+        trials = earlier.get("trials") or (grid_size(chosen) if sampler == "grid" else DEFAULT_TRIALS)
+    stored = earlier.get("storage", "")
+    return Sweep(space=chosen, workload=workload, trials=trials, out=folder, study=name, sampler=sampler,
+                 seed=given(seed, earlier.get("seed", 0)), storage=storage or (stored if "://" in stored else None),
+                 n_jobs=n_jobs, resume=resume, join=join)
 
 
 def run(sweep: Sweep, *, progress: bool = True, say: Callable[[str], None] | None = None) -> SweepResult:

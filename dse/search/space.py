@@ -66,23 +66,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
-from .accelerator import DesignPoint, _GROUPS, design_from_dict
+from ..cost.metrics import METRICS
+from ..design.point import DesignPoint, _GROUPS, design_from_dict
 
-# metric -> (label, unit) as reports print them
-METRICS: dict[str, tuple[str, str]] = {
-    "tokens_per_s": ("throughput", "tokens/s"),
-    "prefill_tokens_per_s": ("prefill throughput", "tokens/s"),
-    "ttft_s": ("time to first token", "s"),
-    "tpot_s": ("time per output token", "s"),
-    "j_per_token": ("energy per token", "J/token"),
-    "area_mm2": ("area", "mm²"),
-    "power_w": ("power", "W"),
-    "utilization": ("array utilization", "fraction"),
-    "energy_j": ("energy of the run", "J"),
-    "time_s": ("time of the run", "s"),
-}
-# metrics only a phase produces: prefill gives TTFT, decode gives TPOT and the per-token figures
-PHASE_METRICS = {"prefill": ("ttft_s", "prefill_tokens_per_s"), "decode": ("tpot_s", "tokens_per_s", "j_per_token")}
 DIRECTIONS = ("minimize", "maximize")
 PARAM_TYPES = ("categorical", "int", "float", "fixed")
 INT_SCALES = ("linear", "log", "pow2")
@@ -315,7 +301,7 @@ def assignments(params: tuple[Param, ...] | list[Param]) -> Iterator[dict[str, A
 
 def shipped_spaces() -> list[str]:
     """Names of the spaces that ship with peforge (``dse/spaces/*.toml``)."""
-    folder = resources.files(__package__) / "spaces"
+    folder = resources.files("peforge.dse") / "spaces"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -323,7 +309,7 @@ def load_space(name_or_path: str | Path) -> Space:
     """A shipped space by name (``edge``) or a space file by path, validated."""
     text_name = str(name_or_path)
     if text_name in shipped_spaces() and not Path(text_name).exists():
-        resource = resources.files(__package__) / "spaces" / f"{text_name}.toml"
+        resource = resources.files("peforge.dse") / "spaces" / f"{text_name}.toml"
         return parse_space(resource.read_text(), where=f"space {text_name}", name=text_name)
     path = Path(name_or_path)
     if not path.is_file():

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .report import StudyTables
+    from .tables import StudyTables
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
@@ -34,7 +34,7 @@ def pareto_png(tables: "StudyTables", path: Path) -> None:
     matplotlib.use("Agg")  # no display on servers and in CI
     import matplotlib.pyplot as plt
 
-    from .report import axis_label
+    from .tables import axis_label
 
     objectives = tables.objectives
     directions = tables.directions

@@ -18,9 +18,10 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from . import storage as st
-from . import trials as tr
-from .space import METRICS, Space
+from ..search import storage as st
+from ..search import trials as tr
+from ..cost.metrics import METRICS
+from ..search.space import Space
 
 OUTPUTS = ("trials.parquet", "trials.csv", "pareto.csv", "pareto.png", "report.html")
 
@@ -53,7 +54,7 @@ class StudyTables:
 
 def load_tables(folder: Path) -> StudyTables:
     """Read a study folder's manifest and storage into tables (``ValueError`` if it is not one)."""
-    from .search import load_sweep_space
+    from ..search.sweep import load_sweep_space
 
     folder = Path(folder)
     manifest = st.read_manifest(folder)
@@ -85,7 +86,7 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 def write_report(folder: Path) -> dict[str, Path]:
     """Write every output of the study in ``folder``; returns name -> path."""
     from .plot import pareto_png
-    from .report_html import html_report
+    from .html import html_report
 
     folder = Path(folder)
     tables = load_tables(folder)
@@ -118,8 +119,9 @@ def _parquet(frame: pd.DataFrame, path: Path) -> None:
 
 def axis_label(metric: str) -> str:
     """``throughput (tokens/s)``; metrics the space does not know are shown by name."""
-    label, unit = METRICS.get(metric, (metric, ""))
-    return f"{label} ({unit})" if unit else label
+    if metric not in METRICS:
+        return metric
+    return f"{METRICS[metric].label} ({METRICS[metric].unit})"
 
 
 def summary(tables: StudyTables) -> str:
