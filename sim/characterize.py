@@ -26,7 +26,7 @@ from . import energy as energy_mod
 from . import synth as synth_mod
 from .cache import Store, default_dir
 from .runners import simulate
-from .tech import TechPreset, preset_named
+from .tech import TechPreset, resolve
 
 SCHEMA = 3
 ACTIVITY_OPS = 32  # operations of the random workload behind toggles/op
@@ -183,14 +183,14 @@ def characterize(config: Any, tech: TechPreset | str = "45nm", *, cache_dir: Pat
     Parameters
     ----------
     config : a validated block config
-    tech : a :class:`TechPreset` or the name of a built-in one
+    tech : a :class:`TechPreset`, the name of a built-in one or a ``.toml`` preset file
     cache_dir : cache folder (default :func:`peforge.sim.cache.default_dir`)
     use_cache : ``False`` measures again (and refreshes the entry)
     ice40 : also synthesize for iCE40 (LUT4 / flip-flop / carry counts); seconds for a PE,
         minutes for a block with a memory
     progress : called with a short message before each slow step of a measurement
     """
-    preset = preset_named(tech) if isinstance(tech, str) else tech
+    preset = resolve(tech)
     store = Store(Path(cache_dir) if cache_dir is not None else default_dir() / "records", SCHEMA)
     key = cache_key(config, ice40=ice40)
     name = f"{block_of(config).name}-{params.config_hash(config)}" + ("-ice40" if ice40 else "")

@@ -2,8 +2,8 @@
 
 Every constant carries its source; figures marked ``approx`` are estimates or derivations
 (the derivation is spelled out in the source text) and should be replaced by better data
-when it is at hand. Users add presets of their own from a TOML file (:func:`load_toml`);
-the format is the one :func:`preset_to_toml` writes.
+when it is at hand. Users add presets of their own from a TOML file, in the layout
+:func:`load_toml` documents; :func:`resolve` turns a name or a file into a preset.
 
 Units: areas in µm², energies in pJ, delays in ps, bandwidths in GB/s (10⁹ bytes per
 second), sizes in bytes.
@@ -12,6 +12,7 @@ second), sizes in bytes.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -208,12 +209,34 @@ def preset_named(name: str) -> TechPreset:
     return PRESETS[name]
 
 
-def resolve(name_or_path: str | Path) -> TechPreset:
-    """A built-in preset by name, or a user preset from a ``.toml`` file."""
+def resolve(name_or_path: str | Path | TechPreset) -> TechPreset:
+    """A built-in preset by name, or a user preset from a ``.toml`` file: the one place every
+    caller (characterization, design points, spaces, the command line) turns a ``tech`` into
+    constants. A file is read once per modification time."""
+    if isinstance(name_or_path, TechPreset):
+        return name_or_path
     text = str(name_or_path)
     if text.endswith(".toml"):
-        return load_toml(Path(text))
+        path = Path(text)
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            stamp = None  # load_toml names the problem
+        return _load_cached(str(path.resolve()) if stamp is not None else text, stamp)
     return preset_named(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_cached(path: str, stamp: int | None) -> TechPreset:
+    return load_toml(Path(path))
+
+
+def memory_of(preset: TechPreset, technology: str) -> Memory:
+    """The off-chip memory ``technology`` of ``preset``; a one-line ``ValueError`` naming both otherwise."""
+    if technology not in preset.memories:
+        raise ValueError(f"memory.technology={technology!r} is not a memory of tech preset {preset.name!r}; "
+                         f"allowed: {', '.join(preset.memories) or 'none (the preset has no [memory] table)'}")
+    return preset.memories[technology]
 
 
 # --- user presets ----------------------------------------------------------------------------
@@ -331,8 +354,3 @@ def load_toml(path: Path) -> TechPreset:
         memories=memories,
         pim_internal_pj_per_bit=pim_value,
     )
-
-
-def fingerprint(preset: TechPreset) -> dict[str, Any]:
-    """Every number of ``preset`` that a characterization record depends on (for cache keys)."""
-    return {"name": preset.name, **{k: v.value for k, v in preset.constants().items()}}

@@ -73,7 +73,7 @@ def _memory_costs(tech: str, technology: str, sram) -> dict[str, float]:
     reference = tech_presets.PRESETS["45nm"]
     node_energy = preset.pj_per_gate_toggle.value / reference.pj_per_gate_toggle.value
     node_area = preset.um2_per_nand2.value / reference.um2_per_nand2.value
-    memory = preset.memories[technology]
+    memory = tech_presets.memory_of(preset, technology)
     sizes = [sram.weight_kib * 1024, sram.activation_kib * 1024, sram.output_kib * 1024]
     pim_bit = preset.pim_internal_pj_per_bit.value if preset.pim_internal_pj_per_bit else memory.pj_per_bit.value
     return dict(
@@ -114,7 +114,7 @@ def unit_costs(design: DesignPoint) -> UnitCosts:
 @functools.lru_cache(maxsize=256)
 def _preset_sources(tech: str, technology: str) -> tuple[tuple[str, str], ...]:
     preset = tech_presets.resolve(tech)
-    memory = preset.memories[technology]
+    memory = tech_presets.memory_of(preset, technology)
     pim = preset.pim_internal_pj_per_bit
     return (
         ("memory_gb_per_s", memory.gb_per_s.source), ("memory_pj_per_bit", memory.pj_per_bit.source),

@@ -39,9 +39,9 @@ from typing import Any
 from ...hw import params
 from ...hw.params import param, validate
 from ...hw.blocks import block_named
+from ...sim import tech
 
 PE_TYPES = ("mac", "bitserial", "mixed")
-MEMORY_TECHNOLOGIES = ("HBM2", "HBM3", "LPDDR5", "DDR4", "DDR5")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +83,8 @@ class Sram:
 class Memory:
     """Off-chip memory: ``units`` stacks (HBM) or channels (LPDDR/DDR) of ``technology``."""
 
-    technology: str = param("HBM3", "memory technology (a tech preset's memory)", choices=MEMORY_TECHNOLOGIES)
+    technology: str = param("HBM3", "memory technology: one of the design's tech preset's memories "
+                            "(built-in presets: HBM2, HBM3, LPDDR5, DDR4, DDR5)")
     units: int = param(1, "stacks (HBM) or channels (LPDDR, DDR)", low=1, high=64)
 
     def __post_init__(self) -> None:
@@ -129,6 +130,12 @@ class DesignPoint:
 
     def __post_init__(self) -> None:
         validate(self)
+        tech.memory_of(tech.resolve(self.tech), self.memory.technology)  # both named in the error
+
+    @property
+    def preset(self) -> tech.TechPreset:
+        """The design's technology preset (a built-in name or a ``.toml`` file)."""
+        return tech.resolve(self.tech)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "tech": self.tech, "batch": self.batch}
