@@ -165,10 +165,6 @@ class QuantScheme:
         """Bits to store one head vector (K or V of one token and one KV head), overhead included."""
         return head_dim * self.kv.bits + self.kv.group_overhead_bits(symmetric=self.symmetric)
 
-    def activation_bytes(self, elements: int) -> float:
-        """Bytes of ``elements`` activation values."""
-        return elements * self.activation.bits / 8
-
 
 def parse_scheme(text: str) -> QuantScheme:
     """Parse a scheme string such as ``w4a8kv4-g128``.

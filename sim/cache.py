@@ -13,9 +13,10 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,5 @@ class Store:
 
     def save(self, name: str, key: dict[str, Any], payload: dict[str, Any]) -> Path:
         """Write the entry atomically and return its path."""
-        self.root.mkdir(parents=True, exist_ok=True)
         text = canonical({"schema": self.schema, "key": key, "payload": payload, "digest": digest(payload)})
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path(name))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return self.path(name)
+        return write_atomic(self.path(name), text, sync=True)

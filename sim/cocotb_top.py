@@ -7,13 +7,12 @@ through the plusarg ``+peforge_bench``; the report is written back as JSON.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
 
+from ..files import write_atomic
 from ..hw.blocks import block_named
 from .bench import CocotbBench
 from .runners import CLOCK_PERIOD_S
@@ -28,9 +27,5 @@ async def block_testbench(dut) -> None:
     Clock(dut.clk, round(CLOCK_PERIOD_S * 1e9), unit="ns").start()
     bench = CocotbBench(dut)
     report = await testbench_for(block.name)(bench, config, spec["seed"])
-    out = Path(spec["report"])
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report.to_dict(), f)
-    os.replace(tmp, out)
+    write_atomic(Path(spec["report"]), json.dumps(report.to_dict()))
     assert report.passed, "; ".join(report.failures[:5])

@@ -64,13 +64,26 @@ def run_cocotb(config: Any, simulator: str, build_dir: Path, seed: int = 0, *, w
 
     Build products, logs and the testbench's report go to ``build_dir``.
     """
+    build_dir = Path(build_dir).resolve()
+    return run_cocotb_on(export(config, build_dir / "rtl"), config, simulator, build_dir, seed, waves=waves)
+
+
+def run_cocotb_on(source: Path, config: Any, simulator: str, build_dir: Path, seed: int = 0, *,
+                  waves: bool = False) -> Report:
+    """Run ``config``'s testbench under cocotb on ``simulator`` against the Verilog file ``source``
+    (an export of ``config``, e.g. one shipped in a design's RTL folder)."""
     from cocotb_tools.runner import get_runner
+
+    from .tools import missing_simulator
 
     if simulator not in ("verilator", "icarus"):
         raise ValueError(f"simulator {simulator!r}: choose verilator or icarus")
+    why = missing_simulator(simulator)
+    if why:
+        raise ValueError(f"--sim {simulator}: {why}")
     block = block_of(config)
     build_dir = Path(build_dir).resolve()
-    source = export(config, build_dir / "rtl")
+    build_dir.mkdir(parents=True, exist_ok=True)
     spec = build_dir / f"bench-{simulator}.json"
     result = build_dir / f"report-{simulator}.json"
     result.unlink(missing_ok=True)
@@ -86,15 +99,16 @@ def run_cocotb(config: Any, simulator: str, build_dir: Path, seed: int = 0, *, w
     if simulator == "verilator":
         runner.env["MAKEFLAGS"] = VERILATOR_MAKEFLAGS
     sim_dir = build_dir / f"sim_build_{simulator}"
-    runner.build(sources=[source], hdl_toplevel=block.module_name, build_dir=sim_dir, build_args=build_args,
-                 timescale=("1ns", "1ps"), waves=waves, always=True, log_file=build_dir / f"build-{simulator}.log")
+    runner.build(sources=[Path(source).resolve()], hdl_toplevel=block.module_name, build_dir=sim_dir,
+                 build_args=build_args, timescale=("1ns", "1ps"), waves=waves, always=True,
+                 log_file=build_dir / f"build-{simulator}.log")
     runner.test(test_module=COCOTB_MODULE, hdl_toplevel=block.module_name, build_dir=sim_dir,
                 test_dir=build_dir, seed=seed, plusargs=[f"+peforge_bench={spec}"], waves=waves,
                 timescale=("1ns", "1ps"), log_file=build_dir / f"test-{simulator}.log",
                 results_xml=str(build_dir / f"results-{simulator}.xml"))
     if not result.exists():
-        log = build_dir / f"test-{simulator}.log"
-        raise RuntimeError(f"cocotb run on {simulator} produced no report; see {log}")
+        raise RuntimeError(f"cocotb run on {simulator} of {source} produced no report; "
+                           f"see {build_dir / f'test-{simulator}.log'}")
     report = Report.from_dict(json.loads(result.read_text()))
     report.simulator = simulator
     return report

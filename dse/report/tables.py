@@ -9,15 +9,14 @@ of each front point). Every file is written to a temporary name and renamed into
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ...files import write_atomic
 from ..search import storage as st
 from ..search import trials as tr
 from ..cost.metrics import METRICS
@@ -71,18 +70,6 @@ def load_tables(folder: Path) -> StudyTables:
     return StudyTables(manifest["study"], space, manifest, frame, metrics)
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; outputs are for sharing
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_report(folder: Path) -> dict[str, Path]:
     """Write every output of the study in ``folder``; returns name -> path."""
     from .plot import pareto_png
@@ -92,14 +79,14 @@ def write_report(folder: Path) -> dict[str, Path]:
     tables = load_tables(folder)
     frame = tables.frame
     out = {name: folder / name for name in OUTPUTS}
-    _atomic(out["trials.parquet"], lambda p: _parquet(frame, p))
-    _atomic(out["trials.csv"], lambda p: frame.to_csv(p, index=False))
+    write_atomic(out["trials.parquet"], lambda p: _parquet(frame, p))
+    write_atomic(out["trials.csv"], lambda p: frame.to_csv(p, index=False))
     front = tables.front()
     front_columns = ["trial", *tables.objectives,
                      *[m for m in tables.metrics if m not in tables.objectives], *tables.params, "design"]
-    _atomic(out["pareto.csv"], lambda p: front[front_columns].to_csv(p, index=False))
-    _atomic(out["pareto.png"], lambda p: pareto_png(tables, p))
-    _atomic(out["report.html"], lambda p: p.write_text(html_report(tables), encoding="utf-8"))
+    write_atomic(out["pareto.csv"], lambda p: front[front_columns].to_csv(p, index=False))
+    write_atomic(out["pareto.png"], lambda p: pareto_png(tables, p))
+    write_atomic(out["report.html"], lambda p: p.write_text(html_report(tables), encoding="utf-8"))
     return out
 
 

@@ -21,7 +21,7 @@ def test_shipped_designs_load():
     ({"compute": {"speed": 3}}, r"unknown key 'compute.speed'; allowed: pe, rows"),
     ({"pim": {"banks": 0}}, r"Pim.banks=0 is out of range; allowed 1..64"),
     ({"pim": {"mode": "sometimes"}}, r"Pim.mode='sometimes' is not allowed"),
-    ({"memory": {"technology": "SRAM"}}, r"Memory.technology='SRAM' is not allowed"),
+    ({"memory": {"technology": "SRAM"}}, r"memory.technology='SRAM' is not a memory of tech preset '45nm'; allowed: HBM2, HBM3"),
     ({"compute": {"pe": "mixed", "pe_params": {"w_bits": 8}}}, r"MixedConfig.w_bits=8 is not allowed"),
     ({"compute": {"clock_mhz": "fast"}}, r"Compute.clock_mhz must be float, not 'fast'"),
     ({"colour": "red"}, r"unknown key 'colour'"),
