@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
+from ..files import read_input
+
 __all__ = ["ModelConfig", "ModelConfigError", "SUPPORTED", "load_config", "from_hf_dict", "zoo_names"]
 
 _NORMS = ("rmsnorm", "layernorm")
@@ -414,15 +416,13 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
     path = Path(text)
     if path.is_dir():
         path = path / "config.json"
-    if path.is_file():
+    if path.exists() or text.endswith(".json"):
         source = str(path)
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(read_input(path, "config.json"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{source}: not valid JSON: {error.msg} at line {error.lineno} "
                              f"column {error.colno}") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise ValueError(f"{source}: cannot be read: {error}") from None
         name = raw.get("_name_or_path") if isinstance(raw, dict) else None
         if not isinstance(name, str) or not name:
             name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -37,3 +38,38 @@ def write_atomic(path: Path | str, content: str | bytes | Callable[[Path], None]
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+INPUT_LIMIT = 4 << 20  # bytes: a design, space, preset, manifest or config.json is kilobytes
+
+
+def read_input(path: Path | str, what: str, *, limit: int = INPUT_LIMIT) -> str:
+    """The text of an input file, read only if it is a regular file of at most ``limit`` bytes
+    (a FIFO would block, a device never end); ``ValueError`` naming the file otherwise.
+
+    ``what`` says what the file is for the message (``design file``, ``space file`` ...).
+    """
+    path = Path(path)
+    try:
+        info = path.stat()  # follows symlinks: what would be read
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file (expected a {what})") from None
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{path}: is a folder, not a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path}: not a regular file (a pipe, socket or device), not a {what}")
+    if info.st_size > limit:
+        raise ValueError(f"{path}: {info.st_size} bytes is too large for a {what} (at most {limit})")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the {what} ({error.strerror or error})") from None
+    if len(data) > limit:
+        raise ValueError(f"{path}: too large for a {what} (at most {limit} bytes)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text at byte {error.start}, not a {what}") from None

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..files import read_input
+
 
 @dataclass(frozen=True)
 class Sourced:
@@ -284,11 +286,7 @@ def load_toml(path: Path) -> TechPreset:
     """
     where = str(path)
     try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{where}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{where}: cannot read: {error}") from None
+        data = tomllib.loads(read_input(path, "technology preset"))
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{where}: not valid TOML: {error}") from None
     _check_keys(where, data, {"name", "node_nm", "logic", "sram", "memory", "pim", "sources"})

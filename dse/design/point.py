@@ -39,6 +39,7 @@ from typing import Any
 from ...hw import params
 from ...hw.params import param, validate
 from ...hw.blocks import block_named
+from ...files import read_input
 from ...sim import tech
 
 PE_TYPES = ("mac", "bitserial", "mixed")
@@ -200,9 +201,7 @@ def load_design(path: Path | str) -> DesignPoint:
     """Read and validate a design TOML file."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such design file") from None
+        data = tomllib.loads(read_input(path, "design file"))
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML ({error})") from None
     data.setdefault("name", path.stem)  # errors from the cost model then name the file

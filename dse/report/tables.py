@@ -79,6 +79,10 @@ def write_report(folder: Path) -> dict[str, Path]:
     tables = load_tables(folder)
     frame = tables.frame
     out = {name: folder / name for name in OUTPUTS}
+    before = _rows_written(out["trials.parquet"])
+    if before > len(frame):  # the storage lost trials the tables hold: keep the tables
+        raise ValueError(f"{folder}: the study's storage now holds {len(frame)} trials but "
+                         f"{out['trials.parquet'].name} has {before}; not overwriting it")
     write_atomic(out["trials.parquet"], lambda p: _parquet(frame, p))
     write_atomic(out["trials.csv"], lambda p: frame.to_csv(p, index=False))
     front = tables.front()
@@ -88,6 +92,16 @@ def write_report(folder: Path) -> dict[str, Path]:
     write_atomic(out["pareto.png"], lambda p: pareto_png(tables, p))
     write_atomic(out["report.html"], lambda p: p.write_text(html_report(tables), encoding="utf-8"))
     return out
+
+
+def _rows_written(path: Path) -> int:
+    """Rows of a trials table written earlier (0 if there is none or it is unreadable)."""
+    try:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # absent, partial or not parquet: nothing to protect
+        return 0
 
 
 def _parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -66,6 +66,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
+from ...files import read_input
 from ..cost.metrics import METRICS
 from ..design.point import DesignPoint, _GROUPS, design_from_dict
 
@@ -312,10 +313,10 @@ def load_space(name_or_path: str | Path) -> Space:
         resource = resources.files("peforge.dse") / "spaces" / f"{text_name}.toml"
         return parse_space(resource.read_text(), where=f"space {text_name}", name=text_name)
     path = Path(name_or_path)
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"--space {text_name}: no such space file or shipped space "
                          f"(shipped: {', '.join(shipped_spaces())})")
-    return parse_space(path.read_text(), where=str(path), name=path.stem)
+    return parse_space(read_input(path, "space file"), where=str(path), name=path.stem)
 
 
 def parse_space(text: str, *, where: str, name: str) -> Space:

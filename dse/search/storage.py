@@ -7,12 +7,14 @@ import fcntl
 import json
 import os
 import re
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from ...files import write_atomic
+from ...files import read_input, write_atomic
 
 MANIFEST = "study.json"
 JOURNAL = "study.log"  # optuna-dashboard opens it directly: `optuna-dashboard results/<study>/study.log`
@@ -54,21 +56,46 @@ def hide_password(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+def without_password(url: str) -> str:
+    """``url`` with its password removed: what a manifest may keep on disk. The server then
+    takes the password from the URL given again (``--storage``) or, for PostgreSQL, from the
+    ``PGPASSWORD`` environment variable or ``~/.pgpass`` (libpq's own rules)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", url)
+
+
+# Database drivers the project installs (pip extra `postgres`): SQLAlchemy 2.1 maps a bare
+# postgresql:// to psycopg 3, which is the one the extra brings.
+_DRIVERS = {"postgresql": ("psycopg", "pip install 'peforge[postgres]'")}
+
+
 def check_url(url: str) -> None:
     """A storage URL peforge can open: a database URL SQLAlchemy understands, ``ValueError`` otherwise."""
-    scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
-    if scheme not in RDB_SCHEMES:
+    scheme, _, rest = url.partition("://") if "://" in url else ("", "", "")
+    dialect, _, driver = scheme.partition("+")
+    if dialect not in RDB_SCHEMES:
         raise ValueError(f"--storage {hide_password(url)}: not a database URL; use e.g. "
-                         f"postgresql://user:pass@host/db or sqlite:///path/study.db")
+                         f"postgresql://user@host/db or sqlite:///path/study.db")
+    if dialect == "sqlite" and rest in ("", "/", "/:memory:", ":memory:"):
+        raise ValueError(f"--storage {url}: an in-memory database ends with the process; give a file "
+                         f"(sqlite:///path/study.db) or leave --storage out for the study folder's journal")
+    if dialect in _DRIVERS and not driver:
+        module, install = _DRIVERS[dialect]
+        try:
+            __import__(module)
+        except ImportError:
+            raise ValueError(f"--storage {hide_password(url)}: the {module} driver is not installed "
+                             f"({install})") from None
 
 
 def open_storage(spec: str, folder: Path) -> optuna.storages.BaseStorage:
     """The storage a manifest's ``storage`` names: a journal file relative to ``folder``, or a URL.
 
-    A database that cannot be reached raises ``ValueError`` with one line.
+    A database that cannot be reached raises ``ValueError`` with one line; a damaged journal
+    too (see :func:`check_journal`).
     """
     if "://" not in spec:
         path = (folder / spec).resolve()
+        check_journal(path)
         return optuna.storages.JournalStorage(JournalFile(str(path)))
     check_url(spec)
     try:
@@ -76,7 +103,90 @@ def open_storage(spec: str, folder: Path) -> optuna.storages.BaseStorage:
         return optuna.storages.RDBStorage(spec, engine_kwargs={"pool_pre_ping": True})
     except Exception as error:  # SQLAlchemy / driver errors have many types; all mean "cannot open"
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"--storage {hide_password(spec)}: cannot open ({first})") from None
+        hint = " (no password in the URL: set PGPASSWORD or give --storage with it)" \
+            if "password" in first.lower() and spec == without_password(spec) else ""
+        raise ValueError(f"--storage {hide_password(spec)}: cannot open ({first}){hint}") from None
+
+
+# --- journal integrity ---------------------------------------------------------------------------
+
+def journal_damage(path: Path) -> tuple[int, int]:
+    """``(good, size)``: the journal's first ``good`` bytes are complete records (one JSON object
+    per line, each ending in a newline); ``good < size`` means a damaged tail (a full disk or a
+    truncated copy cut a record, or garbage follows). A missing file is ``(0, 0)``."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return 0, 0
+    good = 0
+    while good < len(data):
+        end = data.find(b"\n", good)
+        if end < 0:
+            break
+        try:
+            record = json.loads(data[good:end])
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            break
+        if not isinstance(record, dict):
+            break
+        good = end + 1
+    return good, len(data)
+
+
+def journal_has_trials(path: Path) -> bool:
+    """Whether the journal records any trial (a start interrupted before its first trial has none)."""
+    from optuna.storages.journal._storage import JournalOperation
+
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    if json.loads(line).get("op_code") == JournalOperation.CREATE_TRIAL:
+                        return True
+                except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                    return True  # damaged: not ours to discard
+    except FileNotFoundError:
+        return False
+    return False
+
+
+class DamagedJournal(ValueError):
+    """A journal whose tail is not complete records; the message names the file and the offset."""
+
+
+def check_journal(path: Path) -> None:
+    """Raise :class:`DamagedJournal` (one line: file, byte offset, how to repair) if ``path`` has a damaged tail."""
+    good, size = journal_damage(path)
+    for _ in range(3):  # a tail that grows is another worker's append in progress, not damage
+        if good == size:
+            return
+        time.sleep(0.1)
+        again = journal_damage(path)
+        if again[1] == size:
+            break
+        good, size = again
+    if good < size:
+        raise DamagedJournal(f"{path}: damaged after byte {good} of {size} (a cut or garbage record); "
+                             f"every trial before it is intact: `peforge sweep --out {Path(path).parent} --resume` "
+                             f"repairs it, keeping a backup")
+
+
+def repair_journal(path: Path) -> Path | None:
+    """Cut a damaged tail off ``path`` (after copying the whole file to ``<path>.damaged-N``); returns
+    the backup, or ``None`` when the journal was intact. Complete records are never touched."""
+    good, size = journal_damage(path)
+    if good == size:
+        return None
+    n = 1
+    while Path(f"{path}.damaged-{n}").exists():
+        n += 1
+    backup = Path(f"{path}.damaged-{n}")
+    shutil.copy2(path, backup)
+    with open(path, "r+b") as f:
+        f.truncate(good)
+        f.flush()
+        os.fsync(f.fileno())
+    return backup
 
 
 def close_storage(storage: optuna.storages.BaseStorage) -> None:
@@ -97,8 +207,10 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def read_manifest(folder: Path) -> dict[str, Any]:
     """The manifest of a study folder (``ValueError`` if the folder holds no study)."""
     path = Path(folder) / MANIFEST
+    if not path.exists():
+        raise ValueError(f"{folder}: not a study folder (no {MANIFEST}); run `peforge sweep --out {folder}` first")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_input(path, "study manifest"))
     except FileNotFoundError:
         raise ValueError(f"{folder}: not a study folder (no {MANIFEST}); run `peforge sweep --out {folder}` first") \
             from None

@@ -42,6 +42,7 @@ from .warmup import characterize_all, pe_configs
 
 PHASES = ("prefill", "decode")
 MAX_JOBS = 64
+MAX_SEED = 2**32 - 1  # numpy's seed range, which Optuna's samplers use
 DEFAULT_TRIALS = 100
 REFRESH_S = 0.5  # progress bar refresh
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which machine and process ran a trial
@@ -126,14 +127,41 @@ class Sweep:
             st.check_url(self.storage)
             st.close_storage(st.open_storage(self.storage, Path(self.out)))  # unreachable: fail before any work
         self.workload.at_batch(1)  # a bad model, quantization or length raises here, one line
+        if not 0 <= self.seed <= MAX_SEED - (self.n_jobs - 1):
+            raise ValueError(f"--seed {self.seed}: must be 0..{MAX_SEED - (self.n_jobs - 1)} "
+                             f"(worker i uses seed + i, and samplers take 32-bit seeds)")
+        _check_writable(Path(self.out))
         manifest = Path(self.out) / st.MANIFEST
-        if manifest.exists() and not self.continues:
+        journal = Path(self.out) / st.JOURNAL
+        started = self.storage is not None or st.journal_has_trials(journal)
+        if manifest.exists() and started and not self.continues:
             raise ValueError(f"{self.out} already holds a study; pass --resume to continue it or choose another --out")
         if self.continues and not manifest.exists() and self.storage is None:
             raise ValueError(f"--{'join' if self.join else 'resume'}: {self.out} holds no study to continue "
                              f"(no {st.MANIFEST})")
-        if not manifest.exists() and self.storage is None and (Path(self.out) / st.JOURNAL).exists():
-            raise ValueError(f"{self.out}: holds {st.JOURNAL} but no {st.MANIFEST}; remove it or choose another --out")
+        if not manifest.exists() and self.storage is None and started:
+            raise ValueError(f"{self.out}: holds {st.JOURNAL} with trials but no {st.MANIFEST}; "
+                             f"remove it or choose another --out")
+
+    @property
+    def unstarted_journal(self) -> bool:
+        """The study folder's journal exists but records no trial: a start that was interrupted
+        before its first trial, which a rerun may begin again."""
+        journal = Path(self.out) / st.JOURNAL
+        return self.storage is None and journal.exists() and not st.journal_has_trials(journal)
+
+
+def _check_writable(folder: Path) -> None:
+    """``folder`` is (or can be made) a writable folder; checked before anything is written."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ValueError(f"--out {folder}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {folder}: {probe} is not writable")
 
 
 # --- one trial ---------------------------------------------------------------------------------
@@ -331,8 +359,9 @@ def open_study(sweep: Sweep) -> tuple[optuna.Study, int]:
     if exists and not sweep.continues:
         raise ValueError(f"the storage already holds a study named {sweep.study!r}; pass --resume (or --join, "
                          f"while other workers run it) to continue it, or choose another --study")
-    if not exists and sweep.continues:
+    if not exists and sweep.join:
         raise ValueError(f"{flag}: the storage holds no study named {sweep.study!r}")
+    # (resume of a start interrupted before its study existed simply creates it)
     study = optuna.create_study(storage=storage, study_name=sweep.study, directions=sweep.space.directions,
                                 load_if_exists=True)
     marked = 0
@@ -352,7 +381,7 @@ def open_study(sweep: Sweep) -> tuple[optuna.Study, int]:
 
 def write_manifest(sweep: Sweep) -> None:
     st.write_json_atomic(Path(sweep.out) / st.MANIFEST, {
-        "study": sweep.study, "storage": sweep.storage_spec, **study_attrs(sweep),
+        "study": sweep.study, "storage": st.without_password(sweep.storage_spec), **study_attrs(sweep),
         "sampler": sweep.sampler, "seed": sweep.seed, "trials": sweep.trials, "n_jobs": sweep.n_jobs,
     })
 
@@ -415,6 +444,12 @@ def run(sweep: Sweep, *, progress: bool = True, say: Callable[[str], None] | Non
         say("the space reaches many PE configurations: each is characterized when a trial first needs it")
     else:
         char_s = characterize_all(configs, sweep.space.fixed.get("tech", "45nm"), say)
+    if sweep.unstarted_journal and not sweep.join:
+        (Path(sweep.out) / st.JOURNAL).unlink()  # an interrupted start: begin it again
+    if sweep.resume and sweep.storage is None:
+        backup = st.repair_journal(Path(sweep.out) / st.JOURNAL)
+        if backup is not None:
+            say(f"resume: {st.JOURNAL} had a damaged tail; cut it off (the whole file is kept as {backup.name})")
     study, marked = open_study(sweep)
     write_manifest(sweep)
     if marked:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # subcommand name -> module in this package
@@ -48,7 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(error: OSError) -> str:
+    """One line for a file-system error: the path(s), what went wrong."""
+    where = " -> ".join(str(f) for f in (error.filename, error.filename2) if f is not None)
+    what = error.strerror or str(error) or type(error).__name__
+    return f"{where}: {what}" if where else what
+
+
+def _save_traceback() -> str:
+    """Write the current exception's traceback to a temporary file; returns its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="peforge-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        traceback.print_exc(file=f)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. Every expected failure (a bad input, a file-system error, a storage or
+    simulator failure, a resource limit) ends in one line on stderr and exit status 2; an interrupt
+    in 130; anything unexpected in one line naming a file that holds its traceback (``--debug``
+    prints it instead)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv  # anywhere on the line: print an internal error's traceback
+    argv = [a for a in argv if a != "--debug"]
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -61,14 +87,31 @@ def main(argv: list[str] | None = None) -> int:
                             format="%(levelname)s %(name)s: %(message)s")
         return args.run(args)
     except (UsageError, ValueError) as error:
-        print(f"peforge: error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
+        return 2
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):  # `peforge ... | head`: the reader left; not an error of ours
+            sys.stderr.close()
+            return 0
+        _say(f"error: {_os_error(error)}")
+        return 2
+    except MemoryError:
+        _say("error: out of memory (the input is too large for this machine)")
         return 2
     except KeyboardInterrupt:
-        print("peforge: interrupted", file=sys.stderr)
+        _say("interrupted")
         return 130
-    except BrokenPipeError:  # `peforge ... | head`: the reader left; not an error of ours
-        sys.stderr.close()
-        return 0
+    except Exception as error:  # a bug: one line, the traceback kept
+        if debug:
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        _say(f"internal error: {type(error).__name__}: {first} (traceback in {_save_traceback()}; "
+             f"--debug prints it)")
+        return 1
+
+
+def _say(text: str) -> None:
+    print(f"peforge: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -44,5 +44,5 @@ def test_bad_toml_file(tmp_path):
     path.write_text("[compute\nrows = 3")
     with pytest.raises(ValueError, match=r"broken.toml: not valid TOML"):
         load_design(path)
-    with pytest.raises(ValueError, match=r"missing.toml: no such design file"):
+    with pytest.raises(ValueError, match=r"missing.toml: no such file \(expected a design file\)"):
         load_design(tmp_path / "missing.toml")
