@@ -41,6 +41,17 @@ class ModelConfigError(ValueError):
         self.reason = reason
 
 
+# The largest size a field may take: about 4x the largest published model's (Llama 3.1 405B: hidden
+# 16384, 126 layers, 128 heads, intermediate 53248, 128k context; vocabularies up to ~256k; MoE
+# with up to 256 experts, 8 active), so a typo or a hostile file cannot make peforge build
+# billions of operators.
+PLAUSIBLE_MAX = {
+    "hidden_size": 1 << 16, "embed_dim": 1 << 16, "num_layers": 512, "num_heads": 1024, "num_kv_heads": 1024,
+    "head_dim": 1024, "intermediate_size": 1 << 18, "vocab_size": 1 << 21, "max_positions": 1 << 24,
+    "learned_positions": 1 << 24, "sliding_window": 1 << 24, "num_experts": 1024, "experts_per_token": 64,
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     """Shape of a decoder-only transformer, everything the operator graph needs.
@@ -129,12 +140,12 @@ class ModelConfig:
         positive = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
                     "intermediate_size", "vocab_size", "max_positions", "embed_dim",
                     "num_experts", "experts_per_token")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ModelConfigError(name, f"{getattr(self, name)} is out of range; allowed integers >= 1")
-        for name in ("learned_positions", "rotary_dim", "sliding_window"):
-            if getattr(self, name) < 0:
-                raise ModelConfigError(name, f"{getattr(self, name)} is out of range; allowed integers >= 0")
+        for name in positive + ("learned_positions", "rotary_dim", "sliding_window"):
+            low, high = (1 if name in positive else 0), PLAUSIBLE_MAX.get(name)
+            value = getattr(self, name)
+            if value < low or (high is not None and value > high):
+                allowed = f"{low}..{high}" if high is not None else f">= {low}"
+                raise ModelConfigError(name, f"{value} is out of range; allowed integers {allowed}")
         if self.num_heads % self.num_kv_heads:
             raise ModelConfigError("num_kv_heads", f"{self.num_kv_heads} does not divide num_heads "
                                    f"{self.num_heads}; allowed divisors of {self.num_heads}")

@@ -311,6 +311,8 @@ def load_toml(path: Path) -> TechPreset:
     for point in points:
         if not isinstance(point, list) or len(point) != 2:
             raise ValueError(f"{where}: sram.read_pj_per_bit entry {point!r} is not a [size_bytes, pJ/bit] pair")
+        if type(point[0]) is not int:
+            raise ValueError(f"{where}: sram.read_pj_per_bit size {point[0]!r} must be a whole number of bytes")
         parsed.append((int(_number(where, "sram.read_pj_per_bit size", point[0])),
                        _number(where, "sram.read_pj_per_bit energy", point[1])))
     parsed.sort()

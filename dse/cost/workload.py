@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ...hw import params
 from ...models import build_graph, load_config, parse_scheme
 from ...models.graph import Graph
 
@@ -90,6 +91,22 @@ class Workload:
     kv_bits: int
 
 
+def check_run(config, *, batch: int, seq: int, gen: int) -> None:
+    """The run must fit the model and the design space: one line naming the flag otherwise."""
+    from ..design.point import DesignPoint
+
+    batch_spec = next(s for f, s in params.specs(DesignPoint) if f.name == "batch")  # declared once
+    for flag, value, low, high in (("--batch", batch, batch_spec.low, batch_spec.high),
+                                   ("--seq", seq, 1, config.max_positions),
+                                   ("--gen", gen, 1, config.max_positions)):
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"{flag} {value}: allowed integers {low}..{high}")
+    if seq + gen - 1 > config.max_positions:
+        raise ValueError(f"--gen {gen}: a prompt of {seq} tokens plus {gen} generated ones needs "
+                         f"{seq + gen - 1} positions; {config.name} has {config.max_positions} "
+                         f"(allowed --gen 1..{config.max_positions - seq + 1} with --seq {seq})")
+
+
 @lru_cache(maxsize=64)
 def prepare(model: str, *, batch: int = 1, seq: int = 512, gen: int = 256, quant: str = "w16a16kv16") -> Workload:
     """Operator tables of a prefill of ``seq`` tokens and ``gen`` decode steps, ``batch`` sequences.
@@ -98,6 +115,7 @@ def prepare(model: str, *, batch: int = 1, seq: int = 512, gen: int = 256, quant
     """
     config = load_config(model)
     scheme = parse_scheme(quant)
+    check_run(config, batch=batch, seq=seq, gen=gen)
     prefill = op_table(build_graph(config, "prefill", batch=batch, seq=seq, quant=scheme))
     first = op_table(build_graph(config, "decode", batch=batch, kv_len=seq, quant=scheme))
     if gen > 1:

@@ -204,6 +204,9 @@ def load_design(path: Path | str) -> DesignPoint:
         data = tomllib.loads(read_input(path, "design file"))
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML ({error})") from None
+    if "compute" not in data:  # an empty or unrelated file is not a design of defaults
+        raise ValueError(f"{path}: no [compute] table; a design file names at least its compute "
+                         f"(pe, rows, cols), as the shipped ones in dse/designs/ do")
     data.setdefault("name", path.stem)  # errors from the cost model then name the file
     return design_from_dict(data, str(path))
 

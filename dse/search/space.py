@@ -405,7 +405,8 @@ def _workload(table: Any, where: str) -> dict[str, Any]:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite number (TOML allows nan and inf, which mean nothing as a bound)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 _PARAM_KEYS = {
@@ -554,7 +555,7 @@ def _constraints(table: Any, where: str) -> list[Constraint]:
             raise ValueError(f"{here} must be {{ max = <number> }}, {{ min = <number> }} or both")
         for key, value in bounds.items():
             if not _number(value):
-                raise ValueError(f"{here}.{key} must be a number, not {value!r}")
+                raise ValueError(f"{here}.{key} must be a finite number, not {value!r}")
         if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
             raise ValueError(f"{here}: min ({bounds['min']}) exceeds max ({bounds['max']})")
         out.append(Constraint(metric, low=bounds.get("min"), high=bounds.get("max")))
