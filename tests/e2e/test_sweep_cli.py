@@ -368,8 +368,12 @@ def test_report_and_export_design(peforge, exported, tmp_path):
     assert bad.returncode == 2 and "--trial 999" in bad.stderr and not (tmp_path / "x").exists()
 
 
-def test_exported_design_testbench_passes_on_icarus(exported):
+@pytest.fixture(scope="module")
+def icarus() -> None:
     need(missing_simulator("icarus"))
+
+
+def test_exported_design_testbench_passes_on_icarus(icarus, exported):  # icarus first: no sweep without it
     _out, rtl, _number = exported
     run = subprocess.run([sys.executable, str(rtl / "run_tb.py"), "--sim", "icarus", "--only", "pe"],
                          capture_output=True, text=True, timeout=300)
