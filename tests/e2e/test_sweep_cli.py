@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +13,10 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from optuna.trial import TrialState
+
+from peforge.sim.tools import missing_simulator
+from tools import need
 
 # One PE configuration (MAC 8x8), so a fresh cache characterizes once, in seconds.
 SPACE = """
@@ -143,21 +147,34 @@ def test_other_samplers(peforge, space_file, tmp_path, sampler):
         assert len(frame) == 25 and (frame["state"] == "COMPLETE").all()
 
 
-def completed(out: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+def stored_trials(out: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    """Every trial of ``study`` in ``out/study.log``, read through Optuna's journal storage (no writes)."""
     from peforge.dse.search.storage import JOURNAL, open_storage
 
     if not (out / JOURNAL).exists():
         return []
     try:
         loaded = optuna.load_study(study_name=study, storage=open_storage(JOURNAL, out))
-    except KeyError:
+    except KeyError:  # the sweep has not created the study yet
         return []
-    return loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return loaded.get_trials(deepcopy=False)
+
+
+def finished(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """Trials that count toward ``--trials`` and are done: complete, or failed in their evaluation
+    (the sweep records ``fail_reason``); not the interrupted or surplus ones (``uncounted``)."""
+    return [t for t in trials if "uncounted" not in t.user_attrs
+            and (t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs))]
+
+
+def completed(out: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in stored_trials(out, study) if t.state == TrialState.COMPLETE]
 
 
 def start(args: list[str]) -> subprocess.Popen:
+    """The CLI in its own session: its process group is the sweep and every worker it forks."""
     return subprocess.Popen([sys.executable, "-m", "peforge", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
 def wait_for(out: Path, study: str, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -168,25 +185,96 @@ def wait_for(out: Path, study: str, count: int, process: subprocess.Popen, timeo
         time.sleep(0.1)
 
 
-def test_sigkill_then_resume_keeps_every_completed_trial(peforge, space_file, tmp_path):
-    out = tmp_path / "k"
-    process = start(sweep_args(space_file, out, "--trials", "600", "--study", "k"))
-    wait_for(out, "k", 60, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    before = {t.number: t.values for t in completed(out, "k")}
-    assert 60 <= len(before) < 600
-    result = peforge(*sweep_args(space_file, out, "--resume"))
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies waiting to be reaped do not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone while we looked
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
+
+
+def kill_with_trials_in_flight(process: subprocess.Popen, out: Path, study: str, done: int,
+                               timeout: float = 60) -> list[optuna.trial.FrozenTrial]:
+    """SIGKILL the sweep's whole process group once ``done`` trials are finished and one is RUNNING.
+
+    The group is frozen (SIGSTOP) while the journal is read, so the trials returned are the
+    journal at the moment of the kill; a freeze that finds no trial in flight thaws and retries.
+    """
+    assert Path("/proc/self/stat").exists(), "the kill tests read /proc (Linux)"
+    pgid = os.getpgid(process.pid)
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, "the sweep ended before it could be killed: " + str(process.communicate())
+        assert time.monotonic() < deadline, f"no moment with {done} finished trials and one in flight"
+        if len(finished(stored_trials(out, study))) >= done:
+            os.killpg(pgid, signal.SIGSTOP)
+            frozen = stored_trials(out, study)
+            if any(t.state == TrialState.RUNNING for t in frozen):
+                os.killpg(pgid, signal.SIGKILL)
+                process.wait(timeout=30)
+                while group_alive(pgid):  # the workers are the parent's children, killed with it
+                    assert time.monotonic() < deadline + 30, "a worker outlived SIGKILL"
+                    time.sleep(0.05)
+                return frozen
+            os.killpg(pgid, signal.SIGCONT)
+        time.sleep(0.05)
+
+
+def check_resume(out: Path, study: str, requested: int, before: list[optuna.trial.FrozenTrial],
+                 result: subprocess.CompletedProcess) -> None:
+    """After ``--resume``: no completed trial lost or changed, the trials in flight at the kill marked
+    interrupted and not counted, and the resume started exactly the missing number of trials."""
     assert result.returncode == 0, result.stderr
-    frame = table(out)
-    counted = frame[(frame["state"] == "COMPLETE")
-                    | ((frame["state"] == "FAIL") & ~frame["fail_reason"].fillna("").str.startswith("interrupted"))]
-    assert len(counted) == 600
-    assert frame["trial"].is_unique
-    after = {int(r.trial): [r.tokens_per_s, r.area_mm2] for r in frame.itertuples() if r.state == "COMPLETE"}
-    for number, values in before.items():
-        assert after[number] == pytest.approx(values)
-    assert "600 trials" in result.stdout
+    in_flight = [t.number for t in before if t.state == TrialState.RUNNING]
+    assert in_flight, "the kill must interrupt at least one trial"
+    done_before = finished(before)
+    assert 0 < len(done_before) < requested
+    after = {t.number: t for t in stored_trials(out, study)}
+    for t in done_before:  # kept as they were
+        kept = after[t.number]
+        assert kept.state == t.state and kept.values == t.values and kept.user_attrs["params"] == t.user_attrs["params"]
+    for number in in_flight:
+        assert after[number].state == TrialState.FAIL
+        assert after[number].user_attrs["uncounted"].startswith("interrupted")
+    last_before = max(t.number for t in before)
+    started = [t for number, t in after.items() if number > last_before
+               and not t.user_attrs.get("uncounted", "").startswith("surplus")]  # surplus: asked, dropped unrun
+    assert all(t.state.is_finished() and "uncounted" not in t.user_attrs for t in started)
+    assert len(done_before) + len(started) == requested
+    assert len(finished(list(after.values()))) == requested
+    frame = table(out)  # the table holds the interrupted rows too, marked
+    assert frame["trial"].is_unique and len(frame) == requested + len(in_flight)
+    interrupted = frame["fail_reason"].fillna("").str.startswith("interrupted")
+    assert sorted(frame.loc[interrupted, "trial"]) == in_flight
+    assert f"{requested} trials" in result.stdout
+
+
+# The shipped edge space (five PE configurations, characterized once per test session);
+# a trial takes milliseconds, so enough are requested that the kill lands mid-sweep.
+KILL_TRIALS = 1500
+
+
+def test_sigkill_then_resume_runs_exactly_the_missing_trials(peforge, tmp_path):
+    out = tmp_path / "k"
+    process = start(sweep_args(Path("edge"), out, "--trials", str(KILL_TRIALS), "--study", "k"))
+    before = kill_with_trials_in_flight(process, out, "k", done=40)
+    assert process.returncode == -signal.SIGKILL
+    result = peforge(*sweep_args(Path("edge"), out, "--resume"))
+    check_resume(out, "k", KILL_TRIALS, before, result)
+
+
+def test_two_workers_killed_mid_sweep_then_resumed(peforge, tmp_path):
+    out = tmp_path / "k2"
+    process = start(sweep_args(Path("edge"), out, "--trials", str(KILL_TRIALS), "--study", "k2", "--n-jobs", "2"))
+    before = kill_with_trials_in_flight(process, out, "k2", done=60)
+    assert process.returncode == -signal.SIGKILL
+    assert len({t.user_attrs.get("worker") for t in finished(before)}) == 2  # both workers had run trials
+    result = peforge(*sweep_args(Path("edge"), out, "--resume", "--n-jobs", "2"))
+    check_resume(out, "k2", KILL_TRIALS, before, result)
 
 
 def test_sigint_stops_cleanly_and_writes_outputs(space_file, tmp_path):
@@ -247,19 +335,27 @@ def test_existing_study_needs_resume(peforge, space_file, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == listing
 
 
-def test_report_and_export_design(peforge, space_file, tmp_path):
-    out = tmp_path / "r"
-    assert peforge(*sweep_args(space_file, out, "--trials", "30", "--export-top", "1")).returncode == 0
+@pytest.fixture(scope="module")
+def exported(peforge, tmp_path_factory) -> tuple[Path, Path, int]:
+    """A 30-trial study with ``--export-top 1`` and one front design exported: (study, rtl, trial)."""
+    root = tmp_path_factory.mktemp("exported")
+    space, out, rtl = root / "space.toml", root / "r", root / "rtl"
+    space.write_text(SPACE)
+    result = peforge(*sweep_args(space, out, "--trials", "30", "--export-top", "1"))
+    assert result.returncode == 0, result.stderr
+    number = int(pd.read_csv(out / "pareto.csv")["trial"].iloc[0])
+    result = peforge("export-design", str(out), "--trial", str(number), "--out", str(rtl), "--no-full-size")
+    assert result.returncode == 0, result.stderr
+    return out, rtl, number
+
+
+def test_report_and_export_design(peforge, exported, tmp_path):
+    out, rtl, number = exported
+    assert len(list((out / "rtl").iterdir())) == 1
     (out / "report.html").unlink()
     result = peforge("report", str(out))
     assert result.returncode == 0, result.stderr
     assert (out / "report.html").exists() and "30 trials" in result.stdout
-    assert len(list((out / "rtl").iterdir())) == 1
-    front = pd.read_csv(out / "pareto.csv")
-    number = int(front["trial"].iloc[0])
-    rtl = tmp_path / "rtl"
-    result = peforge("export-design", str(out), "--trial", str(number), "--out", str(rtl), "--no-full-size")
-    assert result.returncode == 0, result.stderr
     blocks = json.loads((rtl / "blocks.json").read_text())
     assert [b["folder"] for b in blocks][:1] == ["pe"]
     for block in blocks:
@@ -268,9 +364,17 @@ def test_report_and_export_design(peforge, space_file, tmp_path):
         assert check.returncode == 0 and check.stdout.startswith("PASS"), check.stdout + check.stderr
     assert (rtl / "README.md").read_text().count("peforge verify") == len(blocks)
     assert (rtl / "design.toml").exists() and (rtl / "run_tb.py").exists()
-    if shutil.which("iverilog"):
-        run = subprocess.run([sys.executable, str(rtl / "run_tb.py"), "--sim", "icarus", "--only", "pe"],
-                             capture_output=True, text=True, timeout=300)
-        assert run.returncode == 0 and "PASS" in run.stdout, run.stdout + run.stderr
     bad = peforge("export-design", str(out), "--trial", "999", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "--trial 999" in bad.stderr and not (tmp_path / "x").exists()
+
+
+@pytest.fixture(scope="module")
+def icarus() -> None:
+    need(missing_simulator("icarus"))
+
+
+def test_exported_design_testbench_passes_on_icarus(icarus, exported):  # icarus first: no sweep without it
+    _out, rtl, _number = exported
+    run = subprocess.run([sys.executable, str(rtl / "run_tb.py"), "--sim", "icarus", "--only", "pe"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "PASS" in run.stdout, run.stdout + run.stderr

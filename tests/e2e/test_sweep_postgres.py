@@ -7,7 +7,6 @@ runs as the `postgres` user the Debian package creates.
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import shutil
@@ -22,16 +21,14 @@ import pandas as pd
 import pytest
 
 from test_sweep_cli import SPACE, sweep_args
+from tools import find_program, missing_module, missing_programs, need
 
-pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install -e '.[test]')")
+PG_BIN = "/usr/lib/postgresql/*/bin/{name}"  # Debian's packages keep the server programs off PATH
 
 
-def _binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
+@pytest.fixture
+def psycopg2_driver() -> None:
+    need(missing_module("psycopg2", hint="pip install -e '.[test]'"))
 
 
 def _free_port() -> int:
@@ -41,17 +38,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def postgres_url():
-    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are absent; tests/run.sh installs them as root")
+def postgres_url(psycopg2_driver):
+    need(missing_programs("initdb", "pg_ctl", hint="apt-get install -y postgresql; tests/run.sh does it as root",
+                          fallback_glob=PG_BIN))
+    initdb = find_program("initdb", fallback_glob=PG_BIN.format(name="initdb"))
+    pg_ctl = find_program("pg_ctl", fallback_glob=PG_BIN.format(name="pg_ctl"))
     prefix: list[str] = []
     owner = None
     if os.geteuid() == 0:
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no `postgres` user to run the server as")
+            need("running as root and there is no `postgres` user to run the server as "
+                 "(the postgresql package creates it)")
+        need(missing_programs("runuser", hint="util-linux"))
         prefix = ["runuser", "-u", "postgres", "--"]
     root = Path(tempfile.mkdtemp(prefix="peforge-pg-"))
     if owner is not None:
@@ -115,7 +115,7 @@ def test_two_worker_processes_on_one_postgres_study(peforge, tmp_path, postgres_
     assert frame["worker"].nunique() == 2  # both commands ran trials
 
 
-def test_unreachable_database_is_one_line(peforge, tmp_path):
+def test_unreachable_database_is_one_line(peforge, tmp_path, psycopg2_driver):
     space = tmp_path / "space.toml"
     space.write_text(SPACE)
     url = f"postgresql+psycopg2://nobody@127.0.0.1:{_free_port()}/none"

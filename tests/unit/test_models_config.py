@@ -8,17 +8,24 @@ import pytest
 
 from peforge.models.config import ModelConfigError, from_hf_dict, load_config, zoo_names
 
-# Published totals (model cards / papers), parameters.
+# Published totals, parameters, each as printed with the unit of its last digit: the count is
+# checked to within half that unit (the rounding of the figure itself; e.g. 6.74 B: +-0.005 B).
+# Sources: the Hugging Face model page of each checkpoint (the parameter count of its
+# safetensors, rounded as shown), and where named the paper or the vendor's announcement.
 PUBLISHED = {
-    "llama-2-7b": 6.74e9,
-    "llama-2-70b": 69.0e9,
-    "llama-3-8b": 8.03e9,
-    "mistral-7b": 7.24e9,
-    "mixtral-8x7b": 46.7e9,
-    "opt-6.7b": 6.66e9,
-    "qwen2-0.5b": 0.49e9,
-    "gpt2": 124e6,
+    "llama-2-7b": (6.74e9, 0.01e9),  # meta-llama/Llama-2-7b-hf: 6.74B
+    "llama-2-70b": (69.0e9, 0.1e9),  # meta-llama/Llama-2-70b-hf: 69B (Touvron et al. 2023: 70B, rounded)
+    "llama-3-8b": (8.03e9, 0.01e9),  # meta-llama/Meta-Llama-3-8B: 8.03B
+    "mistral-7b": (7.24e9, 0.01e9),  # mistralai/Mistral-7B-v0.1: 7.24B
+    "mixtral-8x7b": (46.7e9, 0.1e9),  # Mistral AI, "Mixtral of experts" (2023): 46.7B total
+    "opt-6.7b": (6.66e9, 0.01e9),  # facebook/opt-6.7b: 6.66B
+    "qwen2-0.5b": (494e6, 1e6),  # Qwen/Qwen2-0.5B: 494M (Qwen2 technical report: 0.49B)
+    "gpt2": (124e6, 1e6),  # openai-community/gpt2: "the smallest version of GPT-2, with 124M parameters"
 }
+
+
+def within_published(count: int, figure: float, digit: float) -> bool:
+    return abs(count - figure) <= digit / 2
 
 
 def test_every_shipped_model_has_a_published_figure():
@@ -26,13 +33,15 @@ def test_every_shipped_model_has_a_published_figure():
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
-def test_parameter_count_within_one_percent(name):
-    assert load_config(name).params == pytest.approx(PUBLISHED[name], rel=0.01)
+def test_parameter_count_matches_the_published_figure(name):
+    figure, digit = PUBLISHED[name]
+    assert within_published(load_config(name).params, figure, digit), load_config(name).params
 
 
 def test_mixtral_active_parameters():
     cfg = load_config("mixtral-8x7b")
-    assert cfg.active_params == pytest.approx(12.9e9, rel=0.01)
+    # Mistral AI, "Mixtral of experts" (2023): "only uses 12.9B parameters per token"
+    assert within_published(cfg.active_params, 12.9e9, 0.1e9), cfg.active_params
     assert (cfg.num_experts, cfg.experts_per_token) == (8, 2)
 
 
@@ -59,13 +68,14 @@ PHI_3_MINI = {
 }
 
 
-@pytest.mark.parametrize("raw, published", [
-    (OPT_350M, 331e6),  # OPT-350m
-    (PHI_2, 2.78e9),  # Phi-2
-    (PHI_3_MINI, 3.82e9),  # Phi-3-mini-4k
+@pytest.mark.parametrize("raw, published, digit", [
+    (OPT_350M, 331e6, 1e6),  # facebook/opt-350m: 331M
+    (PHI_2, 2.78e9, 0.01e9),  # microsoft/phi-2: 2.78B
+    (PHI_3_MINI, 3.82e9, 0.01e9),  # microsoft/Phi-3-mini-4k-instruct: 3.82B
 ])
-def test_other_families(raw, published):
-    assert from_hf_dict(raw, name="x").params == pytest.approx(published, rel=0.01)
+def test_other_families(raw, published, digit):
+    count = from_hf_dict(raw, name="x").params
+    assert within_published(count, published, digit), count
 
 
 def test_family_specific_keys():

@@ -73,13 +73,14 @@ def test_llama_2_7b_weight_bytes_exact(text, bits, overhead):
     """Quantized linear weights: bits x params / 8 + groups x overhead / 8; everything else 16-bit.
 
     Linear params of Llama-2-7B per layer: 4 h^2 (Q, K, V, O) + 3 h I (gate, up, down); K of every
-    matrix (4096 or 11008) is a multiple of the group size, so groups = params / group.
+    matrix (4096 or 11008) is a multiple of the group size, so groups = params / group. The rest:
+    embedding table and LM head, V h each, and 2 norm vectors per layer plus the final one.
     """
-    h, inter, layers = 4096, 11008, 32
+    h, inter, layers, vocab = 4096, 11008, 32, 32000
     scheme = parse_scheme(text)
     cfg = load_config("llama-2-7b")
     linear = layers * (4 * h * h + 3 * h * inter)
-    rest = cfg.params - linear  # embeddings, LM head, norms
+    rest = 2 * vocab * h + (2 * layers + 1) * h
     group = scheme.group_size
     groups = linear // group if group else 0
     expected = (bits * linear + groups * overhead + 16 * rest) / 8

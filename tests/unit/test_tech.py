@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from peforge.sim import tech
 from peforge.sim.tech import PRESETS, load_toml, preset_named, resolve
 
 GOOD = """
