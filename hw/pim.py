@@ -17,8 +17,14 @@ protocol is rejected (it changes nothing) and flagged on ``err``. Port ``ok`` te
 controller, from registers, which command classes the timing allows in the current cycle.
 
 GEMV ``y = W·x`` (``W`` of shape ``out_rows × in_cols``): :func:`gemv_program` lays W's rows
-across DRAM rows and lists the commands; :meth:`PimBankConfig.cycles` is the exact cycle count
-of that program.
+across DRAM rows and lists the commands; :func:`gemv_cycles` is the exact cycle count of that
+program, vectorized over numpy arrays for the cost model; :meth:`PimBankConfig.cycles` and
+:meth:`PimChannelConfig.cycles` evaluate it for one GEMV that fits the block.
+
+The parameters are declared once, in :class:`PimParams` (a bank) and :class:`PimChannelConfig`
+(``banks`` more); their ranges admit real DRAM sizes, so the cost model's PIM group extends
+:class:`PimChannelConfig` with its own keys. Configs are checked without elaboration; tests
+simulate small banks.
 """
 
 from __future__ import annotations
@@ -70,23 +76,88 @@ class PimError(enum.Enum, shape=4):
     T_CCD = 8     #: column command sooner than t_ccd after the previous one on the same buffer
 
 
-@dataclass(frozen=True, kw_only=True)
-class _PimParams:
-    """The parameters of one bank, shared by :class:`PimBankConfig` and :class:`PimChannelConfig`.
+def gemv_cycles(*, out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_ccd) -> np.ndarray:
+    """Cycles of the GEMV program of :func:`gemv_program` for W of ``out_rows × in_cols`` on
+    ``banks`` banks in all-bank mode (``banks = 1``: a :class:`PimBank`), from its first command
+    to its last accumulator readout on ``y``; the banks start idle.
 
-    Timing defaults are NeuPIMs' HBM2 settings at tCK = 1 ns (tRCD = tRP = 14, tRAS = 34,
-    tCCD_L = 2 cycles; NeuPIMs, ASPLOS 2024).
+    Every argument broadcasts (numpy arrays or scalars, e.g. ``(designs, 1, 1)`` parameter
+    columns against ``(steps, rows)`` shapes). Computed in float64 with exact integer
+    arithmetic (floor division, no rounding) and returned as float64: exact while the counts
+    stay below 2**53. The preconditions are those :class:`PimParams` checks: ``cols`` a
+    multiple of ``lanes`` and ``t_ccd <= t_rcd + t_rp + 1``. The bank's row count does not
+    enter: whether W fits is :meth:`PimParams.gemv_fits`.
+
+    With ``b_s`` the bursts of segment ``s`` (``S = ceil(in_cols / cols)`` segments, ``b_s =
+    cols / lanes`` but the last), ``M_b = ceil(out_rows / banks)`` W rows per bank, ``G =
+    ceil(M_b / lanes)`` accumulator groups, ``R = banks`` readouts per group and ``P(b) =
+    max(t_rcd + (b - 1)·t_ccd + 1, t_ras)`` cycles from ACT to PRE of a row::
+
+        cycles = b_0 + M_b·Σ_s P(b_s) + (M_b - G)·S·t_rp
+               + G·Σ_{s≥1} max(1 + b_s, t_rp)
+               + (G - 1)·max(1 + R + [S > 1]·b_0, t_rp) + R + 1
+
+    ``b_0`` loads x; each DRAM row costs ``P(b) + t_rp`` (the row cycle, tRC ≥ tRAS + tRP);
+    the gaps between segments hold the next x chunks (one cycle per burst, then ACT), the gaps
+    between groups the readouts (and the x reload when ``S > 1``); the last readout appears one
+    cycle after it is issued.
+    """
+    out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_ccd = (
+        np.asarray(v, dtype=np.float64) for v in (out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_ccd))
+
+    def ceil_div(a, b):  # floor division of floats is exact on integers, a / b is not
+        return -(-a // b)
+
+    def row_open(b):  # ACT to PRE of a DRAM row holding b bursts: its MACs, or tRAS
+        return np.maximum(t_rcd + (b - 1) * t_ccd + 1, t_ras)
+
+    def gap(b):  # PRE to ACT between segments: b LDX then ACT, or tRP
+        return np.maximum(1 + b, t_rp)
+
+    bursts = cols // lanes
+    full, rest = np.divmod(in_cols, cols)
+    segments = full + (rest > 0)
+    last = np.where(rest > 0, ceil_div(rest, lanes), bursts)  # bursts of the last segment
+    first = np.where(full >= 1, bursts, last)                 # b_0
+    # S - 1 segments of a whole row and the last one
+    sum_open = (segments - 1) * row_open(bursts) + row_open(last)
+    sum_gaps = (segments - 1) * gap(bursts) + gap(last) - gap(first)
+    rows_per_bank = ceil_div(out_rows, banks)
+    groups = ceil_div(rows_per_bank, lanes)
+    reload = np.where(segments > 1, first, 0.0)
+    return (first + rows_per_bank * sum_open + (rows_per_bank - groups) * segments * t_rp
+            + groups * sum_gaps + (groups - 1) * np.maximum(1 + banks + reload, t_rp) + banks + 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PimParams:
+    """The parameters of one bank, shared by :class:`PimBankConfig`, :class:`PimChannelConfig`
+    and the cost model's PIM design group (which extends :class:`PimChannelConfig`).
+
+    The ranges admit real DRAM banks (the generator is simulated at small sizes): HBM2 and
+    HBM3 8 Gb dies have 32768 rows per bank, a DDR5 16 Gb die 65536; an HBM2 / HBM3 channel
+    has 2 pseudo channels × 4 bank groups × 4 banks, a DDR5 die 8 × 4 (Ramulator 2 organization
+    presets, ``src/dram/impl/{HBM2,HBM3,DDR5}.cpp``, after JESD235 / JESD238 / JESD79-5).
+    Timing is in command-clock cycles, so it grows with the clock: DDR5-3200 has tRCD = tRP =
+    24, tRAS = 52, tCCD_L = 8 and tCCD_L_WR = 16 (32 with a x4 read-modify-write) cycles
+    (Ramulator 2 DDR5-3200AN preset); the same 32.5 ns of tRAS are ≈ 143 cycles at 8800 MT/s,
+    hence 8-bit timers (up to 255) and tCCD up to 64. Defaults are a small bank with NeuPIMs'
+    HBM2 timing at tCK = 1 ns (tRCD = tRP = 14, tRAS = 34, tCCD_L = 2 cycles; NeuPIMs,
+    ASPLOS 2024, see ``TECH_FACTS``).
     """
 
-    rows: int = param(64, "DRAM rows in a bank", low=2, high=4096)
-    cols: int = param(32, "words per DRAM row (a multiple of lanes)", low=1, high=1024)
+    rows: int = param(64, "DRAM rows in a bank (HBM2/3: 32768, DDR5 16 Gb: 65536)", low=2, high=1 << 16)
+    cols: int = param(32, "words per DRAM row, a multiple of lanes (HBM: 1 KB = 512 16-bit words)",
+                      low=1, high=1 << 16)
     word_bits: int = param(16, "word width, signed (bits)", low=2, high=32)
-    lanes: int = param(16, "multiply-accumulate lanes = words per column burst", choices=(1, 2, 4, 8, 16, 32))
+    lanes: int = param(16, "multiply-accumulate lanes = words per column burst (AiM, HBM-PIM: 16)",
+                       choices=(1, 2, 4, 8, 16, 32, 64))
     dual_row_buffer: bool = param(False, "second row buffer for the MAC lanes, so RD/WR proceed during a GEMV (NeuPIMs)")
-    t_rcd: int = param(14, "ACT to RD/WR/MAC on the same row buffer (cycles)", low=1, high=64)
-    t_rp: int = param(14, "PRE to ACT on the same row buffer (cycles)", low=1, high=64)
-    t_ras: int = param(34, "ACT to PRE on the same row buffer (cycles)", low=1, high=128)
-    t_ccd: int = param(2, "column command to column command on the same row buffer (cycles)", low=1, high=16)
+    t_rcd: int = param(14, "ACT to RD/WR/MAC on the same row buffer (cycles)", low=1, high=255)
+    t_rp: int = param(14, "PRE to ACT on the same row buffer (cycles)", low=1, high=255)
+    t_ras: int = param(34, "ACT to PRE on the same row buffer (cycles)", low=1, high=255)
+    t_ccd: int = param(2, "column command to column command on the same row buffer (cycles); "
+                       "at most t_rcd + t_rp + 1", low=1, high=64)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -94,7 +165,8 @@ class _PimParams:
         if self.cols % self.lanes:
             raise ValueError(f"{name}.cols={self.cols!r} must be a multiple of lanes={self.lanes!r}")
         if self.t_ccd > self.t_rcd + self.t_rp + 1:
-            # Then tCCD alone would space MACs of consecutive rows, which no DRAM does.
+            # Then tCCD alone would space MACs of consecutive rows, which no DRAM does, and
+            # gemv_cycles() would not hold.
             raise ValueError(f"{name}.t_ccd={self.t_ccd!r} must not exceed t_rcd + t_rp + 1 = "
                              f"{self.t_rcd + self.t_rp + 1}")
 
@@ -161,6 +233,8 @@ class _PimParams:
         return [self.bursts] * full + ([_ceil_div(rest, self.lanes)] if rest else [])
 
     def gemv_fits(self, out_rows: int, in_cols: int, banks: int = 1) -> bool:
+        """Whether W of ``out_rows × in_cols`` fits ``banks`` banks of ``rows`` DRAM rows as
+        :func:`peforge.hw.golden.pim_layout` lays it out (``M_b·S`` rows per bank)."""
         return out_rows >= 1 and in_cols >= 1 and \
             _ceil_div(out_rows, banks) * len(self.segments(in_cols)) <= self.rows
 
@@ -168,26 +242,13 @@ class _PimParams:
         if not self.gemv_fits(out_rows, in_cols, banks):
             raise ValueError(f"GEMV {out_rows}x{in_cols} does not fit {banks} bank(s) of "
                              f"{self.rows} rows x {self.cols} words")
-        b = self.segments(in_cols)
-        n_seg = len(b)
-        m_b = _ceil_div(out_rows, banks)
-        groups = _ceil_div(m_b, self.accumulators)
-        t_rp = self.t_rp
-
-        def row_open(bursts: int) -> int:  # ACT to PRE of one DRAM row
-            return max(self.t_rcd + (bursts - 1) * self.t_ccd + 1, self.t_ras)
-
-        reload = b[0] if n_seg > 1 else 0
-        return (b[0]
-                + m_b * sum(row_open(bs) for bs in b)
-                + (m_b - groups) * n_seg * t_rp
-                + groups * sum(max(1 + bs, t_rp) for bs in b[1:])
-                + (groups - 1) * max(1 + banks + reload, t_rp)
-                + banks + 1)
+        return int(gemv_cycles(out_rows=out_rows, in_cols=in_cols, banks=banks, lanes=self.lanes,
+                               cols=self.cols, t_rcd=self.t_rcd, t_rp=self.t_rp, t_ras=self.t_ras,
+                               t_ccd=self.t_ccd))
 
 
 @dataclass(frozen=True, kw_only=True)
-class PimBankConfig(_PimParams):
+class PimBankConfig(PimParams):
     """Parameters of :class:`PimBank`."""
 
     def cmd_layout(self) -> data.StructLayout:
@@ -198,40 +259,28 @@ class PimBankConfig(_PimParams):
 
     def cycles(self, out_rows: int, in_cols: int) -> int:
         """Cycles of the GEMV program of :func:`gemv_program` for W of ``out_rows × in_cols``,
-        from its first command to its last accumulator readout on ``y``; the bank starts idle.
-
-        With ``b_s`` the bursts of segment ``s`` (``S = ceil(in_cols / cols)`` segments,
-        ``b_s = cols / lanes`` but the last), ``M_b = ceil(out_rows / banks)`` W rows per bank,
-        ``G = ceil(M_b / lanes)`` accumulator groups, ``R = banks`` readouts per group and
-        ``P(b) = max(t_rcd + (b - 1)·t_ccd + 1, t_ras)`` cycles from ACT to PRE of a row::
-
-            cycles = b_0 + M_b·Σ_s P(b_s) + (M_b - G)·S·t_rp
-                   + G·Σ_{s≥1} max(1 + b_s, t_rp)
-                   + (G - 1)·max(1 + R + [S > 1]·b_0, t_rp) + R + 1
-
-        ``b_0`` loads x; each DRAM row costs ``P(b) + t_rp`` (the row cycle, tRC ≥ tRAS + tRP);
-        the gaps between segments hold the next x chunks, the gaps between groups the
-        readouts (and the x reload when ``S > 1``); the last readout appears one cycle after
-        it is issued. For a bank ``R = 1``; all-bank mode (:class:`PimChannelConfig`) runs the
-        same program once for all banks with ``R = banks``.
-        """
+        from its first command to its last accumulator readout on ``y``; the bank starts idle:
+        :func:`gemv_cycles` with ``banks = 1``. ``ValueError`` if W does not fit the bank."""
         return self._gemv_cycles(out_rows, in_cols, 1)
-
-    def macs(self, out_rows: int, in_cols: int) -> int:
-        """Lane multiply-accumulates the GEMV program performs (padding included)."""
-        return out_rows * sum(self.segments(in_cols)) * self.lanes
 
 
 @dataclass(frozen=True, kw_only=True)
-class PimChannelConfig(_PimParams):
+class PimChannelConfig(PimParams):
     """Parameters of :class:`PimChannel`: ``banks`` plus the bank's."""
 
-    banks: int = param(4, "banks in the channel, driven together in all-bank mode", low=1, high=16)
+    banks: int = param(4, "banks in the channel, driven together in all-bank mode (HBM2/3: 32, NeuPIMs: 16)",
+                       low=1, high=64)
 
     @property
     def bank(self) -> PimBankConfig:
         """The config of each bank."""
         return PimBankConfig(**{k: getattr(self, k) for k in PimBankConfig.__dataclass_fields__})
+
+    @property
+    def channel(self) -> PimChannelConfig:
+        """These parameters as a plain :class:`PimChannelConfig` (the block's own config, its
+        hash and Verilog), from a subclass that adds keys the block does not have."""
+        return PimChannelConfig(**{k: getattr(self, k) for k in PimChannelConfig.__dataclass_fields__})
 
     def cmd_layout(self) -> data.StructLayout:
         return data.StructLayout({**self.bank_cmd_fields(), "bank": _index_bits(self.banks), "all_banks": 1})
@@ -246,13 +295,9 @@ class PimChannelConfig(_PimParams):
     def cycles(self, out_rows: int, in_cols: int) -> int:
         """Cycles of a GEMV in all-bank mode: W's rows split into ``banks`` contiguous blocks of
         ``ceil(out_rows / banks)``, one per bank, all banks run the same ACT / MAC / PRE stream;
-        each accumulator group is read out bank by bank. Formula of
-        :meth:`PimBankConfig.cycles` with ``R = banks``."""
+        each accumulator group is read out bank by bank: :func:`gemv_cycles` with ``R = banks``.
+        ``ValueError`` if W does not fit the banks."""
         return self._gemv_cycles(out_rows, in_cols, self.banks)
-
-    def macs(self, out_rows: int, in_cols: int) -> int:
-        """Lane multiply-accumulates of all banks (padding included)."""
-        return _ceil_div(out_rows, self.banks) * sum(self.segments(in_cols)) * self.lanes * self.banks
 
 
 # --- programs: the command lists a controller issues ------------------------------------------
@@ -297,7 +342,7 @@ class GemvProgram:
         return y
 
 
-def gemv_program(cfg: _PimParams, x: Sequence[int], out_rows: int) -> GemvProgram:
+def gemv_program(cfg: PimParams, x: Sequence[int], out_rows: int) -> GemvProgram:
     """The command list of ``y = W·x`` with W stored as :func:`peforge.hw.golden.pim_layout` lays
     it out (bank ``k`` holds W rows ``k·M_b .. k·M_b + M_b - 1``; local row ``i``, segment
     ``s`` in DRAM row ``i·S + s``).
@@ -337,7 +382,7 @@ def gemv_program(cfg: _PimParams, x: Sequence[int], out_rows: int) -> GemvProgra
     return program
 
 
-def store_program(cfg: _PimParams, image: np.ndarray, *, bank: int = 0, first_row: int = 0) -> list[PimCommand]:
+def store_program(cfg: PimParams, image: np.ndarray, *, bank: int = 0, first_row: int = 0) -> list[PimCommand]:
     """Commands that write ``image`` (DRAM rows × ``cols`` words) into ``bank`` from ``first_row``
     through row buffer 0: per row ACT, one WR per burst, PRE."""
     cmds = []

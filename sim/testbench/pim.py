@@ -204,6 +204,11 @@ def gemv_cases(cfg, rng: np.random.Generator) -> list[tuple[str, np.ndarray, np.
     return cases
 
 
+def _mac_commands(program) -> int:
+    """MAC commands of a program (each one burst in every bank it drives)."""
+    return sum(1 for c in program.commands if c.op == PimOp.MAC)
+
+
 async def store(drv: PimDriver, W: np.ndarray) -> None:
     image = pim_layout(W, cols=drv.cfg.cols, banks=drv.banks)
     for k in range(drv.banks):
@@ -230,7 +235,7 @@ async def gemv_case(drv: PimDriver, label: str, W, x, *, stored: bool = False,
     report.expect(f"{label}: y", program.gather([v for _, v in ys], m), pim_gemv(W, x, cfg.acc_bits))
     if ys:
         report.expect_cycles(f"{label} ({m}x{k})", ys[-1][0] - cycles[0], cfg.cycles(m, k))
-        report.cycles_per_op.append((ys[-1][0] - cycles[0]) / max(1, cfg.macs(m, k) // cfg.lanes))
+        report.cycles_per_op.append((ys[-1][0] - cycles[0]) / max(1, _mac_commands(program) * drv.banks))
     report.expect(f"{label}: errors", [v for _, v in drv.outputs("err", start)], [])
     reads = [c for c, _ in drv.outputs("o", start)]
     drv.check(label)
@@ -392,7 +397,8 @@ async def run(bench, cfg, seed: int) -> Report:
 
 async def activity(bench, cfg, seed: int, n_ops: int) -> int:
     """``n_ops`` GEMVs of random x against one random W filling a row per W row (up to
-    ``lanes`` rows per bank); returns the lane MACs performed."""
+    ``lanes`` rows per bank); returns the lane MACs performed, counted from the MAC commands
+    issued (each drives ``lanes`` lanes of every bank: all-bank mode)."""
     rng = np.random.default_rng(seed)
     drv = PimDriver(bench, cfg, Report("activity"))
     await drv.reset()
@@ -400,6 +406,9 @@ async def activity(bench, cfg, seed: int, n_ops: int) -> int:
     m = min(cfg.rows, cfg.lanes) * drv.banks
     W = rng.integers(lo, hi + 1, (m, cfg.cols))
     await store(drv, W)
+    macs = 0
     for _ in range(n_ops):
-        await drv.run(gemv_program(cfg, rng.integers(lo, hi + 1, cfg.cols), m).commands)
-    return n_ops * cfg.macs(m, cfg.cols)
+        program = gemv_program(cfg, rng.integers(lo, hi + 1, cfg.cols), m)
+        await drv.run(program.commands)
+        macs += _mac_commands(program) * cfg.lanes * drv.banks
+    return macs

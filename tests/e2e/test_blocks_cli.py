@@ -20,6 +20,12 @@ def test_blocks_lists_parameters_with_defaults_and_ranges(peforge):
     rows = {r["name"]: r for r in listing["bitserial"]["parameters"]}
     assert rows["k"]["allowed"] == "1 | 2 | 4"
     assert rows["lanes"]["allowed"] == "1..64"
+    # PIM: real DRAM banks and channels are accepted (HBM2/3: 32768 rows, 32 banks per channel)
+    pim = {r["name"]: r for r in listing["pim-channel"]["parameters"]}
+    assert (pim["rows"]["allowed"], pim["cols"]["allowed"], pim["banks"]["allowed"]) == ("2..65536", "1..65536", "1..64")
+    assert pim["lanes"]["allowed"] == "1 | 2 | 4 | 8 | 16 | 32 | 64"
+    assert (pim["t_rcd"]["allowed"], pim["t_ras"]["allowed"], pim["t_ccd"]["allowed"]) == ("1..255", "1..255", "1..64")
+    assert [r["name"] for r in listing["pim-bank"]["parameters"]] == list(pim)[:-1]  # banks last
     table = peforge("blocks")
     assert "max_w_bits" in table.stdout and "allowed" in table.stdout
 
@@ -47,6 +53,8 @@ def test_export_is_valid_verilog(peforge, tmp_path, block):
     (["export", "bitserial", "k=3", "--out", "{out}"], "k=3 is not allowed; choose one of 1 | 2 | 4"),
     (["export", "mixed", "lanes=65", "--out", "{out}"], "lanes=65 is out of range; allowed 1..64"),
     (["export", "mixed", "group=100", "--out", "{out}"], "group=100 must be a multiple of lanes=16"),
+    (["export", "pim-channel", "banks=65", "--out", "{out}"], "banks=65 is out of range; allowed 1..64"),
+    (["export", "pim-bank", "lanes=3", "--out", "{out}"], "lanes=3 is not allowed; choose one of 1 | 2 | 4 | 8 | 16 | 32 | 64"),
     (["verify", "mac", "a_bits=x"], "a_bits='x': expected an integer"),
     (["verify", "mac", "--sim", "modelsim"], "invalid choice: 'modelsim'"),
 ])

@@ -47,11 +47,18 @@ def test_other_seeds(seed):
     _check(simulate(CHANNELS[1], seed=seed), CHANNELS[1])
 
 
-@pytest.mark.parametrize("config", [BANKS[0], CHANNELS[1]], ids=repr)
-def test_activity_workload_counts_lane_macs(config):
+# The activity workload stores one W row per DRAM row, min(rows, lanes) rows per bank, and runs
+# n_ops = 2 GEMVs; lane MACs = rows used x bursts per row x lanes x banks x n_ops.
+ACTIVITY = [
+    (BANKS[0], 4 * 2 * 4 * 1 * 2),     # 8 rows, 4 lanes: 4 rows; 8 words = 2 bursts of 4
+    (CHANNELS[1], 2 * 4 * 2 * 2 * 2),  # 6 rows, 2 lanes: 2 rows per bank; 8 words = 4 bursts of 2; 2 banks
+    (CHANNELS[2], 4 * 3 * 4 * 3 * 2),  # 7 rows, 4 lanes: 4 rows per bank; 12 words = 3 bursts of 4; 3 banks
+]
+
+
+@pytest.mark.parametrize("config, macs", ACTIVITY, ids=repr)
+def test_activity_workload_counts_lane_macs(config, macs):
     from peforge.sim.runners import simulate_with
     from peforge.sim.testbench import activity_for
 
-    macs = simulate_with(config, lambda bench: activity_for("pim-bank")(bench, config, 0, 2))
-    m = min(config.rows, config.lanes) * getattr(config, "banks", 1)
-    assert macs == 2 * config.macs(m, config.cols) > 0
+    assert simulate_with(config, lambda bench: activity_for("pim-bank")(bench, config, 0, 2)) == macs
