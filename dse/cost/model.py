@@ -42,10 +42,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ...hw.pim import gemv_cycles
 from ..design.point import DesignPoint
 from .array import array_shapes, gemm_cycles, pe_figures
 from .units import UnitCosts
-from .pim import pim_gemv_cycles
 from .workload import KIND_CODES, OpTable, Workload
 
 ATTENTION, ELEMENTWISE = KIND_CODES["attention"], KIND_CODES["elementwise"]
@@ -190,11 +190,17 @@ def _column(values: Sequence[float]) -> np.ndarray:
 
 
 class _PimArrays:
-    """The PIM parameters of every design, as columns (what :func:`pim_gemv_cycles` reads)."""
+    """The PIM parameters of every design, as columns (what :func:`peforge.hw.pim.gemv_cycles` reads)."""
+
+    GEMV = ("banks", "lanes", "cols", "t_rcd", "t_rp", "t_ras", "t_ccd")
 
     def __init__(self, designs: Sequence[DesignPoint]):
-        for name in ("channels", "banks", "lanes", "row_words", "clock_mhz", "t_rcd", "t_rp", "t_ras", "t_ccd"):
+        for name in ("channels", "clock_mhz", *self.GEMV):
             setattr(self, name, _column([getattr(d.pim, name) for d in designs]))
+
+    def gemv_cycles(self, out_rows, in_cols) -> np.ndarray:
+        """Cycles of a GEMV with W of ``out_rows x in_cols`` words on one channel, all banks together."""
+        return gemv_cycles(out_rows=out_rows, in_cols=in_cols, **{n: getattr(self, n) for n in self.GEMV})
 
 
 def check_design(design: DesignPoint, costs: UnitCosts) -> None:
@@ -276,7 +282,7 @@ class CostModel:
         on_pim = attention & (self.pim_mode > 0) & use_pim
         if use_pim and self.any_pim:
             rounds = np.ceil(count * m / self.pim.channels)
-            pim_s = np.where(on_pim, pim_gemv_cycles(self.pim, n, k) * rounds / (self.pim.clock_mhz * 1e6), 0.0)
+            pim_s = np.where(on_pim, self.pim.gemv_cycles(n, k) * rounds / (self.pim.clock_mhz * 1e6), 0.0)
             pim_pj = r.kv_bytes * 8 * c["pim_pj_per_bit"] + r.macs * c["pim_pj_per_mac"]
             dram_bytes = np.where(on_pim, 0.0, dram_bytes)
         else:

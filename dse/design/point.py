@@ -39,6 +39,7 @@ from typing import Any
 from ...hw import params
 from ...hw.params import param, validate
 from ...hw.blocks import block_named
+from ...hw.pim import PimChannelConfig
 from ...files import read_input
 from ...sim import tech
 
@@ -92,29 +93,36 @@ class Memory:
         validate(self)
 
 
+def _bank_param(name: str, default: Any) -> Any:
+    """A PIM bank parameter as the block declares it (same range and help), with the cost model's default."""
+    return dataclasses.field(default=default, metadata=PimChannelConfig.__dataclass_fields__[name].metadata)
+
+
 @dataclass(frozen=True, kw_only=True)
-class Pim:
-    """Processing in memory: MAC lanes beside the DRAM banks (HBM-PIM, AiM, NeuPIMs)."""
+class Pim(PimChannelConfig):
+    """Processing in memory: MAC lanes beside the DRAM banks (HBM-PIM, AiM, NeuPIMs).
+
+    The bank and channel parameters are the PIM channel block's own (:class:`peforge.hw.pim.
+    PimChannelConfig`: one declaration, one range set, one ``t_ccd`` rule); the cost model adds
+    how PIM is used (``mode``), how many channels there are and their clock. Defaults are an HBM
+    channel: 16 banks of 32768 rows of 2 KB (1024 16-bit words: an HBM2 page in legacy mode,
+    JESD235), NeuPIMs' HBM2 timing.
+    """
 
     mode: str = param("none", "none | blocked (NPU waits for PIM) | concurrent (NeuPIMs sub-batch "
-                      "interleaving with dual row buffers)", choices=("none", "blocked", "concurrent"))
+                      "interleaving; needs dual_row_buffer)", choices=("none", "blocked", "concurrent"))
     channels: int = param(32, "PIM channels (all banks of a channel run one command stream)", low=1, high=1024)
-    banks: int = param(16, "banks per channel", low=1, high=64)
-    lanes: int = param(16, "MAC lanes per bank", low=1, high=64)
-    word_bits: int = param(16, "operand width of the bank's MAC lanes (bits)", choices=(8, 16))
-    clock_mhz: float = param(1000.0, "PIM command clock (MHz)", low=1.0, high=5000.0)
-    row_words: int = param(1024, "words per DRAM row (row buffer size / word)", low=16, high=1 << 16)
-    t_rcd: int = param(14, "ACT to RD (cycles)", low=1, high=255)
-    t_rp: int = param(14, "PRE to ACT (cycles)", low=1, high=255)
-    t_ras: int = param(34, "ACT to PRE (cycles)", low=1, high=255)
-    t_ccd: int = param(2, "column command to column command (cycles)", low=1, high=16)
+    clock_mhz: float = param(1000.0, "PIM command clock (MHz); the timing parameters count its cycles",
+                             low=1.0, high=5000.0)
+    banks: int = _bank_param("banks", 16)
+    rows: int = _bank_param("rows", 32768)
+    cols: int = _bank_param("cols", 1024)
 
     def __post_init__(self) -> None:
-        validate(self)
-        # The PIM channel's cycle formula (peforge.hw.pim) holds under the same bound as its RTL.
-        if self.t_ccd > self.t_rcd + self.t_rp + 1:
-            raise ValueError(f"Pim.t_ccd={self.t_ccd!r} must not exceed t_rcd + t_rp + 1 = "
-                             f"{self.t_rcd + self.t_rp + 1}")
+        super().__post_init__()
+        if self.mode == "concurrent" and not self.dual_row_buffer:
+            raise ValueError("Pim.mode='concurrent' needs dual_row_buffer = true (the NPU's reads proceed on one "
+                             "row buffer while the lanes compute on the other); allowed with false: none, blocked")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -63,14 +63,15 @@ def test_model_cycles_equal_rtl(pe, dataflow):
 @pytest.mark.parametrize("banks", [1, 2, 4])
 def test_model_pim_gemv_cycles_equal_rtl(banks):
     """GEMVs of random shapes on a simulated PIM channel take exactly the cost model's cycles."""
-    from peforge.dse.design.point import Pim
-    from peforge.dse.cost.pim import pim_gemv_cycles
+    from peforge.dse.cost.model import _PimArrays
+    from peforge.dse.design.point import DesignPoint, Pim
     from peforge.hw.pim import PimChannelConfig
     from peforge.sim.testbench.pim import PimDriver, gemv_case
 
     timing = dict(t_rcd=3, t_rp=4, t_ras=7, t_ccd=2)
     config = PimChannelConfig(banks=banks, rows=16, cols=16, lanes=4, **timing)
-    model = Pim(banks=banks, row_words=16, lanes=4, **timing)
+    design = DesignPoint(pim=Pim(mode="blocked", banks=banks, rows=16, cols=16, lanes=4, **timing))
+    priced = _PimArrays([design])  # the cost model's view of the design's PIM channels
     rng = np.random.default_rng(banks)
     shapes = []
     while len(shapes) < 8:
@@ -92,4 +93,4 @@ def test_model_pim_gemv_cycles_equal_rtl(banks):
 
     report, measured = simulate_with(config, measure)
     assert report.passed, report.failures[:5]
-    assert measured == [float(pim_gemv_cycles(model, m, k)) for m, k in shapes]
+    assert measured == [float(priced.gemv_cycles(m, k)[0, 0, 0]) for m, k in shapes]
