@@ -27,8 +27,8 @@ PG_BIN = "/usr/lib/postgresql/*/bin/{name}"  # Debian's packages keep the server
 
 
 @pytest.fixture
-def psycopg2_driver() -> None:
-    need(missing_module("psycopg2", hint="pip install -e '.[test]'"))
+def psycopg_driver() -> None:
+    need(missing_module("psycopg", hint="pip install -e '.[test]' (or '.[postgres]')"))
 
 
 def _free_port() -> int:
@@ -38,7 +38,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def postgres_url(psycopg2_driver):
+def postgres_url(psycopg_driver):
     need(missing_programs("initdb", "pg_ctl", hint="apt-get install -y postgresql; tests/run.sh does it as root",
                           fallback_glob=PG_BIN))
     initdb = find_program("initdb", fallback_glob=PG_BIN.format(name="initdb"))
@@ -70,7 +70,8 @@ def postgres_url(psycopg2_driver):
         shutil.rmtree(root, ignore_errors=True)
         pytest.fail(f"could not start PostgreSQL: {error.stderr or error.stdout}")
     try:
-        yield f"postgresql+psycopg2://peforge@127.0.0.1:{port}/postgres"
+        # The form the README documents: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3.
+        yield f"postgresql://peforge@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True,
                        timeout=120)
@@ -115,11 +116,27 @@ def test_two_worker_processes_on_one_postgres_study(peforge, tmp_path, postgres_
     assert frame["worker"].nunique() == 2  # both commands ran trials
 
 
-def test_unreachable_database_is_one_line(peforge, tmp_path, psycopg2_driver):
+def test_unreachable_database_is_one_line(peforge, tmp_path, psycopg_driver):
     space = tmp_path / "space.toml"
     space.write_text(SPACE)
-    url = f"postgresql+psycopg2://nobody@127.0.0.1:{_free_port()}/none"
+    url = f"postgresql://nobody@127.0.0.1:{_free_port()}/none"
     result = peforge(*sweep_args(space, tmp_path / "x", "--trials", "5", "--storage", url))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot open" in lines[-1], result.stderr
+
+
+def test_password_is_never_written(peforge, tmp_path, postgres_url):
+    """A URL with a password works, and the password reaches no file: the manifest keeps the URL
+    without it (the server takes it from PGPASSWORD or --storage again; this one trusts loopback)."""
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    out = tmp_path / "secret-study"
+    url = postgres_url.replace("://peforge@", "://peforge:s3cr3t-word@")
+    result = peforge(*sweep_args(space, out, "--trials", "3", "--storage", url, "--study", "secret"))
+    assert result.returncode == 0, result.stderr
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert b"s3cr3t-word" not in path.read_bytes(), path
+    assert "s3cr3t-word" not in result.stdout + result.stderr
+    assert peforge("report", str(out)).returncode == 0
