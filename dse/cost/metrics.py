@@ -10,34 +10,56 @@ from dataclasses import dataclass
 class Metric:
     """One metric of :meth:`peforge.dse.cost.model.CostModel.metrics`.
 
-    ``unit`` is the unit of the stored value (SI); ``show_unit`` and ``show_scale`` how
-    ``peforge evaluate`` prints it (value × scale, in that unit); ``phase`` the phase whose
-    pricing produces it (``None``: every run).
+    ``unit`` is the unit of the stored value (SI; :func:`human` prints it readably); ``phase``
+    the phase whose pricing produces it (``None``: every run).
     """
 
     label: str
     unit: str
-    show_unit: str
-    show_scale: float = 1.0
     phase: str | None = None
 
 
 METRICS: dict[str, Metric] = {
-    "tokens_per_s": Metric("decode throughput", "tokens/s", "tokens/s", phase="decode"),
-    "prefill_tokens_per_s": Metric("prefill throughput", "tokens/s", "tokens/s", phase="prefill"),
-    "ttft_s": Metric("time to first token (TTFT)", "s", "ms", 1e3, phase="prefill"),
-    "tpot_s": Metric("time per output token (TPOT)", "s", "ms", 1e3, phase="decode"),
-    "j_per_token": Metric("energy per decoded token", "J/token", "mJ", 1e3, phase="decode"),
-    "prefill_energy_j": Metric("prefill energy", "J", "J", phase="prefill"),
-    "decode_energy_j": Metric("decode energy", "J", "J", phase="decode"),
-    "area_mm2": Metric("area", "mm²", "mm²"),
-    "power_w": Metric("average power", "W", "W"),
-    "utilization": Metric("array utilization", "fraction", "%", 100.0),
-    "energy_j": Metric("energy of the run", "J", "J"),
-    "time_s": Metric("time of the run", "s", "s"),
+    "tokens_per_s": Metric("decode throughput", "tokens/s", phase="decode"),
+    "prefill_tokens_per_s": Metric("prefill throughput", "tokens/s", phase="prefill"),
+    "ttft_s": Metric("time to first token (TTFT)", "s", phase="prefill"),
+    "tpot_s": Metric("time per output token (TPOT)", "s", phase="decode"),
+    "j_per_token": Metric("energy per decoded token", "J/token", phase="decode"),
+    "prefill_energy_j": Metric("prefill energy", "J", phase="prefill"),
+    "decode_energy_j": Metric("decode energy", "J", phase="decode"),
+    "area_mm2": Metric("area", "mm²"),
+    "power_w": Metric("average power", "W"),
+    "utilization": Metric("array utilization", "fraction"),
+    "energy_j": Metric("energy of the run", "J"),
+    "time_s": Metric("time of the run", "s"),
 }
 
 # metrics only a phase produces: prefill gives TTFT, decode gives TPOT and the per-token figures
 PHASE_METRICS: dict[str, tuple[str, ...]] = {
     phase: tuple(name for name, m in METRICS.items() if m.phase == phase) for phase in ("prefill", "decode")
 }
+
+
+# Units with SI prefixes scaled (value in the base unit) and, for time, the clock's own units.
+_PREFIXED = {"J": "J", "W": "W", "tokens/s": "tokens/s", "J/token": "J/token"}
+_SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"),
+       (1e-12, "p"))
+_TIME = ((86400.0, "d"), (3600.0, "h"), (60.0, "min"), (1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+
+
+def human(value: float, unit: str) -> str:
+    """``value`` (in ``unit``, as :data:`METRICS` stores it) with three significant digits in a
+    readable unit: ``7.80 h``, ``16.6 s``, ``420 µs``, ``31.2 mJ/token``, ``1.41 ktokens/s``, ``53.6 %``."""
+    import math
+
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if unit == "fraction":
+        return f"{value * 100:.3g} %"
+    if unit == "s":
+        scale, name = next(((s, n) for s, n in _TIME if abs(value) >= s), _TIME[-1])
+        return f"{value / scale:.3g} {name}"
+    if unit in _PREFIXED and value != 0:
+        scale, prefix = next(((s, p) for s, p in _SI if abs(value) >= s), _SI[-1])
+        return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.4g} {unit}"

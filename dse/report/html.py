@@ -12,6 +12,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from ..cost.metrics import METRICS, human
 from ..design.dump import dumps
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ def html_report(tables: "StudyTables") -> str:
     head = "".join(f"<th data-col='{html.escape(c)}'>{html.escape(labels.get(c, c))}</th>" for c in table_columns)
     body = []
     for _, row in front.iterrows():
-        cells = "".join(f"<td>{html.escape(_fmt(row[c]))}</td>" for c in table_columns)
+        cells = "".join(f"<td data-value='{html.escape(_fmt(row[c]))}'>{html.escape(_shown(c, row[c]))}</td>"
+                        for c in table_columns)
         body.append(f"<tr id='row-{int(row['trial'])}' data-trial='{int(row['trial'])}'>{cells}</tr>")
     designs = []
     for _, row in front.iterrows():
@@ -83,8 +85,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _shown(column: str, value: Any) -> str:
+    """A metric in a readable unit (``420 µs``); anything else as :func:`_fmt` gives it."""
+    value = _clean(value)
+    if column in METRICS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return human(value, METRICS[column].unit)
+    return _fmt(value)
+
+
 def _headline(row: Any, tables: "StudyTables") -> str:
-    return ", ".join(f"{axis}={_fmt(row[axis])}" for axis in tables.objectives)
+    return ", ".join(f"{axis} = {_shown(axis, row[axis])}" for axis in tables.objectives)
 
 
 _STYLE = """
@@ -169,7 +179,7 @@ document.getElementById('logy').addEventListener('change', draw);
 document.querySelectorAll('#front th').forEach((th, i) => th.addEventListener('click', () => {
   const body = document.querySelector('#front tbody'), rows = Array.from(body.rows);
   const up = th.dataset.dir !== 'up'; th.dataset.dir = up ? 'up' : 'down';
-  rows.sort((a, b) => { const p = a.cells[i].textContent, q = b.cells[i].textContent;
+  rows.sort((a, b) => { const p = a.cells[i].dataset.value, q = b.cells[i].dataset.value;
     const u = parseFloat(p), v = parseFloat(q); const c = isNaN(u) || isNaN(v) ? p.localeCompare(q) : u - v;
     return up ? c : -c; });
   rows.forEach(r => body.appendChild(r)); }));

@@ -376,6 +376,7 @@ def open_study(sweep: Sweep) -> tuple[optuna.Study, int]:
         marked = 0 if sweep.join else mark_interrupted(study)
     else:
         study.set_user_attr("peforge", study_attrs(sweep))
+        study.set_metric_names([o.metric for o in sweep.space.objectives])  # optuna-dashboard shows them
     return study, marked
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import json
 
 from peforge.dse.cost.api import evaluate, prepare
-from peforge.dse.cost.metrics import METRICS
+from peforge.dse.cost.metrics import METRICS, human
 from peforge.dse.design.point import design_named
 
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
           f"{workload.quant}")
     for key, metric in METRICS.items():
         if key in result.metrics:
-            print(f"  {metric.label:<30} {result.metrics[key] * metric.show_scale:>12.4g} {metric.show_unit}")
+            print(f"  {metric.label:<30} {human(result.metrics[key], metric.unit):>18}")
     ops = result.operators.copy()
     ops["time_ms"] = ops["time_s"] * 1e3
     ops["energy_mj"] = ops["energy_j"] * 1e3

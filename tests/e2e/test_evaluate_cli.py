@@ -34,8 +34,9 @@ def test_evaluate_table_names_every_operator(peforge):
     ("[compute]\nrows = 0\n", "Compute.rows=0 is out of range"),
     ("[compute]\nspeed = 1\n", "unknown key 'compute.speed'"),
     ("[compute]\nclock_mhz = 9000.0\n", "exceeds the characterized Fmax"),
-    ("[pim]\nbanks = 0\n", "Pim.banks=0 is out of range"),
-    ("[sram]\nweight_kib = 1\n", "cannot double-buffer one 128x128 weight tile"),
+    ("[compute]\n[pim]\nbanks = 0\n", "Pim.banks=0 is out of range"),
+    ("[compute]\n[sram]\nweight_kib = 1\n", "cannot double-buffer one 128x128 weight tile"),
+    ("[pim]\nbanks = 4\n", "no [compute] table"),
     ("[compute\n", "not valid TOML"),
 ])
 def test_bad_design_file_one_line_exit_2(peforge, tmp_path, body, message):
