@@ -1,6 +1,7 @@
 import numpy as np
 
-from peforge.hw.golden import mac_dot, sign_extend, wrap
+from peforge.hw.golden import sign_extend, wrap
+from peforge.hw.pe.mac import mac_dot
 
 
 def test_wrap_twos_complement():
