@@ -290,11 +290,6 @@ class SystolicConfig:
                                beat_cycles=self.beat_cycles(w_bits), edge=pe.ws_edge_stages,
                                os_latency=pe.os_latency(w_bits), m=M, k=K, n=N))
 
-    def interval(self, M: int, K: int, N: int, w_bits: int | None = None) -> int:
-        """Cycles between the first beats of two GEMMs streamed back to back: the next GEMM's
-        first beat is taken in the cycle the previous one's last row is on the port."""
-        return self.cycles(M, K, N, w_bits)
-
     def peak_macs_per_cycle(self, w_bits: int | None = None) -> float:
         """Multiply-accumulates per cycle with every cell busy: R · C · lanes / T."""
         return self.rows * self.cols * self.lanes / self.beat_cycles(w_bits)

@@ -38,10 +38,6 @@ class MacConfig(PeConfigBase):
         """Cycles from accepting the last pair of a dot product to its result being valid."""
         return 1 + int(self.output_register)
 
-    def interval(self, n: int) -> int:
-        """Cycles between the starts of consecutive dot products of ``n`` pairs (no stall)."""
-        return n
-
     def cycles(self, n: int) -> int:
         """Cycles from accepting the first of ``n`` pairs to the result: one pair per cycle,
         then :attr:`latency`: ``n - 1 + latency``."""
