@@ -174,8 +174,8 @@ class BitSerialConfig(PeConfigBase):
         return value
 
     def ws_cell(self, m: Module, ctl: dict, name: str):
-        cell = BitSerialCell(self)
-        m.submodules[f"cell_{name}"] = cell
+        cell = super().ws_cell(m, ctl, name)
+        # Every cell of the array works on the same slice; the partial sum advances every cycle.
         m.d.comb += [cell.position.eq(ctl["slice"]), cell.top.eq(ctl["top_slice"]), cell.en.eq(1)]
         return cell
 

@@ -86,9 +86,11 @@ def beat_cycles(w_bits, *, k_bits: int, max_w_bits: int):
 class PeConfigBase:
     """Defaults of the PE protocol; each PE config derives from it and overrides what differs.
 
-    Figures (also collected by :meth:`figures`): ``lanes``, ``a_bits``, ``max_w_bits``,
-    ``k_bits``, ``ws_edge_stages``, :meth:`beat_cycles`, :meth:`os_latency`,
-    :attr:`max_reduction`. Golden model: :meth:`golden_gemm`. Array hooks: the ``array_*``,
+    Figures (also collected by :meth:`figures`, see :class:`PeFigures` for their units):
+    ``lanes`` (k values per cell and beat), ``a_bits`` (bits), ``max_w_bits`` (bits),
+    ``k_bits`` (weight bits per cycle, 0: parallel), ``ws_edge_stages`` (beats),
+    :meth:`beat_cycles` (cycles), :meth:`os_latency` (cycles), :attr:`max_reduction` (products),
+    ``acc_bits`` / :attr:`out_bits` (bits), ``out_shift`` (bits). Golden model: :meth:`golden_gemm`. Array hooks: the ``array_*``,
     ``ws_*`` and ``os_*`` members, called by :class:`~peforge.hw.systolic.SystolicArray` with a
     ``ctl`` dict of its control signals (``step``: a beat ends this cycle; ``phase``: cycle
     within the beat; ``ii``: cycles of this beat; ``busy``; ``start``: the GEMM's first beat is
