@@ -90,7 +90,8 @@ class PeConfigBase:
     ``lanes`` (k values per cell and beat), ``a_bits`` (bits), ``max_w_bits`` (bits),
     ``k_bits`` (weight bits per cycle, 0: parallel), ``ws_edge_stages`` (beats),
     :meth:`beat_cycles` (cycles), :meth:`os_latency` (cycles), :attr:`max_reduction` (products),
-    ``acc_bits`` / :attr:`out_bits` (bits), ``out_shift`` (bits). Golden model: :meth:`golden_gemm`. Array hooks: the ``array_*``,
+    ``acc_bits`` / :attr:`out_bits` (bits), ``out_shift`` (bits). Golden model: :meth:`golden_gemm`.
+    Array hooks: :meth:`check_array`, :attr:`weight_shape` and the ``array_*``, ``column_*``,
     ``ws_*`` and ``os_*`` members, called by :class:`~peforge.hw.systolic.SystolicArray` with a
     ``ctl`` dict of its control signals (``step``: a beat ends this cycle; ``phase``: cycle
     within the beat; ``ii``: cycles of this beat; ``busy``; ``start``: the GEMM's first beat is
