@@ -69,17 +69,15 @@ class PeFigures:
         return self.os_latency_base + extra
 
 
-def beat_cycles(w_bits, *, k_bits: int, max_w_bits: int):
+def beat_cycles(w_bits, *, k_bits, max_w_bits):
     """ceil(w_bits / k_bits) for a bit-serial datapath (k_bits > 0), else 1; ``w_bits``
-    outside 2..max_w_bits (or ``None``) counts as max_w_bits. Scalars give ``int``; arrays
-    (any numeric dtype) give arrays."""
+    outside 2..max_w_bits (or ``None``) counts as max_w_bits. All three broadcast as numpy
+    arrays (e.g. one column per design from :class:`PeFigures`); scalars give ``int``."""
     if w_bits is None:
         w_bits = max_w_bits
-    w = np.asarray(w_bits)
-    if not k_bits:
-        return 1 if w.ndim == 0 else np.ones_like(w)
-    effective = np.where((w >= 2) & (w <= max_w_bits), w, max_w_bits)
-    cycles = -(-effective // k_bits)
+    w, k, top = np.asarray(w_bits), np.asarray(k_bits), np.asarray(max_w_bits)
+    effective = np.where((w >= 2) & (w <= top), w, top)
+    cycles = np.where(k > 0, -(-effective // np.maximum(k, 1)), 1)
     return int(cycles) if cycles.ndim == 0 else cycles
 
 

@@ -13,6 +13,7 @@ from peforge.hw.pe import PE_KINDS, PeFigures, kind_of, pe_kind
 from peforge.hw.pe.bitserial import BitSerialConfig
 from peforge.hw.pe.mac import MacConfig
 from peforge.hw.pe.mixed import MixedConfig
+from peforge.hw.pe.protocol import beat_cycles
 from peforge.hw.systolic import SystolicConfig, gemm_cycles
 
 
@@ -113,9 +114,13 @@ def test_gemm_cycles_equals_the_cost_models_copy():
                        os_latency=np.array([f.os_latency(int(w)) for f, w in zip(figures, w_bits)]),
                        m=m, k=k, n=nn)
     assert np.array_equal(ours, reference.astype(np.int64))
-    # figures vectorize too: one call over all precisions gives the same columns
+    # figures vectorize too: one call over all precisions, or over columns of designs
     fig = figures[0]
     assert np.array_equal(fig.beat_cycles(w_bits), [fig.beat_cycles(int(w)) for w in w_bits])
+    columns = beat_cycles(w_bits, k_bits=col(lambda c, f: f.k_bits), max_w_bits=col(lambda c, f: f.max_w_bits))
+    assert np.array_equal(columns, [f.beat_cycles(int(w)) for f, w in zip(figures, w_bits)])
+    assert np.array_equal(beat_cycles(w_bits.astype(float), k_bits=2, max_w_bits=6),
+                          beat_cycles(w_bits, k_bits=2, max_w_bits=6))
 
 
 @pytest.mark.parametrize("name", list(PE_KINDS))
