@@ -1,4 +1,7 @@
-"""The blocks users name on the command line, with their config and component classes."""
+"""The blocks users name on the command line, with their config and component classes.
+
+The PE kinds come first, from the registry :data:`peforge.hw.pe.PE_KINDS`, then the array and PIM.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from . import params
-from .pe.bitserial import BitSerialConfig, BitSerialPE
-from .pe.mac import MacConfig, MacPE
-from .pe.mixed import MixedConfig, MixedPE
+from .pe import PE_KINDS
 from .systolic import SystolicArray, SystolicConfig
 from .pim import PimBank, PimBankConfig, PimChannel, PimChannelConfig
 
@@ -33,11 +34,7 @@ class Block:
 BLOCKS: dict[str, Block] = {
     block.name: block
     for block in [
-        Block("mac", MacConfig, MacPE, "signed a_bits x w_bits multiply-accumulate PE"),
-        Block("bitserial", BitSerialConfig, BitSerialPE,
-              "bit-serial dot-product PE, run-time weight precision (Stripes / BitMoD)"),
-        Block("mixed", MixedConfig, MixedPE,
-              "low-bit weight x INT8 shift-and-add PE, one dequantization per group (MixPE)"),
+        *(Block(kind.name, kind.config, kind.component, kind.summary) for kind in PE_KINDS.values()),
         Block("systolic", SystolicConfig, SystolicArray,
               "R x C array of any PE, weight- or output-stationary, whole GEMMs tiled inside (TPU, SCALE-Sim)"),
         Block("pim-bank", PimBankConfig, PimBank,

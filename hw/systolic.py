@@ -5,8 +5,12 @@ itself: the caller streams plain row vectors of A and B in the order of :meth:`S
 and receives rows of C; skew, deskew, padding of partial tiles and weight preload are inside.
 
 Time is counted in *beats*: one input beat, one hop of every systolic register. A beat takes
-one cycle, except with the bit-serial PE where it takes ceil(w_bits / k) cycles (every cell
-consumes its weights k bits per cycle, all cells in lockstep).
+the PE's ``beat_cycles(w_bits)`` cycles: one for a parallel datapath, ceil(w_bits / k) for a
+bit-serial one (every cell consumes its weights k bits per cycle, all cells in lockstep).
+
+Everything that differs by PE comes from the PE's config (the protocol of
+:mod:`peforge.hw.pe.protocol`): port fields, how a weight is stored, the cell datapath, the
+bottom-edge stage, latencies; this module names no PE kind.
 
 Weight-stationary (``ws``)
     Array row ``r`` holds ``lanes`` consecutive k of B (a fold covers ``R·lanes`` k and ``C``
@@ -14,10 +18,10 @@ Weight-stationary (``ws``)
     shadow registers while the previous fold computes, and switch to active as the fold's first
     activation row passes (a swap flag travels with it). Activations (one row of A per beat)
     enter from the left with one beat of skew per array row, partial sums flow down, the bottom
-    edge deskews them, dequantizes (mixed PE, once per fold and column, which is within one
-    quantization group) and adds them into an ``max_m × C`` accumulator buffer over the K folds.
+    edge passes them through the PE's edge stage (e.g. one dequantization per fold and column),
+    deskews them and adds them into an ``max_m × C`` accumulator buffer over the K folds.
 Output-stationary (``os``)
-    Every cell is a PE component (:class:`MacPE`, :class:`BitSerialPE`, :class:`MixedPE`) that
+    Every cell is the PE's own component (the block ``peforge verify`` checks) that
     accumulates one element of C. Each beat carries ``lanes`` k of R rows of A (left edge) and of
     C columns of B with their per-column metadata (top edge), skewed one beat per row and column.
     A cell holds its finished result until its row is read out, one row per beat.
@@ -35,18 +39,56 @@ from amaranth.lib.memory import Memory
 
 from .ports import stream_ports
 from .params import nested, param, validate
-from .pe.arith import shift_add_product, tree_sum
-from .pe.bitserial import BitSerialConfig, BitSerialPE
-from .pe.mac import MacConfig, MacPE
-from .pe.mixed import A_BITS as MIXED_A_BITS
-from .pe.mixed import MixedConfig, MixedPE
-
-PE_CONFIGS = {"mac": MacConfig, "bitserial": BitSerialConfig, "mixed": MixedConfig}
-PE_COMPONENTS = {"mac": MacPE, "bitserial": BitSerialPE, "mixed": MixedPE}
+from .pe import PE_KINDS, kind_of
 
 
-def _cdiv(a: int, b: int) -> int:
+def _cdiv(a, b):
     return -(-a // b)
+
+
+def gemm_cycles(*, rows, cols, ws, lanes, beat_cycles, edge, os_latency, m, k, n):
+    """Exact cycles of a GEMM ``(m × k) · (k × n)`` on a ``rows × cols`` array, from its first
+    accepted input beat to its last output row: the closed form of :meth:`SystolicConfig.cycles`,
+    on numpy arrays that broadcast (any sizes: no RTL generator limits).
+
+    Parameters
+    ----------
+    rows, cols : array size R, C (cells)
+    ws : true for weight-stationary, false for output-stationary
+    lanes : k values a cell consumes per beat
+    beat_cycles : T, cycles per beat at the GEMM's weight precision (:meth:`PeConfigBase.beat_cycles`)
+    edge : e, the PE's bottom-edge stages in ws (:attr:`PeConfigBase.ws_edge_stages`)
+    os_latency : L_pe, cycles from a cell's last beat to its result in os, at the GEMM's
+        precision (:meth:`PeConfigBase.os_latency`; a bit-serial PE's includes T)
+    m, k, n : GEMM shape
+
+    ws: F = ceil(k / (R·lanes)) · ceil(n / C) folds, P = max(m, R)::
+
+        cycles = (R + (F - 1)·P + m - 1 + R + C + e) · T + 1
+
+    os: F = ceil(m / R) · ceil(n / C), Kb = ceil(k / lanes), r = m - (ceil(m / R) - 1)·R,
+    P = max(Kb, R, C - 1)::
+
+        cycles = ((F - 1)·P + Kb + r + C - 3) · T + 2 + L_pe
+    """
+    r, c = rows, cols
+    ws_folds = _cdiv(k, r * lanes) * _cdiv(n, c)
+    ws_cycles = (r + (ws_folds - 1) * np.maximum(m, r) + m - 1 + r + c + edge) * beat_cycles + 1
+    row_blocks = _cdiv(m, r)
+    os_folds = row_blocks * _cdiv(n, c)
+    beats = _cdiv(k, lanes)
+    last_rows = m - (row_blocks - 1) * r
+    period = np.maximum(np.maximum(beats, r), c - 1)
+    os_cycles = ((os_folds - 1) * period + beats + last_rows + c - 3) * beat_cycles + 2 + os_latency
+    return np.where(ws, ws_cycles, os_cycles)
+
+
+def systolic_gemm(a, b, pe_config, *, acc_bits: int | None, w_bits: int | None = None, meta=None) -> np.ndarray:
+    """Golden SystolicArray: ``C = A · B`` (``A``: M × K activations, ``B``: K × N weight codes as
+    on the port) with the arithmetic of the array's PE (:meth:`PeConfigBase.golden_gemm`), as an
+    object array of Python ints; ``acc_bits=None``: unwrapped. ``meta``: the per-column metadata
+    of :meth:`PeConfigBase.column_fields` (e.g. one row per quantization group)."""
+    return pe_config.golden_gemm(a, b, acc_bits=acc_bits, w_bits=w_bits, meta=meta)
 
 
 @dataclass(frozen=True)
@@ -78,43 +120,34 @@ class SystolicConfig:
 
     rows: int = param(4, "PE rows R", low=1, high=64)
     cols: int = param(4, "PE columns C", low=1, high=64)
-    pe: str = param("mac", "processing element in every cell", choices=tuple(PE_CONFIGS))
+    pe: str = param(next(iter(PE_KINDS)), "processing element in every cell", choices=tuple(PE_KINDS))
     dataflow: str = param("ws", "ws: weight-stationary; os: output-stationary", choices=("ws", "os"))
     max_m: int = param(64, "largest M (rows of A) of one GEMM; ws: depth of the accumulator buffer",
                        low=1, high=4096)
     max_k: int = param(1024, "largest K (columns of A, rows of B) of one GEMM", low=1, high=1 << 16)
     max_n: int = param(1024, "largest N (columns of B) of one GEMM", low=1, high=1 << 16)
-    pe_config: Any = nested("pe", PE_CONFIGS, "parameters of the PE chosen by `pe`")
+    pe_config: Any = nested("pe", {name: kind.config for name, kind in PE_KINDS.items()},
+                            "parameters of the PE chosen by `pe`")
 
     def __post_init__(self) -> None:
         validate(self)
-        pe = self.pe_config
-        if self.pe == "bitserial" and pe.rescale:
-            raise ValueError("SystolicConfig.pe.rescale=True is not supported in the array; allowed false")
-        if self.pe == "bitserial" and pe.lut_entries:
-            raise ValueError(f"SystolicConfig.pe.lut_entries={pe.lut_entries!r} is not supported in the array; "
-                             "allowed 0")
-        if self.dataflow == "ws" and self.pe == "mac" and pe.output_register:
-            raise ValueError("SystolicConfig.pe.output_register=True needs dataflow=os; allowed false with ws")
-        if self.dataflow == "ws" and self.pe == "mixed" and pe.group % (self.rows * pe.lanes):
-            raise ValueError(f"SystolicConfig.pe.group={pe.group!r} must be a multiple of rows x pe.lanes = "
-                             f"{self.rows * pe.lanes} with dataflow=ws (a fold must lie in one group)")
+        self.pe_config.check_array(self.rows, self.dataflow)
 
     # --- sizes ------------------------------------------------------------------------------
 
     @property
     def lanes(self) -> int:
-        """k values a cell consumes per beat (the PE's lanes; 1 for mac)."""
-        return 1 if self.pe == "mac" else self.pe_config.lanes
+        """k values a cell consumes per beat (the PE's lanes)."""
+        return self.pe_config.lanes
 
     @property
     def a_bits(self) -> int:
-        return MIXED_A_BITS if self.pe == "mixed" else self.pe_config.a_bits
+        return self.pe_config.a_bits
 
     @property
     def out_bits(self) -> int:
         """Width of one element of C on the output port (bits, signed)."""
-        return self.pe_config.out_bits if self.pe == "mixed" else self.pe_config.acc_bits
+        return self.pe_config.out_bits
 
     @property
     def acc_bits(self) -> int:
@@ -125,16 +158,10 @@ class SystolicConfig:
     def max_beat_cycles(self) -> int:
         return self.beat_cycles(None)
 
-    def effective_w_bits(self, w_bits: int | None) -> int | None:
-        if self.pe != "bitserial":
-            return None
-        return self.pe_config.effective_w_bits(self.pe_config.max_w_bits if w_bits is None else w_bits)
-
     def beat_cycles(self, w_bits: int | None = None) -> int:
-        """Cycles per beat: ceil(w_bits / k) for the bit-serial PE (``None``: max_w_bits), else 1."""
-        if self.pe != "bitserial":
-            return 1
-        return self.pe_config.interval(self.effective_w_bits(w_bits))
+        """Cycles per beat at weight precision ``w_bits`` (``None``: the widest): the PE's
+        :meth:`~peforge.hw.pe.PeConfigBase.beat_cycles` (ceil(w_bits / k) bit-serial, else 1)."""
+        return self.pe_config.beat_cycles(w_bits)
 
     @property
     def k_per_fold(self) -> int:
@@ -215,8 +242,8 @@ class SystolicConfig:
 
         ws: row m of the last K fold of a column block whose activations enter at beat b leaves at
         ``(b + R + C + e) · T + 1``; os: row i of a fold whose last K beat enters at beat b leaves at
-        ``(b + i + C - 1) · T + 2 + L_pe`` (T: :meth:`beat_cycles`; e: 1 for mixed, else 0;
-        L_pe: the PE's cycles from its last input to its result).
+        ``(b + i + C - 1) · T + 2 + L_pe`` (T: :meth:`beat_cycles`; e: the PE's ``ws_edge_stages``;
+        L_pe: the PE's ``os_latency``, cycles from its last input to its result).
         """
         R, C = self.rows, self.cols
         T = self.beat_cycles(w_bits)
@@ -224,32 +251,26 @@ class SystolicConfig:
         period = self.fold_beats(M, K, N)
         out = []
         if self.dataflow == "ws":
-            edge = 1 if self.pe == "mixed" else 0
+            edge = self.pe_config.ws_edge_stages
             for f, (_, k0, n0) in enumerate(folds):
                 if k0 + self.k_per_fold >= K:  # last K fold of this column block
                     out += [PlanOutput((R + f * period + m + R + C + edge) * T + 1, m, n0) for m in range(M)]
             return out
         kb = _cdiv(K, self.lanes)
+        latency = int(self.pe_config.os_latency(w_bits))
         for f, (m0, _, n0) in enumerate(folds):
             last = f * period + kb - 1
-            out += [PlanOutput((last + i + C - 1) * T + 2 + self.pe_latency(w_bits), m0 + i, n0)
+            out += [PlanOutput((last + i + C - 1) * T + 2 + latency, m0 + i, n0)
                     for i in range(min(R, M - m0))]
         return out
-
-    def pe_latency(self, w_bits: int | None = None) -> int:
-        """Cycles from a PE cell accepting its last beat to its result (os)."""
-        pe = self.pe_config
-        if self.pe == "bitserial":
-            return pe.cycles(self.effective_w_bits(w_bits), 1)
-        return pe.cycles(1)
 
     def cycles(self, M: int, K: int, N: int, w_bits: int | None = None) -> int:
         """Exact cycles from accepting the first input beat of a GEMM to its last output row.
 
-        With T = :meth:`beat_cycles` (1, or ceil(w_bits / k) for the bit-serial PE) and
+        With T = :meth:`beat_cycles` (1, or ceil(w_bits / k) for a bit-serial PE) and
         P = :meth:`fold_beats`:
 
-        ws: F = ceil(K / (R·lanes)) · ceil(N / C) folds, e = 1 for mixed (dequantization stage), else 0::
+        ws: F = ceil(K / (R·lanes)) · ceil(N / C) folds, e = the PE's ``ws_edge_stages``::
 
             cycles = (R + (F - 1)·P + M - 1 + R + C + e) · T + 1,   P = max(M, R)
 
@@ -257,20 +278,17 @@ class SystolicConfig:
         the last fold's M rows, then R + C beats of fill and deskew and the output register).
 
         os: F = ceil(M / R) · ceil(N / C) folds, Kb = ceil(K / lanes), r = M - (ceil(M/R) - 1)·R
-        rows in the last fold, L_pe = :meth:`pe_latency`::
+        rows in the last fold, L_pe = the PE's ``os_latency``::
 
             cycles = ((F - 1)·P + Kb + r + C - 3) · T + 2 + L_pe,   P = max(Kb, R, C - 1)
+
+        Evaluated by :func:`gemm_cycles`, the expression the cost model uses.
         """
-        return self.outputs(M, K, N, w_bits)[-1].cycle
-
-    def interval(self, M: int, K: int, N: int, w_bits: int | None = None) -> int:
-        """Cycles between the first beats of two GEMMs streamed back to back: the next GEMM's
-        first beat is taken in the cycle the previous one's last row is on the port."""
-        return self.cycles(M, K, N, w_bits)
-
-    def input_beats(self, M: int, K: int, N: int) -> int:
-        """Input beats of one GEMM (ws counts preload-only beats; os has idle beats with ready low)."""
-        return len(self.plan(M, K, N))
+        self._check_shape(M, K, N)
+        pe = self.pe_config
+        return int(gemm_cycles(rows=self.rows, cols=self.cols, ws=self.dataflow == "ws", lanes=self.lanes,
+                               beat_cycles=self.beat_cycles(w_bits), edge=pe.ws_edge_stages,
+                               os_latency=pe.os_latency(w_bits), m=M, k=K, n=N))
 
     def peak_macs_per_cycle(self, w_bits: int | None = None) -> float:
         """Multiply-accumulates per cycle with every cell busy: R · C · lanes / T."""
@@ -282,26 +300,14 @@ class SystolicConfig:
 
     # --- ports ------------------------------------------------------------------------------
 
-    def w_shape(self):
-        pe = self.pe_config
-        if self.pe == "mac":
-            return signed(pe.w_bits)
-        if self.pe == "bitserial":
-            return unsigned(pe.code_bits)
-        return unsigned(pe.w_bits)
-
     def in_layout(self) -> data.StructLayout:
-        L = self.lanes
+        L, pe = self.lanes, self.pe_config
         fields: dict[str, Any] = {
             "a": data.ArrayLayout(data.ArrayLayout(signed(self.a_bits), L), self.rows),
-            "w": data.ArrayLayout(data.ArrayLayout(self.w_shape(), L), self.cols),
+            "w": data.ArrayLayout(data.ArrayLayout(pe.weight_shape, L), self.cols),
         }
-        if self.pe == "mixed":
-            fields["scale"] = data.ArrayLayout(unsigned(self.pe_config.scale_bits), self.cols)
-            if self.pe_config.zero_point:
-                fields["zp"] = data.ArrayLayout(unsigned(self.pe_config.w_bits), self.cols)
-        if self.pe == "bitserial":
-            fields["w_bits"] = unsigned(4)
+        fields.update({key: data.ArrayLayout(shape, self.cols) for key, shape in pe.column_fields().items()})
+        fields.update(pe.array_fields())
         fields.update(m=unsigned(self.max_m.bit_length()), k=unsigned(self.max_k.bit_length()),
                       n=unsigned(self.max_n.bit_length()))
         return data.StructLayout(fields)
@@ -338,7 +344,8 @@ class SystolicArray(wiring.Component):
         beats' are ignored. ws: ``a`` is ``A[m, k0 : k0 + R·lanes]`` (row r, lane l: k0 + r·lanes + l),
         ``w`` one array row of weights ``B[kr : kr + lanes, n0 : n0 + C]`` (column c, lane l).
         os: ``a`` is ``A[m0 : m0 + R, k0 : k0 + lanes]``, ``w`` is ``B[k0 : k0 + lanes, n0 : n0 + C]``.
-        Mixed PE: ``scale`` and ``zp`` are those of each weight column's quantization group.
+        Per-column metadata fields of the PE (``column_fields``, e.g. a quantization group's scale
+        and zero point) belong to each weight column; ``array_fields`` (e.g. ``w_bits``) to the GEMM.
         Values beyond M, K or N are ignored (padding is inside). ``ready`` is high when a beat
         can be taken this cycle: one per beat (:meth:`SystolicConfig.beat_cycles` cycles), low
         in os idle beats and from a GEMM's last input beat until its last output.
@@ -356,7 +363,7 @@ class SystolicArray(wiring.Component):
         m = Module()
         p = self.i.payload
 
-        # Beat clock: `step` ends a beat; a beat lasts `ii` cycles (bit-serial), else 1.
+        # Beat clock: `step` ends a beat; a beat lasts `ii` cycles (set by the PE's array_start), else 1.
         max_ii = cfg.max_beat_cycles
         ii = Signal(range(max_ii + 1), init=1)
         phase = Signal(range(max(2, max_ii)))
@@ -373,23 +380,13 @@ class SystolicArray(wiring.Component):
 
         shape = {key: Signal(len(getattr(p, key)), name=f"{key}_reg") for key in ("m", "k", "n")}
         cur = {key: Mux(busy, reg, getattr(p, key)) for key, reg in shape.items()}
-        wb = wb_cur = None
         with m.If(start):
             m.d.sync += [busy.eq(1), feeding.eq(1)] + [reg.eq(getattr(p, key)) for key, reg in shape.items()]
-        if cfg.pe == "bitserial":
-            wb = Signal(4)
-            wb_cur = Signal(4)
-            with m.Switch(p.w_bits):
-                for w_bits in range(16):
-                    with m.Case(w_bits):
-                        m.d.comb += wb_cur.eq(Mux(busy, wb, cfg.effective_w_bits(w_bits)))
-                        with m.If(start):
-                            m.d.sync += [wb.eq(cfg.effective_w_bits(w_bits)), ii.eq(cfg.beat_cycles(w_bits))]
+        ctl = dict(step=step, phase=phase, ii=ii, busy=busy, feeding=feeding, accept=accept, start=start,
+                   finish=finish, cur=cur, shape=shape)
+        ctl.update(cfg.pe_config.array_start(m, p, ctl))  # run-time PE state, e.g. the beat length
         with m.If(finish):
             m.d.sync += [busy.eq(0), ii.eq(1), phase.eq(0)]  # os may finish mid-beat
-
-        ctl = dict(step=step, phase=phase, ii=ii, busy=busy, feeding=feeding, accept=accept, start=start,
-                   finish=finish, cur=cur, shape=shape, wb=wb, wb_cur=wb_cur)
         if cfg.dataflow == "ws":
             self._weight_stationary(m, ctl)
         else:
@@ -398,32 +395,6 @@ class SystolicArray(wiring.Component):
 
     # --- weight-stationary ----------------------------------------------------------------------
 
-    def _ws_weight(self, m: Module, ctl: dict, code, zp):
-        """A weight as the cells store it: mac as is, bit-serial sign-extended from the run-time
-        precision, mixed with its zero point already subtracted (once per weight, not per product)."""
-        cfg = self.config
-        pe = cfg.pe_config
-        if cfg.pe == "mac":
-            return code
-        if cfg.pe == "mixed":
-            return code - zp if pe.zero_point else code.as_signed()
-        value = Signal(signed(pe.serial_bits))
-        with m.Switch(ctl["wb_cur"]):
-            for w_bits in range(2, pe.max_w_bits + 1):
-                with m.Case(w_bits):
-                    m.d.comb += value.eq(code[:w_bits].as_signed())
-        return value
-
-    def _ws_stored_shape(self):
-        """Width of a stored weight: mac as on the port, bit-serial widened to whole k-bit slices,
-        mixed one bit wider for ``w - zp``."""
-        pe = self.config.pe_config
-        if self.config.pe == "mac":
-            return signed(pe.w_bits)
-        if self.config.pe == "bitserial":
-            return signed(pe.serial_bits)
-        return signed(pe.w_bits + 1)
-
     def _weight_stationary(self, m: Module, ctl: dict) -> None:
         cfg = self.config
         pe = cfg.pe_config
@@ -431,7 +402,6 @@ class SystolicArray(wiring.Component):
         Kc = R * L
         p = self.i.payload
         step, busy, accept, cur = ctl["step"], ctl["busy"], ctl["accept"], ctl["cur"]
-        mixed = cfg.pe == "mixed"
 
         # Input sequencer: an initial preload window of R beats, then one window per fold.
         init = Signal()
@@ -476,31 +446,30 @@ class SystolicArray(wiring.Component):
             row_regs.append(_chain(m, beat, left, r + C, step, f"arow{r}"))  # cell (r, c) reads item r + c
 
         # Top edge: one array row of weights per preload beat, bottom row first, skewed one beat
-        # per column; `commit` marks a fold's last preload beat.
-        stored = self._ws_stored_shape()
-        top_fields = {"w": data.ArrayLayout(stored, L), "load": 1, "commit": 1}
-        if mixed:
-            top_fields["scale"] = unsigned(pe.scale_bits)
-        top = data.StructLayout(top_fields)
+        # per column, with the column metadata the bottom edge needs; `commit` marks a fold's
+        # last preload beat. Weights enter in the form the cells store (the PE's `ws_store`).
+        stored = pe.ws_stored_shape
+        travelling = pe.ws_column_fields()
+        top = data.StructLayout({"w": data.ArrayLayout(stored, L), "load": 1, "commit": 1, **travelling})
         row_base = Signal(range(R * L + 1))
         m.d.comb += row_base.eq(Mux(cur_j < R, (R - 1 - cur_j) * L, 0))
         load = accept & preload
         top_in = []
         for c in range(C):
             beat = Signal(top, name=f"top_{c}")
-            zp = p.zp[c] if mixed and pe.zero_point else None
+            meta = {key: getattr(p, key)[c] for key in pe.column_fields()}
             for lane in range(L):
                 keep = load & (pk > row_base + lane) & (pn > c)
-                m.d.comb += beat.w[lane].eq(Mux(keep, self._ws_weight(m, ctl, p.w[c][lane], zp), 0))
+                m.d.comb += beat.w[lane].eq(Mux(keep, pe.ws_store(m, ctl, p.w[c][lane], meta), 0))
             m.d.comb += [beat.load.eq(load), beat.commit.eq(load & (cur_j == R - 1))]
-            if mixed:
-                m.d.comb += beat.scale.eq(Mux(pn > c, p.scale[c], 0))
+            m.d.comb += [getattr(beat, key).eq(Mux(pn > c, meta[key], 0)) for key in travelling]
             top_in.append(_chain(m, beat, top, c + 1, step, f"wcol{c}")[-1])
 
-        # Cells: preload pipeline, shadow and active weights; partial sums flow down.
-        psum_shape = signed(pe.corrected_bits if mixed else cfg.acc_bits)
+        # Cells: preload pipeline, shadow and active weights; the PE's cell computes each beat's
+        # dot product; partial sums flow down. Column metadata switches with the fold's weights.
+        psum_shape = signed(pe.ws_psum_bits)
         psum = [[Signal(psum_shape, name=f"psum_{r}_{c}") for c in range(C)] for r in range(R)]
-        scale_active = [Signal(unsigned(pe.scale_bits), name=f"scale_{c}") for c in range(C)] if mixed else None
+        meta_active = [{key: Signal(shape, name=f"{key}_{c}") for key, shape in travelling.items()} for c in range(C)]
         for c in range(C):
             feed = top_in[c]
             pipe = _chain(m, feed.w, data.ArrayLayout(stored, L), R - 1, step & feed.load, f"wpipe{c}")
@@ -514,29 +483,26 @@ class SystolicArray(wiring.Component):
                 weights = Signal(data.ArrayLayout(stored, L), name=f"w_{r}_{c}")
                 m.d.comb += weights.eq(Mux(left_in.swap, shadow.as_value(), active.as_value()))
                 above = psum[r - 1][c] if r else 0
-                dot = self._ws_dot(m, ctl, left_in.a, weights, f"{r}_{c}")
+                cell = pe.ws_cell(m, ctl, f"{r}_{c}")
+                m.d.comb += [cell.a.eq(left_in.a), cell.w.eq(weights)]
                 with m.If(step):
-                    m.d.sync += [active.eq(weights), psum[r][c].eq(above + dot)]
-            if mixed:
-                shadow_scale = Signal(unsigned(pe.scale_bits), name=f"shadow_scale_{c}")
+                    m.d.sync += [active.eq(weights), psum[r][c].eq(above + cell.dot)]
+            for key, shape in travelling.items():
+                shadow_meta = Signal(shape, name=f"shadow_{key}_{c}")
                 with m.If(step & feed.commit):
-                    m.d.sync += shadow_scale.eq(feed.scale)
+                    m.d.sync += shadow_meta.eq(getattr(feed, key))
                 with m.If(step):
-                    m.d.sync += scale_active[c].eq(Mux(row_regs[R - 1][R - 1 + c].swap, shadow_scale, scale_active[c]))
+                    m.d.sync += meta_active[c][key].eq(Mux(row_regs[R - 1][R - 1 + c].swap, shadow_meta,
+                                                           meta_active[c][key]))
 
-        # Bottom edge: dequantize (mixed: psum x group scale, shift-and-add), deskew, accumulate.
+        # Bottom edge: the PE's edge stage, deskew, accumulate over K folds.
         acc_bits = cfg.acc_bits
         bottom = []
         for c in range(C):
-            value = psum[R - 1][c]
-            if mixed:
-                scaled = Signal(signed(acc_bits), name=f"dequant_{c}")
-                with m.If(step):
-                    m.d.sync += scaled.eq(shift_add_product(value, scale_active[c], negate_msb=False))
-                value = scaled
+            value = pe.ws_edge(m, ctl, str(c), psum[R - 1][c], meta_active[c])
             bottom.append(_delayed(m, value, signed(acc_bits), C - 1 - c, step, f"deskew{c}"))
 
-        edge = 1 if mixed else 0
+        edge = pe.ws_edge_stages
         tag_shape = data.StructLayout({"valid": 1, "kfirst": 1, "klast": 1, "last": 1,
                                        "row": range(max(2, cfg.max_m))})
         tag_in = Signal(tag_shape)
@@ -557,34 +523,11 @@ class SystolicArray(wiring.Component):
                      wr.en.eq(step & tag.valid & ~tag.klast)]
         emit = step & tag.valid & tag.klast
         m.d.sync += self.o.valid.eq(emit)
-        shift = pe.scale_frac_bits if mixed else 0
+        shift = pe.out_shift
         with m.If(emit):
             m.d.sync += [self.o.payload.acc[c].eq(totals[c] >> shift) for c in range(C)]
             m.d.sync += self.o.payload.last.eq(tag.last)
         m.d.comb += ctl["finish"].eq(emit & tag.last)
-
-    def _ws_dot(self, m: Module, ctl: dict, a, weights, name: str):
-        """The cell's dot product of its ``lanes`` activations and stationary weights for this beat."""
-        cfg = self.config
-        pe = cfg.pe_config
-        L = cfg.lanes
-        if cfg.pe == "mac":
-            return a[0] * weights[0]
-        if cfg.pe == "mixed":
-            return tree_sum([shift_add_product(a[l], weights[l], negate_msb=True) for l in range(L)])
-        # Bit-serial: k bits of every weight per cycle, MSB slice first (negative), over the beat.
-        phase, ii = ctl["phase"], ctl["ii"]
-        slices = pe.serial_bits // pe.k
-        position = Signal(range(max(2, slices)), name=f"slice_{name}")
-        m.d.comb += position.eq(ii - 1 - phase)
-        top = phase == 0
-        products = [shift_add_product(a[l], weights[l].word_select(position, pe.k), negate_msb=top)
-                    for l in range(L)]
-        part = Signal(signed(pe.dot_bits), name=f"part_{name}")
-        full = Signal(signed(pe.dot_bits), name=f"dot_{name}")
-        m.d.comb += full.eq(Mux(top, 0, part << pe.k) + tree_sum(products))
-        m.d.sync += part.eq(full)
-        return full
 
     # --- output-stationary ----------------------------------------------------------------------
 
@@ -594,7 +537,6 @@ class SystolicArray(wiring.Component):
         R, C, L = cfg.rows, cfg.cols, cfg.lanes
         p = self.i.payload
         step, busy, accept, cur, feeding = ctl["step"], ctl["busy"], ctl["accept"], ctl["cur"], ctl["feeding"]
-        mixed, bitserial = cfg.pe == "mixed", cfg.pe == "bitserial"
         hold = max(R, C - 1)  # beats a fold lasts at least
 
         # Input sequencer: ceil(K / lanes) data beats per fold, then idle beats up to the period.
@@ -641,46 +583,31 @@ class SystolicArray(wiring.Component):
             row_regs.append(_chain(m, beat, left, r + C, step, f"arow{r}"))
 
         # Top edge: C columns of lanes weights with their metadata, skewed one beat per column.
-        top_fields = {"w": data.ArrayLayout(cfg.w_shape(), L)}
-        if mixed:
-            top_fields["scale"] = unsigned(pe.scale_bits)
-            if pe.zero_point:
-                top_fields["zp"] = unsigned(pe.w_bits)
-        top = data.StructLayout(top_fields)
+        column = pe.column_fields()
+        top = data.StructLayout({"w": data.ArrayLayout(pe.weight_shape, L), **column})
         col_regs = []
         for c in range(C):
             beat = Signal(top, name=f"top_{c}")
             keep = cur_rn > c
             for lane in range(L):
                 m.d.comb += beat.w[lane].eq(Mux(keep & (cur_rk > lane), p.w[c][lane], 0))
-            if mixed:
-                m.d.comb += beat.scale.eq(Mux(keep, p.scale[c], 0))
-                if pe.zero_point:
-                    m.d.comb += beat.zp.eq(Mux(keep, p.zp[c], 0))
+            m.d.comb += [getattr(beat, key).eq(Mux(keep, getattr(p, key)[c], 0)) for key in column]
             col_regs.append(_chain(m, beat, top, c + R, step, f"wcol{c}"))  # cell (r, c) reads item c + r
 
         # Cells: the PE components, fed one beat per beat (its first cycle), results held.
+        component = kind_of(pe).component
         first_cycle = ctl["phase"] == 0
         held = [[None] * C for _ in range(R)]
         ends = []
         for r in range(R):
             for c in range(C):
-                cell = PE_COMPONENTS[cfg.pe](pe)
+                cell = component(pe)
                 m.submodules[f"pe_{r}_{c}"] = cell
                 west, north = row_regs[r][r + c], col_regs[c][c + r]
                 beat = cell.i.payload
                 m.d.comb += [cell.i.valid.eq(west.valid & first_cycle), beat.first.eq(west.first),
                              beat.last.eq(west.last)]
-                if cfg.pe == "mac":
-                    m.d.comb += [beat.a.eq(west.a[0]), beat.w.eq(north.w[0])]
-                else:
-                    m.d.comb += [beat.a.eq(west.a), beat.w.eq(north.w)]
-                if bitserial:
-                    m.d.comb += beat.w_bits.eq(ctl["wb"])
-                if mixed:
-                    m.d.comb += beat.scale.eq(north.scale)
-                    if pe.zero_point:
-                        m.d.comb += beat.zp.eq(north.zp)
+                pe.os_feed(m, beat, west.a, north.w, {key: getattr(north, key) for key in column}, ctl)
                 if c == C - 1:
                     held[r][c] = cell.o.payload.acc
                     ends.append(cell.o.valid)

@@ -47,8 +47,8 @@ class Record:
     ``nand2_eq``, ``transistors``, ``depth`` in gate levels, ``multipliers``, ``memory_bits``,
     ``ice40`` when asked for),
     activity (``toggles_per_op``, ``toggles_per_mac``, ``alpha``). An operation is one unit of
-    the block's activity workload (MacPE: a 16-pair dot product; BitSerialPE: one ``lanes``-wide
-    dot product; MixedPE: one ``lanes``-wide input beat); ``macs_per_op`` says how many MACs.
+    the block's activity workload (its testbench module's ``activity()`` says which, e.g. one
+    dot product or one input beat); ``macs_per_op`` says how many MACs.
 
     Derived through ``tech``: ``area_um2`` (standard cells only, placement utilisation not
     included; RTL memories, e.g. a PIM bank's DRAM array, are left out: synthesis maps them to

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..golden import sign_extend, wrap
 from ..ports import stream_ports
 from ..params import param, validate
 from .arith import shift_add_product, tree_sum
+from .protocol import PeConfigBase, PeKind, capacity
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -28,7 +31,7 @@ LO_NONE, LO_ADD, LO_SUB = 0, 1, 2
 
 
 @dataclass(frozen=True, kw_only=True)
-class BitSerialConfig:
+class BitSerialConfig(PeConfigBase):
     """Parameters of :class:`BitSerialPE`."""
 
     lanes: int = param(16, "weight/activation pairs per dot product", low=1, high=64)
@@ -69,13 +72,13 @@ class BitSerialConfig:
     # Stage after the serial unit: accumulate (1 cycle), then the registered output (1 cycle).
     latency = 2
 
-    def effective_w_bits(self, w_bits: int) -> int:
-        """The precision the PE uses: ``w_bits`` outside 2..max_w_bits acts as max_w_bits."""
-        return w_bits if 2 <= w_bits <= self.max_w_bits else self.max_w_bits
+    def effective_w_bits(self, w_bits: int | None) -> int:
+        """The precision the PE uses: ``w_bits`` outside 2..max_w_bits (or ``None``) acts as max_w_bits."""
+        return w_bits if w_bits is not None and 2 <= w_bits <= self.max_w_bits else self.max_w_bits
 
     def interval(self, w_bits: int) -> int:
-        """Cycles one dot product occupies the serial unit: ceil(w_bits / k)."""
-        return _ceil_div(self.effective_w_bits(w_bits), self.k)
+        """Cycles one dot product occupies the serial unit: ceil(w_bits / k) (:meth:`beat_cycles`)."""
+        return self.beat_cycles(w_bits)
 
     def cycles(self, w_bits: int | list[int], n_ops: int = 1) -> int:
         """Cycles from accepting the first dot product to the result, with ``n_ops`` dot
@@ -99,6 +102,155 @@ class BitSerialConfig:
 
     def out_layout(self) -> data.StructLayout:
         return data.StructLayout({"acc": signed(self.acc_bits)})
+
+    # --- PE protocol (see peforge.hw.pe.protocol) ----------------------------------------------
+
+    @property
+    def k_bits(self) -> int:
+        return self.k
+
+    @property
+    def slices(self) -> int:
+        """k-bit slices of a weight at max_w_bits: the longest beat (cycles)."""
+        return self.serial_bits // self.k
+
+    @property
+    def max_reduction(self) -> int:
+        """Products one result may sum without overflow, in whole dot products of ``lanes``
+        terms: the accumulator holds that many dot products of most-negative squares
+        ``lanes * 2**(a_bits+max_w_bits-2)`` (times the largest group scale ``2**(max_shift+1)``
+        with rescale) — at least max_accumulations dot products, i.e. max_accumulations x lanes
+        products."""
+        scale = 1 << self.max_shift + 1 if self.rescale else 1
+        return self.lanes * capacity(self.acc_bits, self.lanes * (1 << self.a_bits + self.max_w_bits - 2) * scale)
+
+    def _os_latency_base(self) -> int:
+        return self.latency
+
+    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None) -> np.ndarray:
+        w = bitserial_weights(b, self.effective_w_bits(w_bits)).astype(object)
+        return wrap(np.asarray(a, dtype=object).dot(w), acc_bits)
+
+    def check_array(self, rows: int, dataflow: str) -> None:
+        if self.rescale:
+            raise ValueError("SystolicConfig.pe.rescale=True is not supported in the array; allowed false")
+        if self.lut_entries:
+            raise ValueError(f"SystolicConfig.pe.lut_entries={self.lut_entries!r} is not supported in the array; "
+                             "allowed 0")
+
+    @property
+    def weight_shape(self):
+        return unsigned(self.code_bits)
+
+    def array_fields(self) -> dict:
+        return {"w_bits": unsigned(4)}
+
+    def array_start(self, m: Module, payload, ctl: dict) -> dict:
+        """The GEMM's precision, read from its first beat, sets the beat length; the slice a
+        ws cell works on counts down from the MSB slice (negative) over the beat."""
+        wb = Signal(4)  # effective precision of the running GEMM
+        wb_cur = Signal(4)  # ... of the beat on the port (the first one's while idle)
+        with m.Switch(payload.w_bits):
+            for w_bits in range(16):
+                with m.Case(w_bits):
+                    m.d.comb += wb_cur.eq(Mux(ctl["busy"], wb, self.effective_w_bits(w_bits)))
+                    with m.If(ctl["start"]):
+                        m.d.sync += [wb.eq(self.effective_w_bits(w_bits)), ctl["ii"].eq(self.beat_cycles(w_bits))]
+        position = Signal(range(max(2, self.slices)))
+        m.d.comb += position.eq(ctl["ii"] - 1 - ctl["phase"])
+        return {"wb": wb, "wb_cur": wb_cur, "slice": position, "top_slice": ctl["phase"] == 0}
+
+    @property
+    def ws_stored_shape(self):
+        """Sign-extended from the run-time precision to whole k-bit slices."""
+        return signed(self.serial_bits)
+
+    def ws_store(self, m: Module, ctl: dict, code, meta: dict):
+        value = Signal(signed(self.serial_bits))
+        with m.Switch(ctl["wb_cur"]):
+            for w_bits in range(2, self.max_w_bits + 1):
+                with m.Case(w_bits):
+                    m.d.comb += value.eq(code[:w_bits].as_signed())
+        return value
+
+    def ws_cell(self, m: Module, ctl: dict, name: str):
+        cell = super().ws_cell(m, ctl, name)
+        # Every cell of the array works on the same slice; the partial sum advances every cycle.
+        m.d.comb += [cell.position.eq(ctl["slice"]), cell.top.eq(ctl["top_slice"]), cell.en.eq(1)]
+        return cell
+
+    def os_feed(self, m: Module, payload, a, w, meta: dict, ctl: dict) -> None:
+        m.d.comb += [payload.a.eq(a), payload.w.eq(w), payload.w_bits.eq(ctl["wb"])]
+
+
+def bitserial_weights(codes, w_bits, lut=None) -> np.ndarray:
+    """Golden BitSerialPE weight values: codes looked up in the code->value table when there is
+    one, then read as ``w_bits``-bit two's complement (the precision the PE serializes)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if lut is not None:
+        lut = np.asarray(lut, dtype=np.int64)
+        codes = lut[codes % len(lut)]
+    return sign_extend(codes, w_bits)
+
+
+def scale_factor(e_hi: int, e_lo: int, lo_mode: int) -> int:
+    """Power-of-two-plus-offset group scale: ``2**e_hi`` plus (mode 1) or minus (mode 2) ``2**e_lo``."""
+    offset = {LO_NONE: 0, LO_ADD: 1, LO_SUB: -1}[lo_mode] << e_lo
+    return (1 << e_hi) + offset
+
+
+def bitserial_result(dots, group_ends, scales, acc_bits: int | None) -> int:
+    """Golden BitSerialPE accumulation: dot products summed per group, each group times its
+    scale factor (1 without rescale), wrapped at the accumulator width (``None``: unwrapped).
+
+    ``group_ends[i]`` is true where dot product ``i`` closes its group; ``scales[i]`` (the
+    factor of :func:`scale_factor`) is taken from that closing dot product.
+    """
+    total, group = 0, 0
+    for dot, end, scale in zip(dots, group_ends, scales):
+        group += int(dot)
+        if end:
+            total += group * int(scale)
+            group = 0
+    return int(wrap(total, acc_bits))
+
+
+class BitSerialCell(wiring.Component):
+    """The bit-serial datapath: one k-bit slice of ``lanes`` weights times their activations
+    per cycle, summed by an adder tree and shift-accumulated over the slices of a beat.
+
+    Ports
+    -----
+    a : ``lanes`` activations; w : ``lanes`` weights, sign-extended to ``serial_bits``.
+    position : the slice of this cycle (MSB slice first); top : this is the MSB slice, which
+        weighs negative (two's complement) and starts a new dot product.
+    en : advance ``held``.
+    dot : the running dot product including this cycle's slice (combinational, ``dot_bits``);
+        after the last slice of a beat it is the full dot product.
+    held : ``dot`` as registered in the last cycle ``en`` was high.
+    """
+
+    def __init__(self, config: BitSerialConfig):
+        self.config = config
+        super().__init__({
+            "a": In(data.ArrayLayout(signed(config.a_bits), config.lanes)),
+            "w": In(data.ArrayLayout(signed(config.serial_bits), config.lanes)),
+            "position": In(range(max(2, config.slices))),
+            "top": In(1),
+            "en": In(1),
+            "dot": Out(signed(config.dot_bits)),
+            "held": Out(signed(config.dot_bits)),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        products = [shift_add_product(self.a[lane], self.w[lane].word_select(self.position, cfg.k),
+                                      negate_msb=self.top) for lane in range(cfg.lanes)]
+        m.d.comb += self.dot.eq(Mux(self.top, 0, self.held << cfg.k) + tree_sum(products))
+        with m.If(self.en):
+            m.d.sync += self.held.eq(self.dot)
+        return m
 
 
 class BitSerialPE(wiring.Component):
@@ -154,7 +306,6 @@ class BitSerialPE(wiring.Component):
         a_reg = [Signal(signed(cfg.a_bits), name=f"a_{lane}") for lane in range(cfg.lanes)]
         w_reg = [Signal(signed(cfg.serial_bits), name=f"w_{lane}") for lane in range(cfg.lanes)]
         op = Signal(cfg.in_layout())  # flags and scale of the dot product in the serial stage
-        dot = Signal(signed(cfg.dot_bits))
 
         m.d.comb += self.i.ready.eq(remaining <= 1)
         busy = remaining != 0
@@ -171,12 +322,12 @@ class BitSerialPE(wiring.Component):
                         m.d.sync += [w_reg[lane].eq(values[lane][:w_bits].as_signed())
                                      for lane in range(cfg.lanes)]
 
-        position = (remaining - 1)[:len(remaining)]  # slice index, MSB slice first
-        slices = [w_reg[lane].word_select(position, cfg.k) for lane in range(cfg.lanes)]
-        products = [shift_add_product(a_reg[lane], slices[lane], negate_msb=top) for lane in range(cfg.lanes)]
-        slice_sum = tree_sum(products)
-        with m.If(busy):
-            m.d.sync += dot.eq(Mux(top, 0, dot << cfg.k) + slice_sum)
+        m.submodules.cell = cell = BitSerialCell(cfg)
+        m.d.comb += [cell.a[lane].eq(a_reg[lane]) for lane in range(cfg.lanes)]
+        m.d.comb += [cell.w[lane].eq(w_reg[lane]) for lane in range(cfg.lanes)]
+        m.d.comb += [cell.position.eq(remaining - 1),  # slice index, MSB slice first
+                     cell.top.eq(top), cell.en.eq(busy)]
+        dot = cell.held
 
         # Accumulate stage: the finished dot product joins its group and the running total.
         done = Signal()
@@ -205,3 +356,7 @@ class BitSerialPE(wiring.Component):
         m.d.sync += self.o.valid.eq(done & done_op.last)
         m.d.comb += self.o.payload.acc.eq(total)
         return m
+
+
+KIND = PeKind(name="bitserial", summary="bit-serial dot-product PE, run-time weight precision (Stripes / BitMoD)",
+              config=BitSerialConfig, component=BitSerialPE, cell=BitSerialCell, order=1)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 
+from ..golden import wrap
 from ..ports import stream_ports
 from ..params import param, validate
+from .protocol import PeConfigBase, PeKind, capacity
 
 
 @dataclass(frozen=True, kw_only=True)
-class MacConfig:
+class MacConfig(PeConfigBase):
     """Parameters of :class:`MacPE`."""
 
     a_bits: int = param(8, "activation width, signed (bits)", low=2, high=16)
@@ -34,10 +38,6 @@ class MacConfig:
         """Cycles from accepting the last pair of a dot product to its result being valid."""
         return 1 + int(self.output_register)
 
-    def interval(self, n: int) -> int:
-        """Cycles between the starts of consecutive dot products of ``n`` pairs (no stall)."""
-        return n
-
     def cycles(self, n: int) -> int:
         """Cycles from accepting the first of ``n`` pairs to the result: one pair per cycle,
         then :attr:`latency`: ``n - 1 + latency``."""
@@ -48,6 +48,55 @@ class MacConfig:
 
     def out_layout(self) -> data.StructLayout:
         return data.StructLayout({"acc": signed(self.acc_bits)})
+
+    # --- PE protocol (see peforge.hw.pe.protocol) ----------------------------------------------
+
+    @property
+    def max_reduction(self) -> int:
+        """Products one result may sum without overflow: as many most-negative squares
+        ``2**(a_bits+w_bits-2)`` as the accumulator holds (at least max_accumulations; the
+        accumulator width rounds it up)."""
+        return capacity(self.acc_bits, 1 << self.a_bits + self.w_bits - 2)
+
+    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None) -> np.ndarray:
+        return wrap(np.asarray(a, dtype=object).dot(np.asarray(b, dtype=object)), acc_bits)
+
+    def check_array(self, rows: int, dataflow: str) -> None:
+        if dataflow == "ws" and self.output_register:
+            raise ValueError("SystolicConfig.pe.output_register=True needs dataflow=os; allowed false with ws")
+
+    @property
+    def weight_shape(self):
+        return signed(self.w_bits)
+
+    def os_feed(self, m: Module, payload, a, w, meta: dict, ctl: dict) -> None:
+        m.d.comb += [payload.a.eq(a[0]), payload.w.eq(w[0])]
+
+
+def mac_dot(a, w, acc_bits: int | None) -> int:
+    """Golden MacPE: sum of ``a[i] * w[i]`` in a signed accumulator of ``acc_bits`` (``None``: unwrapped)."""
+    total = int(np.dot(np.asarray(a, dtype=object), np.asarray(w, dtype=object)))
+    return int(wrap(total, acc_bits))
+
+
+class MacCell(wiring.Component):
+    """The MAC datapath: ``dot = a[0] × w[0]``, combinational (a signed multiplier).
+
+    Ports: ``a`` (1 activation), ``w`` (1 weight), ``dot`` (a_bits + w_bits, signed).
+    """
+
+    def __init__(self, config: MacConfig):
+        self.config = config
+        super().__init__({
+            "a": In(data.ArrayLayout(signed(config.a_bits), 1)),
+            "w": In(data.ArrayLayout(signed(config.w_bits), 1)),
+            "dot": Out(signed(config.a_bits + config.w_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.dot.eq(self.a[0] * self.w[0])
+        return m
 
 
 class MacPE(wiring.Component):
@@ -70,7 +119,9 @@ class MacPE(wiring.Component):
         m = Module()
         acc = Signal(signed(cfg.acc_bits))
         done = Signal()
-        product = self.i.payload.a * self.i.payload.w
+        m.submodules.cell = cell = MacCell(cfg)
+        m.d.comb += [cell.a[0].eq(self.i.payload.a), cell.w[0].eq(self.i.payload.w)]
+        product = cell.dot
 
         m.d.comb += self.i.ready.eq(1)
         m.d.sync += done.eq(self.i.valid & self.i.payload.last)
@@ -82,3 +133,7 @@ class MacPE(wiring.Component):
         else:
             m.d.comb += [self.o.valid.eq(done), self.o.payload.acc.eq(acc)]
         return m
+
+
+KIND = PeKind(name="mac", summary="signed a_bits x w_bits multiply-accumulate PE", config=MacConfig,
+              component=MacPE, cell=MacCell, order=0)

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 
+from ..golden import sign_extend, wrap
 from ..ports import stream_ports
 from ..params import param, validate
 from .arith import shift_add_product, tree_sum
+from .protocol import PeConfigBase, PeKind, capacity
 
 A_BITS = 8  # MixPE's activations are INT8
 
@@ -25,7 +29,7 @@ def _clog2(n: int) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MixedConfig:
+class MixedConfig(PeConfigBase):
     """Parameters of :class:`MixedPE`."""
 
     lanes: int = param(16, "weight x activation products per cycle", low=1, high=64)
@@ -75,8 +79,9 @@ class MixedConfig:
         return self.corrected_bits + self.scale_bits + _clog2(self.max_groups)
 
     @property
-    def out_bits(self) -> int:
-        return self.acc_bits - self.scale_frac_bits
+    def out_shift(self) -> int:
+        """The scale's fraction bits, dropped from the accumulator on the way out (bits)."""
+        return self.scale_frac_bits
 
     # From the last beat: products and lane sum (1), group sum and zero point (1), scale (1).
     latency = 3
@@ -104,6 +109,125 @@ class MixedConfig:
     def out_layout(self) -> data.StructLayout:
         return data.StructLayout({"acc": signed(self.out_bits)})
 
+    # --- PE protocol (see peforge.hw.pe.protocol) ----------------------------------------------
+
+    a_bits = A_BITS
+    ws_edge_stages = 1  # the bottom edge dequantizes (x scale) in a register stage
+
+    @property
+    def cell_w_shape(self):
+        """A weight in the datapath: ``w - zp`` (one bit wider) with a zero point, else signed."""
+        return signed(self.w_bits + int(self.zero_point))
+
+    @property
+    def cell_dot_bits(self) -> int:
+        return self.product_bits + _clog2(self.lanes)
+
+    @property
+    def max_reduction(self) -> int:
+        """Products one result may sum without overflow, in whole quantization groups: the
+        accumulator holds that many groups of the largest products (``-128 * -(2**w_bits - 1)``
+        with a zero point, ``-128 * -2**(w_bits-1)`` without) times the largest scale — at
+        least group x max_groups."""
+        worst = 128 * ((1 << self.w_bits) - 1 if self.zero_point else 1 << self.w_bits - 1)
+        return self.group * capacity(self.acc_bits, self.group * worst * ((1 << self.scale_bits) - 1))
+
+    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None) -> np.ndarray:
+        """Per quantization group of ``group`` rows of B (``meta['zp']``, ``meta['scale']``:
+        ``ceil(K / group) x N``): ``(A_g · W_g - zp_g · sum(A_g)) · scale_g``, summed and wrapped
+        at ``acc_bits``, then floor-divided by ``2**scale_frac_bits``."""
+        a = np.asarray(a, dtype=object)
+        w = mixed_weights(b, self.w_bits, self.zero_point).astype(object)
+        total = np.zeros((a.shape[0], w.shape[1]), dtype=object)
+        for g, k0 in enumerate(range(0, a.shape[1], self.group)):
+            a_g, w_g = a[:, k0:k0 + self.group], w[k0:k0 + self.group]
+            corrected = a_g.dot(w_g)
+            if self.zero_point:
+                corrected = corrected - np.outer(a_g.sum(axis=1), np.asarray(meta["zp"][g], dtype=object))
+            total = total + corrected * np.asarray(meta["scale"][g], dtype=object)
+        return wrap(total, acc_bits) >> self.scale_frac_bits
+
+    def check_array(self, rows: int, dataflow: str) -> None:
+        if dataflow == "ws" and self.group % (rows * self.lanes):
+            raise ValueError(f"SystolicConfig.pe.group={self.group!r} must be a multiple of rows x pe.lanes = "
+                             f"{rows * self.lanes} with dataflow=ws (a fold must lie in one group)")
+
+    @property
+    def weight_shape(self):
+        return unsigned(self.w_bits)
+
+    def column_fields(self) -> dict:
+        fields = {"scale": unsigned(self.scale_bits)}
+        if self.zero_point:
+            fields["zp"] = unsigned(self.w_bits)
+        return fields
+
+    @property
+    def ws_stored_shape(self):
+        return self.cell_w_shape
+
+    def ws_store(self, m: Module, ctl: dict, code, meta: dict):
+        """The zero point is subtracted once per stored weight, not per product."""
+        return code - meta["zp"] if self.zero_point else code.as_signed()
+
+    def ws_column_fields(self) -> dict:
+        return {"scale": unsigned(self.scale_bits)}
+
+    @property
+    def ws_psum_bits(self) -> int:
+        return self.corrected_bits
+
+    def ws_edge(self, m: Module, ctl: dict, name: str, psum, meta: dict):
+        """One dequantization per fold and column (a fold lies in one group): psum x scale."""
+        scaled = Signal(signed(self.acc_bits), name=f"dequant_{name}")
+        with m.If(ctl["step"]):
+            m.d.sync += scaled.eq(shift_add_product(psum, meta["scale"], negate_msb=False))
+        return scaled
+
+
+def mixed_weights(codes, w_bits: int, zero_point: bool) -> np.ndarray:
+    """Golden MixedPE weights: unsigned codes (with a zero point) or two's complement."""
+    codes = np.asarray(codes, dtype=np.int64) & ((1 << w_bits) - 1)
+    return codes if zero_point else sign_extend(codes, w_bits)
+
+
+def mixed_group(a, codes, *, w_bits: int, zero_point: bool, zp: int, scale: int) -> int:
+    """Golden MixedPE group, dequantized once: ``(sum(a*w) - zp*sum(a)) * scale``."""
+    a = np.asarray(a, dtype=object)
+    w = mixed_weights(codes, w_bits, zero_point).astype(object)
+    acc = int(np.dot(a, w)) - (zp * int(a.sum()) if zero_point else 0)
+    return acc * scale
+
+
+def mixed_result(groups, acc_bits: int | None, frac_bits: int) -> int:
+    """Golden MixedPE output: dequantized groups summed in ``acc_bits`` (``None``: unwrapped),
+    then the scale's ``frac_bits`` dropped by an arithmetic shift (floor)."""
+    return int(wrap(sum(int(g) for g in groups), acc_bits)) >> frac_bits
+
+
+class MixedCell(wiring.Component):
+    """The MixPE datapath: ``lanes`` products by shift-and-add (a w-bit weight selects w shifted
+    copies of its activation, the top one negative), summed by an adder tree; combinational.
+
+    Ports: ``a`` (``lanes`` INT8 activations), ``w`` (``lanes`` weights of
+    :attr:`MixedConfig.cell_w_shape`), ``dot`` (:attr:`MixedConfig.cell_dot_bits`, signed).
+    """
+
+    def __init__(self, config: MixedConfig):
+        self.config = config
+        super().__init__({
+            "a": In(data.ArrayLayout(signed(A_BITS), config.lanes)),
+            "w": In(data.ArrayLayout(config.cell_w_shape, config.lanes)),
+            "dot": Out(signed(config.cell_dot_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        products = [shift_add_product(self.a[lane], self.w[lane], negate_msb=True)
+                    for lane in range(self.config.lanes)]
+        m.d.comb += self.dot.eq(tree_sum(products))
+        return m
+
 
 class MixedPE(wiring.Component):
     """Mixed-precision PE: ``lanes`` low-bit weight x INT8 products per cycle, dequantized per group.
@@ -129,14 +253,15 @@ class MixedPE(wiring.Component):
         m.d.comb += self.i.ready.eq(1)
 
         # Stage 1: shift-and-add products, summed across lanes; sum of activations for the zero point.
-        products = [shift_add_product(beat.a[lane], beat.w[lane], negate_msb=not cfg.zero_point)
-                    for lane in range(cfg.lanes)]
+        # Codes widen to the cell's weight: zero-extended (unsigned, with a zero point) or as is.
+        m.submodules.cell = cell = MixedCell(cfg)
+        m.d.comb += [cell.a.eq(beat.a)] + [cell.w[lane].eq(beat.w[lane]) for lane in range(cfg.lanes)]
         s1_valid = Signal()
         s1 = Signal(cfg.in_layout())
-        s1_dot = Signal(signed(cfg.product_bits + _clog2(cfg.lanes)))
+        s1_dot = Signal(signed(cfg.cell_dot_bits))
         s1_sum_a = Signal(signed(A_BITS + _clog2(cfg.lanes)))
         m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(beat),
-                     s1_dot.eq(tree_sum(products)), s1_sum_a.eq(tree_sum([beat.a[l] for l in range(cfg.lanes)]))]
+                     s1_dot.eq(cell.dot), s1_sum_a.eq(tree_sum([beat.a[l] for l in range(cfg.lanes)]))]
 
         # Stage 2: integer accumulation over the group; at its end, subtract zp * sum(a) once.
         count = Signal(range(cfg.ops_per_group))  # beats of the open group seen so far
@@ -174,3 +299,7 @@ class MixedPE(wiring.Component):
         m.d.sync += self.o.valid.eq(s2_valid & s2_last)
         m.d.comb += self.o.payload.acc.eq(total >> cfg.scale_frac_bits)
         return m
+
+
+KIND = PeKind(name="mixed", summary="low-bit weight x INT8 shift-and-add PE, one dequantization per group (MixPE)",
+              config=MixedConfig, component=MixedPE, cell=MixedCell, order=2)

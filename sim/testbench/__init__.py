@@ -7,6 +7,7 @@ on Verilator or Icarus (``peforge.sim.runners.run_cocotb``).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,29 +51,23 @@ class Report:
                 f"{len(self.failures)} failures")
 
 
-def _module(block: str):
-    from . import bitserial, mac, mixed, pim, systolic
-
-    modules = {
-        "mac": mac,
-        "bitserial": bitserial,
-        "mixed": mixed,
-        "systolic": systolic,
-        "pim-bank": pim,
-        "pim-channel": pim,
-    }
-    return modules[block]
+def testbench_module(block: str):
+    """The testbench module of a block: ``peforge.sim.testbench.<block>``, the PIM blocks
+    (``pim-bank``, ``pim-channel``) sharing ``pim``. A PE kind's module also provides the
+    PE-specific stimulus the array testbench asks for (see :mod:`.systolic`)."""
+    name = "pim" if block.startswith("pim-") else block
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def testbench_for(block: str):
     """The ``run(bench, config, seed) -> Report`` coroutine of a block's testbench."""
-    return _module(block).run
+    return testbench_module(block).run
 
 
 def activity_for(block: str):
     """The ``activity(bench, config, seed, n_ops) -> macs`` coroutine of a block: random operands
     only, back to back, for switching-activity measurement; returns the MACs performed."""
-    return _module(block).activity
+    return testbench_module(block).activity
 
 
 @dataclass

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...hw.golden import bitserial_result, bitserial_weights, scale_factor
-from ...hw.pe.bitserial import LO_ADD, LO_NONE, LO_SUB, BitSerialConfig
+from ...hw.pe.bitserial import (LO_ADD, LO_NONE, LO_SUB, BitSerialConfig, bitserial_result, bitserial_weights,
+                                 scale_factor)
 from ..bench import drive_stream, reset_during
 from ..layouts import pack, unpack
 from . import Job, Report, run_job
@@ -157,3 +157,30 @@ async def activity(bench, cfg: BitSerialConfig, seed: int, n_ops: int) -> int:
     job = make_job(cfg, "activity", [[stimulus.random_op(cfg.max_w_bits) for _ in range(n_ops)]], table)
     await drive_stream(bench, job.beats, len(job.results))
     return n_ops * cfg.lanes
+
+
+# --- hooks of the array testbench (peforge.sim.testbench.systolic) ---------------------------------
+
+
+def array_code_range(pe: BitSerialConfig) -> tuple[int, int]:
+    return 0, (1 << pe.code_bits) - 1  # unsigned codes on the port
+
+
+def array_meta(pe: BitSerialConfig, rng: np.random.Generator, K: int, N: int, w_bits):
+    """No column metadata; the precision as asked, else a random one in range."""
+    return {}, (w_bits if w_bits is not None else int(rng.integers(2, pe.max_w_bits + 1)))
+
+
+def array_constant(pe: BitSerialConfig, K: int, N: int, corner: str):
+    codes = {"most negative": 1 << pe.max_w_bits - 1, "max": (1 << pe.max_w_bits - 1) - 1, "zero": 0, "blank": 0}
+    return codes[corner], {}, pe.max_w_bits
+
+
+def array_jobs(pe: BitSerialConfig, stim, M: int, K: int, N: int) -> list:
+    return [("every precision, then out of range (acts as max_w_bits)",
+             [stim.random(M, K, N, w) for w in [*range(2, pe.max_w_bits + 1), 0, 15]])]
+
+
+def array_fields(pe: BitSerialConfig, gemm, index: int, beat, rng: np.random.Generator, cols: int) -> dict:
+    """The GEMM's precision on its first beat; later beats' is garbage the array must ignore."""
+    return {"w_bits": gemm.w_bits if index == 0 else int(rng.integers(0, 16))}

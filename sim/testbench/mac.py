@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...hw.golden import mac_dot
-from ...hw.pe.mac import MacConfig
+from ...hw.pe.mac import MacConfig, mac_dot
 from ..bench import drive_stream, reset_during
 from ..layouts import pack, unpack
 from . import Job, Report, run_job
@@ -79,3 +78,27 @@ async def activity(bench, cfg: MacConfig, seed: int, n_ops: int) -> int:
     await bench.reset()
     await drive_stream(bench, job.beats, len(job.results))
     return 16 * n_ops
+
+
+# --- hooks of the array testbench (peforge.sim.testbench.systolic) ---------------------------------
+
+
+def array_code_range(pe: MacConfig) -> tuple[int, int]:
+    return -(1 << pe.w_bits - 1), (1 << pe.w_bits - 1) - 1
+
+
+def array_meta(pe: MacConfig, rng: np.random.Generator, K: int, N: int, w_bits):
+    return {}, None
+
+
+def array_constant(pe: MacConfig, K: int, N: int, corner: str):
+    lo, hi = array_code_range(pe)
+    return {"most negative": lo, "max": hi, "zero": 0, "blank": 0}[corner], {}, None
+
+
+def array_jobs(pe: MacConfig, stim, M: int, K: int, N: int) -> list:
+    return []
+
+
+def array_fields(pe: MacConfig, gemm, index: int, beat, rng: np.random.Generator, cols: int) -> dict:
+    return {}

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...hw.golden import mixed_group, mixed_result
-from ...hw.pe.mixed import A_BITS, MixedConfig
+from ...hw.pe.mixed import A_BITS, MixedConfig, mixed_group, mixed_result
 from ..bench import drive_stream, reset_during
 from ..layouts import pack, unpack
 from . import Job, Report, run_job
@@ -111,3 +110,55 @@ async def activity(bench, cfg: MixedConfig, seed: int, n_ops: int) -> int:
     await bench.reset()
     await drive_stream(bench, job.beats, len(job.results))
     return len(job.beats) * cfg.lanes
+
+
+# --- hooks of the array testbench (peforge.sim.testbench.systolic) ---------------------------------
+
+
+def array_code_range(pe: MixedConfig) -> tuple[int, int]:
+    return 0, (1 << pe.w_bits) - 1  # unsigned codes on the port
+
+
+def _groups(pe: MixedConfig, K: int) -> int:
+    return -(-K // pe.group)
+
+
+def array_meta(pe: MixedConfig, rng: np.random.Generator, K: int, N: int, w_bits):
+    """A zero point and a scale per quantization group (``group`` rows of B) and column."""
+    zp = rng.integers(0, 1 << pe.w_bits, (_groups(pe, K), N))
+    scale = rng.integers(0, 1 << pe.scale_bits, (_groups(pe, K), N))
+    return {"zp": zp, "scale": scale}, None
+
+
+def array_constant(pe: MixedConfig, K: int, N: int, corner: str):
+    w_max, s_max = (1 << pe.w_bits) - 1, (1 << pe.scale_bits) - 1
+    most_negative = 0 if pe.zero_point else 1 << pe.w_bits - 1
+    code, zp, scale = {"most negative": (most_negative, w_max if pe.zero_point else 0, s_max),
+                       "max": (w_max, 0, s_max), "zero": (0, 0, s_max), "blank": (0, 0, 0)}[corner]
+    shape = (_groups(pe, K), N)
+    return code, {"zp": np.full(shape, zp), "scale": np.full(shape, scale)}, None
+
+
+def array_jobs(pe: MixedConfig, stim, M: int, K: int, N: int) -> list:
+    return []
+
+
+def array_fields(pe: MixedConfig, gemm, index: int, beat, rng: np.random.Generator, cols: int) -> dict:
+    """Scale (and zero point) of the quantization group of the weights the beat carries, per
+    column; garbage where it carries none or beyond N."""
+    K, N = gemm.b.shape
+    garbage_scale = rng.integers(0, 1 << pe.scale_bits, cols)
+    garbage_zp = rng.integers(0, 1 << pe.w_bits, cols)
+    if beat.w is not None and beat.w[0][0, 0] < K:
+        group = int(beat.w[0][0, 0]) // pe.group
+        columns = beat.w[1][:, 0]
+        inside = columns < N
+        safe = np.minimum(columns, N - 1)
+        scale = np.where(inside, gemm.meta["scale"][group, safe], garbage_scale)
+        zp = np.where(inside, gemm.meta["zp"][group, safe], garbage_zp)
+    else:
+        scale, zp = garbage_scale, garbage_zp
+    fields = {"scale": [int(x) for x in scale]}
+    if pe.zero_point:
+        fields["zp"] = [int(x) for x in zp]
+    return fields

@@ -1,29 +1,45 @@
 """SystolicArray testbench: whole GEMMs of random and corner shapes (M, K, N not multiples of the
 array, K = 1, M = 1), corner values, streamed back to back; every output row is checked against
-the golden GEMM and its cycle against :meth:`SystolicConfig.outputs`; then a reset mid-GEMM."""
+the golden GEMM and its cycle against :meth:`SystolicConfig.outputs`; then a reset mid-GEMM.
+
+What differs by PE comes from the PE's testbench module (``peforge.sim.testbench.<kind>``),
+which provides:
+
+``array_code_range(pe) -> (lo, hi)``
+    the range of random weight codes on the array port;
+``array_meta(pe, rng, K, N, w_bits) -> (meta, w_bits)``
+    random per-column metadata (a dict of arrays, as :func:`~peforge.hw.systolic.systolic_gemm`
+    takes it) and the run-time precision to send (``w_bits`` as asked, or chosen);
+``array_constant(pe, K, N, corner) -> (code, meta, w_bits)``
+    one weight code and metadata for the corners ``"most negative"`` (with the most negative
+    activation: the largest products), ``"max"``, ``"zero"`` and ``"blank"`` (zero metadata too);
+``array_jobs(pe, stim, M, K, N) -> [(label, [Gemm])]``
+    the PE's own corner jobs (e.g. every run-time precision);
+``array_fields(pe, gemm, index, beat, rng, cols) -> dict``
+    the PE's fields of input beat ``index`` (a :class:`~peforge.hw.systolic.PlanBeat`): column
+    metadata of the weights it carries, the precision on the first beat, garbage elsewhere.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...hw.golden import systolic_gemm
-from ...hw.systolic import SystolicConfig
+from ...hw.systolic import SystolicConfig, systolic_gemm
 from ..bench import drive_stream, reset_during
 from ..layouts import pack
-from . import Job, Report, run_job
+from . import Job, Report, run_job, testbench_module
 
 
 @dataclass
 class Gemm:
-    """One GEMM as the caller holds it: activations, weight codes, group metadata, precision."""
+    """One GEMM as the caller holds it: activations, weight codes, column metadata, precision."""
 
     a: np.ndarray  # M x K
     b: np.ndarray  # K x N codes
-    zp: np.ndarray | None = None  # groups x N (mixed)
-    scale: np.ndarray | None = None  # groups x N (mixed)
-    w_bits: int | None = None  # bit-serial run-time precision as sent (may be out of range)
+    meta: dict[str, np.ndarray] = field(default_factory=dict)  # per-column metadata, as the PE's golden takes it
+    w_bits: int | None = None  # run-time precision as sent (may be out of range; None: the PE has none)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -35,35 +51,19 @@ class Stimulus:
 
     def __init__(self, cfg: SystolicConfig, rng: np.random.Generator):
         self.cfg, self.rng = cfg, rng
-        pe = cfg.pe_config
+        self.pe_bench = testbench_module(cfg.pe)
         self.a_min, self.a_max = -(1 << cfg.a_bits - 1), (1 << cfg.a_bits - 1) - 1
-        if cfg.pe == "mac":
-            self.w_min, self.w_max = -(1 << pe.w_bits - 1), (1 << pe.w_bits - 1) - 1
-        else:  # unsigned codes on the port
-            self.w_min, self.w_max = 0, (1 << (pe.code_bits if cfg.pe == "bitserial" else pe.w_bits)) - 1
-
-    def groups(self, K: int) -> int:
-        return -(-K // self.cfg.pe_config.group) if self.cfg.pe == "mixed" else 0
+        self.w_min, self.w_max = self.pe_bench.array_code_range(cfg.pe_config)
 
     def random(self, M: int, K: int, N: int, w_bits: int | None = None) -> Gemm:
         cfg, rng = self.cfg, self.rng
         g = Gemm(rng.integers(self.a_min, self.a_max + 1, (M, K)), rng.integers(self.w_min, self.w_max + 1, (K, N)))
-        if cfg.pe == "mixed":
-            pe = cfg.pe_config
-            g.zp = rng.integers(0, 1 << pe.w_bits, (self.groups(K), N))
-            g.scale = rng.integers(0, 1 << pe.scale_bits, (self.groups(K), N))
-        if cfg.pe == "bitserial":
-            g.w_bits = w_bits if w_bits is not None else int(rng.integers(2, cfg.pe_config.max_w_bits + 1))
+        g.meta, g.w_bits = self.pe_bench.array_meta(cfg.pe_config, rng, K, N, w_bits)
         return g
 
-    def constant(self, M: int, K: int, N: int, a: int, code: int, zp: int = 0, scale: int = 0,
-                 w_bits: int | None = None) -> Gemm:
-        g = Gemm(np.full((M, K), a), np.full((K, N), code))
-        if self.cfg.pe == "mixed":
-            g.zp, g.scale = np.full((self.groups(K), N), zp), np.full((self.groups(K), N), scale)
-        if self.cfg.pe == "bitserial":
-            g.w_bits = w_bits or self.cfg.pe_config.max_w_bits
-        return g
+    def constant(self, M: int, K: int, N: int, a: int, corner: str) -> Gemm:
+        code, meta, w_bits = self.pe_bench.array_constant(self.cfg.pe_config, K, N, corner)
+        return Gemm(np.full((M, K), a), np.full((K, N), code), meta, w_bits)
 
     def random_shape(self) -> tuple[int, int, int]:
         cfg, rng = self.cfg, self.rng
@@ -75,36 +75,20 @@ class Stimulus:
         cfg = self.cfg
         R, C, Kf = cfg.rows, cfg.cols, cfg.k_per_fold
         M, K, N = min(cfg.max_m, R + 1), min(cfg.max_k, Kf + 1), min(cfg.max_n, C + 1)
-        pe = cfg.pe_config
-        if cfg.pe == "mac":
-            most_negative, top = self.w_min, self.w_max
-        elif cfg.pe == "bitserial":
-            most_negative, top = 1 << pe.max_w_bits - 1, (1 << pe.max_w_bits - 1) - 1
-        else:
-            most_negative, top = (0 if pe.zero_point else 1 << pe.w_bits - 1), (1 << pe.w_bits) - 1
-        zp_worst = (1 << pe.w_bits) - 1 if cfg.pe == "mixed" and pe.zero_point else 0
-        s_max = (1 << pe.scale_bits) - 1 if cfg.pe == "mixed" else 0
         jobs = [
-            ("most negative a and w", [self.constant(M, K, N, self.a_min, most_negative, zp_worst, s_max)]),
-            ("all max", [self.constant(M, K, N, self.a_max, top, 0, s_max)]),
-            ("zero", [self.constant(M, K, N, 0, 0, 0, s_max), self.constant(1, 1, 1, self.a_min, 0, 0, 0)]),
+            ("most negative a and w", [self.constant(M, K, N, self.a_min, "most negative")]),
+            ("all max", [self.constant(M, K, N, self.a_max, "max")]),
+            ("zero", [self.constant(M, K, N, 0, "zero"), self.constant(1, 1, 1, self.a_min, "blank")]),
             ("one element (M = K = N = 1)", [self.random(1, 1, 1)]),
             ("K = 1", [self.random(M, 1, N)]),
             ("M = 1", [self.random(1, K, N)]),
             ("exact multiples", [self.random(min(cfg.max_m, 2 * R), min(cfg.max_k, 2 * Kf), min(cfg.max_n, 2 * C))]),
         ]
-        if cfg.pe == "bitserial":
-            jobs.append(("every precision, then out of range (acts as max_w_bits)",
-                         [self.random(M, K, N, w) for w in [*range(2, pe.max_w_bits + 1), 0, 15]]))
-        return jobs
+        return jobs + self.pe_bench.array_jobs(cfg.pe_config, self, M, K, N)
 
 
 def golden(cfg: SystolicConfig, g: Gemm) -> np.ndarray:
-    pe = cfg.pe_config
-    if cfg.pe == "mixed":
-        return systolic_gemm(g.a, g.b, pe="mixed", acc_bits=pe.acc_bits, w_bits=pe.w_bits, zero_point=pe.zero_point,
-                             zp=g.zp, scale=g.scale, group=pe.group, frac_bits=pe.scale_frac_bits)
-    return systolic_gemm(g.a, g.b, pe=cfg.pe, acc_bits=pe.acc_bits, w_bits=cfg.effective_w_bits(g.w_bits))
+    return systolic_gemm(g.a, g.b, cfg.pe_config, acc_bits=cfg.acc_bits, w_bits=g.w_bits, meta=g.meta)
 
 
 def _pick(matrix: np.ndarray, index, garbage: np.ndarray) -> list[list[int]]:
@@ -132,24 +116,7 @@ def beats_of(cfg: SystolicConfig, g: Gemm, rng: np.random.Generator, stim: Stimu
         shape = (M, K, N) if index == 0 else (int(rng.integers(1, cfg.max_m + 1)), int(rng.integers(1, cfg.max_k + 1)),
                                               int(rng.integers(1, cfg.max_n + 1)))
         fields.update(m=shape[0], k=shape[1], n=shape[2])
-        if cfg.pe == "bitserial":
-            fields["w_bits"] = g.w_bits if index == 0 else int(rng.integers(0, 16))
-        if cfg.pe == "mixed":
-            pe = cfg.pe_config
-            garbage_scale = rng.integers(0, 1 << pe.scale_bits, C)
-            garbage_zp = rng.integers(0, 1 << pe.w_bits, C)
-            if beat.w is not None and beat.w[0][0, 0] < K:
-                group = int(beat.w[0][0, 0]) // pe.group
-                cols = beat.w[1][:, 0]
-                inside = cols < N
-                safe = np.minimum(cols, N - 1)
-                fields["scale"] = np.where(inside, g.scale[group, safe], garbage_scale).tolist()
-                zp = np.where(inside, g.zp[group, safe], garbage_zp)
-            else:
-                fields["scale"], zp = garbage_scale.tolist(), garbage_zp
-            if pe.zero_point:
-                fields["zp"] = [int(x) for x in zp]
-            fields["scale"] = [int(x) for x in fields["scale"]]
+        fields.update(stim.pe_bench.array_fields(cfg.pe_config, g, index, beat, rng, C))
         beats.append(pack(layout, fields))
     return beats
 

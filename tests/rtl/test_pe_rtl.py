@@ -2,18 +2,17 @@
 
 import pytest
 
+from peforge.hw.pe import PE_KINDS
 from peforge.hw.pe.bitserial import BitSerialConfig
 from peforge.hw.pe.mac import MacConfig
 from peforge.hw.pe.mixed import MixedConfig
 from peforge.sim.runners import simulate
 
-CONFIGS = [
-    MacConfig(),
+CONFIGS = [kind.config() for kind in PE_KINDS.values()] + [  # every registered kind's defaults first
     MacConfig(a_bits=2, w_bits=2, max_accumulations=7),
     MacConfig(a_bits=16, w_bits=16, output_register=True),
     MacConfig(a_bits=4, w_bits=12, max_accumulations=1),
     MacConfig(a_bits=8, w_bits=3, max_accumulations=100, output_register=True),
-    BitSerialConfig(),
     BitSerialConfig(lanes=1, k=1, a_bits=2, max_w_bits=2, max_accumulations=3),
     BitSerialConfig(lanes=16, k=1, a_bits=16),
     BitSerialConfig(lanes=5, k=4, max_w_bits=7, a_bits=4, max_accumulations=1),
@@ -22,7 +21,6 @@ CONFIGS = [
     BitSerialConfig(lanes=4, k=2, lut_entries=16, max_w_bits=6),
     BitSerialConfig(lanes=2, k=4, lut_entries=8, rescale=True, max_w_bits=8, max_shift=5),
     BitSerialConfig(lanes=64, k=2, max_w_bits=4),
-    MixedConfig(),
     MixedConfig(lanes=4, group=8, w_bits=2),
     MixedConfig(lanes=4, group=4, w_bits=3, zero_point=False),
     MixedConfig(lanes=16, group=16, zero_point=False, scale_bits=24, scale_frac_bits=24),

@@ -3,6 +3,7 @@ odd array shapes, exact cycles for every output row (each run: corner GEMMs plus
 
 import pytest
 
+from peforge.hw.pe import PE_KINDS
 from peforge.hw.pe.bitserial import BitSerialConfig
 from peforge.hw.pe.mac import MacConfig
 from peforge.hw.pe.mixed import MixedConfig
@@ -42,6 +43,16 @@ def test_systolic_matches_golden_and_cycles(pe, dataflow, index):
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
+@pytest.mark.parametrize("pe", list(PE_KINDS))
+def test_every_registered_kind_with_its_defaults(pe, dataflow):
+    """Any PE the registry lists works in both dataflows with its default parameters."""
+    config = SystolicConfig(pe=pe, dataflow=dataflow, rows=2, cols=2, max_m=6, max_k=40, max_n=6)
+    report = simulate(config, seed=3)
+    assert report.passed, report.failures[:5]
+    assert report.cycles_checked == report.ops > 0
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_mac_output_register_and_tiny_buffers(dataflow):
     pe = MacConfig(output_register=dataflow == "os")
     config = SystolicConfig(pe="mac", dataflow=dataflow, rows=2, cols=2, max_m=3, max_k=5, max_n=3, pe_config=pe)
@@ -49,7 +60,7 @@ def test_mac_output_register_and_tiny_buffers(dataflow):
     assert report.passed, report.failures[:5]
 
 
-@pytest.mark.parametrize("pe", ["mac", "bitserial", "mixed"])
+@pytest.mark.parametrize("pe", list(ARRAYS))
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_input_bubbles_delay_but_never_corrupt(pe, dataflow):
     """With ``valid`` dropped at random, results stay exact (only their timing moves)."""

@@ -1,6 +1,7 @@
 import numpy as np
 
-from peforge.hw.golden import mac_dot, sign_extend, wrap
+from peforge.hw.golden import sign_extend, wrap
+from peforge.hw.pe.mac import mac_dot
 
 
 def test_wrap_twos_complement():
@@ -18,3 +19,10 @@ def test_mac_dot_exact_and_wrapping():
     assert mac_dot([-128, -128], [-128, -128], 16) == -32768  # wraps
     a = np.arange(-5, 5)
     assert mac_dot(a, a, 32) == int(sum(int(x) * int(x) for x in a))
+
+
+def test_unwrapped_golden_is_arbitrary_precision():
+    big = 1 << 70
+    assert list(wrap([big, -big], None)) == [big, -big]
+    assert mac_dot([-128] * 3, [-128] * 3, None) == 3 * 16384
+    assert mac_dot([-128] * 3, [-128] * 3, 16) == 3 * 16384 - 65536

@@ -81,6 +81,39 @@ def test_cycles_hand_derived(kwargs, shape, w_bits, expected):
     assert SystolicConfig(**kwargs).cycles(*shape, w_bits=w_bits) == expected
 
 
+# Counted by hand on the RTL's registers for a 1 x 1 array and M = K = N = 1. A beat lasts T
+# cycles and the array takes an input beat in its last cycle (cycle 0 is the first one); every
+# systolic hop is one register loaded at the end of a beat.
+# ws: beat 0 (cycle 0) preloads the weight, beat 1 (cycle T) carries the activation; one left
+#     hop later the cell works on it for a beat and its partial-sum register loads at cycle 2T;
+#     the edge stages (e beats: the mixed PE's dequantization) follow, the bottom edge adds into
+#     the accumulator and emits at the end of the next beat (3 + e)·T, the output register one
+#     cycle later: cycle = (3 + e)·T + 1.
+# os: beat 0 (cycle 0) reaches the cell after one hop, at cycle 1, where the PE takes it and has
+#     its result L_pe cycles later (mac: 1, 2 with output_register; mixed: 3 pipeline stages;
+#     bit-serial: T serial cycles + accumulate + output register), and the array's output
+#     register adds one: cycle = 1 + L_pe + 1.
+TINY = dict(rows=1, cols=1, max_m=4, max_k=8, max_n=4)
+
+
+@pytest.mark.parametrize("kwargs, w_bits, expected", [
+    (dict(pe="mac", dataflow="ws"), None, 3 + 1),
+    (dict(pe="mac", dataflow="os"), None, 1 + 1 + 1),
+    (dict(pe="mac", dataflow="os", pe_config=MacConfig(output_register=True)), None, 1 + 2 + 1),
+    (dict(pe="bitserial", dataflow="ws", pe_config=BitSerialConfig(lanes=1, k=2, max_w_bits=4)), 3, 3 * 2 + 1),
+    (dict(pe="bitserial", dataflow="os", pe_config=BitSerialConfig(lanes=1, k=2, max_w_bits=4)), 4, 1 + (2 + 2) + 1),
+    # w_bits = 0 runs as max_w_bits = 4: T = 4 with k = 1
+    (dict(pe="bitserial", dataflow="os", pe_config=BitSerialConfig(lanes=1, k=1, max_w_bits=4)), 0, 1 + (4 + 2) + 1),
+    (dict(pe="bitserial", dataflow="ws", pe_config=BitSerialConfig(lanes=1, k=1, max_w_bits=4)), 0, 3 * 4 + 1),
+    (dict(pe="mixed", dataflow="ws", pe_config=MixedConfig(lanes=1, group=1)), None, 4 + 1),
+    (dict(pe="mixed", dataflow="os", pe_config=MixedConfig(lanes=1, group=1)), None, 1 + 3 + 1),
+])
+def test_cycles_counted_by_hand_one_cell(kwargs, w_bits, expected):
+    cfg = SystolicConfig(**TINY, **kwargs)
+    assert cfg.cycles(1, 1, 1, w_bits=w_bits) == expected
+    assert [o.cycle for o in cfg.outputs(1, 1, 1, w_bits=w_bits)] == [expected]
+
+
 def test_period_figures_and_utilization():
     ws = SystolicConfig(rows=4, cols=4, max_m=4096)
     assert ws.fold_beats(3, 8, 8) == 4 and ws.fold_beats(100, 8, 8) == 100
