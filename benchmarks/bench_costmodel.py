@@ -8,7 +8,7 @@ Prints
    (target >= 10,000/s), and how far ``stride=16`` moves TPOT and J/token from ``stride=1``;
 3. SCALE-Sim (its own venv, created once under ~/.cache/peforge/scalesim-venv because it needs
    numpy < 2): the time it takes for one GEMM of that workload against peforge's time for the
-   whole model, and its compute cycles against ``arraymodel.gemm_cycles`` on GEMM shapes of
+   whole model, and its compute cycles against ``peforge.dse.cost.array.gemm_cycles`` (the RTL formula, hw.systolic.gemm_cycles) on GEMM shapes of
    both dataflows, with a legend of the convention differences.
 
 Run: python benchmarks/bench_costmodel.py [--designs N] [--repeats N] [--timing-gemm q_proj|attn.score]
@@ -220,7 +220,7 @@ def bench_scalesim(venv: Path, timing: str, peforge_s: float) -> None:
         print(f"   skipped: {error}")
         return
     print("   cycles: SCALE-Sim compute cycles = COMPUTE_REPORT 'Total Cycles' - 'Stall Cycles' "
-          "(stalls were 0 throughout); peforge = arraymodel.gemm_cycles(mac PE, 8-bit weights)")
+          "(stalls were 0 throughout); peforge = dse.cost.array.gemm_cycles(mac PE, 8-bit weights)")
     print("   shape (ours: (M x K) @ (K x N))                  df   array    M     K     N  folds"
           "   SCALE-Sim  SS form    peforge  deviation")
     forms_ok = 0

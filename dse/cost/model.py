@@ -7,12 +7,16 @@ of designs costs about as much numpy work as one.
 Rules (each one a place where the model could be refined, so each is stated):
 
 Compute. A matrix operator ``count x (M x K) @ (K x N)`` runs on the systolic arrays with
-the exact cycle formula of the RTL array (:mod:`peforge.dse.arraymodel`); products are
-spread over ``arrays`` arrays (a single product splits its N columns over them). Weights or
-activations wider than the PE handles run in bit slices (``ceil(bits / pe_bits)`` passes
-each, as Bit Fusion composes narrow units); the bit-serial PE takes the workload's weight
-precision at run time (ceil(w_bits / k) cycles per beat). Elementwise operators run on a
-vector unit of ``cols`` lanes per array, one element per lane per cycle.
+the exact cycle formula of the RTL array (:func:`peforge.hw.systolic.gemm_cycles`, through
+:mod:`peforge.dse.cost.array`); products are spread over ``arrays`` arrays (a single product
+splits its N columns over them). Weights or activations wider than the PE handles run in bit
+slices (``ceil(bits / pe_bits)`` passes each, as Bit Fusion composes narrow units); the
+bit-serial PE takes the workload's weight precision at run time (ceil(w_bits / k) cycles per
+beat). A reduction longer than the PE's accumulation bound (``max_reduction`` products, what
+its accumulator holds with worst-case operands) runs in ``ceil(K / bound)`` passes whose
+partial results the vector unit adds (each addition: a 32-bit write and read of the output
+buffer and one vector op), rather than wrapping. Elementwise operators run on a vector unit
+of ``cols`` lanes per array, one element per lane per cycle.
 
 Memory. Weights and KV-cache entries come from DRAM once per step when the activations stay
 on chip; otherwise the operator is tiled as a mapper would: blocks of activation rows fill
@@ -44,7 +48,7 @@ import numpy as np
 
 from ...hw.pim import gemv_cycles
 from ..design.point import DesignPoint
-from .array import array_shapes, gemm_cycles, pe_figures
+from .array import array_shapes, gemm_cycles
 from .units import UnitCosts
 from .workload import KIND_CODES, OpTable, Workload
 
@@ -209,12 +213,12 @@ def check_design(design: DesignPoint, costs: UnitCosts) -> None:
     if compute.clock_mhz > costs.fmax_mhz:
         raise ValueError(f"{design.name}: compute.clock_mhz={compute.clock_mhz:g} exceeds the characterized "
                          f"Fmax of its {compute.pe} PE, {costs.fmax_mhz:.0f} MHz")
-    lanes, _, w_bits, a_bits, _, _ = pe_figures(compute)
-    tile_bits = compute.rows * compute.cols * lanes * w_bits
+    pe = compute.pe_config.figures()
+    tile_bits = compute.rows * compute.cols * pe.lanes * pe.max_w_bits
     if design.sram.weight_kib * 1024 * 8 < 2 * tile_bits:
         raise ValueError(f"{design.name}: sram.weight_kib={design.sram.weight_kib} cannot double-buffer one "
                          f"{compute.rows}x{compute.cols} weight tile ({2 * tile_bits / 8 / 1024:.1f} KiB)")
-    vector_bits = compute.rows * lanes * a_bits
+    vector_bits = compute.rows * pe.lanes * pe.a_bits
     if design.sram.activation_kib * 1024 * 8 < 2 * vector_bits:
         raise ValueError(f"{design.name}: sram.activation_kib={design.sram.activation_kib} cannot hold two "
                          f"activation vectors of the array's {compute.rows} rows")
@@ -259,11 +263,16 @@ class CostModel:
         passes = np.ceil(r.w_bits / shape.max_w_bits) * np.ceil(r.act_bits / shape.a_bits)
         slice_w_bits = np.minimum(r.w_bits, shape.max_w_bits)
 
+        # A reduction longer than the PE's accumulation bound runs in passes of at most that many
+        # products; the vector unit adds their partial results (priced below).
+        k_passes = np.where(matrix, np.maximum(1, np.ceil(k / shape.max_reduction)), 1.0)
+        merges = (k_passes - 1) * m * n * count  # partial-result additions
+
         # Compute cycles on the arrays.
         per_array = np.ceil(count / self.arrays)
         split = np.maximum(1, np.floor(self.arrays / np.maximum(count, 1)))
         n_eff = np.where(count < self.arrays, np.ceil(n / split), n)
-        array_cycles = gemm_cycles(shape, m, k, n_eff, slice_w_bits) * per_array * passes
+        array_cycles = gemm_cycles(shape, m, np.ceil(k / k_passes), n_eff, slice_w_bits) * per_array * passes * k_passes
         vector_cycles = np.ceil(r.elements / (self.cols * self.arrays))
         compute_s = np.where(matrix, array_cycles, vector_cycles) / self.clock_hz
 
@@ -291,7 +300,9 @@ class CostModel:
         npu_s = np.where(on_pim, 0.0, np.maximum(compute_s, dram_s))
 
         # Energy.
-        npu_pj = (r.macs * passes * c["pj_per_mac"] + self._sram_pj(r) + dram_bytes * 8 * c["memory_pj_per_bit"])
+        merge_pj = merges * (2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"] + c["vector_pj_per_op"])
+        npu_pj = (r.macs * passes * c["pj_per_mac"] + self._sram_pj(r) + dram_bytes * 8 * c["memory_pj_per_bit"]
+                  + merge_pj)
         energy_j = (np.where(on_pim, pim_pj, npu_pj) + r.vector_ops * c["vector_pj_per_op"]) * 1e-12
         shape_of = np.broadcast(npu_s, r.macs, self.arrays).shape
         full = lambda a: np.broadcast_to(a, shape_of)  # noqa: E731
@@ -303,7 +314,7 @@ class CostModel:
         each buffer at its own pJ/bit."""
         shape, c = self.shape, self.cost
         a_in = r.a_in * np.ceil(r.n / shape.cols)
-        k_folds = np.ceil(r.k / (shape.rows * shape.k_per_cell))
+        k_folds = np.ceil(r.k / (shape.rows * shape.lanes))
         out = r.results_sram + np.where(shape.ws, r.psum_unit * np.maximum(k_folds - 1, 0), 0.0)
         b_in = r.streamed * np.where(shape.ws, 1.0, np.ceil(r.m / shape.rows))
         return 8 * (a_in * c["act_sram_pj_per_bit"] + b_in * c["weight_sram_pj_per_bit"]

@@ -38,22 +38,28 @@ from typing import Any
 
 from ...hw import params
 from ...hw.params import param, validate
-from ...hw.blocks import block_named
+from ...hw.pe import PE_KINDS, pe_kind
 from ...hw.pim import PimChannelConfig
+from ...hw.systolic import SystolicConfig
 from ...files import read_input
 from ...sim import tech
 
-PE_TYPES = ("mac", "bitserial", "mixed")
+
+
+def _choices(cls: type, name: str) -> tuple[Any, ...]:
+    """The allowed values of field ``name`` of a hw block config (declared there, once)."""
+    return next(spec.choices for f, spec in params.specs(cls) if f.name == name)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Compute:
     """The systolic compute: ``arrays`` arrays of ``rows x cols`` PEs."""
 
-    pe: str = param("mac", "processing element in every cell", choices=PE_TYPES)
+    pe: str = param("mac", "processing element in every cell (a PE kind of peforge.hw.pe)", choices=tuple(PE_KINDS))
     rows: int = param(128, "array rows (PEs)", low=1, high=1024)
     cols: int = param(128, "array columns (PEs)", low=1, high=1024)
-    dataflow: str = param("ws", "ws: weight-stationary, os: output-stationary", choices=("ws", "os"))
+    dataflow: str = param("ws", "ws: weight-stationary, os: output-stationary",
+                          choices=_choices(SystolicConfig, "dataflow"))
     arrays: int = param(1, "independent arrays working on separate operators / heads", low=1, high=64)
     clock_mhz: float = param(500.0, "array clock (MHz); must not exceed the PE's characterized Fmax",
                              low=1.0, high=10000.0)
@@ -66,7 +72,13 @@ class Compute:
     @functools.cached_property
     def pe_config(self) -> Any:
         """The PE's validated config (built once)."""
-        return block_named(self.pe).config(**dict(self.pe_params))
+        config = pe_kind(self.pe).config
+        known = [f.name for f, _ in params.specs(config)]
+        for name, _ in self.pe_params:
+            if name not in known:
+                raise ValueError(f"Compute.pe_params.{name}: not a parameter of the {self.pe} PE; "
+                                 f"allowed: {', '.join(known)}")
+        return config(**dict(self.pe_params))
 
 
 @dataclass(frozen=True, kw_only=True)

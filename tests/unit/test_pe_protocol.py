@@ -1,12 +1,10 @@
 """The PE registry and protocol: discovery, lookups, figures, accumulation bounds, and the
-vectorized GEMM cycle formula against the cost model's copy and the per-row schedule."""
+vectorized GEMM cycle formula against hand-evaluated cases and the per-row schedule."""
 
 import numpy as np
 import pytest
 
-from peforge.dse.accelerator import Compute
-from peforge.dse.arraymodel import array_shapes
-from peforge.dse.arraymodel import gemm_cycles as model_gemm_cycles
+from peforge.dse.design.point import Compute
 from peforge.hw import params
 from peforge.hw.blocks import BLOCKS
 from peforge.hw.pe import PE_KINDS, PeFigures, kind_of, pe_kind
@@ -78,47 +76,56 @@ def test_max_reduction_by_hand():
             assert floor(cfg) <= cfg.max_reduction < 8 * floor(cfg)
 
 
-def _random_pe(name, rng):
-    if name == "mac":
-        return MacConfig(a_bits=int(rng.integers(2, 17)), w_bits=int(rng.integers(2, 17)),
-                         output_register=bool(rng.integers(2)))
-    if name == "bitserial":
-        return BitSerialConfig(lanes=int(rng.integers(1, 65)), k=int(rng.choice([1, 2, 4])),
-                               max_w_bits=int(rng.integers(2, 9)))
-    lanes = int(rng.integers(1, 65))
-    return MixedConfig(lanes=lanes, group=lanes * int(rng.integers(1, 4096 // lanes + 1)),
-                       w_bits=int(rng.choice([2, 3, 4])))
+# Hand evaluations of the documented closed form (SystolicConfig.cycles), at sizes where every term counts.
+HAND = [
+    # ws, R = C = 128, lanes 1, T = 1, e = 0, M = 1, K = N = 4096:
+    # F = 32·32 = 1024 folds, P = max(1, 128) = 128 → (128 + 1023·128 + 0 + 128 + 128 + 0)·1 + 1 = 131329
+    (dict(rows=128, cols=128, ws=True, lanes=1, beat_cycles=1, edge=0, os_latency=0), (1, 4096, 4096), 131329),
+    # ws, R = 8, C = 16, lanes 4, T = 2, e = 1, M = 64, K = 1000, N = 40:
+    # F = ceil(1000/32)·ceil(40/16) = 32·3 = 96, P = max(64, 8) = 64
+    # → (8 + 95·64 + 63 + 8 + 16 + 1)·2 + 1 = (8 + 6080 + 88)·2 + 1 = 12353
+    (dict(rows=8, cols=16, ws=True, lanes=4, beat_cycles=2, edge=1, os_latency=0), (64, 1000, 40), 12353),
+    # os, R = 4, C = 8, lanes 2, T = 3, L_pe = 5, M = 10, K = 7, N = 9:
+    # F = 3·2 = 6, Kb = 4, r = 10 - 2·4 = 2, P = max(4, 4, 7) = 7 (the C - 1 term binds)
+    # → (5·7 + 4 + 2 + 8 - 3)·3 + 2 + 5 = 46·3 + 7 = 145
+    (dict(rows=4, cols=8, ws=False, lanes=2, beat_cycles=3, edge=0, os_latency=5), (10, 7, 9), 145),
+    # os, R = C = 16, lanes 1, T = 1, L_pe = 1, M = 64, K = 3000, N = 48:
+    # F = 4·3 = 12, Kb = 3000, r = 16, P = 3000 → (11·3000 + 3000 + 16 + 16 - 3)·1 + 2 + 1 = 36032
+    (dict(rows=16, cols=16, ws=False, lanes=1, beat_cycles=1, edge=0, os_latency=1), (64, 3000, 48), 36032),
+]
 
 
-def test_gemm_cycles_equals_the_cost_models_copy():
-    """A few thousand random designs and shapes of every kind and dataflow, arrays up to 256 x
-    256, K up to 50,000 (reference: today's ``dse.arraymodel.gemm_cycles``)."""
+@pytest.mark.parametrize("array, shape, expected", HAND)
+def test_gemm_cycles_by_hand(array, shape, expected):
+    m, k, n = shape
+    assert int(gemm_cycles(**array, m=m, k=k, n=n)) == expected
+
+
+def test_cost_model_prices_the_rtl_formula():
+    """The cost model's array columns give the same cycles as the formula for each design's PE,
+    vectorized over designs (a mac ws and a bit-serial os design; hand values as above)."""
+    from peforge.dse.cost.array import array_shapes, gemm_cycles as priced
+
+    mac = Compute(pe="mac", rows=128, cols=128, dataflow="ws")
+    serial = Compute(pe="bitserial", rows=4, cols=8, dataflow="os", pe_params=(("k", 2), ("lanes", 2)))
+    shape = array_shapes([mac, serial])
+    # bit-serial os at 6-bit weights: T = ceil(6/2) = 3, L_pe = latency 2 + T = 5 (the case above)
+    assert serial.pe_config.os_latency(6) == 5 and serial.pe_config.beat_cycles(6) == 3
+    cycles = priced(shape, np.array([1, 10])[:, None, None], np.array([4096, 7])[:, None, None],
+                    np.array([4096, 9])[:, None, None], 6)
+    assert cycles[:, 0, 0].tolist() == [131329, 145]
+
+
+def test_figures_vectorize():
     rng = np.random.default_rng(5)
-    computes, figures = [], []
-    for _ in range(3000):
-        name = str(rng.choice(["mac", "bitserial", "mixed"]))
-        pe = _random_pe(name, rng)
-        computes.append(Compute(pe=name, rows=int(rng.integers(1, 257)), cols=int(rng.integers(1, 257)),
-                                dataflow=str(rng.choice(["ws", "os"])), pe_params=tuple(params.as_dict(pe).items())))
-        figures.append(pe.figures())
-    n = len(computes)
-    m, k, nn = rng.integers(1, 5000, n), rng.integers(1, 50_001, n), rng.integers(1, 50_001, n)
-    w_bits = rng.integers(2, 17, n)
-    reference = model_gemm_cycles(array_shapes(computes), m[:, None, None], k[:, None, None], nn[:, None, None],
-                                  w_bits[:, None, None])[:, 0, 0]
-    col = lambda f: np.array([f(c, fig) for c, fig in zip(computes, figures)])  # noqa: E731
-    ours = gemm_cycles(rows=col(lambda c, f: c.rows), cols=col(lambda c, f: c.cols),
-                       ws=col(lambda c, f: c.dataflow == "ws"), lanes=col(lambda c, f: f.lanes),
-                       beat_cycles=np.array([f.beat_cycles(int(w)) for f, w in zip(figures, w_bits)]),
-                       edge=col(lambda c, f: f.ws_edge_stages),
-                       os_latency=np.array([f.os_latency(int(w)) for f, w in zip(figures, w_bits)]),
-                       m=m, k=k, n=nn)
-    assert np.array_equal(ours, reference.astype(np.int64))
-    # figures vectorize too: one call over all precisions, or over columns of designs
-    fig = figures[0]
-    assert np.array_equal(fig.beat_cycles(w_bits), [fig.beat_cycles(int(w)) for w in w_bits])
-    columns = beat_cycles(w_bits, k_bits=col(lambda c, f: f.k_bits), max_w_bits=col(lambda c, f: f.max_w_bits))
-    assert np.array_equal(columns, [f.beat_cycles(int(w)) for f, w in zip(figures, w_bits)])
+    w_bits = rng.integers(2, 17, 200)
+    figures = [PE_KINDS[name].config().figures() for name in PE_KINDS]
+    for fig in figures:  # one call over all precisions
+        assert np.array_equal(fig.beat_cycles(w_bits), [fig.beat_cycles(int(w)) for w in w_bits])
+    k_bits = np.array([f.k_bits for f in figures])[:, None]  # or over columns of designs
+    top = np.array([f.max_w_bits for f in figures])[:, None]
+    assert np.array_equal(beat_cycles(w_bits, k_bits=k_bits, max_w_bits=top),
+                          [[f.beat_cycles(int(w)) for w in w_bits] for f in figures])
     assert np.array_equal(beat_cycles(w_bits.astype(float), k_bits=2, max_w_bits=6),
                           beat_cycles(w_bits, k_bits=2, max_w_bits=6))
 
