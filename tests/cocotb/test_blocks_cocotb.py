@@ -10,6 +10,7 @@ from peforge.hw.pim import PimBankConfig, PimChannelConfig
 from peforge.hw.systolic import SystolicConfig
 from peforge.sim.runners import run_cocotb
 from peforge.sim.tools import missing_simulator
+from tools import need
 
 CONFIGS = {
     "mac": MacConfig(a_bits=8, w_bits=8, max_accumulations=255, output_register=True),
@@ -29,9 +30,7 @@ CONFIGS = {
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_exported_block_passes_testbench(name, simulator, tmp_path):
-    why = missing_simulator(simulator)
-    if why:
-        pytest.skip(why)
+    need(missing_simulator(simulator))
     report = run_cocotb(CONFIGS[name], simulator, tmp_path, seed=3)
     assert report.passed, report.failures[:5]
     assert report.simulator == simulator

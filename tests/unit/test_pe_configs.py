@@ -13,8 +13,9 @@ def test_bitserial_cycles_scale_with_precision(k):
     cfg = BitSerialConfig(k=k)
     for w in range(2, 9):
         assert cfg.interval(w) == math.ceil(w / k)
-        assert cfg.cycles(w, n_ops=5) == 5 * math.ceil(w / k) + cfg.latency
-    assert cfg.cycles([2, 8]) == math.ceil(2 / k) + math.ceil(8 / k) + cfg.latency
+        # latency: accumulate (1 cycle) and the registered output (1 cycle) after the serial unit
+        assert cfg.cycles(w, n_ops=5) == 5 * math.ceil(w / k) + 2
+    assert cfg.cycles([2, 8]) == math.ceil(2 / k) + math.ceil(8 / k) + 2
 
 
 def test_bitserial_accumulator_holds_worst_case_with_rescale():
