@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arith import ceil_div
+
 
 def wrap(values, bits: int | None) -> np.ndarray:
     """Two's-complement wrap of integers to ``bits`` (what a signed register of that width holds);
@@ -44,8 +46,8 @@ def pim_layout(W, *, cols: int, banks: int = 1) -> np.ndarray:
     """
     W = np.asarray(W, dtype=np.int64)
     out_rows, in_cols = W.shape
-    segments = -(-in_cols // cols)
-    rows_per_bank = -(-out_rows // banks)
+    segments = ceil_div(in_cols, cols)
+    rows_per_bank = ceil_div(out_rows, banks)
     padded = np.zeros((banks * rows_per_bank, segments * cols), dtype=np.int64)
     padded[:out_rows, :in_cols] = W
     return padded.reshape(banks, rows_per_bank * segments, cols)

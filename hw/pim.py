@@ -39,10 +39,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import param, validate
 from .pe.arith import tree_sum
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
+from ..arith import ceil_div
 
 
 def _index_bits(n: int) -> int:
@@ -104,9 +101,6 @@ def gemv_cycles(*, out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_
     """
     out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_ccd = (
         np.asarray(v, dtype=np.float64) for v in (out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_ccd))
-
-    def ceil_div(a, b):  # floor division of floats is exact on integers, a / b is not
-        return -(-a // b)
 
     def row_open(b):  # ACT to PRE of a DRAM row holding b bursts: its MACs, or tRAS
         return np.maximum(t_rcd + (b - 1) * t_ccd + 1, t_ras)
@@ -230,13 +224,13 @@ class PimParams:
         """Bursts per DRAM row of one W row: W row ``i`` spans ``len(...)`` DRAM rows (segments)
         of ``cols`` words; the last one holds the rest, zero-padded to whole bursts."""
         full, rest = divmod(in_cols, self.cols)
-        return [self.bursts] * full + ([_ceil_div(rest, self.lanes)] if rest else [])
+        return [self.bursts] * full + ([ceil_div(rest, self.lanes)] if rest else [])
 
     def gemv_fits(self, out_rows: int, in_cols: int, banks: int = 1) -> bool:
         """Whether W of ``out_rows × in_cols`` fits ``banks`` banks of ``rows`` DRAM rows as
         :func:`peforge.hw.golden.pim_layout` lays it out (``M_b·S`` rows per bank)."""
         return out_rows >= 1 and in_cols >= 1 and \
-            _ceil_div(out_rows, banks) * len(self.segments(in_cols)) <= self.rows
+            ceil_div(out_rows, banks) * len(self.segments(in_cols)) <= self.rows
 
     def _gemv_cycles(self, out_rows: int, in_cols: int, banks: int) -> int:
         if not self.gemv_fits(out_rows, in_cols, banks):
@@ -356,13 +350,13 @@ def gemv_program(cfg: PimParams, x: Sequence[int], out_rows: int) -> GemvProgram
     lanes, cols = cfg.lanes, cfg.cols
     b = cfg.segments(len(x))
     n_seg = len(b)
-    m_b = _ceil_div(out_rows, banks)
+    m_b = ceil_div(out_rows, banks)
     xpad = np.zeros(n_seg * cols, dtype=np.int64)
     xpad[:len(x)] = np.asarray(x, dtype=np.int64)
     pim = cfg.pim_buffer
     program = GemvProgram()
     cmds = program.commands
-    for g in range(_ceil_div(m_b, cfg.accumulators)):
+    for g in range(ceil_div(m_b, cfg.accumulators)):
         local = range(g * cfg.accumulators, min(m_b, (g + 1) * cfg.accumulators))
         for s in range(n_seg):
             if g == 0 or n_seg > 1:

@@ -40,10 +40,7 @@ from amaranth.lib.memory import Memory
 from .ports import stream_ports
 from .params import nested, param, validate
 from .pe import PE_KINDS, kind_of
-
-
-def _cdiv(a, b):
-    return -(-a // b)
+from ..arith import ceil_div
 
 
 def gemm_cycles(*, rows, cols, ws, lanes, beat_cycles, edge, os_latency, m, k, n):
@@ -72,11 +69,11 @@ def gemm_cycles(*, rows, cols, ws, lanes, beat_cycles, edge, os_latency, m, k, n
         cycles = ((F - 1)·P + Kb + r + C - 3) · T + 2 + L_pe
     """
     r, c = rows, cols
-    ws_folds = _cdiv(k, r * lanes) * _cdiv(n, c)
+    ws_folds = ceil_div(k, r * lanes) * ceil_div(n, c)
     ws_cycles = (r + (ws_folds - 1) * np.maximum(m, r) + m - 1 + r + c + edge) * beat_cycles + 1
-    row_blocks = _cdiv(m, r)
-    os_folds = row_blocks * _cdiv(n, c)
-    beats = _cdiv(k, lanes)
+    row_blocks = ceil_div(m, r)
+    os_folds = row_blocks * ceil_div(n, c)
+    beats = ceil_div(k, lanes)
     last_rows = m - (row_blocks - 1) * r
     period = np.maximum(np.maximum(beats, r), c - 1)
     os_cycles = ((os_folds - 1) * period + beats + last_rows + c - 3) * beat_cycles + 2 + os_latency
@@ -199,7 +196,7 @@ class SystolicConfig:
         R, C = self.rows, self.cols
         if self.dataflow == "ws":
             return max(M, R)
-        return max(_cdiv(K, self.lanes), R, C - 1)
+        return max(ceil_div(K, self.lanes), R, C - 1)
 
     def plan(self, M: int, K: int, N: int) -> list[PlanBeat]:
         """The input beats of one GEMM, in order, with the beat at which each is accepted
@@ -230,7 +227,7 @@ class SystolicConfig:
             return beats
         period = self.fold_beats(M, K, N)
         for f, (m0, _, n0) in enumerate(folds):
-            for j in range(_cdiv(K, L)):
+            for j in range(ceil_div(K, L)):
                 k = j * L + lanes
                 a = (np.broadcast_to((m0 + np.arange(R))[:, None], (R, L)), np.broadcast_to(k, (R, L)))
                 w = (np.broadcast_to(k, (C, L)), np.broadcast_to((n0 + np.arange(C))[:, None], (C, L)))
@@ -256,7 +253,7 @@ class SystolicConfig:
                 if k0 + self.k_per_fold >= K:  # last K fold of this column block
                     out += [PlanOutput((R + f * period + m + R + C + edge) * T + 1, m, n0) for m in range(M)]
             return out
-        kb = _cdiv(K, self.lanes)
+        kb = ceil_div(K, self.lanes)
         latency = int(self.pe_config.os_latency(w_bits))
         for f, (m0, _, n0) in enumerate(folds):
             last = f * period + kb - 1
@@ -540,7 +537,7 @@ class SystolicArray(wiring.Component):
         hold = max(R, C - 1)  # beats a fold lasts at least
 
         # Input sequencer: ceil(K / lanes) data beats per fold, then idle beats up to the period.
-        kb_max = _cdiv(cfg.max_k, L)
+        kb_max = ceil_div(cfg.max_k, L)
         j = Signal(range(max(kb_max, hold) + 1))
         rem_k = Signal(range(cfg.max_k + 1))  # K - k0 of the next beat
         rem_m = Signal(range(cfg.max_m + 1))
@@ -618,7 +615,7 @@ class SystolicArray(wiring.Component):
 
         # Output: a row leaves when its last cell finishes. Rows still to come are counted:
         # added when a fold's last beat is taken, so the GEMM's last row is known when it leaves.
-        rows_total = cfg.max_m * _cdiv(cfg.max_n, C)
+        rows_total = cfg.max_m * ceil_div(cfg.max_n, C)
         pending = Signal(range(rows_total + 1))
         issue = Mux(accept & klast, Mux(mlast, cur_rm, R), 0)
         out_now = Signal()

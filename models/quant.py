@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..arith import ceil_div
+
 __all__ = ["NumberFormat", "QuantScheme", "FORMATS", "SCALE_BITS", "parse_scheme", "tensor_bits"]
 
 #: Width of one stored scale factor, bits (FP16).
@@ -221,5 +223,5 @@ def tensor_bits(k: int, n: int, scheme: QuantScheme, *, quantized: bool) -> int:
     if not quantized or scheme.weight.high_precision:
         return k * n * 16
     group = scheme.group_size or k
-    groups = n * -(-k // group)
+    groups = n * ceil_div(k, group)
     return k * n * scheme.weight.bits + groups * scheme.weight_group_overhead_bits

@@ -20,10 +20,7 @@ from ..ports import stream_ports
 from ..params import param, validate
 from .arith import shift_add_product, tree_sum
 from .protocol import PeConfigBase, PeKind, capacity
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
+from ...arith import ceil_div
 
 
 # Group scale factor = 2**e_hi + LO_SIGN[lo_mode] * 2**e_lo.
@@ -55,7 +52,7 @@ class BitSerialConfig(PeConfigBase):
     @property
     def serial_bits(self) -> int:
         """Width of the weight shift register: max_w_bits rounded up to a multiple of k (bits)."""
-        return _ceil_div(self.max_w_bits, self.k) * self.k
+        return ceil_div(self.max_w_bits, self.k) * self.k
 
     @property
     def dot_bits(self) -> int:

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from amaranth.hdl import Module, Shape, Value
 
+from ...arith import ceil_div
+
 
 @dataclass(frozen=True, kw_only=True)
 class PeKind:
@@ -77,7 +79,7 @@ def beat_cycles(w_bits, *, k_bits, max_w_bits):
         w_bits = max_w_bits
     w, k, top = np.asarray(w_bits), np.asarray(k_bits), np.asarray(max_w_bits)
     effective = np.where((w >= 2) & (w <= top), w, top)
-    cycles = np.where(k > 0, -(-effective // np.maximum(k, 1)), 1)
+    cycles = np.where(k > 0, ceil_div(effective, np.maximum(k, 1)), 1)
     return int(cycles) if cycles.ndim == 0 else cycles
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...arith import ceil_div
 from ...hw.pe.mixed import A_BITS, MixedConfig, mixed_group, mixed_result
 from ..bench import drive_stream, reset_during
 from ..layouts import pack, unpack
@@ -120,7 +121,7 @@ def array_code_range(pe: MixedConfig) -> tuple[int, int]:
 
 
 def _groups(pe: MixedConfig, K: int) -> int:
-    return -(-K // pe.group)
+    return ceil_div(K, pe.group)
 
 
 def array_meta(pe: MixedConfig, rng: np.random.Generator, K: int, N: int, w_bits):
