@@ -55,7 +55,8 @@ def _choices(cls: type, name: str) -> tuple[Any, ...]:
 class Compute:
     """The systolic compute: ``arrays`` arrays of ``rows x cols`` PEs."""
 
-    pe: str = param("mac", "processing element in every cell (a PE kind of peforge.hw.pe)", choices=tuple(PE_KINDS))
+    pe: str = param(next(iter(PE_KINDS)), "processing element in every cell (a PE kind of peforge.hw.pe)",
+                    choices=tuple(PE_KINDS))
     rows: int = param(128, "array rows (PEs)", low=1, high=1024)
     cols: int = param(128, "array columns (PEs)", low=1, high=1024)
     dataflow: str = param("ws", "ws: weight-stationary, os: output-stationary",

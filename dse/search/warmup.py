@@ -12,9 +12,11 @@ import time
 from typing import Any, Callable
 
 from ...hw.blocks import block_named
+from ..design.point import Compute
 from .space import Param, Space, assignments
 
 PE_PATHS = ("compute.pe", "compute.pe_params.")
+DEFAULT_PE = Compute.__dataclass_fields__["pe"].default  # a design's PE when the space fixes none
 LIMIT = 64  # more distinct PE configurations than this: characterize on first need instead
 
 
@@ -46,7 +48,7 @@ def pe_configs(space: Space) -> list[Any] | None:
     base = space.fixed.get("compute", {})
     configs: dict[str, Any] = {}
     for assignment in assignments(related):
-        compute = {"pe": base.get("pe", "mac"), "pe_params": dict(base.get("pe_params", {}))}
+        compute = {"pe": base.get("pe", DEFAULT_PE), "pe_params": dict(base.get("pe_params", {}))}
         for p in related:
             if p.name in assignment:
                 if p.path == "compute.pe":
