@@ -37,13 +37,18 @@ class JournalFile(optuna.storages.journal.JournalFileBackend):
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode()
-        with open(self.path, "ab") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                f.write(data)
-                f.flush()
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        try:
+            with open(self.path, "ab") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                try:
+                    f.write(data)
+                    f.flush()
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+        except OSError as error:  # a full disk: name the journal, and how to go on
+            raise OSError(error.errno, f"{error.strerror or error}; every trial before the failed write is kept: "
+                          f"free space, then `peforge sweep --out {Path(self.path).parent} --resume`",
+                          self.path) from None
 
     def sync(self) -> None:
         """fsync the file (at the end of a sweep)."""

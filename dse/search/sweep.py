@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -376,7 +377,9 @@ def open_study(sweep: Sweep) -> tuple[optuna.Study, int]:
         marked = 0 if sweep.join else mark_interrupted(study)
     else:
         study.set_user_attr("peforge", study_attrs(sweep))
-        study.set_metric_names([o.metric for o in sweep.space.objectives])  # optuna-dashboard shows them
+        with warnings.catch_warnings():  # experimental in Optuna 5, and what optuna-dashboard shows
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.metric for o in sweep.space.objectives])
     return study, marked
 
 
