@@ -139,10 +139,14 @@ def from_assignments(cls: type, assignments: Iterable[str]) -> Any:
     values: dict[str, Any] = {}
     inner: dict[str, list[tuple[str, str]]] = {}  # selector -> (name, text) of its sub-block
     selectors = {spec.selector for _, spec in nested_specs(cls)}
+    seen: set[str] = set()
     for item in assignments:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"{item!r}: expected KEY=VALUE")
+        if key in seen:
+            raise ValueError(f"{key} is given twice; give each parameter once")
+        seen.add(key)
         head, dot, rest = key.partition(".")
         if dot and head in selectors:
             inner.setdefault(head, []).append((rest, text))

@@ -137,6 +137,8 @@ CASES = [
     # blocks
     (["characterize", "mac", "w_bits=99"], ["MacConfig.w_bits=99", "2..16"]),
     (["characterize", "mac", "nope=1"], ["'nope'", "a_bits"]),
+    (["characterize", "mac", "w_bits=8", "w_bits=9"], ["w_bits", "twice"]),
+    (["export", "systolic", "pe.k=1", "pe=bitserial", "pe.k=2", "--out", "rtl"], ["pe.k", "twice"]),
     (["characterize", "mac", "--tech", "nosuch"], ["'nosuch'", "45nm"]),
     (["characterize", "mac", "--tech", "half-byte.toml"], ["half-byte.toml", "whole number of bytes"]),
     (["characterize", "mac", "--tech", "fifo.toml"], ["fifo.toml", "not a regular file"]),
