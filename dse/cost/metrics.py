@@ -41,7 +41,7 @@ PHASE_METRICS: dict[str, tuple[str, ...]] = {
 
 
 # Units with SI prefixes scaled (value in the base unit) and, for time, the clock's own units.
-_PREFIXED = {"J": "J", "W": "W", "tokens/s": "tokens/s", "J/token": "J/token"}
+_PREFIXED = {"J", "W", "tokens/s", "J/token", "MAC/s", "B/s", "B"}
 _SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"),
        (1e-12, "p"))
 _TIME = ((86400.0, "d"), (3600.0, "h"), (60.0, "min"), (1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))

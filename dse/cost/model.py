@@ -41,7 +41,7 @@ SRAM (tech preset) + PIM lanes. Power = energy / time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Sequence
 
 import numpy as np
@@ -65,9 +65,36 @@ class StepCost:
     pim_s: np.ndarray
     compute_s: np.ndarray
     dram_s: np.ndarray
-    energy_j: np.ndarray
+    energy_j: np.ndarray  # the sum of the components below
     dram_bytes: np.ndarray
     macs: np.ndarray
+    mac_j: np.ndarray
+    weight_sram_j: np.ndarray
+    act_sram_j: np.ndarray
+    out_sram_j: np.ndarray
+    dram_j: np.ndarray
+    pim_j: np.ndarray
+    vector_j: np.ndarray
+
+
+ENERGY_PARTS = {"mac_j": "array MACs", "weight_sram_j": "weight SRAM", "act_sram_j": "activation SRAM",
+                "out_sram_j": "output SRAM", "dram_j": "DRAM", "pim_j": "PIM", "vector_j": "vector unit"}
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How operator rows run on each design, arrays broadcasting to ``(designs, steps, rows)``:
+    ``k_passes`` passes over K (the accumulation bound), ``per_array`` products each array
+    computes in turn, ``split`` arrays sharing one product's N columns, ``fits`` whether the
+    activations stay on chip (weights or KV stream from DRAM once), and for tiled rows how often
+    the activations (``act_reads``) and the weights or KV (``weight_reads``) are read from DRAM."""
+
+    k_passes: np.ndarray
+    per_array: np.ndarray
+    split: np.ndarray
+    fits: np.ndarray
+    act_reads: np.ndarray
+    weight_reads: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -88,8 +115,11 @@ class Evaluation:
     design: str
     model: str
     metrics: dict[str, float]
-    operators: Any  # pandas DataFrame (phase, operator, kind, bound, time_s, energy_j, dram_bytes, macs) or None
+    operators: Any  # pandas DataFrame (phase, operator, kind, bound, mapping, time_s, energy_j and its
+    #                parts, dram_bytes, macs: totals over the run) or None
     costs: UnitCosts | None = None  # the unit costs used, each with its source
+    area_mm2: dict[str, float] = field(default_factory=dict)  # by component
+    peaks: dict[str, float] = field(default_factory=dict)  # roofs: peak MACs/s of the arrays, DRAM bytes/s
 
 
 @dataclass(frozen=True)
@@ -263,28 +293,20 @@ class CostModel:
         passes = np.ceil(r.w_bits / shape.max_w_bits) * np.ceil(r.act_bits / shape.a_bits)
         slice_w_bits = np.minimum(r.w_bits, shape.max_w_bits)
 
-        # A reduction longer than the PE's accumulation bound runs in passes of at most that many
-        # products; the vector unit adds their partial results (priced below).
-        k_passes = np.where(matrix, np.maximum(1, np.ceil(k / shape.max_reduction)), 1.0)
-        merges = (k_passes - 1) * m * n * count  # partial-result additions
+        plan = self.mapping(r)
+        merges = (plan.k_passes - 1) * m * n * count  # partial-result additions of K passes
 
         # Compute cycles on the arrays.
-        per_array = np.ceil(count / self.arrays)
-        split = np.maximum(1, np.floor(self.arrays / np.maximum(count, 1)))
-        n_eff = np.where(count < self.arrays, np.ceil(n / split), n)
-        array_cycles = gemm_cycles(shape, m, np.ceil(k / k_passes), n_eff, slice_w_bits) * per_array * passes * k_passes
+        n_eff = np.where(count < self.arrays, np.ceil(n / plan.split), n)
+        array_cycles = (gemm_cycles(shape, m, np.ceil(k / plan.k_passes), n_eff, slice_w_bits)
+                        * plan.per_array * passes * plan.k_passes)
         vector_cycles = np.ceil(r.elements / (self.cols * self.arrays))
         compute_s = np.where(matrix, array_cycles, vector_cycles) / self.clock_hz
 
         # DRAM traffic (see the module docstring).
-        rows_block = np.maximum(1, np.floor(self.act_sram / r.k_a_bytes))
-        cols_block = np.maximum(1, np.floor(self.weight_sram / r.k_b_bytes))
-        fits = r.act_bytes_per_product <= self.act_sram + self.out_sram
-        # either activation blocks outer (weights re-read per block) or weight blocks outer
-        tiled = np.minimum(r.a_in + r.streamed * np.ceil(m / rows_block),
-                           r.a_in * np.ceil(n / cols_block) + r.streamed) + r.results
-        dram_bytes = np.where(matrix, np.where(fits, r.streamed, tiled),
-                              r.weight_bytes + np.where(fits, 0.0, r.act_bytes)) + r.kv_writes
+        tiled = r.a_in * plan.act_reads + r.streamed * plan.weight_reads + r.results
+        dram_bytes = np.where(matrix, np.where(plan.fits, r.streamed, tiled),
+                              r.weight_bytes + np.where(plan.fits, 0.0, r.act_bytes)) + r.kv_writes
 
         # PIM: each query row of a decode attention product is a GEMV y = x . B, i.e. W = B^T of
         # N rows x K columns, on one channel in all-bank mode; GEMVs are spread over the channels.
@@ -299,26 +321,49 @@ class CostModel:
         dram_s = dram_bytes / self.dram_bytes_per_s
         npu_s = np.where(on_pim, 0.0, np.maximum(compute_s, dram_s))
 
-        # Energy.
-        merge_pj = merges * (2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"] + c["vector_pj_per_op"])
-        npu_pj = (r.macs * passes * c["pj_per_mac"] + self._sram_pj(r) + dram_bytes * 8 * c["memory_pj_per_bit"]
-                  + merge_pj)
-        energy_j = (np.where(on_pim, pim_pj, npu_pj) + r.vector_ops * c["vector_pj_per_op"]) * 1e-12
+        # Energy by component (pJ): a row on PIM spends none on the NPU's arrays and buffers.
+        npu = lambda pj: np.where(on_pim, 0.0, pj) * 1e-12  # noqa: E731
+        sram = self._sram_pj(r)
+        parts = dict(
+            mac_j=npu(r.macs * passes * c["pj_per_mac"]),
+            weight_sram_j=npu(sram["weight"]), act_sram_j=npu(sram["act"]),
+            out_sram_j=npu(sram["out"] + merges * 2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"]),
+            dram_j=npu(dram_bytes * 8 * c["memory_pj_per_bit"]),
+            pim_j=np.where(on_pim, pim_pj, 0.0) * 1e-12,
+            vector_j=(r.vector_ops + np.where(on_pim, 0.0, merges)) * c["vector_pj_per_op"] * 1e-12)
         shape_of = np.broadcast(npu_s, r.macs, self.arrays).shape
         full = lambda a: np.broadcast_to(a, shape_of)  # noqa: E731
-        return StepCost(full(npu_s), full(pim_s), full(compute_s), full(dram_s), full(energy_j),
-                        full(dram_bytes), full(r.macs))
+        return StepCost(full(npu_s), full(pim_s), full(compute_s), full(dram_s), full(sum(parts.values())),
+                        full(dram_bytes), full(r.macs), **{name: full(v) for name, v in parts.items()})
 
-    def _sram_pj(self, r: Rows):
+    def mapping(self, r: Rows) -> Mapping:
+        """How each of the rows ``r`` runs on each design (see :class:`Mapping` and the module docstring)."""
+        shape, matrix = self.shape, r.matrix
+        k_passes = np.where(matrix, np.maximum(1, np.ceil(r.k / shape.max_reduction)), 1.0)
+        per_array = np.ceil(r.count / self.arrays)
+        split = np.maximum(1, np.floor(self.arrays / np.maximum(r.count, 1)))
+        fits = r.act_bytes_per_product <= self.act_sram + self.out_sram
+        rows_block = np.maximum(1, np.floor(self.act_sram / r.k_a_bytes))
+        cols_block = np.maximum(1, np.floor(self.weight_sram / r.k_b_bytes))
+        # of the two loop orders the one moving fewer bytes: activation blocks outer (weights
+        # re-read once per block) or weight blocks outer (activations re-read once per block)
+        weights_again = np.ceil(r.m / rows_block)
+        acts_again = np.ceil(r.n / cols_block)
+        act_outer = r.a_in + r.streamed * weights_again <= r.a_in * acts_again + r.streamed
+        act_reads = np.where(fits | act_outer, 1.0, acts_again)
+        weight_reads = np.where(fits | ~act_outer, 1.0, weights_again)
+        return Mapping(k_passes, per_array, split, fits, act_reads, weight_reads)
+
+    def _sram_pj(self, r: Rows) -> dict[str, np.ndarray]:
         """Energy (pJ) of the arrays' SRAM reads and writes by dataflow (folds re-read operands),
-        each buffer at its own pJ/bit."""
+        each buffer at its own pJ/bit: ``weight``, ``act`` and ``out``."""
         shape, c = self.shape, self.cost
         a_in = r.a_in * np.ceil(r.n / shape.cols)
         k_folds = np.ceil(r.k / (shape.rows * shape.lanes))
         out = r.results_sram + np.where(shape.ws, r.psum_unit * np.maximum(k_folds - 1, 0), 0.0)
         b_in = r.streamed * np.where(shape.ws, 1.0, np.ceil(r.m / shape.rows))
-        return 8 * (a_in * c["act_sram_pj_per_bit"] + b_in * c["weight_sram_pj_per_bit"]
-                    + out * c["out_sram_pj_per_bit"])
+        return {"act": 8 * a_in * c["act_sram_pj_per_bit"], "weight": 8 * b_in * c["weight_sram_pj_per_bit"],
+                "out": 8 * out * c["out_sram_pj_per_bit"]}
 
     # --- whole runs ------------------------------------------------------------------------
 
@@ -396,25 +441,62 @@ class CostModel:
             import pandas as pd
 
             tables = {"prefill": workload.prefill, "decode": workload.decode.base}
-            operators = pd.concat([pd.DataFrame(self._breakdown(phase, tables[phase], cost))
+            operators = pd.concat([pd.DataFrame(self._breakdown(phase, tables[phase], cost, workload))
                                    for phase, cost in costs.items()], ignore_index=True)
         design = self.designs[0]
+        peak = float((self.shape.peak_macs_per_cycle * self.arrays * self.clock_hz)[0, 0, 0])
         return Evaluation(design.name, workload.model, {k: float(v[0]) for k, v in metrics.items()}, operators,
-                          self.unit_costs[0])
+                          self.unit_costs[0], {k: float(v[0]) for k, v in self.area_parts_mm2().items()},
+                          {"macs_per_s": peak, "dram_bytes_per_s": float(self.dram_bytes_per_s[0, 0, 0])})
 
-    def _breakdown(self, phase: str, table: OpTable, cost: RunCost) -> dict[str, Any]:
+    def _breakdown(self, phase: str, table: OpTable, cost: RunCost, workload: Workload) -> dict[str, Any]:
+        """The first design's operators of ``phase``: time with its bound and mapping, energy by
+        component, DRAM bytes and MACs, totals over the run."""
         kinds = {v: k for k, v in KIND_CODES.items()}
         r = {k: v[0] for k, v in cost.rows.items()}
-        bound = np.where(r["pim_s"] > 0, "pim", np.where(r["compute_s"] >= r["dram_s"], "compute", "memory"))
+        on_pim = r["pim_s"] > 0
+        bound = np.where(on_pim, "pim", np.where(r["compute_s"] >= r["dram_s"], "compute", "memory"))
+        first = _rows({c: v[None, :] for c, v in table.cols.items()}, table.kind, workload, 1.0)
+        plan = {f.name: np.broadcast_to(getattr(self.mapping(first), f.name), (len(self.designs), 1, len(table.kind)))[0, 0]
+                for f in fields(Mapping)}
+        mapping = [self._describe(kinds[kind], plan, i, on_pim[i]) for i, kind in enumerate(table.kind)]
         return {"phase": phase, "operator": table.names, "kind": [kinds[k] for k in table.kind],
-                "bound": bound, "time_s": r["npu_s"] + r["pim_s"], "energy_j": r["energy_j"],
-                "dram_bytes": r["dram_bytes"], "macs": r["macs"]}
+                "bound": bound, "mapping": mapping, "time_s": r["npu_s"] + r["pim_s"], "energy_j": r["energy_j"],
+                **{name: r[name] for name in ENERGY_PARTS}, "dram_bytes": r["dram_bytes"], "macs": r["macs"]}
 
-    def area_mm2(self) -> np.ndarray:
-        """Silicon area of every design (mm²): PEs, SRAM and PIM lanes."""
+    def _describe(self, kind: str, plan: dict[str, np.ndarray], i: int, on_pim: bool) -> str:
+        """One operator row's mapping on the first design, in words."""
+        if kind == "elementwise":
+            return "vector unit"
+        if on_pim:
+            return f"PIM: all-bank GEMVs over {self.designs[0].pim.channels} channels"
+        words = []
+        if plan["split"][i] > 1:
+            words.append(f"N split over {plan['split'][i]:.0f} arrays")
+        elif plan["per_array"][i] > 1:
+            words.append(f"{plan['per_array'][i]:.0f} products per array")
+        if plan["k_passes"][i] > 1:
+            words.append(f"K in {plan['k_passes'][i]:.0f} passes")
+        if plan["fits"][i]:
+            words.append("operands on chip")
+        elif plan["weight_reads"][i] > 1:
+            words.append(f"tiled, weights read {plan['weight_reads'][i]:.0f}x")
+        elif plan["act_reads"][i] > 1:
+            words.append(f"tiled, activations read {plan['act_reads'][i]:.0f}x")
+        else:
+            words.append("tiled, each operand read once")
+        return ", ".join(words)
+
+    def area_parts_mm2(self) -> dict[str, np.ndarray]:
+        """Silicon area of every design by component (mm²): the arrays' cells, each buffer, PIM lanes."""
         c = {k: v[:, 0, 0] for k, v in self.cost.items()}
         pes = np.array([d.compute.rows * d.compute.cols * d.compute.arrays for d in self.designs], dtype=float)
         lanes = np.array([d.pim.lanes * d.pim.banks * d.pim.channels if d.pim.mode != "none" else 0
                           for d in self.designs], dtype=float)
-        um2 = c["pe_area_um2"] * pes + c["sram_area_um2"] + c["pim_lane_area_um2"] * lanes
-        return um2 / 1e6
+        return {"arrays": c["pe_area_um2"] * pes / 1e6, "weight SRAM": c["weight_sram_area_um2"] / 1e6,
+                "activation SRAM": c["act_sram_area_um2"] / 1e6, "output SRAM": c["out_sram_area_um2"] / 1e6,
+                "PIM lanes": c["pim_lane_area_um2"] * lanes / 1e6}
+
+    def area_mm2(self) -> np.ndarray:
+        """Silicon area of every design (mm²): the sum of :meth:`area_parts_mm2`."""
+        return sum(self.area_parts_mm2().values())

@@ -40,7 +40,7 @@ class UnitCosts:
     fmax_mhz : the PE's highest clock (MHz)
     memory_gb_per_s, memory_pj_per_bit : one off-chip memory unit (stack / channel)
     weight/act/out_sram_pj_per_bit : read energy of each buffer at its size (pJ/bit)
-    sram_area_um2 : all buffers (µm²)
+    weight/act/out_sram_area_um2 : each buffer at its size (µm²)
     pim_pj_per_bit, pim_pj_per_mac, pim_lane_area_um2 : bank-internal access, one PIM lane MAC, one lane
     vector_pj_per_op : one elementwise operation (pJ)
     sources : where each figure came from
@@ -54,7 +54,9 @@ class UnitCosts:
     weight_sram_pj_per_bit: float
     act_sram_pj_per_bit: float
     out_sram_pj_per_bit: float
-    sram_area_um2: float
+    weight_sram_area_um2: float
+    act_sram_area_um2: float
+    out_sram_area_um2: float
     pim_pj_per_bit: float
     pim_pj_per_mac: float
     pim_lane_area_um2: float
@@ -81,7 +83,8 @@ def _memory_costs(tech: str, technology: str, sram) -> dict[str, float]:
         weight_sram_pj_per_bit=preset.sram_pj_per_bit(sizes[0]),
         act_sram_pj_per_bit=preset.sram_pj_per_bit(sizes[1]),
         out_sram_pj_per_bit=preset.sram_pj_per_bit(sizes[2]),
-        sram_area_um2=sum(preset.sram_area_um2(s) for s in sizes),
+        weight_sram_area_um2=preset.sram_area_um2(sizes[0]), act_sram_area_um2=preset.sram_area_um2(sizes[1]),
+        out_sram_area_um2=preset.sram_area_um2(sizes[2]),
         pim_pj_per_bit=pim_bit,
         # PIM lanes are FP16 MAC units (HBM-PIM, AiM); Horowitz's 45 nm figures scaled to the node.
         pim_pj_per_mac=FP16_MAC_PJ_45NM * node_energy,

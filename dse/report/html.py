@@ -58,11 +58,14 @@ def html_report(tables: "StudyTables") -> str:
                         for c in table_columns)
         body.append(f"<tr id='row-{int(row['trial'])}' data-trial='{int(row['trial'])}'>{cells}</tr>")
     designs = []
+    explained = set(front.sort_values(tables.objectives[0], ascending=tables.directions[0] == "minimize")
+                    ["trial"].head(EXPLAINED))
     for _, row in front.iterrows():
         design = json.loads(row["design"]) if row["design"] else {}
         text = dumps(design, f"trial {int(row['trial'])} of study {tables.name}") if design else "(no design)"
+        where = _where_it_goes(design, workload) if design and row["trial"] in explained else ""
         designs.append(f"<details id='design-{int(row['trial'])}'><summary>trial {int(row['trial'])}: "
-                       f"{html.escape(_headline(row, tables))}</summary><pre>{html.escape(text)}</pre>"
+                       f"{html.escape(_headline(row, tables))}</summary>{where}<pre>{html.escape(text)}</pre>"
                        f"<p class='hint'>RTL: <code>peforge export-design DIR --trial {int(row['trial'])} "
                        f"--out rtl/</code></p></details>")
     page = _PAGE.format(
@@ -83,6 +86,46 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+EXPLAINED = 10  # front designs (best first objective first) whose time, energy and area are broken down
+
+
+def _where_it_goes(design: dict[str, Any], workload: dict[str, Any]) -> str:
+    """Time by operator class and bound, energy and area by component, and the roofline of one
+    design on the study's workload (priced again: milliseconds)."""
+    from ..cost import evaluate, prepare
+    from ..cost.model import ENERGY_PARTS
+    from ..design.point import design_from_dict
+    from .roofline import roofline_svg
+
+    try:
+        point = design_from_dict(design, "design")
+        run = prepare(workload["model"], batch=point.batch, seq=workload["seq"], gen=workload["gen"],
+                      quant=workload["quant"])
+        result = evaluate(point, run, phases=tuple(workload.get("phases", ("prefill", "decode"))))
+    except (ValueError, OSError, RuntimeError) as error:
+        return f"<p class='hint'>breakdown unavailable: {html.escape(str(error))}</p>"
+    ops = result.operators
+    rows = []
+    for (phase, kind, bound), part in ops.groupby(["phase", "kind", "bound"], sort=False):
+        total = ops.loc[ops["phase"] == phase, "time_s"].sum()
+        rows.append((f"{phase} {kind}", bound, human(part["time_s"].sum(), "s"), f"{part['time_s'].sum() / total:.1%}"))
+    energy = {label: ops[name].sum() for name, label in ENERGY_PARTS.items() if ops[name].sum() > 0}
+    area = {label: mm2 for label, mm2 in result.area_mm2.items() if mm2 > 0}
+
+    def table(title: str, head: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
+        cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
+        return (f"<table class='parts'><caption>{html.escape(title)}</caption><tr>"
+                + "".join(f"<th>{html.escape(h)}</th>" for h in head) + f"</tr>{cells}</table>")
+
+    return ("<div class='where'>"
+            + table("time by operator class", ("operators", "bound", "time", "share"), rows)
+            + table("energy by component", ("component", "energy", "share"),
+                    [(k, human(v, "J"), f"{v / sum(energy.values()):.1%}") for k, v in energy.items()])
+            + table("area by component", ("component", "area", "share"),
+                    [(k, f"{v:.3g} mm²", f"{v / sum(area.values()):.1%}") for k, v in area.items()])
+            + f"<div class='roofline'>{roofline_svg(result)}</div></div>")
 
 
 def _shown(column: str, value: Any) -> str:
@@ -106,7 +149,9 @@ svg{border:1px solid #ddd;background:#fff}
 .dot{cursor:pointer}.dot:hover{stroke:#000;stroke-width:1.5}
 #tip{position:fixed;pointer-events:none;background:#fffbe6;border:1px solid #cca;padding:4px 6px;font-size:12px;
 display:none;white-space:pre;max-width:480px}
-table{border-collapse:collapse;font-size:12px}th,td{border:1px solid #ddd;padding:2px 6px;text-align:right}
+table{border-collapse:collapse;font-size:12px}
+.where{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start;margin:.5em 0}
+table.parts caption{font-weight:600;text-align:left}.roofline svg{max-width:560px;height:auto;border:none}th,td{border:1px solid #ddd;padding:2px 6px;text-align:right}
 th{background:#f4f4f4;cursor:pointer;position:sticky;top:0}tr.hl{background:#fff3b0}
 pre{background:#f7f7f7;padding:.6em;font-size:12px}.hint{color:#666;font-size:12px}
 .legend span{display:inline-block;margin-right:1.2em}.sw{display:inline-block;width:10px;height:10px;margin-right:4px}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 
 from peforge.dse.cost.api import evaluate, prepare
 from peforge.dse.cost.metrics import METRICS, human
+from peforge.dse.cost.model import ENERGY_PARTS
 from peforge.dse.design.point import design_named
 
 
@@ -20,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=None, help="sequences (default: the design's batch)")
     parser.add_argument("--quant", default="w16a16kv16", help="quantization scheme, e.g. w4a8kv8-g128")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                        help="also write the design's roofline (each operator against its roofs) to FILE.png")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,11 +35,18 @@ def run(args: argparse.Namespace) -> int:
     batch = args.batch or design.batch
     workload = prepare(args.workload, batch=batch, seq=args.seq, gen=args.gen, quant=args.quant)
     phases = ("prefill", "decode") if args.phase == "both" else (args.phase,)
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        raise ValueError(f"--plot {args.plot}: give a .png file")
     result = evaluate(design, workload, phases=phases)
+    if args.plot is not None:
+        from peforge.dse.report.roofline import roofline_png
+
+        roofline_png(result, args.plot)
     if args.json:
         print(json.dumps({"design": design.to_dict(), "workload": {
             "model": workload.model, "batch": batch, "seq": args.seq, "gen": args.gen, "quant": workload.quant},
-            "metrics": result.metrics, "operators": result.operators.to_dict(orient="records"),
+            "metrics": result.metrics, "area_mm2": result.area_mm2, "peaks": result.peaks,
+            "operators": result.operators.to_dict(orient="records"),
             "unit_costs": {k: v for k, v in dataclasses.asdict(result.costs).items() if k != "sources"},
             "sources": result.costs.sources}, indent=2))
         return 0
@@ -44,10 +55,27 @@ def run(args: argparse.Namespace) -> int:
     for key, metric in METRICS.items():
         if key in result.metrics:
             print(f"  {metric.label:<30} {human(result.metrics[key], metric.unit):>18}")
-    ops = result.operators.copy()
-    ops["time_ms"] = ops["time_s"] * 1e3
-    ops["energy_mj"] = ops["energy_j"] * 1e3
+    ops = result.operators
+    print("\ntime by operator class (share of the phase; bound: where the time goes)")
+    for phase, group in ops.groupby("phase", sort=False):
+        total = group["time_s"].sum()
+        for (kind, bound), part in group.groupby(["kind", "bound"], sort=False):
+            share = part["time_s"].sum() / total if total else 0.0
+            print(f"  {phase:<8} {kind:<12} {bound:<8} {human(part['time_s'].sum(), 's'):>10}  {share:6.1%}")
+    energy = {label: ops[name].sum() for name, label in ENERGY_PARTS.items()}
+    total = sum(energy.values())
+    print("\nenergy by component (the whole run)")
+    for label, joules in energy.items():
+        if joules > 0:
+            print(f"  {label:<20} {human(joules, 'J'):>10}  {joules / total:6.1%}")
+    area = sum(result.area_mm2.values())
+    print("\narea by component")
+    for label, mm2 in result.area_mm2.items():
+        if mm2 > 0:
+            print(f"  {label:<20} {mm2:>8.3g} mm²  {mm2 / area:6.1%}")
+    shown = ops.assign(time=[human(v, "s") for v in ops["time_s"]], energy=[human(v, "J") for v in ops["energy_j"]])
     print()
-    print(ops[["phase", "operator", "kind", "bound", "time_ms", "energy_mj"]]
-          .to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(shown[["phase", "operator", "kind", "bound", "time", "energy", "mapping"]].to_string(index=False))
+    if args.plot is not None:
+        print(f"\nroofline: {args.plot}")
     return 0
