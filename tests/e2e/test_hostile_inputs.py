@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from peforge.cli import main
+from test_tech_presets_cli import PRESET as USER_PRESET
 
 GOOD_DESIGN = '[compute]\npe = "mac"\nrows = 8\ncols = 8\nclock_mhz = 200.0\n'
 SPACE = """
@@ -32,19 +33,8 @@ tokens_per_s = "maximize"
 """
 LLAMA = ('{{"model_type": "llama", "hidden_size": {h}, "num_hidden_layers": {layers}, "num_attention_heads": 32, '
          '"intermediate_size": 11008, "vocab_size": 32000, "max_position_embeddings": 4096}}')
-PRESET = """
-name = "user-test"
-node_nm = 45
-[logic]
-um2_per_nand2 = 0.798
-pj_per_gate_toggle = 0.00115
-ps_per_gate_level = 22.0
-ps_flop_overhead = 66.0
-pj_per_flop_clock = 0.0023
-[sram]
-um2_per_bit = 0.58
-read_pj_per_bit = [[0.5, 0.15]]
-"""
+# a user preset whose SRAM table has a size of half a byte
+PRESET = USER_PRESET.split("[sram]")[0] + "[sram]\num2_per_bit = 0.58\nread_pj_per_bit = [[0.5, 0.15]]\n"
 
 
 def _files(here: Path) -> dict[str, str]:

@@ -13,19 +13,13 @@ import sys
 import pandas as pd
 import pytest
 
-from test_sweep_cli import SPACE, sweep_args
+from test_sweep_cli import finished_study, sweep_args
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, peforge):
     """A finished 30-trial study to damage copies of."""
-    root = tmp_path_factory.mktemp("journal")
-    space = root / "space.toml"
-    space.write_text(SPACE)
-    out = root / "study"
-    result = peforge(*sweep_args(space, out, "--trials", "30"))
-    assert result.returncode == 0, result.stderr
-    return space, out
+    return finished_study(peforge, tmp_path_factory.mktemp("journal"), 30)
 
 
 def _completed(folder) -> set[int]:

@@ -10,19 +10,13 @@ import subprocess
 import pandas as pd
 import pytest
 
-from test_sweep_cli import SPACE, sweep_args
+from test_sweep_cli import finished_study
 from tools import find_program, missing_programs, need
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, peforge):
-    root = tmp_path_factory.mktemp("browser")
-    space = root / "space.toml"
-    space.write_text(SPACE)
-    out = root / "study"
-    result = peforge(*sweep_args(space, out, "--trials", "24"))
-    assert result.returncode == 0, result.stderr
-    return out
+    return finished_study(peforge, tmp_path_factory.mktemp("browser"), 24)[1]
 
 
 def _chromium(page) -> tuple[str, str]:

@@ -92,6 +92,16 @@ def sweep_args(space: Path, out: Path, *extra: str) -> list[str]:
     return ["sweep", "--space", str(space), "--out", str(out), "--no-progress", *extra]
 
 
+def finished_study(peforge, root: Path, trials: int) -> tuple[Path, Path]:
+    """A study of ``trials`` trials of :data:`SPACE` swept in ``root``: (space file, study folder)."""
+    space = root / "space.toml"
+    space.write_text(SPACE)
+    out = root / "study"
+    result = peforge(*sweep_args(space, out, "--trials", str(trials)))
+    assert result.returncode == 0, result.stderr
+    return space, out
+
+
 def table(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / "trials.csv")
 
