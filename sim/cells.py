@@ -74,7 +74,9 @@ folder), keyed by the configs, sizes, technology constants, tool versions,
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import re
 from dataclasses import asdict, dataclass
@@ -122,7 +124,8 @@ class CellCosts:
         additive the energy is; predictions use ``terms``)
     terms : the additive measurements behind the energy, each over cells: ``toggles`` per
         beat of work, signal ``bits``, logic ``nand2`` equivalents, logic ``flops``
-    sources : how it was measured (block, PE, dataflow, sizes, buffers, technology, features off)
+    sources : how it was measured (block, PE, dataflow, sizes, buffers, technology, and ``notes``)
+    notes : what was characterized other than asked: PE fields set back, shapes replaced
     """
 
     cell_um2: float
@@ -133,6 +136,7 @@ class CellCosts:
     energy: LinearFit
     terms: dict[str, LinearFit]
     sources: str
+    notes: tuple[str, ...] = ()
 
     def array_um2(self, rows: int, cols: int) -> float:
         """Standard-cell area of an R × C array (µm²), fixed part included."""
@@ -148,7 +152,8 @@ class CellCosts:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CellCosts":
         return cls(**{**data, "area": _linear(data["area"]), "energy": _linear(data["energy"]),
-                      "terms": {k: _linear(v) for k, v in data["terms"].items()}})
+                      "terms": {k: _linear(v) for k, v in data["terms"].items()},
+                      "notes": tuple(data.get("notes", ()))})
 
 
 def _linear(data: dict[str, Any]) -> LinearFit:
@@ -307,8 +312,32 @@ def array_point(config: SystolicConfig, record: Record, tech: TechPreset) -> tup
     return terms, _beat_pj(terms, config.beat_cycles(None), tech)
 
 
+def characterize_all(configs: Sequence[Any], tech: TechPreset, *, cache_dir: Path | None, jobs: int,
+                     progress: Progress | None) -> list[Record]:
+    """Records of ``configs`` in order; with ``jobs > 1`` the missing ones are measured in that many
+    processes first (largest first), each writing its cache entry, and then read back."""
+    if jobs > 1 and len(configs) > 1:
+        if progress:
+            progress(f"characterizing {len(configs)} sizes in {jobs} processes")
+        order = sorted(configs, key=_size, reverse=True)
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(functools.partial(characterize, tech=tech, cache_dir=cache_dir), order))
+    return [characterize(config, tech, cache_dir=cache_dir, progress=_prefixed(progress, _shape(config)))
+            for config in configs]
+
+
+def _size(config: Any) -> int:
+    return getattr(config, "rows", 1) * getattr(config, "cols", 1) * getattr(config, "banks", 1)
+
+
+def _shape(config: Any) -> str:
+    if isinstance(config, SystolicConfig):
+        return f"{config.rows}x{config.cols} array"
+    return f"{config.banks}-bank channel"
+
+
 def array_cell_costs(pe_config: Any, dataflow: str, tech: TechPreset | str = "45nm", *,
-                     cache_dir: Path | None = None, progress: Progress | None = None) -> CellCosts:
+                     cache_dir: Path | None = None, progress: Progress | None = None, jobs: int = 1) -> CellCosts:
     """Per-cell area and energy of a ``dataflow`` systolic array of ``pe_config``, measured.
 
     Parameters
@@ -319,6 +348,7 @@ def array_cell_costs(pe_config: Any, dataflow: str, tech: TechPreset | str = "45
     cache_dir : cache folder (records in it, fitted figures in ``cache_dir / "cells"``);
         default :func:`peforge.sim.cache.default_dir`
     progress : called with a short message before each slow step
+    jobs : processes that characterize the sizes side by side (1: one after the other)
     """
     preset = _preset(tech)
     configs, notes = array_configs(pe_config, dataflow, ARRAY_SIZES)
@@ -334,10 +364,9 @@ def array_cell_costs(pe_config: Any, dataflow: str, tech: TechPreset | str = "45
         return CellCosts.from_dict(hit)
     points: dict[str, list[tuple[float, float]]] = {k: [] for k in ("area", "energy", "toggles", "bits", "nand2", "flops")}
     synthesized: dict[SystolicConfig, dict[str, float]] = {}
-    for config in configs:
+    records = characterize_all(configs, preset, cache_dir=cache_dir, jobs=jobs, progress=progress)
+    for config, record in zip(configs, records):
         cells = config.rows * config.cols
-        record = characterize(config, preset, cache_dir=cache_dir,
-                              progress=_prefixed(progress, f"{config.rows}x{config.cols} array"))
         terms, pj_per_beat = array_point(config, record, preset)
         synthesized[config] = terms
         points["area"].append((cells, record.area_um2))
@@ -368,7 +397,7 @@ def array_cell_costs(pe_config: Any, dataflow: str, tech: TechPreset | str = "45
                f"cell over {simulated})" + (f"; {'; '.join(extra)}" if extra else ""))
     costs = CellCosts(cell_um2=fits["area"].per_unit, cell_pj_per_mac=cell_pj, lanes=first.lanes,
                       beat_cycles=first.beat_cycles(None), area=fits["area"], energy=fits["energy"],
-                      terms=terms, sources=sources)
+                      terms=terms, sources=sources, notes=tuple(extra))
     store.save(name, key, costs.to_dict())
     return costs
 
@@ -396,7 +425,7 @@ def pim_configs(channel_params: PimChannelConfig | Mapping[str, Any], banks=PIM_
 
 
 def pim_bank_costs(channel_params: PimChannelConfig | Mapping[str, Any], tech: TechPreset | str = "45nm", *,
-                   cache_dir: Path | None = None, progress: Progress | None = None) -> BankCosts:
+                   cache_dir: Path | None = None, progress: Progress | None = None, jobs: int = 1) -> BankCosts:
     """Per-bank logic area, per-lane area and pJ per lane MAC of a PIM channel, measured.
 
     Parameters
@@ -404,7 +433,7 @@ def pim_bank_costs(channel_params: PimChannelConfig | Mapping[str, Any], tech: T
     channel_params : a :class:`PimChannelConfig` or a mapping of its fields (``lanes``,
         ``word_bits``, ``dual_row_buffer``, timing; small ``rows`` / ``cols``: see
         :func:`pim_configs`); ``banks`` is ignored (the fit sweeps it)
-    tech, cache_dir, progress : as for :func:`array_cell_costs`
+    tech, cache_dir, progress, jobs : as for :func:`array_cell_costs`
     """
     preset = _preset(tech)
     configs = pim_configs(channel_params)
@@ -416,9 +445,8 @@ def pim_bank_costs(channel_params: PimChannelConfig | Mapping[str, Any], tech: T
     if hit is not None:
         return BankCosts.from_dict(hit)
     areas, energies = [], []
-    for config in configs:
-        record = characterize(config, preset, cache_dir=cache_dir,
-                              progress=_prefixed(progress, f"{config.banks}-bank channel"))
+    for config, record in zip(configs, characterize_all(configs, preset, cache_dir=cache_dir, jobs=jobs,
+                                                        progress=progress)):
         m = measured_terms(record)
         bursts = record.macs_per_op * ACTIVITY_OPS / (config.banks * config.lanes)
         burst = _activity(ops=1, cycles=config.t_ccd, toggles=m["toggles"] / bursts, bits=m["bits"], macs=1)
