@@ -9,14 +9,20 @@ record), and their ratio: the measured replacement of ``ARRAY_CELL_FACTOR`` in
 Then :func:`peforge.sim.cells.pim_bank_costs` fits pim-channel blocks of 1, 2, 4 banks and the
 table prints the per-lane area and pJ per lane MAC next to the FP16 MAC that the cost model
 prices a PIM lane at today (Horowitz, ISSCC 2014, 45 nm: add 0.4 pJ / 1360 µm² + multiply
-1.1 pJ / 1640 µm²). The RTL lanes are signed integer ``word_bits`` multiply-accumulates
-(a ``word_bits`` × ``word_bits`` array multiplier and an adder tree into wide integer
-accumulators), while the lanes of HBM-PIM (Samsung, ISSCC 2021) and AiM (SK hynix) are FP16 /
-BF16 units: a floating-point MAC adds exponent compare, mantissa alignment shifters,
-normalization and rounding around an 11 × 11 (FP16) or 8 × 8 (BF16) mantissa multiplier,
-and Horowitz's figures are full custom cells of separate add and multiply units. An integer
-lane of the same width therefore lands well below 1 in both ratios; the ratio says how far the
-cost model's FP16 assumption is from the integer RTL it can verify, not that either is wrong.
+1.1 pJ / 1640 µm²). The two are different things, and the ratio is not a correction factor.
+The RTL lanes are signed integer ``word_bits`` multiply-accumulates: a ``word_bits`` ×
+``word_bits`` array multiplier and an adder tree into wide integer accumulators
+(``2·word_bits + log2(rows·cols)`` bits), and a lane's share of its bank's input-vector buffer,
+row-buffer register, timing counters and command checks. The lanes of HBM-PIM (Samsung,
+ISSCC 2021) and AiM (SK hynix) are FP16 / BF16 units, which Horowitz prices as bare custom
+add and multiply units with nothing around them. Energy: an FP16 MAC adds exponent compare,
+alignment and normalization shifters and rounding, all switching on every operation, so an
+integer lane is expected well below 1 (in the first-order toggle model, which also sees only
+a fraction of the bank's buffer bits switch per MAC). Area is a closer call and depends on
+``word_bits``: a 16 × 16 integer multiplier has twice the partial products of FP16's 11 × 11
+mantissa multiplier, and the bank's share of buffers and accumulators comes on top, so at
+``word_bits=16`` the RTL lane is *larger* than Horowitz's FP16 MAC (about 2×), and at 8 bits
+slightly smaller (about 0.86× with 4 lanes).
 
 Timings: every fit is run twice, first against an empty cache (cold: the characterizations
 the fit needs, the standalone PE's characterization excluded since the sweep does it anyway)

@@ -6,7 +6,8 @@
   characterizes (through the characterization cache) each size of one and fits its
   NAND2-equivalent gates with :func:`fit_linear`.
 
-What the fits are used for (per-cell and per-bank costs) is :mod:`peforge.sim.cells`.
+The per-cell (systolic array) and per-bank (PIM channel) costs built on these fits are in
+:mod:`peforge.sim.cells`.
 """
 
 from __future__ import annotations
