@@ -1,10 +1,13 @@
-"""Area scaling: fit ``gates = fixed + per_unit × size`` to synthesized sizes of one family.
+"""Least-squares fits of a measured figure against the size of a block, and the families fitted.
 
-The cost model prices sizes it never synthesizes (a 128 × 128 array) from a fit over small
-ones (2 × 2, 4 × 4, 8 × 8). :func:`fit_linear` is generic over ``(size, value)`` points and
-reports how well the line explains them; :data:`FAMILIES` names the block families whose
-size parameter the fit is run over, and :func:`fit_family` synthesizes (through the
-characterization cache) and fits one of them.
+* :func:`fit_linear`: ``value ≈ fixed + per_unit × size`` over ``(size, value)`` points
+  (:class:`LinearFit`, with R² and the largest relative error on the points).
+* :data:`FAMILIES` names block families and the size parameter swept; :func:`fit_family`
+  characterizes (through the characterization cache) each size of one and fits its
+  NAND2-equivalent gates with :func:`fit_linear`.
+
+The per-cell (systolic array) and per-bank (PIM channel) costs built on these fits are in
+:mod:`peforge.sim.cells`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..hw.blocks import BLOCKS
+
+
+def _quality(values: np.ndarray, fitted: np.ndarray) -> tuple[float, float]:
+    """R² and the largest ``|fit - value| / |value|`` of a fit."""
+    residual = float(np.sum((values - fitted) ** 2))
+    spread = float(np.sum((values - values.mean()) ** 2))
+    r2 = 1.0 - residual / spread if spread > 0 else 1.0
+    rel = np.abs(fitted - values) / np.maximum(np.abs(values), 1e-12)
+    return r2, float(rel.max())
 
 
 @dataclass(frozen=True)
@@ -51,12 +63,8 @@ def fit_linear(points: Sequence[tuple[float, float]]) -> LinearFit:
     if len(set(sizes.tolist())) < 2:
         raise ValueError(f"a linear fit needs at least two distinct sizes, got {sizes.tolist()!r}")
     per_unit, fixed = np.polyfit(sizes, values, 1)
-    fitted = fixed + per_unit * sizes
-    residual = float(np.sum((values - fitted) ** 2))
-    spread = float(np.sum((values - values.mean()) ** 2))
-    r2 = 1.0 - residual / spread if spread > 0 else 1.0
-    rel = np.abs(fitted - values) / np.maximum(np.abs(values), 1e-12)
-    return LinearFit(float(fixed), float(per_unit), r2, float(rel.max()),
+    r2, max_rel = _quality(values, fixed + per_unit * sizes)
+    return LinearFit(float(fixed), float(per_unit), r2, max_rel,
                      tuple((float(s), float(v)) for s, v in zip(sizes, values)))
 
 
@@ -87,11 +95,6 @@ FAMILIES: dict[str, Family] = {
     "mixed-lanes": Family("mixed", "lane", (4, 8, 16), lambda n: [f"lanes={n}"], lambda n: n),
     "mac-wbits": Family("mac", "weight bit", (4, 8, 16), lambda n: [f"w_bits={n}"], lambda n: n),
 }
-
-
-def available_families() -> list[str]:
-    """Families whose block exists in this version of peforge."""
-    return [name for name, family in FAMILIES.items() if family.block in BLOCKS]
 
 
 def fit_family(name: str, *, base: Sequence[str] = (), cache_dir: Path | None = None,

@@ -1,10 +1,12 @@
-"""The generic linear area fit."""
+"""The generic linear fit, and which arrays and channels the cell and bank fits characterize."""
 
 from __future__ import annotations
 
 import pytest
 
-from peforge.sim.scaling import FAMILIES, available_families, fit_linear
+from peforge.hw.blocks import block_named
+from peforge.sim.cells import array_configs, pim_configs
+from peforge.sim.scaling import FAMILIES, fit_linear
 
 
 def test_exact_line():
@@ -24,6 +26,40 @@ def test_needs_two_sizes():
         fit_linear([(4, 1.0), (4, 2.0)])
 
 
-def test_families_listed_only_when_block_exists():
-    assert set(available_families()) <= set(FAMILIES)
-    assert "mac-wbits" in available_families()
+def test_families_name_blocks_that_exist():
+    assert {family.block for family in FAMILIES.values()} <= {"systolic", "pim-channel", "bitserial", "mixed", "mac"}
+    for family in FAMILIES.values():
+        block_named(family.block)
+
+
+def test_array_sizes_are_square_and_share_the_pe():
+    pe = block_named("mac").config(a_bits=8, w_bits=8)
+    configs, notes = array_configs(pe, "os", (1, 2, 3))
+    assert [(c.rows, c.cols) for c in configs] == [(1, 1), (2, 2), (3, 3)] and notes == []
+    assert all(c.pe_config == pe and c.dataflow == "os" and c.max_m == configs[0].max_m for c in configs)
+
+
+def test_array_feature_the_array_rejects_is_set_back_and_named():
+    pe = block_named("bitserial").config(lanes=4, rescale=True)
+    configs, notes = array_configs(pe, "os", (1, 2))
+    assert all(c.pe_config.rescale is False and c.pe_config.lanes == 4 for c in configs)
+    assert notes == ["pe.rescale=False (the array does not support True)"]
+    configs, notes = array_configs(block_named("mac").config(output_register=True), "ws", (2,))
+    assert configs[0].pe_config.output_register is False and "output_register" in notes[0]
+    configs, _ = array_configs(block_named("mac").config(output_register=True), "os", (2,))
+    assert configs[0].pe_config.output_register is True  # allowed under os: kept
+
+
+def test_array_shape_the_array_rejects_is_replaced_by_fewer_rows():
+    pe = block_named("mixed").config(lanes=8, w_bits=4, group=128)  # ws: group % (rows x 8) == 0
+    configs, notes = array_configs(pe, "ws", (1, 2, 3))
+    assert [(c.rows, c.cols) for c in configs] == [(1, 1), (2, 2), (2, 5)]
+    assert len(notes) == 1 and notes[0].startswith("2x5 for 3x3") and configs[2].pe_config == pe
+
+
+def test_pim_configs_sweep_banks_with_small_rows():
+    configs = pim_configs({"lanes": 4, "word_bits": 8, "banks": 16}, (1, 2, 4))
+    assert [c.banks for c in configs] == [1, 2, 4]
+    assert all(c.lanes == 4 and c.word_bits == 8 and c.rows == 16 and c.cols == 8 for c in configs)
+    with pytest.raises(ValueError, match="unknown pim-channel parameters"):
+        pim_configs({"lane": 4})
