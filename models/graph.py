@@ -297,9 +297,14 @@ def _mlp(b: _Builder, tokens: int) -> None:
                       extra_ops=2 * cfg.experts_per_token - 1)
 
 
-def _check_positive(name: str, value: Any, low: int) -> None:
-    if type(value) is not int or value < low:
-        raise ValueError(f"{name}={value!r} is out of range; allowed integers >= {low}")
+# Sequences in one step: far beyond any served batch (thousands), small enough that sizes stay exact.
+MAX_BATCH = 1 << 20
+
+
+def _check_positive(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if type(value) is not int or value < low or (high is not None and value > high):
+        allowed = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name}={value!r} is out of range; allowed integers {allowed}")
 
 
 def build_graph(config: ModelConfig, phase: str, *, batch: int = 1, seq: int | None = None, kv_len: int = 0,
@@ -334,7 +339,7 @@ def build_graph(config: ModelConfig, phase: str, *, batch: int = 1, seq: int | N
         seq = 1
     elif seq is None:
         seq = 512
-    _check_positive("batch", batch, 1)
+    _check_positive("batch", batch, 1, MAX_BATCH)
     _check_positive("seq", seq, 1)
     _check_positive("kv_len", kv_len, 0)
     if kv_len + seq > config.max_positions:

@@ -40,6 +40,19 @@ def write_atomic(path: Path | str, content: str | bytes | Callable[[Path], None]
     return path
 
 
+def check_folder(path: Path | str, flag: str) -> None:
+    """``path`` is a writable folder or can be made one (checked before anything is written):
+    ``ValueError`` naming ``flag`` and the part of the path that is in the way otherwise."""
+    folder = Path(path)
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{flag} {folder}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {folder}: {probe} is not writable")
+
+
 INPUT_LIMIT = 4 << 20  # bytes: a design, space, preset, manifest or config.json is kilobytes
 
 

@@ -32,6 +32,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ...files import check_folder
 from . import storage as st
 from . import trials as tr
 from ..cost.api import evaluate, prepare
@@ -43,6 +44,7 @@ from .warmup import characterize_all, pe_configs
 
 PHASES = ("prefill", "decode")
 MAX_JOBS = 64
+MAX_TRIALS = 1_000_000  # a study larger than this is a typo, not a sweep
 MAX_SEED = 2**32 - 1  # numpy's seed range, which Optuna's samplers use
 DEFAULT_TRIALS = 100
 REFRESH_S = 0.5  # progress bar refresh
@@ -108,8 +110,8 @@ class Sweep:
         """Validate flags, space and workload together; one-line ``ValueError`` on the first problem."""
         if self.sampler not in SAMPLERS:
             raise ValueError(f"--sampler {self.sampler}: choose one of {', '.join(SAMPLERS)}")
-        if self.trials < 1:
-            raise ValueError(f"--trials {self.trials}: must be at least 1")
+        if not 1 <= self.trials <= MAX_TRIALS:
+            raise ValueError(f"--trials {self.trials}: allowed 1..{MAX_TRIALS}")
         if not 1 <= self.n_jobs <= MAX_JOBS:
             raise ValueError(f"--n-jobs {self.n_jobs}: must be 1..{MAX_JOBS}")
         if not self.workload.phases or set(self.workload.phases) - set(PHASES):
@@ -131,7 +133,7 @@ class Sweep:
         if not 0 <= self.seed <= MAX_SEED - (self.n_jobs - 1):
             raise ValueError(f"--seed {self.seed}: must be 0..{MAX_SEED - (self.n_jobs - 1)} "
                              f"(worker i uses seed + i, and samplers take 32-bit seeds)")
-        _check_writable(Path(self.out))
+        check_folder(self.out, "--out")
         manifest = Path(self.out) / st.MANIFEST
         journal = Path(self.out) / st.JOURNAL
         started = self.storage is not None or st.journal_has_trials(journal)
@@ -150,19 +152,6 @@ class Sweep:
         before its first trial, which a rerun may begin again."""
         journal = Path(self.out) / st.JOURNAL
         return self.storage is None and journal.exists() and not st.journal_has_trials(journal)
-
-
-def _check_writable(folder: Path) -> None:
-    """``folder`` is (or can be made) a writable folder; checked before anything is written."""
-    probe = folder
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise ValueError(f"--out {folder}: {probe} is not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {folder}: {probe} is not writable")
 
 
 # --- one trial ---------------------------------------------------------------------------------
@@ -402,6 +391,8 @@ def plan_sweep(*, space: str | None, model: str | None, seq: int | None, gen: in
     """The sweep the command line asks for. ``None`` means not given: a new study takes the space's
     (or peforge's) default; ``resume`` / ``join`` take what the study folder's manifest recorded
     (space, workload, sampler, seed, trials and storage), so a continued study stays the same study."""
+    if storage is not None and not storage.strip():
+        raise ValueError("--storage: empty; give a database URL, or leave --storage out for the study folder's journal")
     if resume and join:
         raise ValueError("--resume and --join: choose one (--resume continues a stopped study, "
                          "--join adds workers to a running one)")

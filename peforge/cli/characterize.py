@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from peforge.sim.characterize import Record, characterize
+from peforge.files import check_folder
 from peforge.sim.tech import PRESETS, resolve
 
 from ._blockargs import add_block_arguments, config_from_args
@@ -61,6 +62,8 @@ def _table(record: Record) -> str:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     tech = resolve(args.tech)
+    if args.cache_dir is not None:
+        check_folder(args.cache_dir, "--cache-dir")
     start = time.perf_counter()
 
     def progress(message: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from peforge.files import check_folder
 from peforge.hw.export import export
 
 from ._blockargs import add_block_arguments, config_from_args
@@ -17,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_folder(args.out, "--out")
     path = export(config, args.out)
     print(path)
     return 0

@@ -17,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from peforge.dse.report.rtl import export_design
+    from peforge.files import check_folder
 
+    check_folder(args.out, "--out")
     exported = export_design(args.folder, args.trial, args.out, full_size=args.full_size,
                              say=lambda text: print(text, file=sys.stderr))
     for path in exported.files:

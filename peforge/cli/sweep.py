@@ -16,6 +16,8 @@ from pathlib import Path
 from peforge.dse.search.samplers import DEFAULT_SAMPLER, SAMPLERS
 from peforge.dse.search.space import shipped_spaces
 
+MAX_EXPORTS = 100
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default=None,
@@ -58,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from peforge.dse.report.tables import load_tables, summary, write_report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it better
-    if args.export_top < 0:
-        raise ValueError(f"--export-top {args.export_top}: must be 0 or more")
+    if not 0 <= args.export_top <= MAX_EXPORTS:
+        raise ValueError(f"--export-top {args.export_top}: allowed 0..{MAX_EXPORTS} (each is a folder of Verilog)")
     sweep = search.plan_sweep(space=args.space, model=args.workload, seq=args.seq, gen=args.gen, quant=args.quant,
                               phases=args.phases, trials=args.trials, sampler=args.sampler, seed=args.seed,
                               study=args.study, out=args.out, storage=args.storage, n_jobs=args.n_jobs,

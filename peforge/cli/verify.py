@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from peforge.hw.params import config_hash
+from peforge.files import check_folder
 from peforge.sim import runners
 from peforge.sim.tools import missing_simulator
 
@@ -26,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     why = missing_simulator(args.sim)
     if why:
         raise ValueError(f"--sim {args.sim}: {why}")
+    if args.build_dir is not None:
+        check_folder(args.build_dir, "--build-dir")
     if args.build_dir is None:
         with tempfile.TemporaryDirectory(prefix=f"peforge-{args.block}-{config_hash(config)}-") as tmp:
             report = runners.run(config, args.sim, Path(tmp), args.seed)
