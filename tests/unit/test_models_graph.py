@@ -203,7 +203,7 @@ def test_decode_intensity_rises_with_batch():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(phase="train"), r"phase='train' is not allowed; choose one of prefill, decode"),
     (dict(phase="decode", seq=4), r"seq=4 is not allowed for decode"),
-    (dict(phase="decode", batch=0), r"batch=0 is out of range; allowed integers >= 1"),
+    (dict(phase="decode", batch=0), r"batch=0 is out of range; allowed integers 1..1048576"),
     (dict(phase="prefill", seq=0), r"seq=0 is out of range"),
     (dict(phase="decode", kv_len=-1), r"kv_len=-1 is out of range; allowed integers >= 0"),
     (dict(phase="decode", kv_len=4096), r"kv_len \+ seq = 4097 exceeds the 4096 positions of llama-2-7b"),
