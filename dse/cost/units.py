@@ -1,8 +1,11 @@
 """Unit costs of a design point: what one PE, one MAC, one byte from each memory costs.
 
-Logic figures (PE area, pJ per MAC, Fmax) come from the characterization of the design's
-own PE (``peforge.sim.characterize``: Yosys gates, simulated toggles, a technology preset);
-memory and PIM figures from the technology preset (``peforge.sim.tech``), each with its source.
+Logic figures come from characterized RTL (``peforge.sim.characterize``: Yosys gates,
+simulated toggles, a technology preset): the design's own PE (area, pJ per MAC, Fmax), scaled
+to a cell of its array by the cell-over-PE ratio of its PE kind and dataflow, fitted on
+characterized arrays of 1 to 9 cells of the kind's reference PE (``peforge.sim.cells``; cached),
+and the PIM lanes from a PIM channel fitted over 1, 2 and 4 banks at the design's word width.
+Memory figures come from the technology preset (``peforge.sim.tech``). Each carries its source.
 """
 
 from __future__ import annotations
@@ -11,22 +14,21 @@ import functools
 from dataclasses import dataclass, field
 
 from ...hw import params
+from ...hw.pe import pe_kind
 from ...sim import tech as tech_presets
 from ..design.point import DesignPoint
 
-# A PE inside the systolic array costs more than the PE alone: skew and pass-through registers,
-# shadow weights (ws), readout muxes (os). Measured by benchmarks/scaling_fits.py as the per-PE
-# slope of synthesized 2x2 / 4x4 / 8x8 arrays over the standalone PE's NAND2 equivalents:
-# mac ws 2232 / 1445 = 1.54; mac os 2026 / 1445 = 1.40; bit-serial (2 lanes) os 2516 / 1665 = 1.51.
-# The cell's energy per MAC is scaled alike: the extra gates toggle with the PE's activity. (A
-# characterized 8x8 mac array measures 1.9x (os) the PE's pJ/MAC, fill and drain of its small
-# size included, so the factor is if anything low.)
-ARRAY_CELL_FACTOR = {"ws": 1.54, "os": 1.46}
-
-# Horowitz, ISSCC 2014 (45 nm): FP16 add 0.4 pJ / 1360 µm², FP16 multiply 1.1 pJ / 1640 µm².
+# The vector unit has no RTL yet: an elementwise op is priced as an FP16 add (Horowitz, ISSCC
+# 2014, 45 nm: 0.4 pJ), scaled to the node by the preset's gate energy.
 FP16_ADD_PJ_45NM = 0.4
-FP16_MAC_PJ_45NM = 0.4 + 1.1
-FP16_MAC_UM2_45NM = 1360 + 1640
+
+# The cell-over-PE ratio of a PE kind is measured on its reference config with this many lanes
+# (when the kind has lanes): a small array characterizes in seconds, and the ratio (skew and
+# pass-through registers, shadow weights, readout) depends little on the lane count.
+REFERENCE_LANES = 2
+# PIM lanes are fitted on channels of this many lanes per bank (per-lane figures, at the design's
+# word width): a 16-lane channel takes minutes to synthesize.
+PIM_FIT_LANES = 4
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,6 @@ def _memory_costs(tech: str, technology: str, sram) -> dict[str, float]:
     preset = tech_presets.resolve(tech)
     reference = tech_presets.PRESETS["45nm"]
     node_energy = preset.pj_per_gate_toggle.value / reference.pj_per_gate_toggle.value
-    node_area = preset.um2_per_nand2.value / reference.um2_per_nand2.value
     memory = tech_presets.memory_of(preset, technology)
     sizes = [sram.weight_kib * 1024, sram.activation_kib * 1024, sram.output_kib * 1024]
     pim_bit = preset.pim_internal_pj_per_bit.value if preset.pim_internal_pj_per_bit else memory.pj_per_bit.value
@@ -86,9 +87,6 @@ def _memory_costs(tech: str, technology: str, sram) -> dict[str, float]:
         weight_sram_area_um2=preset.sram_area_um2(sizes[0]), act_sram_area_um2=preset.sram_area_um2(sizes[1]),
         out_sram_area_um2=preset.sram_area_um2(sizes[2]),
         pim_pj_per_bit=pim_bit,
-        # PIM lanes are FP16 MAC units (HBM-PIM, AiM); Horowitz's 45 nm figures scaled to the node.
-        pim_pj_per_mac=FP16_MAC_PJ_45NM * node_energy,
-        pim_lane_area_um2=FP16_MAC_UM2_45NM * node_area,
         vector_pj_per_op=FP16_ADD_PJ_45NM * node_energy,
     )
 
@@ -102,16 +100,64 @@ def pe_costs(pe_config, tech: str) -> dict[str, float]:
     return dict(pe_area_um2=record.area_um2, pj_per_mac=record.pj_per_mac, fmax_mhz=record.fmax_mhz)
 
 
+def reference_config(kind: str):
+    """The small config of PE kind ``kind`` its array fits are made with (its defaults, with
+    :data:`REFERENCE_LANES` lanes where the kind has lanes)."""
+    config = pe_kind(kind).config
+    if "lanes" in {f.name for f, _ in params.specs(config)}:
+        try:
+            return config(lanes=REFERENCE_LANES)
+        except ValueError:  # a kind whose other defaults need more lanes
+            pass
+    return config()
+
+
+@functools.lru_cache(maxsize=64)
+def cell_factors(kind: str, dataflow: str, tech: str) -> tuple[float, float, str]:
+    """(area, energy per MAC) of a cell of a ``dataflow`` array of PE kind ``kind`` over the
+    standalone PE's, both characterized on the kind's :func:`reference_config`, and their source."""
+    from ...sim.cells import array_cell_costs
+    from ...sim.characterize import characterize
+
+    reference = reference_config(kind)
+    preset = tech_presets.resolve(tech)
+    cell = array_cell_costs(reference, dataflow, preset)
+    alone = characterize(reference, tech=preset)
+    area, energy = cell.cell_um2 / alone.area_um2, cell.cell_pj_per_mac / alone.pj_per_mac
+    source = (f"x {area:.3g} (area) and x {energy:.3g} (energy) for a cell of a {dataflow} array: cell over PE "
+              f"of the {kind} reference PE ({params.config_hash(reference)}), {cell.sources}")
+    return area, energy, source
+
+
+@functools.lru_cache(maxsize=64)
+def pim_lane_costs(word_bits: int, tech: str) -> tuple[float, float, str]:
+    """(µm², pJ per MAC) of one PIM lane of ``word_bits``-bit words, and their source."""
+    from ...sim.cells import pim_bank_costs
+
+    bank = pim_bank_costs({"lanes": PIM_FIT_LANES, "word_bits": word_bits}, tech_presets.resolve(tech))
+    return bank.lane_um2, bank.lane_pj_per_mac, f"{bank.sources} (integer {word_bits}-bit lanes)"
+
+
 def unit_costs(design: DesignPoint) -> UnitCosts:
-    """All unit costs of ``design``: its PE characterized (cached on disk) and scaled to a cell of
-    the array (:data:`ARRAY_CELL_FACTOR`, area and energy), memory from its tech preset."""
+    """All unit costs of ``design``: its PE characterized and scaled to a cell of its array by
+    :func:`cell_factors`, the PIM lanes by :func:`pim_lane_costs` (when it has PIM), memory from
+    its tech preset. Characterizations and fits are cached on disk."""
     compute = design.compute
-    factor = ARRAY_CELL_FACTOR[compute.dataflow]
+    area, energy, cell_source = cell_factors(compute.pe, compute.dataflow, design.tech)
     pe = dict(pe_costs(compute.pe_config, design.tech))
-    pe["pe_area_um2"] *= factor
-    pe["pj_per_mac"] *= factor
-    sources = cost_sources(compute.pe, compute.pe_config, compute.dataflow, design.tech, design.memory.technology)
-    return UnitCosts(**pe, **memory_costs(design), sources=dict(sources))
+    pe["pe_area_um2"] *= area
+    pe["pj_per_mac"] *= energy
+    if design.pim.mode == "none":
+        lane_um2, lane_pj, pim_source = 0.0, 0.0, "no PIM"
+    else:
+        lane_um2, lane_pj, pim_source = pim_lane_costs(design.pim.word_bits, design.tech)
+    sources = dict(cost_sources(compute.pe, compute.pe_config, design.tech, design.memory.technology))
+    pe_source = f"characterization of the {compute.pe} PE ({params.config_hash(compute.pe_config)}) in " \
+                f"{design.tech}, {cell_source}"
+    sources.update(pe_area_um2=pe_source, pj_per_mac=pe_source, pim_pj_per_mac=pim_source,
+                   pim_lane_area_um2=pim_source)
+    return UnitCosts(**pe, **memory_costs(design), pim_pj_per_mac=lane_pj, pim_lane_area_um2=lane_um2,
+                     sources=sources)
 
 
 @functools.lru_cache(maxsize=256)
@@ -127,12 +173,9 @@ def _preset_sources(tech: str, technology: str) -> tuple[tuple[str, str], ...]:
 
 
 @functools.lru_cache(maxsize=1024)
-def cost_sources(pe_kind: str, pe_config, dataflow: str, tech: str, technology: str) -> tuple[tuple[str, str], ...]:
-    """Where each unit cost comes from (``UnitCosts.sources``), for a design's PE, dataflow,
-    technology preset and memory technology."""
-    pe = (f"characterization of the {pe_kind} PE ({params.config_hash(pe_config)}) in {tech}, "
-          f"x {ARRAY_CELL_FACTOR[dataflow]} for a cell of a {dataflow} array (ARRAY_CELL_FACTOR)")
-    horowitz = "Horowitz, ISSCC 2014, FP16 figures at 45 nm scaled to the node by the preset's gate energy / area"
-    return (("pe_area_um2", pe), ("pj_per_mac", pe), ("fmax_mhz", f"characterization of the {pe_kind} PE"),
-            *_preset_sources(tech, technology),
-            ("pim_pj_per_mac", horowitz), ("pim_lane_area_um2", horowitz), ("vector_pj_per_op", horowitz))
+def cost_sources(pe_kind: str, pe_config, tech: str, technology: str) -> tuple[tuple[str, str], ...]:
+    """Where the memory, Fmax and vector-unit costs come from (``UnitCosts.sources``); the PE
+    and PIM entries are added by :func:`unit_costs`."""
+    horowitz = "Horowitz, ISSCC 2014, FP16 add at 45 nm scaled to the node by the preset's gate energy"
+    return (("fmax_mhz", f"characterization of the {pe_kind} PE ({params.config_hash(pe_config)})"),
+            *_preset_sources(tech, technology), ("vector_pj_per_op", horowitz))

@@ -438,7 +438,7 @@ def run(sweep: Sweep, *, progress: bool = True, say: Callable[[str], None] | Non
     if configs is None:
         say("the space reaches many PE configurations: each is characterized when a trial first needs it")
     else:
-        char_s = characterize_all(configs, sweep.space.fixed.get("tech", "45nm"), say)
+        char_s = characterize_all(configs, sweep.space, say)
     if sweep.unstarted_journal and not sweep.join:
         (Path(sweep.out) / st.JOURNAL).unlink()  # an interrupted start: begin it again
     if sweep.resume and sweep.storage is None:

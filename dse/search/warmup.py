@@ -1,4 +1,5 @@
-"""Characterize every PE configuration of a space before the search starts.
+"""Characterize every PE configuration of a space before the search starts, and the arrays and
+PIM channels its unit costs are fitted on.
 
 A first characterization takes seconds to a minute (simulation and Yosys); the result is
 cached on disk. Doing it up front, once, shows the user what is happening, keeps the trials'
@@ -12,7 +13,7 @@ import time
 from typing import Any, Callable
 
 from ...hw.blocks import block_named
-from ..design.point import Compute
+from ..design.point import Compute, Pim
 from .space import Param, Space, assignments
 
 PE_PATHS = ("compute.pe", "compute.pe_params.")
@@ -75,15 +76,37 @@ def label(config: Any) -> str:
     return f"{block.name}({', '.join(f'{k}={v}' for k, v in changed.items())})"
 
 
-def characterize_all(configs: list[Any], tech: str, say: Callable[[str], None]) -> float:
-    """Characterize ``configs`` (cache hits are instant), telling ``say`` about each slow step.
+def values_of(space: Space, path: str, default: Any) -> list[Any]:
+    """The values a space can give design key ``path`` (its parameter's, its fixed value, or ``default``)."""
+    for p in space.params:
+        if p.path == path:
+            try:
+                return list(p.values())
+            except ValueError:  # a continuous parameter: not a key that picks a fit
+                return [default]
+    head, _, key = path.partition(".")
+    return [space.fixed.get(head, {}).get(key, default)]
 
-    Returns the seconds spent.
-    """
+
+def characterize_all(configs: list[Any], space: Space, say: Callable[[str], None]) -> float:
+    """Characterize ``configs`` and fit the cell and PIM costs the space's designs use (cache hits
+    are instant), telling ``say`` about each slow step. Returns the seconds spent."""
+    from ...hw.blocks import block_of
     from ...sim.characterize import characterize
+    from ..cost.units import cell_factors, pim_lane_costs
 
+    tech = space.fixed.get("tech", "45nm")
     started = time.monotonic()
     for index, config in enumerate(configs, 1):
         name = f"{label(config)} [{index}/{len(configs)}]"
         characterize(config, tech=tech, progress=lambda text, name=name: say(f"characterizing {name}: {text}"))
+    families = sorted({(block_of(c).name, flow) for c in configs
+                       for flow in values_of(space, "compute.dataflow", Compute().dataflow)})
+    for kind, flow in families:
+        say(f"fitting the cost of a {kind} cell in a {flow} array (small arrays, cached)")
+        cell_factors(kind, flow, tech)
+    if set(values_of(space, "pim.mode", "none")) - {"none"}:
+        for bits in values_of(space, "pim.word_bits", Pim.__dataclass_fields__["word_bits"].default):
+            say(f"fitting the cost of a {bits}-bit PIM lane (channels of 1, 2, 4 banks, cached)")
+            pim_lane_costs(bits, tech)
     return time.monotonic() - started
