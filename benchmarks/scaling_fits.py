@@ -1,14 +1,15 @@
-"""Measured array cells and PIM lanes against the figures the cost model uses today.
+"""Measured array cells and PIM lanes against the fixed figures the cost model used before it read them.
 
 For every PE configuration of a space (default ``edge``) and both dataflows,
 :func:`peforge.sim.cells.array_cell_costs` fits characterized n × n arrays; the table prints the
 cell's area and steady-state pJ per lane MAC, the standalone PE's (its characterization
-record), and their ratio: the measured replacement of ``ARRAY_CELL_FACTOR`` in
-``peforge.dse.costs`` (1.54 ws, 1.46 os, area and energy alike).
+record), and their ratio, next to the fixed factor the cost model applied before it read these
+fits (1.54 ws, 1.46 os, area and energy alike; column ``fixed``). The cost model now applies the
+ratio measured on each PE kind's reference config (``peforge.dse.cost.units.cell_factors``).
 
 Then :func:`peforge.sim.cells.pim_bank_costs` fits pim-channel blocks of 1, 2, 4 banks and the
 table prints the per-lane area and pJ per lane MAC next to the FP16 MAC that the cost model
-prices a PIM lane at today (Horowitz, ISSCC 2014, 45 nm: add 0.4 pJ / 1360 µm² + multiply
+priced a PIM lane at before (Horowitz, ISSCC 2014, 45 nm: add 0.4 pJ / 1360 µm² + multiply
 1.1 pJ / 1640 µm²). The two are different things, and the ratio is not a correction factor.
 The RTL lanes are signed integer ``word_bits`` multiply-accumulates: a ``word_bits`` ×
 ``word_bits`` array multiplier and an adder tree into wide integer accumulators
@@ -39,12 +40,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from peforge.dse.costs import ARRAY_CELL_FACTOR, FP16_MAC_PJ_45NM, FP16_MAC_UM2_45NM
-from peforge.dse.space import load_space
-from peforge.dse.warmup import label, pe_configs
+from peforge.dse.search.space import load_space
+from peforge.dse.search.warmup import label, pe_configs
 from peforge.sim.cells import array_cell_costs, pim_bank_costs
 from peforge.sim.characterize import characterize
 from peforge.sim.tech import preset_named
+
+
+FIXED_CELL_FACTOR = {"ws": 1.54, "os": 1.46}  # what the cost model applied before these fits
+# Horowitz, ISSCC 2014 (45 nm): FP16 add 0.4 pJ / 1360 µm², FP16 multiply 1.1 pJ / 1640 µm²
+FP16_MAC_PJ_45NM, FP16_MAC_UM2_45NM = 0.4 + 1.1, 1360 + 1640
 
 
 def timed(call):
@@ -70,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"array cells ({args.space} space, {args.tech}): area in µm² (standard cells), energy in pJ per lane MAC")
         print(f"{'PE':<32} {'flow':<4} {'cell µm²':>9} {'PE µm²':>8} {'ratio':>6} {'cell pJ':>8} {'PE pJ':>7}"
-              f" {'ratio':>6} {'today':>6} {'area R²':>8} {'cold s':>7} {'warm s':>7}")
+              f" {'ratio':>6} {'fixed':>6} {'area R²':>8} {'cold s':>7} {'warm s':>7}")
         cold_total = 0.0
         for pe in pe_configs(load_space(args.space)):
             alone = characterize(pe, tech, cache_dir=cache, progress=say)
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 cold_total += cold
                 print(f"{label(pe):<32} {dataflow:<4} {costs.cell_um2:>9.0f} {alone.area_um2:>8.0f}"
                       f" {costs.cell_um2 / alone.area_um2:>6.2f} {costs.cell_pj_per_mac:>8.3f} {alone.pj_per_mac:>7.3f}"
-                      f" {costs.cell_pj_per_mac / alone.pj_per_mac:>6.2f} {ARRAY_CELL_FACTOR[dataflow]:>6.2f}"
+                      f" {costs.cell_pj_per_mac / alone.pj_per_mac:>6.2f} {FIXED_CELL_FACTOR[dataflow]:>6.2f}"
                       f" {costs.area.r2:>8.4f} {cold:>7.1f} {warm:>7.3f}")
                 for note in costs.notes:
                     print(f"  characterized with {note}")
