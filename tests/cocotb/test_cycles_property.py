@@ -2,7 +2,7 @@
 
 For every PE kind of the registry and both dataflows, an array of 8 x 8 or 16 x 16 cells and, for
 the kinds of :data:`NON_SQUARE`, an output-stationary 4 x 16 one (C - 1 > R: the period's C - 1
-term binds; every kind has it in ``tests/rtl/test_cycles_property.py``) run the GEMMs of
+term binds; every kind has it in ``tests/rtl/test_cycles_property_rtl.py``) run the GEMMs of
 :func:`cycle_cases.binding_shapes`: K above 2000, M up to 61, N up to 3·C, each argument of each
 max binding, partial last folds, every precision of a bit-serial PE. Each config is built once
 (unoptimized C++: ``quick_build``) and runs all its shapes in one simulation; every output row's

@@ -5,7 +5,7 @@ included by chance) run one by one through a simulated 3 x 2 array; the cycle of
 row, counted from the first accepted beat, must equal ``peforge.dse.cost.array.gemm_cycles``.
 Random shapes on one small square-ish array leave terms of the formula that never bind (the
 output-stationary period's C - 1 needs C > R + 1), so this test alone does not pin the formula:
-``tests/rtl/test_cycles_property.py`` (Amaranth) and ``tests/cocotb/test_cycles_property.py``
+``tests/rtl/test_cycles_property_rtl.py`` (Amaranth) and ``tests/cocotb/test_cycles_property.py``
 (Verilator, arrays up to 16 x 16, K above 2000) choose shapes where every term binds.
 """
 
