@@ -25,7 +25,7 @@ from peforge.sim.runners import run_cocotb
 from peforge.sim.tools import missing_simulator
 
 BIG_K = 2001
-LARGE = {("mac", "ws"), ("mac", "os")}  # at 16 x 16; the rest at 8 x 8
+LARGE = {("mac", "ws"), ("mac", "os"), ("bitserial", "ws")}  # at 16 x 16; the rest at 8 x 8
 NON_SQUARE = {"bitserial"}  # also os at 4 x 16: C - 1 binding with a beat of several cycles
 
 
