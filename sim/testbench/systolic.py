@@ -173,6 +173,31 @@ async def run(bench, cfg: SystolicConfig, seed: int) -> Report:
     return report
 
 
+async def run_shapes(bench, cfg: SystolicConfig, seed: int, shapes) -> Report:
+    """Random GEMMs of the given shapes, one job each, every output row checked (golden value,
+    cycle of :meth:`SystolicConfig.outputs`); what the cocotb spec's ``shapes`` runs.
+
+    ``shapes``: mappings with ``m``, ``k``, ``n``, optionally ``w_bits`` (run-time precision;
+    absent: the PE's testbench picks) and ``totals`` (``{source: cycles}``: a GEMM total claimed
+    by a formula, e.g. the cost model's, from the first accepted beat to the last output row).
+    Each total must equal the schedule's last row, which the run measures, so a claimed total
+    passes only if it equals the measured cycle.
+    """
+    rng = np.random.default_rng(seed)
+    report = Report("systolic")
+    decode = decoder(cfg)
+    stim = Stimulus(cfg, rng)
+    await bench.reset()
+    for shape in shapes:
+        M, K, N, w_bits = shape["m"], shape["k"], shape["n"], shape.get("w_bits")
+        label = f"{M}x{K}x{N}" + ("" if w_bits is None else f" w{w_bits}")
+        job = make_job(cfg, label, [stim.random(M, K, N, w_bits)], rng, stim)
+        for source, total in shape.get("totals", {}).items():
+            report.expect(f"{label}: total by {source}", total, job.cycles[-1])
+        await run_job(bench, report, job, decode)
+    return report
+
+
 async def activity(bench, cfg: SystolicConfig, seed: int, n_ops: int) -> int:
     """One random GEMM of about ``n_ops`` activation rows through full folds; returns the MACs done."""
     rng = np.random.default_rng(seed)
