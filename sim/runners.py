@@ -15,7 +15,7 @@ from ..hw.blocks import block_of
 from ..hw.export import export
 from .bench import AmaranthBench
 from .testbench import Report, testbench_for
-from .tools import setup_verilator
+from .tools import die_with_parent, setup_verilator
 
 SIMULATORS = ("amaranth", "verilator", "icarus")
 CLOCK_PERIOD_S = 10e-9
@@ -105,7 +105,7 @@ def run_cocotb_on(source: Path, config: Any, simulator: str, build_dir: Path, se
     if simulator == "verilator":
         setup_verilator()
         build_args = ["-Wno-fatal"]  # Amaranth's Verilog trips width lint warnings only
-    runner = get_runner(simulator)
+    runner = _dying_with_us(get_runner(simulator))
     runner.log.setLevel(logging.getLogger(__name__).getEffectiveLevel())  # it forces INFO on itself
     if simulator == "verilator":
         runner.env["MAKEFLAGS"] = VERILATOR_MAKEFLAGS + (" " + VERILATOR_QUICK_MAKEFLAGS if quick_build else "")
@@ -126,6 +126,24 @@ def run_cocotb_on(source: Path, config: Any, simulator: str, build_dir: Path, se
     report = Report.from_dict(json.loads(result.read_text()))
     report.simulator = simulator
     return report
+
+
+def _dying_with_us(runner):
+    """``runner`` with its commands (make, the simulator) started so they die with peforge:
+    cocotb's runner offers no hook for that, so its one command executor is replaced by one that
+    sets the parent-death signal (:func:`peforge.sim.tools.die_with_parent`)."""
+    import subprocess
+
+    def execute(cmds, cwd, stdout=None) -> None:
+        for cmd in cmds:
+            stderr = None if stdout is None else subprocess.STDOUT
+            done = subprocess.run(cmd, cwd=cwd, env=runner.env, check=False, stdout=stdout, stderr=stderr,
+                                  preexec_fn=die_with_parent)
+            if done.returncode != 0:
+                raise RuntimeError(f"{cmd[0]} failed with return code {done.returncode} (in {cwd})")
+
+    runner._execute_cmds = execute
+    return runner
 
 
 def run(config: Any, simulator: str, build_dir: Path, seed: int = 0) -> Report:

@@ -67,3 +67,27 @@ def test_sigkilled_characterize_leaves_no_yosys_and_no_scratch(tmp_path):
     assert again.returncode == 0, again.stderr
     assert not any(p.exists() for p in scratch)  # ... the next run does
     assert os.listdir(tmp_path / "cache")  # and caches still work
+
+
+def test_sigkilled_verify_leaves_no_simulator_build(tmp_path):
+    """The simulator's build (make, Verilator) is a child of peforge that dies with it."""
+    from peforge.sim.tools import missing_simulator
+    from tools import need
+
+    need(missing_simulator("verilator"))
+    cmd = [sys.executable, "-m", "peforge", "verify", "systolic", "rows=8", "cols=8", "--sim", "verilator",
+           "--build-dir", str(tmp_path / "build")]
+    run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    make: list[int] = []
+    while not make:
+        assert run.poll() is None, "verify finished before its build could be seen"
+        assert time.monotonic() < deadline, "the build never started"
+        make = [pid for pid, line in _descendants(run.pid).items() if line.startswith("make ")]
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 2  # the build alone would run on for seconds
+    while any(_alive(pid) for pid in make):
+        assert time.monotonic() < deadline, "make kept running after its parent was killed"
+        time.sleep(0.05)

@@ -315,7 +315,7 @@ def test_two_worker_processes_share_the_journal(peforge, space_file, tmp_path):
 @pytest.mark.parametrize("edit, flags, message", [
     (("type = \"categorical\"", "type = \"set\""), (), "type must be one of"),
     (("tokens_per_s = \"maximize\"", "tokens = \"maximize\""), (), "objectives.tokens: unknown metric"),
-    (None, ("--trials", "0"), "--trials 0: must be at least 1"),
+    (None, ("--trials", "0"), "--trials 0: allowed 1..1000000"),
     (None, ("--n-jobs", "0"), "--n-jobs 0: must be 1..64"),
     (None, ("--workload", "no-such-model"), "no-such-model"),
     (None, ("--phases", "decode"), "needs the decode phase") ,
