@@ -103,7 +103,7 @@ def characterize_all(configs: list[Any], space: Space, say: Callable[[str], None
     families = sorted({(block_of(c).name, flow) for c in configs
                        for flow in values_of(space, "compute.dataflow", Compute().dataflow)})
     for kind, flow in families:
-        say(f"fitting the cost of a {kind} cell in a {flow} array (small arrays, cached)")
+        say(f"fitting the cost of a {kind} cell of an array, dataflow {flow} (small arrays, cached)")
         cell_factors(kind, flow, tech)
     if set(values_of(space, "pim.mode", "none")) - {"none"}:
         for bits in values_of(space, "pim.word_bits", Pim.__dataclass_fields__["word_bits"].default):
