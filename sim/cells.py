@@ -37,14 +37,12 @@ Arrays (:func:`array_cell_costs`)
     otherwise be charged to its few MACs. This is the quantity the cost model needs: it
     multiplies MACs by pJ/MAC, and fill and drain are cycles of the block's ``cycles()``
     formula; the clocking of idle cells during fill and drain is charged nowhere (a few per cent
-    for long GEMMs, more for decode-sized ones). Two known approximations: ws weight preload
+    for long GEMMs, more for decode-sized ones). A known approximation: ws weight preload
     shifts every weight down its column (``R/2`` hops on average), a cost per weight loaded
     that the fixed-M workload shares over ``ARRAY_MAX_M`` rows, so larger ws arrays measure
-    more per MAC than the fit says; and the bit-serial array's activity workload draws its
-    run-time weight precision at random (it differs from size to size), so toggles per beat are
-    taken as independent of precision (registers and adder tree switch once per beat) while
-    the clock uses the full-precision ``beat_cycles`` (the standalone PE's record is at
-    ``max_w_bits`` too).
+    more per MAC than the fit says. The array's activity workload runs at the PE's full weight
+    precision (``max_w_bits``), as the standalone PE's record does, and the clock is charged
+    the full-precision ``beat_cycles``.
 
     PE configs the array rejects: a shape rejected for its rows (a mixed group that is not a
     multiple of ``rows × lanes`` under ws) is replaced by one of about as many cells and fewer

@@ -204,7 +204,7 @@ async def activity(bench, cfg: SystolicConfig, seed: int, n_ops: int) -> int:
     stim = Stimulus(cfg, rng)
     M = max(1, min(cfg.max_m, n_ops))
     K, N = min(cfg.max_k, cfg.rows * cfg.lanes), min(cfg.max_n, cfg.cols)
-    g = stim.random(M, K, N)
+    g = stim.random(M, K, N, cfg.pe_config.max_w_bits)  # at full precision, as the standalone PE's record
     job = make_job(cfg, "activity", [g], rng, stim)
     await bench.reset()
     await drive_stream(bench, job.beats, len(job.results))
