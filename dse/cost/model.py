@@ -282,6 +282,11 @@ class CostModel:
         self.any_pim = bool((self.pim_mode > 0).any())
         self.pim = _PimArrays(self.designs)
 
+    @property
+    def peak_macs_per_s(self) -> np.ndarray:
+        """MACs per second of every design's arrays with every cell busy: the compute roof."""
+        return self.shape.peak_macs_per_cycle * self.arrays * self.clock_hz
+
     # --- per step --------------------------------------------------------------------------
 
     def price(self, r: Rows, use_pim: bool = False) -> StepCost:
@@ -426,7 +431,7 @@ class CostModel:
             energy, time, macs = energy + e, time + decode_s, macs + cost.rows["macs"].sum(axis=1)
             if costs_out is not None:
                 costs_out["decode"] = cost
-        peak = (self.shape.peak_macs_per_cycle * self.arrays * self.clock_hz)[:, 0, 0]
+        peak = self.peak_macs_per_s[:, 0, 0]
         out.update(area_mm2=self.area_mm2(), power_w=energy / time, utilization=macs / (peak * time),
                    energy_j=energy, time_s=time)
         return out
@@ -444,7 +449,7 @@ class CostModel:
             operators = pd.concat([pd.DataFrame(self._breakdown(phase, tables[phase], cost, workload))
                                    for phase, cost in costs.items()], ignore_index=True)
         design = self.designs[0]
-        peak = float((self.shape.peak_macs_per_cycle * self.arrays * self.clock_hz)[0, 0, 0])
+        peak = float(self.peak_macs_per_s[0, 0, 0])
         return Evaluation(design.name, workload.model, {k: float(v[0]) for k, v in metrics.items()}, operators,
                           self.unit_costs[0], {k: float(v[0]) for k, v in self.area_parts_mm2().items()},
                           {"macs_per_s": peak, "dram_bytes_per_s": float(self.dram_bytes_per_s[0, 0, 0])})

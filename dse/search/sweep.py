@@ -25,7 +25,7 @@ import socket
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -402,8 +402,8 @@ def plan_sweep(*, space: str | None, model: str | None, seq: int | None, gen: in
     chosen = load_sweep_space(earlier) if earlier and not space else load_space(space or "edge")
     name = study or earlier.get("study") or chosen.name
     folder = Path(out) if out is not None else Path("results") / name
-    defaults = {"model": None, "seq": 512, "gen": 128, "quant": "w16a16kv16", **chosen.workload,
-                **earlier.get("workload", {})}
+    run_defaults = {f.name: f.default for f in fields(WorkloadSpec) if f.name in ("seq", "gen", "quant")}
+    defaults = {"model": None, **run_defaults, **chosen.workload, **earlier.get("workload", {})}
     model = model or defaults["model"]
     if model is None:
         raise ValueError(f"--workload: the space {chosen.where} names no model; give --workload MODEL")

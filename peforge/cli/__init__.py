@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: {_os_error(error)}")
         return 2
     except RuntimeError as error:  # a tool that failed (Yosys, a simulator build, a testbench)
-        _say(f"error: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}")
+        _say(f"error: {_first_line(error) or type(error).__name__}")
         return 2
     except MemoryError:
         _say("error: out of memory (the input is too large for this machine)")
@@ -107,10 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bug: one line, the traceback kept
         if debug:
             raise
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        _say(f"internal error: {type(error).__name__}: {first} (traceback in {_save_traceback()}; "
+        _say(f"internal error: {type(error).__name__}: {_first_line(error)} (traceback in {_save_traceback()}; "
              f"--debug prints it)")
         return 1
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _say(text: str) -> None:
