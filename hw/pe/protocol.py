@@ -50,6 +50,8 @@ class PeFigures:
         the beat is ``ceil(w_bits / k)`` cycles), so ``os_latency(w) = os_latency_base +
         (beat_cycles(w) if k_bits else 0)``
     max_reduction : products one result may sum without overflow
+    a_format, w_format : the number formats of an activation and of a weight as the datapath
+        computes them: ``int<N>`` (signed) or a :data:`peforge.hw.fp.FLOAT_FORMATS` name
     """
 
     lanes: int
@@ -59,6 +61,8 @@ class PeFigures:
     ws_edge_stages: int
     os_latency_base: int
     max_reduction: int
+    a_format: str
+    w_format: str
 
     def beat_cycles(self, w_bits) -> np.ndarray:
         """Cycles per beat at ``w_bits`` (numpy arrays broadcast): 1, or ceil(w_bits / k_bits)
@@ -110,6 +114,16 @@ class PeConfigBase:
         """Weight bits the datapath handles in one pass (bits)."""
         return self.w_bits
 
+    @property
+    def a_format(self) -> str:
+        """The activations' number format (``int<N>`` or a :data:`peforge.hw.fp.FLOAT_FORMATS` name)."""
+        return f"int{self.a_bits}"
+
+    @property
+    def w_format(self) -> str:
+        """The weights' number format at max_w_bits (``int<N>`` or a float format name)."""
+        return f"int{self.max_w_bits}"
+
     def beat_cycles(self, w_bits=None):
         """Cycles one beat (``lanes`` k values per cell) takes at weight precision ``w_bits``
         (``None``: max_w_bits); numpy arrays broadcast."""
@@ -132,7 +146,7 @@ class PeConfigBase:
     def figures(self) -> PeFigures:
         return PeFigures(lanes=self.lanes, a_bits=self.a_bits, max_w_bits=self.max_w_bits, k_bits=self.k_bits,
                          ws_edge_stages=self.ws_edge_stages, os_latency_base=self._os_latency_base(),
-                         max_reduction=self.max_reduction)
+                         max_reduction=self.max_reduction, a_format=self.a_format, w_format=self.w_format)
 
     def _os_latency_base(self) -> int:
         return self.cycles(1)
