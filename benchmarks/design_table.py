@@ -1,6 +1,6 @@
 """The shipped designs on Llama-2-7B: decode at batch 1 and 32, prefill of 512 tokens.
 
-    python benchmarks/design_table.py [--model llama-2-7b] [--quant w16a16kv16]
+    python benchmarks/design_table.py [--model llama-2-7b] [--quant SCHEME]
 
 Prints TTFT, TPOT, tokens/s, J/token and mm² for each shipped design (dse/designs/*.toml).
 """
@@ -18,25 +18,25 @@ from peforge.dse.cost.api import evaluate, load_design, prepare
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--model", default="llama-2-7b")
-    parser.add_argument("--quant", default="w16a16kv16")
+    parser.add_argument("--quant", default=None, help="default: each design's own quant, else w16a16kv16")
     parser.add_argument("--seq", type=int, default=512, help="prompt tokens (default 512)")
     parser.add_argument("--gen", type=int, default=256, help="decode steps (default 256)")
     args = parser.parse_args()
-    print(f"{args.model}, {args.quant}, prompt {args.seq}, {args.gen} decode steps")
-    print(f"{'design':<11} {'case':<16} {'TTFT ms':>9} {'TPOT ms':>9} {'tokens/s':>10} {'mJ/token':>9} "
+    print(f"{args.model}, {args.quant or 'each design in its own scheme'}, prompt {args.seq}, {args.gen} decode steps")
+    print(f"{'design':<11} {'quant':<17} {'case':<16} {'TTFT ms':>9} {'TPOT ms':>9} {'tokens/s':>10} {'mJ/token':>9} "
           f"{'mm²':>8} {'W':>7}")
     for name, path in sorted(shipped_designs().items()):
         design = load_design(path)
         for label, batch, phases in (("decode, batch 1", 1, ("decode",)), ("decode, batch 32", 32, ("decode",)),
                                      ("prefill, S 512", 1, ("prefill",))):
             point = dataclasses.replace(design, batch=batch)
-            workload = prepare(args.model, batch=batch, seq=args.seq, gen=args.gen, quant=args.quant)
+            workload = prepare(args.model, batch=batch, seq=args.seq, gen=args.gen, quant=design.run_quant(args.quant))
             m = evaluate(point, workload, phases=phases, breakdown=False).metrics
             ttft = f"{m['ttft_s'] * 1e3:9.1f}" if "ttft_s" in m else f"{'':>9}"
             tpot = f"{m['tpot_s'] * 1e3:9.2f}" if "tpot_s" in m else f"{'':>9}"
             rate = m.get("tokens_per_s", m.get("prefill_tokens_per_s"))
             energy = m.get("j_per_token", m.get("prefill_energy_j", 0) / (batch * args.seq))
-            print(f"{name:<11} {label:<16} {ttft} {tpot} {rate:>10.1f} {energy * 1e3:>9.2f} "
+            print(f"{name:<11} {workload.quant:<17} {label:<16} {ttft} {tpot} {rate:>10.1f} {energy * 1e3:>9.2f} "
                   f"{m['area_mm2']:>8.2f} {m['power_w']:>7.2f}")
     print("tokens/s: decode throughput (batch x steps / decode time), prefill: prompt tokens / TTFT; "
           "mJ/token: decode energy per generated token, prefill energy per prompt token")

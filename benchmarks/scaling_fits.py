@@ -44,12 +44,12 @@ from peforge.dse.search.space import load_space
 from peforge.dse.search.warmup import label, pe_configs
 from peforge.sim.cells import array_cell_costs, pim_bank_costs
 from peforge.sim.characterize import characterize
-from peforge.sim.tech import preset_named
+from peforge.sim.tech import HOROWITZ_45NM, preset_named
 
 
 FIXED_CELL_FACTOR = {"ws": 1.54, "os": 1.46}  # what the cost model applied before these fits
-# Horowitz, ISSCC 2014 (45 nm): FP16 add 0.4 pJ / 1360 µm², FP16 multiply 1.1 pJ / 1640 µm²
-FP16_MAC_PJ_45NM, FP16_MAC_UM2_45NM = 0.4 + 1.1, 1360 + 1640
+# Horowitz, ISSCC 2014 (45 nm): an FP16 MAC is an FP16 multiply and an FP16 add
+FP16_MAC_PJ_45NM, FP16_MAC_UM2_45NM = (sum(HOROWITZ_45NM[f"fp16 {op}"][i] for op in ("add", "multiply")) for i in (0, 1))
 
 
 def timed(call):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .config import ModelConfig
-from .quant import QuantScheme, parse_scheme, tensor_bits
+from .quant import DEFAULT_SCHEME, QuantScheme, parse_scheme, tensor_bits
 
 if TYPE_CHECKING:
     import pandas
@@ -308,7 +308,7 @@ def _check_positive(name: str, value: Any, low: int, high: int | None = None) ->
 
 
 def build_graph(config: ModelConfig, phase: str, *, batch: int = 1, seq: int | None = None, kv_len: int = 0,
-                quant: QuantScheme | str = "w16a16kv16") -> Graph:
+                quant: QuantScheme | str = DEFAULT_SCHEME) -> Graph:
     """Operators of one forward step.
 
     Parameters

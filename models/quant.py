@@ -30,8 +30,9 @@ import re
 from dataclasses import dataclass
 
 from ..arith import ceil_div
+from ..hw.fp import float_format
 
-__all__ = ["NumberFormat", "QuantScheme", "FORMATS", "SCALE_BITS", "parse_scheme", "tensor_bits"]
+__all__ = ["NumberFormat", "QuantScheme", "FORMATS", "DEFAULT_SCHEME", "SCALE_BITS", "parse_scheme", "tensor_bits"]
 
 #: Width of one stored scale factor, bits (FP16).
 SCALE_BITS = 16
@@ -72,12 +73,14 @@ class NumberFormat:
         return SCALE_BITS + zero
 
 
+def _float(name: str) -> NumberFormat:
+    """A float format as :data:`peforge.hw.fp.FLOAT_FORMATS` declares it (``fp8``: E4M3)."""
+    fmt = float_format(name)
+    return NumberFormat(name, fmt.bits, "float", fmt.doc)
+
+
 FORMATS: dict[str, NumberFormat] = {f.name: f for f in (
-    NumberFormat("fp16", 16, "float", "IEEE 754 binary16"),
-    NumberFormat("bf16", 16, "float", "bfloat16: 8-bit exponent, 7-bit mantissa"),
-    NumberFormat("fp8", 8, "float", "FP8 E4M3 (OCP 8-bit floating point spec)"),
-    NumberFormat("fp6", 6, "float", "FP6 E3M2 (OCP Microscaling spec)"),
-    NumberFormat("fp4", 4, "float", "FP4 E2M1 (OCP Microscaling spec)"),
+    *(_float(name) for name in ("fp16", "bf16", "fp8", "fp6", "fp4")),
     NumberFormat("nf4", 4, "code", "NormalFloat4: 16 quantiles of N(0,1) (QLoRA, Dettmers et al. 2023)"),
     NumberFormat("int8", 8, "int", "8-bit integer"),
     NumberFormat("int4", 4, "int", "4-bit integer"),
@@ -97,6 +100,7 @@ _ROLE_PREFIX = {"weight": "w", "activation": "a", "kv": "kv"}
 _SCHEME = re.compile(r"^w(?P<w>[a-z]*\d+)a(?P<a>[a-z]*\d+)kv(?P<kv>[a-z]*\d+)(?P<opts>(?:-[a-z0-9]+)*)$")
 _EXAMPLE = "e.g. w4a8kv4-g128, w8a8kv8, w16a16kv16"
 MAX_GROUP = 1 << 16
+DEFAULT_SCHEME = "w16a16kv16"  # what a run uses when neither the design nor the user names one
 
 
 def _short(name: str) -> str:

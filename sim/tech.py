@@ -128,6 +128,13 @@ _UNITS = {"um2_per_nand2": "µm²", "pj_per_gate_toggle": "pJ", "ps_per_gate_lev
 _NANGATE = ("NanGate FreePDK45 Open Cell Library (PDKv1_3_v2010_12): NAND2_X1 = 0.798 µm² "
             "(0.57 µm × 1.4 µm row)")
 _HOROWITZ = 'M. Horowitz, "Computing\'s Energy Problem", ISSCC 2014 (45 nm, 0.9 V)'
+# Published 45 nm arithmetic (Horowitz, ISSCC 2014): operation -> (pJ, µm²). Anchors benchmarks
+# compare characterized PEs with; the energy model itself uses only the two of _TOGGLE_45.
+HOROWITZ_45NM = {
+    "int8 add": (0.03, 36), "int32 add": (0.1, 137), "fp16 add": (0.4, 1360), "fp32 add": (0.9, 4184),
+    "int8 multiply": (0.2, 282), "int32 multiply": (3.1, 3495), "fp16 multiply": (1.1, 1640),
+    "fp32 multiply": (3.7, 7700),
+}
 _TOGGLE_45 = (_HOROWITZ + ": 8-bit multiply 0.2 pJ in 282 µm² (353 NAND2-eq.), 32-bit add 0.1 pJ in "
               "137 µm² (172 NAND2-eq.); with half the gates toggling per operation both give "
               "≈ 1.1-1.2 fJ per NAND2-eq. toggle (derived)")

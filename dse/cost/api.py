@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..design.point import DesignPoint, load_design
+from .formats import operand_passes
 from .model import CostModel, Evaluation, check_design
 from .units import unit_costs
 from .workload import Workload, prepare
@@ -14,7 +15,7 @@ def evaluate(design: DesignPoint, workload: Workload, *, phases: tuple[str, ...]
              breakdown: bool = True) -> Evaluation:
     """TTFT, TPOT, tokens/s, J/token, mm², W and (``breakdown``) a per-operator table of
     ``design`` on ``workload``. Raises ``ValueError`` when the design cannot run (e.g. a clock
-    above the PE's Fmax)."""
+    above the PE's Fmax, or a tensor format its PE does not compute)."""
     return CostModel([design], [unit_costs(design)]).evaluate(workload, phases=phases, breakdown=breakdown)
 
 
@@ -34,6 +35,7 @@ def evaluate_many(designs: list[DesignPoint], workload: Workload, *, phases: tup
         try:
             cost = unit_costs(design)
             check_design(design, cost)
+            operand_passes(design, workload.formats)
         except ValueError as error:
             errors[i] = str(error)
             continue

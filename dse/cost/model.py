@@ -9,9 +9,10 @@ Rules (each one a place where the model could be refined, so each is stated):
 Compute. A matrix operator ``count x (M x K) @ (K x N)`` runs on the systolic arrays with
 the exact cycle formula of the RTL array (:func:`peforge.hw.systolic.gemm_cycles`, through
 :mod:`peforge.dse.cost.array`); products are spread over ``arrays`` arrays (a single product
-splits its N columns over them). Weights or activations wider than the PE handles run in bit
-slices (``ceil(bits / pe_bits)`` passes each, as Bit Fusion composes narrow units); the
-bit-serial PE takes the workload's weight precision at run time (ceil(w_bits / k) cycles per
+splits its N columns over them). Integer weights or activations wider than the PE handles run
+in bit slices (``ceil(bits / pe_bits)`` passes each, as Bit Fusion composes narrow units);
+other formats run in one pass where the PE's format holds every value, else the design is
+rejected (:mod:`peforge.dse.cost.formats`); the bit-serial PE takes the workload's weight precision at run time (ceil(w_bits / k) cycles per
 beat). A reduction longer than the PE's accumulation bound (``max_reduction`` products, what
 its accumulator holds with worst-case operands) runs in ``ceil(K / bound)`` passes whose
 partial results the vector unit adds (each addition: a 32-bit write and read of the output
@@ -49,6 +50,7 @@ import numpy as np
 from ...hw.pim import gemv_cycles
 from ..design.point import DesignPoint
 from .array import array_shapes, gemm_cycles
+from .formats import operand_passes
 from .units import UnitCosts
 from .workload import KIND_CODES, OpTable, Workload
 
@@ -141,6 +143,7 @@ class Rows:
     vector_ops: np.ndarray
     w_bits: np.ndarray
     act_bits: int
+    formats: tuple[tuple[str, str], ...]  # tensor role -> number format (Workload.formats)
     streamed: np.ndarray  # the operand read from DRAM once per step: weights, or KV for attention
     kv_writes: np.ndarray
     a_in: np.ndarray  # activation bytes read by the arrays
@@ -173,6 +176,7 @@ def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, workload: Workload, bat
         act_bytes_per_product=act_bytes / np.maximum(count, 1), kv_bytes=kv_bytes, weight_bytes=weight_bytes,
         elements=cols["elements"] * batch_scale,
         vector_ops=np.where(matrix, 0.0, cols["ops"] * batch_scale), w_bits=b_bits, act_bits=workload.act_bits,
+        formats=tuple(workload.formats.items()),
         streamed=weight_bytes + np.where(attention, kv_bytes, 0.0), kv_writes=np.where(attention, 0.0, kv_bytes),
         a_in=a_in, results=np.maximum(act_bytes - a_in, 0.0), results_sram=m * n * count * a_bytes,
         psum_unit=m * n * count * PSUM_BYTES * 2,
@@ -281,6 +285,16 @@ class CostModel:
         self.pim_mode = col(lambda d: PIM_MODES[d.pim.mode])
         self.any_pim = bool((self.pim_mode > 0).any())
         self.pim = _PimArrays(self.designs)
+        self._passes: dict[tuple, dict[str, np.ndarray]] = {}
+
+    def format_passes(self, formats: tuple[tuple[str, str], ...]) -> dict[str, np.ndarray]:
+        """Passes of each tensor role on every design (``(designs, 1, 1)`` columns) for the
+        workload's tensor ``formats``; ``ValueError`` for the first design that cannot run one
+        (:func:`peforge.dse.cost.formats.operand_passes`)."""
+        if formats not in self._passes:
+            per_design = [operand_passes(d, dict(formats)) for d in self.designs]
+            self._passes[formats] = {role: _column([p[role] for p in per_design]) for role in per_design[0]}
+        return self._passes[formats]
 
     @property
     def peak_macs_per_s(self) -> np.ndarray:
@@ -294,8 +308,9 @@ class CostModel:
         c, shape = self.cost, self.shape
         m, k, n, count, matrix, attention = r.m, r.k, r.n, r.count, r.matrix, r.attention
 
-        # Bit slicing where the operands are wider than the PE's.
-        passes = np.ceil(r.w_bits / shape.max_w_bits) * np.ceil(r.act_bits / shape.a_bits)
+        # Passes per operand (bit slices of wide integers; formats the PE cannot run are rejected).
+        per_role = self.format_passes(r.formats)
+        passes = np.where(attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
         slice_w_bits = np.minimum(r.w_bits, shape.max_w_bits)
 
         plan = self.mapping(r)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ...hw import params
 from ...models import build_graph, load_config, parse_scheme
+from ...models.quant import DEFAULT_SCHEME
 from ...models.graph import Graph
 
 COLUMNS = ("m", "k", "n", "count", "macs", "ops", "weight_bytes", "act_bytes", "kv_bytes", "elements")
@@ -89,6 +90,14 @@ class Workload:
     weight_bits: int
     act_bits: int
     kv_bits: int
+    weight_format: str  # peforge.models.quant.FORMATS names
+    act_format: str
+    kv_format: str
+
+    @property
+    def formats(self) -> dict[str, str]:
+        """Tensor role (``activation``, ``weight``, ``kv``) -> number format name."""
+        return {"activation": self.act_format, "weight": self.weight_format, "kv": self.kv_format}
 
 
 def check_run(config, *, batch: int, seq: int, gen: int) -> None:
@@ -108,7 +117,7 @@ def check_run(config, *, batch: int, seq: int, gen: int) -> None:
 
 
 @lru_cache(maxsize=64)
-def prepare(model: str, *, batch: int = 1, seq: int = 512, gen: int = 256, quant: str = "w16a16kv16") -> Workload:
+def prepare(model: str, *, batch: int = 1, seq: int = 512, gen: int = 256, quant: str = DEFAULT_SCHEME) -> Workload:
     """Operator tables of a prefill of ``seq`` tokens and ``gen`` decode steps, ``batch`` sequences.
 
     ``model`` is a zoo name or a path to a ``config.json``. Cached: design points share it.
@@ -131,4 +140,5 @@ def prepare(model: str, *, batch: int = 1, seq: int = 512, gen: int = 256, quant
     else:
         run = DecodeRun(first, {c: np.zeros_like(first.cols[c]) for c in COLUMNS}, max(gen, 1))
     return Workload(config.name, scheme.name, batch, seq, gen, prefill, run, config.params, config.num_layers,
-                    scheme.weight.bits, scheme.activation.bits, scheme.kv.bits)
+                    scheme.weight.bits, scheme.activation.bits, scheme.kv.bits,
+                    scheme.weight.name, scheme.activation.name, scheme.kv.name)

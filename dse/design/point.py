@@ -42,6 +42,7 @@ from ...hw.pe import PE_KINDS, pe_kind
 from ...hw.pim import PimChannelConfig
 from ...hw.systolic import SystolicConfig
 from ...files import read_input
+from ...models.quant import DEFAULT_SCHEME, parse_scheme
 from ...sim import tech
 
 
@@ -145,6 +146,8 @@ class DesignPoint:
     name: str = "design"
     tech: str = "45nm"
     batch: int = param(1, "sequences served together (decode batch)", low=1, high=4096)
+    quant: str = param("", "quantization scheme the design runs, e.g. w4a8kv8 or wbf16abf16kvbf16 (empty: the "
+                       "workload's); its formats must be ones the PE computes")
     compute: Compute = field(default_factory=Compute)
     sram: Sram = field(default_factory=Sram)
     memory: Memory = field(default_factory=Memory)
@@ -153,6 +156,18 @@ class DesignPoint:
     def __post_init__(self) -> None:
         validate(self)
         tech.memory_of(tech.resolve(self.tech), self.memory.technology)  # both named in the error
+        if not isinstance(self.quant, str):
+            raise ValueError(f"quant must be a string, not {self.quant!r}")
+        if self.quant:
+            try:
+                parse_scheme(self.quant)
+            except ValueError as error:
+                raise ValueError(f"quant: {error}") from None
+
+    def run_quant(self, requested: str | None = None) -> str:
+        """The scheme a run of this design uses: ``requested`` (the user's), else the design's own,
+        else :data:`peforge.models.quant.DEFAULT_SCHEME`."""
+        return requested or self.quant or DEFAULT_SCHEME
 
     @property
     def preset(self) -> tech.TechPreset:
@@ -161,6 +176,8 @@ class DesignPoint:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "tech": self.tech, "batch": self.batch}
+        if self.quant:
+            out["quant"] = self.quant
         for group in _GROUPS:
             out[group] = params.as_dict(getattr(self, group))
         out["compute"]["pe_params"] = dict(self.compute.pe_params)
@@ -168,6 +185,7 @@ class DesignPoint:
 
 
 _GROUPS = {"compute": Compute, "sram": Sram, "memory": Memory, "pim": Pim}
+SCALAR_KEYS = tuple(f.name for f in dataclasses.fields(DesignPoint) if f.name not in _GROUPS)  # name, tech, ...
 
 
 def _coerce(cls: type, key: str, value: Any) -> Any:
@@ -195,7 +213,7 @@ def _build(cls: type, table: Any, where: str, prefix: str) -> Any:
 
 def design_from_dict(data: dict[str, Any], where: str = "design") -> DesignPoint:
     """A validated :class:`DesignPoint` from a parsed design table (``where`` names it in errors)."""
-    top = {"name", "tech", "batch", *_GROUPS}
+    top = {*SCALAR_KEYS, *_GROUPS}
     for key in data:
         if key not in top:
             raise ValueError(f"{where}: unknown key {key!r}; allowed: {', '.join(sorted(top))}")
@@ -208,12 +226,12 @@ def design_from_dict(data: dict[str, Any], where: str = "design") -> DesignPoint
                 raise ValueError(f"{where}: compute.pe_params must be a table")
             table["pe_params"] = tuple(sorted(pe_params.items()))
         groups[group] = _build(cls, table, where, f"{group}.")
-    for key, kind in (("name", str), ("tech", str)):
+    for key, kind in (("name", str), ("tech", str), ("quant", str)):
         if key in data and not isinstance(data[key], kind):
             raise ValueError(f"{where}: {key} must be a string, not {data[key]!r}")
     try:
         return DesignPoint(name=data.get("name", "design"), tech=data.get("tech", "45nm"),
-                           batch=data.get("batch", 1), **groups)
+                           batch=data.get("batch", 1), quant=data.get("quant", ""), **groups)
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
 

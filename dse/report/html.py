@@ -102,7 +102,7 @@ def _where_it_goes(design: dict[str, Any], workload: dict[str, Any]) -> str:
     try:
         point = design_from_dict(design, "design")
         run = prepare(workload["model"], batch=point.batch, seq=workload["seq"], gen=workload["gen"],
-                      quant=workload["quant"])
+                      quant=point.quant or workload["quant"])
         result = evaluate(point, run, phases=tuple(workload.get("phases", ("prefill", "decode"))))
     except (ValueError, OSError, RuntimeError) as error:
         return f"<p class='hint'>breakdown unavailable: {html.escape(str(error))}</p>"

@@ -68,7 +68,7 @@ from typing import Any, Iterator
 
 from ...files import read_input
 from ..cost.metrics import METRICS
-from ..design.point import DesignPoint, _GROUPS, design_from_dict
+from ..design.point import SCALAR_KEYS, DesignPoint, _GROUPS, design_from_dict
 
 DIRECTIONS = ("minimize", "maximize")
 PARAM_TYPES = ("categorical", "int", "float", "fixed")
@@ -376,10 +376,10 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _valid_path(path: str) -> bool:
-    """A design key: ``tech``, ``batch``, ``<group>.<field>`` or ``compute.pe_params.<name>``."""
+    """A design key: ``tech``, ``batch``, ``quant``, ``<group>.<field>`` or ``compute.pe_params.<name>``."""
     parts = path.split(".")
     if len(parts) == 1:
-        return parts[0] in ("tech", "batch")
+        return parts[0] in SCALAR_KEYS and parts[0] != "name"
     group = _GROUPS.get(parts[0])
     if group is None:
         return False
@@ -439,7 +439,7 @@ def _params(table: Any, where: str) -> list[Param]:
                                  f"allowed: {', '.join(sorted(_PARAM_KEYS[kind]))}")
         path = spec.get("path", name)
         if not isinstance(path, str) or not _valid_path(path):
-            raise ValueError(f"{here}: {path!r} is not a design key (tech, batch, <group>.<key> with groups "
+            raise ValueError(f"{here}: {path!r} is not a design key ({', '.join(k for k in SCALAR_KEYS if k != 'name')}, <group>.<key> with groups "
                              f"{', '.join(_GROUPS)}, or compute.pe_params.<name>)")
         when = _when(spec.get("when", {}), here, by_name)
         fields: dict[str, Any] = {"name": name, "path": path, "kind": kind, "when": when}

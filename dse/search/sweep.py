@@ -33,6 +33,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ...files import check_folder
+from ...models.quant import DEFAULT_SCHEME
 from . import storage as st
 from . import trials as tr
 from ..cost.api import evaluate, prepare
@@ -58,11 +59,12 @@ class WorkloadSpec:
     model: str
     seq: int = 512
     gen: int = 128
-    quant: str = "w16a16kv16"
+    quant: str = DEFAULT_SCHEME
     phases: tuple[str, ...] = PHASES
 
-    def at_batch(self, batch: int):
-        return prepare(self.model, batch=batch, seq=self.seq, gen=self.gen, quant=self.quant)
+    def at_batch(self, batch: int, quant: str = ""):
+        """The run at ``batch`` sequences, in ``quant`` (a design's own scheme) or else this spec's."""
+        return prepare(self.model, batch=batch, seq=self.seq, gen=self.gen, quant=quant or self.quant)
 
     def as_dict(self) -> dict[str, Any]:
         return {"model": self.model, "seq": self.seq, "gen": self.gen, "quant": self.quant,
@@ -177,7 +179,7 @@ class Objective:
             trial.set_user_attr("worker", WORKER)
             design = self.space.design(assignment, f"{self.space.name}-{trial.number}")
             trial.set_user_attr("design", design.to_dict())
-            evaluation = evaluate(design, self.workload.at_batch(design.batch), phases=self.workload.phases,
+            evaluation = evaluate(design, self.workload.at_batch(design.batch, design.quant), phases=self.workload.phases,
                                   breakdown=False)
             metrics = {key: float(value) for key, value in evaluation.metrics.items()}
             for metric in self.space.metrics:

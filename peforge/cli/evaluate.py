@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq", type=int, default=512, help="prompt tokens per sequence (default 512)")
     parser.add_argument("--gen", type=int, default=256, help="decode steps (default 256)")
     parser.add_argument("--batch", type=int, default=None, help="sequences (default: the design's batch)")
-    parser.add_argument("--quant", default="w16a16kv16", help="quantization scheme, e.g. w4a8kv8-g128")
+    parser.add_argument("--quant", default=None,
+                        help="quantization scheme, e.g. w4a8kv8-g128 (default: the design's quant, else w16a16kv16)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                         help="also write the design's roofline (each operator against its roofs) to FILE.png")
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise ValueError(f"--{flag} {value}: must be at least 1")
     batch = args.batch or design.batch
-    workload = prepare(args.workload, batch=batch, seq=args.seq, gen=args.gen, quant=args.quant)
+    workload = prepare(args.workload, batch=batch, seq=args.seq, gen=args.gen, quant=design.run_quant(args.quant))
     phases = ("prefill", "decode") if args.phase == "both" else (args.phase,)
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise ValueError(f"--plot {args.plot}: give a .png file")

@@ -12,7 +12,7 @@ import json
 
 from peforge.models.config import load_config
 from peforge.models.graph import PHASES, Graph, Operator, build_graph
-from peforge.models.quant import parse_scheme
+from peforge.models.quant import DEFAULT_SCHEME, parse_scheme
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1, help="sequences in the step (default 1)")
     parser.add_argument("--kv", type=int, default=None,
                         help="tokens already in each KV cache (default: 512 for decode, 0 for prefill)")
-    parser.add_argument("--quant", default="w16a16kv16",
+    parser.add_argument("--quant", default=DEFAULT_SCHEME,
                         help="formats, e.g. w4a8kv4-g128 (default w16a16kv16)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 

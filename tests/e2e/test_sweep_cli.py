@@ -190,12 +190,18 @@ def start(args: list[str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+WARMUP_TIMEOUT = 600  # s: a sweep's first trial waits for its space's cold characterizations
+
+
 def wait_for(out: Path, study: str, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while len(completed(out, study)) < count:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the sweep did not get going"
-        time.sleep(0.1)
+    """Wait until ``count`` trials are complete: ``timeout`` seconds once the first one is (which
+    may take up to :data:`WARMUP_TIMEOUT` on a cold cache or a busy machine)."""
+    for target, limit in ((1, WARMUP_TIMEOUT), (count, timeout)):
+        deadline = time.monotonic() + limit
+        while len(completed(out, study)) < target:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the sweep did not get going"
+            time.sleep(0.1)
 
 
 def group_alive(pgid: int) -> bool:
@@ -219,6 +225,7 @@ def kill_with_trials_in_flight(process: subprocess.Popen, out: Path, study: str,
     """
     assert Path("/proc/self/stat").exists(), "the kill tests read /proc (Linux)"
     pgid = os.getpgid(process.pid)
+    wait_for(out, study, 1, process)
     deadline = time.monotonic() + timeout
     while True:
         assert process.poll() is None, "the sweep ended before it could be killed: " + str(process.communicate())
