@@ -88,7 +88,8 @@ class Stimulus:
 
 
 def golden(cfg: SystolicConfig, g: Gemm) -> np.ndarray:
-    return systolic_gemm(g.a, g.b, cfg.pe_config, acc_bits=cfg.acc_bits, w_bits=g.w_bits, meta=g.meta)
+    return systolic_gemm(g.a, g.b, cfg.pe_config, acc_bits=cfg.acc_bits, w_bits=g.w_bits, meta=g.meta, rows=cfg.rows,
+                         dataflow=cfg.dataflow)
 
 
 def _pick(matrix: np.ndarray, index, garbage: np.ndarray) -> list[list[int]]:
