@@ -5,8 +5,8 @@ Arithmetic (the RTL and :func:`fp_sum` implement exactly this; formats are those
 :data:`peforge.hw.fp.FLOAT_FORMATS`)
 ------------------------------------------------------------------------------------------------
 One beat computes ``round(c + a[0]·w[0] + ... + a[L-1]·w[L-1])``: ``c`` is the accumulator
-operand (the running sum, a code of format ``acc``; the identity −0 on a dot product's first beat
-and at the top of a weight-stationary column), ``a``/``w`` codes of format ``fmt``.
+operand (the running sum, a code of format ``acc``; +0 on a dot product's first beat and at the
+top of a weight-stationary column, as a cleared register holds), ``a``/``w`` codes of format ``fmt``.
 
 1. Decoding. A finite code is ``(-1)**s · sig · 2**(E - man)``, ``E = max(exponent field, 1) −
    bias``, ``sig`` the significand with its hidden bit (0 for exponent field 0). With
@@ -200,7 +200,8 @@ class FpMacConfig(PeConfigBase):
         """``A · B`` as result codes, in the order of the hardware: a standalone PE or an
         output-stationary cell (``dataflow`` None or ``os``) sums K in beats of ``lanes``
         (lanes past K hold +0); weight-stationary (``ws``) sums each fold of ``rows·lanes`` k
-        down the column (one beat per row, from −0), then adds the folds with the fold adder."""
+        down the column (one beat per row, from +0), then adds the folds with the fold adder
+        (:meth:`fold_spec`, from +0)."""
         a, b = np.asarray(a), np.asarray(b)
         M, K = a.shape
         N = b.shape[1]
@@ -211,16 +212,15 @@ class FpMacConfig(PeConfigBase):
         bp = np.zeros((padded, N), dtype=np.int64)
         ap[:, :K], bp[:K] = a, b
         beat, fold = self.beat_spec(), self.fold_spec()
-        neg_zero = 1 << self.acc_bits - 1
         out = np.empty((M, N), dtype=object)
         for i in range(M):
             for j in range(N):
                 if dataflow != "ws":
                     out[i, j] = fp_dot(self, ap[i].tolist(), bp[:, j].tolist())
                     continue
-                total = neg_zero
+                total = 0
                 for k0 in range(0, padded, step):
-                    psum = neg_zero
+                    psum = 0
                     for r in range(rows):
                         ks = slice(k0 + r * L, k0 + (r + 1) * L)
                         psum = fp_beat(self, psum, ap[i, ks].tolist(), bp[ks, j].tolist(), beat)
@@ -233,13 +233,13 @@ class FpMacConfig(PeConfigBase):
             raise ValueError("SystolicConfig.pe.output_register=True needs dataflow=os; allowed false with ws")
 
     def ws_accumulate(self, m: Module, above, cell):
-        m.d.comb += cell.acc.eq(above if above is not None else 1 << self.acc_bits - 1)
+        m.d.comb += cell.acc.eq(above if above is not None else 0)
         return cell.dot
 
     def fold_accumulate(self, m: Module, name: str, bottom, before, kfirst):
         adder = FpAdd(self)
         m.submodules[f"fold_add_{name}"] = adder
-        m.d.comb += [adder.x.eq(bottom), adder.y.eq(Mux(kfirst, 1 << self.acc_bits - 1, before))]
+        m.d.comb += [adder.x.eq(bottom), adder.y.eq(Mux(kfirst, 0, before))]
         return adder.sum
 
 
@@ -346,13 +346,13 @@ def fp_beat(cfg: FpMacConfig, acc_code: int, a, w, spec: SumSpec | None = None) 
 
 def fp_dot(cfg: FpMacConfig, a, w) -> int:
     """Golden FpMacPE: the dot product of code sequences ``a``, ``w`` (length a multiple of
-    ``lanes``, or padded with +0), one beat of ``lanes`` pairs at a time from the accumulator −0."""
+    ``lanes``, or padded with +0), one beat of ``lanes`` pairs at a time from the accumulator +0."""
     L = cfg.lanes
     a, w = list(a), list(w)
     pad = -len(a) % L
     a, w = a + [0] * pad, w + [0] * pad
     spec = cfg.beat_spec()
-    acc = 1 << cfg.acc_bits - 1
+    acc = 0
     for k in range(0, len(a), L):
         acc = fp_beat(cfg, acc, a[k:k + L], w[k:k + L], spec)
     return acc
@@ -487,9 +487,11 @@ def _sum_rtl(m: Module, spec: SumSpec, terms: list[dict], name: str):
         guard, sticky = shifted[Ws - p - 1], shifted[:Ws - p - 1].any()
         kept = shifted[Ws - p:]
         m.d.comb += units.eq(kept + (guard & (sticky | kept[0])))
-        _, r = _leading_zeros(units)  # 0 for a carry to 2**p, else 1 + the zeros inside the group
+        # The leading one lies in the top G + 1 bits of units (r = 0: a carry to 2**p), so a
+        # (G + 1)-bit count and a shift of at most G places renormalize it.
+        _, r = _leading_zeros(units[p - G:])
         mant = Signal(p, name=f"{name}_mant")
-        m.d.comb += mant.eq(Mux(r == 0, units >> 1, units << (r - 1)))
+        m.d.comb += mant.eq((units << r)[1:p + 1])
         e_top = Signal(signed(ebits), name=f"{name}_etop")  # size - 1 + drop + q, size = p + 1 - r
         m.d.comb += e_top.eq(q + (Ws - p) - g * G + p - r)
         with m.If(e_top < c.emin):
@@ -552,7 +554,7 @@ class FpMacCell(wiring.Component):
     """The float datapath of one beat, combinational: ``dot = round(acc + Σ a[i] × w[i])``.
 
     Ports: ``a``, ``w`` (``lanes`` codes of ``fmt``), ``acc`` (the accumulator operand, a code of
-    ``acc``; −0 adds nothing), ``dot`` (a code of ``acc``).
+    ``acc``), ``dot`` (a code of ``acc``).
     """
 
     def __init__(self, config: FpMacConfig):
@@ -619,7 +621,7 @@ class FpMacPE(wiring.Component):
         done = Signal()
         m.submodules.cell = cell = FpMacCell(cfg)
         m.d.comb += [cell.a.eq(self.i.payload.a), cell.w.eq(self.i.payload.w),
-                     cell.acc.eq(Mux(self.i.payload.first, 1 << cfg.acc_bits - 1, acc))]
+                     cell.acc.eq(Mux(self.i.payload.first, 0, acc))]
         m.d.comb += self.i.ready.eq(1)
         m.d.sync += done.eq(self.i.valid & self.i.payload.last)
         with m.If(self.i.valid):
