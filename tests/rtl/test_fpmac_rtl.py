@@ -8,6 +8,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from peforge.hw.pe.fpmac import INPUT_FORMATS, FpAdd, FpMacCell, FpMacConfig, fp_beat, fp_sum, acc_term
+from peforge.sim.runners import simulate
 from peforge.sim.testbench.fpmac import random_beats
 
 CONFIGS = ([FpMacConfig(fmt=fmt, lanes=lanes) for fmt in INPUT_FORMATS for lanes in (1, 4)]
@@ -74,3 +75,13 @@ def test_ws_order_is_not_the_standalone_order():
     ws = cfg.golden_gemm(a, b, acc_bits=None, rows=3, dataflow="ws")
     os_ = cfg.golden_gemm(a, b, acc_bits=None, rows=3, dataflow="os")
     assert (ws != os_).any() and (os_ == cfg.golden_gemm(a, b, acc_bits=None)).all()
+
+
+@pytest.mark.parametrize("cfg", [FpMacConfig(fmt=fmt, lanes=lanes) for fmt in INPUT_FORMATS for lanes in (1, 4)]
+                         + [FpMacConfig(fmt="fp16", acc="bf16", subnormals=False, approx_norm=True, output_register=True)],
+                         ids=repr)
+def test_pe_streams_dot_products(cfg):
+    """The PE's testbench (corners, random values, back to back, reset mid-dot): results and cycles."""
+    report = simulate(cfg, seed=1)
+    assert report.passed, report.failures[:5]
+    assert report.cycles_checked == report.ops > 30
