@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from peforge.hw.pe.fpmac import INPUT_FORMATS, FpAdd, FpMacCell, FpMacConfig, fp_beat, fp_sum, acc_term
+from peforge.hw.pe.fpmac import INPUT_FORMATS, FpAdd, FpMacCell, FpMacConfig, acc_term, fp_beat, fp_sum
 from peforge.sim.runners import simulate
-from peforge.sim.testbench.fpmac import random_beats
+from peforge.sim.testbench.fpmac import random_beats, random_values
 
 CONFIGS = ([FpMacConfig(fmt=fmt, lanes=lanes) for fmt in INPUT_FORMATS for lanes in (1, 4)]
            + [FpMacConfig(fmt="bf16", acc="bf16", lanes=2), FpMacConfig(fmt="e5m2", acc="fp16", subnormals=False),
@@ -67,8 +67,6 @@ def test_fold_adder_matches_golden(cfg):
 
 def test_ws_order_is_not_the_standalone_order():
     """With a bf16 accumulator the order of roundings shows: the array golden must follow it."""
-    from peforge.sim.testbench.fpmac import random_values
-
     cfg = FpMacConfig(acc="bf16", lanes=2)
     rng = np.random.default_rng(0)
     a, b = random_values(cfg.in_format, rng, (8, 24)), random_values(cfg.in_format, rng, (24, 8))
@@ -78,7 +76,8 @@ def test_ws_order_is_not_the_standalone_order():
 
 
 @pytest.mark.parametrize("cfg", [FpMacConfig(fmt=fmt, lanes=lanes) for fmt in INPUT_FORMATS for lanes in (1, 4)]
-                         + [FpMacConfig(fmt="fp16", acc="bf16", subnormals=False, approx_norm=True, output_register=True)],
+                         + [FpMacConfig(fmt="fp16", acc="bf16", subnormals=False, approx_norm=True,
+                                        output_register=True)],
                          ids=repr)
 def test_pe_streams_dot_products(cfg):
     """The PE's testbench (corners, random values, back to back, reset mid-dot): results and cycles."""
