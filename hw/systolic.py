@@ -80,12 +80,15 @@ def gemm_cycles(*, rows, cols, ws, lanes, beat_cycles, edge, os_latency, m, k, n
     return np.where(ws, ws_cycles, os_cycles)
 
 
-def systolic_gemm(a, b, pe_config, *, acc_bits: int | None, w_bits: int | None = None, meta=None) -> np.ndarray:
+def systolic_gemm(a, b, pe_config, *, acc_bits: int | None, w_bits: int | None = None, meta=None,
+                  rows: int | None = None, dataflow: str | None = None) -> np.ndarray:
     """Golden SystolicArray: ``C = A · B`` (``A``: M × K activations, ``B``: K × N weight codes as
     on the port) with the arithmetic of the array's PE (:meth:`PeConfigBase.golden_gemm`), as an
-    object array of Python ints; ``acc_bits=None``: unwrapped. ``meta``: the per-column metadata
-    of :meth:`PeConfigBase.column_fields` (e.g. one row per quantization group)."""
-    return pe_config.golden_gemm(a, b, acc_bits=acc_bits, w_bits=w_bits, meta=meta)
+    object array of Python ints (a float PE: result codes); ``acc_bits=None``: unwrapped.
+    ``meta``: the per-column metadata of :meth:`PeConfigBase.column_fields` (e.g. one row per
+    quantization group). ``rows``, ``dataflow``: the array's, whose summation order a float PE
+    follows (``None``: a standalone PE's order)."""
+    return pe_config.golden_gemm(a, b, acc_bits=acc_bits, w_bits=w_bits, meta=meta, rows=rows, dataflow=dataflow)
 
 
 @dataclass(frozen=True)
@@ -300,7 +303,7 @@ class SystolicConfig:
     def in_layout(self) -> data.StructLayout:
         L, pe = self.lanes, self.pe_config
         fields: dict[str, Any] = {
-            "a": data.ArrayLayout(data.ArrayLayout(signed(self.a_bits), L), self.rows),
+            "a": data.ArrayLayout(data.ArrayLayout(pe.a_shape, L), self.rows),
             "w": data.ArrayLayout(data.ArrayLayout(pe.weight_shape, L), self.cols),
         }
         fields.update({key: data.ArrayLayout(shape, self.cols) for key, shape in pe.column_fields().items()})
@@ -310,7 +313,7 @@ class SystolicConfig:
         return data.StructLayout(fields)
 
     def out_layout(self) -> data.StructLayout:
-        return data.StructLayout({"acc": data.ArrayLayout(signed(self.out_bits), self.cols), "last": 1})
+        return data.StructLayout({"acc": data.ArrayLayout(self.pe_config.out_shape, self.cols), "last": 1})
 
 
 def _chain(m: Module, value, shape, n: int, enable, name: str) -> list:
@@ -433,7 +436,7 @@ class SystolicArray(wiring.Component):
         m.d.comb += self.i.ready.eq(step & (~busy | ctl["feeding"]))
 
         # Left edge: the activation row, lanes beyond K zeroed, skewed one beat per array row.
-        left = data.StructLayout({"a": data.ArrayLayout(signed(cfg.a_bits), L), "swap": 1})
+        left = data.StructLayout({"a": data.ArrayLayout(pe.a_shape, L), "swap": 1})
         row_regs = []
         for r in range(R):
             beat = Signal(left, name=f"left_{r}")
@@ -479,11 +482,11 @@ class SystolicArray(wiring.Component):
                 left_in = row_regs[r][r + c]
                 weights = Signal(data.ArrayLayout(stored, L), name=f"w_{r}_{c}")
                 m.d.comb += weights.eq(Mux(left_in.swap, shadow.as_value(), active.as_value()))
-                above = psum[r - 1][c] if r else 0
+                above = psum[r - 1][c] if r else None
                 cell = pe.ws_cell(m, ctl, f"{r}_{c}")
                 m.d.comb += [cell.a.eq(left_in.a), cell.w.eq(weights)]
                 with m.If(step):
-                    m.d.sync += [active.eq(weights), psum[r][c].eq(above + cell.dot)]
+                    m.d.sync += [active.eq(weights), psum[r][c].eq(pe.ws_accumulate(m, above, cell))]
             for key, shape in travelling.items():
                 shadow_meta = Signal(shape, name=f"shadow_{key}_{c}")
                 with m.If(step & feed.commit):
@@ -514,7 +517,7 @@ class SystolicArray(wiring.Component):
         for c in range(C):
             before = rd.data[c * acc_bits:(c + 1) * acc_bits].as_signed()
             total = Signal(signed(acc_bits), name=f"total_{c}")
-            m.d.comb += total.eq(bottom[c] + Mux(tag.kfirst, 0, before))
+            m.d.comb += total.eq(pe.fold_accumulate(m, str(c), bottom[c], before, tag.kfirst))
             totals.append(total)
         m.d.comb += [rd.addr.eq(tag.row), wr.addr.eq(tag.row), wr.data.eq(Cat(*totals)),
                      wr.en.eq(step & tag.valid & ~tag.klast)]
@@ -570,7 +573,7 @@ class SystolicArray(wiring.Component):
         m.d.comb += self.i.ready.eq(step & (~busy | (feeding & data_slot)))
 
         # Left edge: R rows of lanes activations with flags, skewed one beat per row.
-        left = data.StructLayout({"a": data.ArrayLayout(signed(cfg.a_bits), L), "valid": 1, "first": 1, "last": 1})
+        left = data.StructLayout({"a": data.ArrayLayout(pe.a_shape, L), "valid": 1, "first": 1, "last": 1})
         row_regs = []
         for r in range(R):
             beat = Signal(left, name=f"left_{r}")
@@ -609,7 +612,7 @@ class SystolicArray(wiring.Component):
                     held[r][c] = cell.o.payload.acc
                     ends.append(cell.o.valid)
                 else:
-                    held[r][c] = Signal(signed(cfg.out_bits), name=f"held_{r}_{c}")
+                    held[r][c] = Signal(pe.out_shape, name=f"held_{r}_{c}")
                     with m.If(cell.o.valid):
                         m.d.sync += held[r][c].eq(cell.o.payload.acc)
 

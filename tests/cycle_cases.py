@@ -25,6 +25,7 @@ PE_PARAMS: dict[str, dict[str, Any]] = {
     "mac": dict(a_bits=4, w_bits=4),
     "bitserial": dict(lanes=2, k=2, a_bits=4, max_w_bits=6),
     "mixed": dict(lanes=1, group=48, w_bits=2, scale_bits=4, scale_frac_bits=2),
+    "fpmac": dict(fmt="e4m3", acc="bf16", lanes=1, subnormals=False),
 }
 
 

@@ -124,7 +124,8 @@ class BitSerialConfig(PeConfigBase):
     def _os_latency_base(self) -> int:
         return self.latency
 
-    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None) -> np.ndarray:
+    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None,
+                    rows: int | None = None, dataflow: str | None = None) -> np.ndarray:
         w = bitserial_weights(b, self.effective_w_bits(w_bits)).astype(object)
         return wrap(np.asarray(a, dtype=object).dot(w), acc_bits)
 

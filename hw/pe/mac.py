@@ -58,7 +58,8 @@ class MacConfig(PeConfigBase):
         accumulator width rounds it up)."""
         return capacity(self.acc_bits, 1 << self.a_bits + self.w_bits - 2)
 
-    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None) -> np.ndarray:
+    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None,
+                    rows: int | None = None, dataflow: str | None = None) -> np.ndarray:
         return wrap(np.asarray(a, dtype=object).dot(np.asarray(b, dtype=object)), acc_bits)
 
     def check_array(self, rows: int, dataflow: str) -> None:

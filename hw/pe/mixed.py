@@ -132,7 +132,8 @@ class MixedConfig(PeConfigBase):
         worst = 128 * ((1 << self.w_bits) - 1 if self.zero_point else 1 << self.w_bits - 1)
         return self.group * capacity(self.acc_bits, self.group * worst * ((1 << self.scale_bits) - 1))
 
-    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None) -> np.ndarray:
+    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None,
+                    rows: int | None = None, dataflow: str | None = None) -> np.ndarray:
         """Per quantization group of ``group`` rows of B (``meta['zp']``, ``meta['scale']``:
         ``ceil(K / group) x N``): ``(A_g · W_g - zp_g · sum(A_g)) · scale_g``, summed and wrapped
         at ``acc_bits``, then floor-divided by ``2**scale_frac_bits``."""

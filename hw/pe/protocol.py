@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from amaranth.hdl import Module, Shape, Value
+from amaranth.hdl import Module, Mux, Shape, Value, signed
 
 from ...arith import ceil_div
 
@@ -143,6 +143,16 @@ class PeConfigBase:
         """Width of a result on the output port (bits, signed)."""
         return self.acc_bits - self.out_shift
 
+    @property
+    def a_shape(self) -> Shape:
+        """One activation on the array's input port: a signed integer (a float PE: a code)."""
+        return signed(self.a_bits)
+
+    @property
+    def out_shape(self) -> Shape:
+        """One result on the array's output port: a signed integer (a float PE: a code)."""
+        return signed(self.out_bits)
+
     def figures(self) -> PeFigures:
         return PeFigures(lanes=self.lanes, a_bits=self.a_bits, max_w_bits=self.max_w_bits, k_bits=self.k_bits,
                          ws_edge_stages=self.ws_edge_stages, os_latency_base=self._os_latency_base(),
@@ -153,10 +163,13 @@ class PeConfigBase:
 
     # --- golden ----------------------------------------------------------------------------------
 
-    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None) -> np.ndarray:
+    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None,
+                    rows: int | None = None, dataflow: str | None = None) -> np.ndarray:
         """``A · B`` (A: M × K activations, B: K × N weight codes as on the array port) with this
         PE's arithmetic, accumulators wrapped at ``acc_bits`` (``None``: unwrapped). ``w_bits``:
-        the run-time precision; ``meta``: per-column metadata arrays (:meth:`column_fields`)."""
+        the run-time precision; ``meta``: per-column metadata arrays (:meth:`column_fields`).
+        ``rows``, ``dataflow``: the array whose summation order to follow (``None``: a standalone
+        PE's); integer arithmetic is exact in any order and ignores them."""
         raise NotImplementedError
 
     # --- array hooks -----------------------------------------------------------------------------
@@ -209,6 +222,16 @@ class PeConfigBase:
         cell = kind_of(self).cell(self)
         m.submodules[f"cell_{name}"] = cell
         return cell
+
+    def ws_accumulate(self, m: Module, above: Value | None, cell) -> Value:
+        """A weight-stationary cell's partial sum: the one from the row above (``None`` in the
+        top row) plus the cell's ``dot``."""
+        return cell.dot if above is None else above + cell.dot
+
+    def fold_accumulate(self, m: Module, name: str, bottom: Value, before: Value, kfirst: Value) -> Value:
+        """Column ``name``'s running sum over K folds: this fold's ``bottom`` edge value plus the
+        sum of the folds ``before`` (none on the first fold, ``kfirst``); ``acc_bits`` wide."""
+        return bottom + Mux(kfirst, 0, before)
 
     def ws_edge(self, m: Module, ctl: dict, name: str, psum: Value, meta: dict) -> Value:
         """The bottom edge stage (``ws_edge_stages`` registers, advancing on ``ctl['step']``) from

@@ -18,6 +18,13 @@ which provides:
 ``array_fields(pe, gemm, index, beat, rng, cols) -> dict``
     the PE's fields of input beat ``index`` (a :class:`~peforge.hw.systolic.PlanBeat`): column
     metadata of the weights it carries, the precision on the first beat, garbage elsewhere.
+
+and optionally (defaults: signed integers of ``a_bits``, uniform over the code ranges):
+
+``array_act_range(pe) -> (lo, hi)``
+    the range of activation codes (garbage, the corners' extremes);
+``array_random(pe, rng, M, K, N) -> (a, b)``
+    the operands of a random GEMM (e.g. a float PE's codes of random values).
 """
 
 from __future__ import annotations
@@ -52,12 +59,19 @@ class Stimulus:
     def __init__(self, cfg: SystolicConfig, rng: np.random.Generator):
         self.cfg, self.rng = cfg, rng
         self.pe_bench = testbench_module(cfg.pe)
-        self.a_min, self.a_max = -(1 << cfg.a_bits - 1), (1 << cfg.a_bits - 1) - 1
+        act_range = getattr(self.pe_bench, "array_act_range", None)
+        self.a_min, self.a_max = (act_range(cfg.pe_config) if act_range
+                                  else (-(1 << cfg.a_bits - 1), (1 << cfg.a_bits - 1) - 1))
         self.w_min, self.w_max = self.pe_bench.array_code_range(cfg.pe_config)
 
     def random(self, M: int, K: int, N: int, w_bits: int | None = None) -> Gemm:
         cfg, rng = self.cfg, self.rng
-        g = Gemm(rng.integers(self.a_min, self.a_max + 1, (M, K)), rng.integers(self.w_min, self.w_max + 1, (K, N)))
+        draw = getattr(self.pe_bench, "array_random", None)
+        if draw:
+            g = Gemm(*draw(cfg.pe_config, rng, M, K, N))
+        else:
+            g = Gemm(rng.integers(self.a_min, self.a_max + 1, (M, K)),
+                     rng.integers(self.w_min, self.w_max + 1, (K, N)))
         g.meta, g.w_bits = self.pe_bench.array_meta(cfg.pe_config, rng, K, N, w_bits)
         return g
 
@@ -88,7 +102,8 @@ class Stimulus:
 
 
 def golden(cfg: SystolicConfig, g: Gemm) -> np.ndarray:
-    return systolic_gemm(g.a, g.b, cfg.pe_config, acc_bits=cfg.acc_bits, w_bits=g.w_bits, meta=g.meta)
+    return systolic_gemm(g.a, g.b, cfg.pe_config, acc_bits=cfg.acc_bits, w_bits=g.w_bits, meta=g.meta, rows=cfg.rows,
+                         dataflow=cfg.dataflow)
 
 
 def _pick(matrix: np.ndarray, index, garbage: np.ndarray) -> list[list[int]]:

@@ -4,6 +4,7 @@ the Amaranth simulator (golden model, corner cases, exact cycle counts)."""
 import pytest
 
 from peforge.hw.pe.bitserial import BitSerialConfig
+from peforge.hw.pe.fpmac import FpMacConfig
 from peforge.hw.pe.mac import MacConfig
 from peforge.hw.pe.mixed import MixedConfig
 from peforge.hw.pim import PimBankConfig, PimChannelConfig
@@ -20,6 +21,10 @@ CONFIGS = {
                               dual_row_buffer=True),
     "pim-channel": PimChannelConfig(banks=2, rows=8, cols=16, lanes=8, word_bits=16, t_rcd=3, t_rp=3, t_ras=7,
                                     t_ccd=2),
+    "fpmac": FpMacConfig(fmt="bf16", lanes=4, output_register=True),
+    "fpmac-e4m3-approx": FpMacConfig(fmt="e4m3", acc="bf16", subnormals=False, approx_norm=True),
+    "systolic-ws-fpmac": SystolicConfig(rows=2, cols=2, pe="fpmac", dataflow="ws", max_m=6, max_k=16, max_n=6,
+                                        pe_config=FpMacConfig(fmt="e5m2", acc="fp16", lanes=2)),
     "systolic-ws-mixed": SystolicConfig(rows=2, cols=3, pe="mixed", dataflow="ws", max_m=8, max_k=32, max_n=16,
                                         pe_config=MixedConfig(lanes=2, group=8)),
     "systolic-os-bitserial": SystolicConfig(rows=3, cols=2, pe="bitserial", dataflow="os", max_m=8, max_k=32,

@@ -11,7 +11,7 @@ value (golden) and cycle is checked, and each GEMM's measured last-row cycle mus
 
 Verilator build time (20-60 s per config on two cores) sets the sizes: 16 x 16 for the kinds and
 dataflows of :data:`LARGE`, 8 x 8 for the others (a kind added to the registry runs at 8 x 8 with
-its ``cycle_cases.PE_PARAMS`` or its defaults).
+its ``cycle_cases.PE_PARAMS`` or its defaults; the float kinds of :data:`SMALL` at 4 x 4).
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ from peforge.sim.tools import missing_simulator
 BIG_K = 2001
 LARGE = {("mac", "ws"), ("mac", "os"), ("bitserial", "ws")}  # at 16 x 16; the rest at 8 x 8
 NON_SQUARE = {"bitserial"}  # also os at 4 x 16: C - 1 binding with a beat of several cycles
+SMALL = {"fpmac"}  # at 4 x 4: a float cell is ~10x a narrow integer one (build and simulation time)
 
 
 def _arrays(kind: str) -> list[tuple[str, int, int]]:
-    square = [(df, 16, 16) if (kind, df) in LARGE else (df, 8, 8) for df in ("ws", "os")]
+    side = 4 if kind in SMALL else 8
+    square = [(df, 16, 16) if (kind, df) in LARGE else (df, side, side) for df in ("ws", "os")]
     return square + ([("os", 4, 16)] if kind in NON_SQUARE else [])
 
 

@@ -8,7 +8,7 @@ import pytest
 from peforge.sim.tools import missing_simulator, setup_verilator
 from tools import need
 
-PE_BLOCKS = ["mac", "bitserial", "mixed"]
+PE_BLOCKS = ["mac", "bitserial", "mixed", "fpmac"]
 EXPORTED = PE_BLOCKS + ["pim-bank", "pim-channel"]
 
 
@@ -66,6 +66,8 @@ def test_export_compiles_on_icarus(peforge, tmp_path, block):
     (["export", "mixed", "group=100", "--out", "{out}"], "group=100 must be a multiple of lanes=16"),
     (["export", "pim-channel", "banks=65", "--out", "{out}"], "banks=65 is out of range; allowed 1..64"),
     (["export", "pim-bank", "lanes=3", "--out", "{out}"], "lanes=3 is not allowed; choose one of 1 | 2 | 4 | 8 | 16 | 32 | 64"),
+    (["export", "fpmac", "approx_norm=true", "--out", "{out}"], "approx_norm=True needs subnormals=false"),
+    (["export", "fpmac", "fmt=fp8", "--out", "{out}"], "fmt='fp8' is not allowed; choose one of bf16 | fp16 | e4m3"),
     (["verify", "mac", "a_bits=x"], "a_bits='x': expected an integer"),
     (["verify", "mac", "--sim", "modelsim"], "invalid choice: 'modelsim'"),
 ])
@@ -79,7 +81,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(peforge, tmp_path, args, m
 
 
 @pytest.mark.parametrize("block, params", [("mac", []), ("bitserial", ["lanes=4", "rescale=true"]),
-                                           ("mixed", ["zero_point=false"])])
+                                           ("mixed", ["zero_point=false"]), ("fpmac", ["fmt=e4m3", "lanes=4"])])
 def test_verify_amaranth_passes(peforge, block, params):
     result = peforge("verify", block, *params, "--seed", "7")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -5,6 +5,7 @@ import pytest
 
 from peforge.hw.pe import PE_KINDS
 from peforge.hw.pe.bitserial import BitSerialConfig
+from peforge.hw.pe.fpmac import FpMacConfig
 from peforge.hw.pe.mac import MacConfig
 from peforge.hw.pe.mixed import MixedConfig
 from peforge.hw.systolic import SystolicConfig
@@ -29,6 +30,11 @@ ARRAYS = {
         dict(rows=3, cols=2, pe_config=MixedConfig(lanes=1, group=3, w_bits=3, zero_point=False)),
         dict(rows=1, cols=1, pe_config=MixedConfig(lanes=4, group=8, w_bits=2, scale_bits=4,
                                                     scale_frac_bits=2, max_groups=2)),
+    ],
+    "fpmac": [
+        dict(rows=2, cols=3, pe_config=FpMacConfig(fmt="e4m3", acc="fp16", lanes=2)),
+        dict(rows=3, cols=1, pe_config=FpMacConfig(fmt="bf16", acc="bf16", subnormals=False)),  # roundings show
+        dict(rows=1, cols=2, pe_config=FpMacConfig(fmt="e5m2", lanes=3, subnormals=False, approx_norm=True)),
     ],
 }
 CASES = [(pe, df, i) for pe in ARRAYS for df in ("ws", "os") for i in range(3)]
