@@ -3,6 +3,8 @@ and mapping, and the roofline is drawn."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from peforge.cli import main
@@ -36,10 +38,20 @@ def test_every_operator_names_its_mapping(pim_eval):
     assert set(ops["bound"]) <= {"compute", "memory", "pim"}
     assert (ops.loc[ops["kind"] == "elementwise", "mapping"] == "vector unit").all()
     assert ops.loc[ops["bound"] == "pim", "mapping"].str.startswith("PIM").all()
-    # Llama-2-7B's down_proj sums K = 11008 products: beyond the 16-bit mac's accumulator
-    # (a 16 + 16 + 12 = 44-bit accumulator holds 8191 worst-case products), so it runs in 2 passes
+    # A floating-point accumulator does not wrap: Llama-2-7B's K = 11008 reduction runs in one pass
     down = ops[ops["operator"] == "mlp.down_proj"]
-    assert down["mapping"].str.contains("K in 2 passes").all()
+    assert not down["mapping"].str.contains("passes").any()
+
+
+def test_a_reduction_beyond_the_integer_accumulator_runs_in_passes():
+    # down_proj sums K = 11008 products: beyond the INT8 mac's accumulator (8 + 8 + 12 = 28 bits
+    # hold 8191 worst-case products), so it runs in 2 passes
+    pim = design_named("pim")
+    mac = dataclasses.replace(pim, quant="w8a8kv8", compute=dataclasses.replace(
+        pim.compute, pe="mac", pe_params=(("a_bits", 8), ("w_bits", 8))))
+    ops = evaluate(mac, prepare("llama-2-7b", batch=1, seq=64, gen=2, quant=mac.quant)).operators
+    down = ops[ops["operator"] == "mlp.down_proj"]
+    assert len(down) and down["mapping"].str.contains("K in 2 passes").all()
 
 
 def test_evaluate_plots_a_roofline(tmp_path, capsys):

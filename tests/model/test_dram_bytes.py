@@ -9,8 +9,8 @@ MODEL = "llama-2-7b"
 
 
 def design(sram_kib: int) -> DesignPoint:
-    return DesignPoint(name="bytes", tech="7nm", compute=Compute(pe="mac", rows=32, cols=32, clock_mhz=500.0,
-                                                                 pe_params=(("a_bits", 16), ("w_bits", 16))),
+    return DesignPoint(name="bytes", tech="7nm", compute=Compute(pe="fpmac", rows=32, cols=32, clock_mhz=500.0,
+                                                                 pe_params=(("fmt", "fp16"),)),
                        sram=Sram(weight_kib=sram_kib, activation_kib=sram_kib, output_kib=sram_kib),
                        memory=Memory(technology="HBM3", units=1))
 
