@@ -27,7 +27,8 @@ the format with the hidden bit, 11 for fp16, 8 for bf16; ``q = align_bits - 1``)
 
 :func:`align_beats` and :func:`to_fp32` are the golden models of steps 1-2 and 4;
 :class:`FpAligner` and :func:`fp32_from_fixed` their RTL. :func:`alignment_error` measures the
-error against exact FP32 dot products.
+error against exact dot products rounded once to FP32 (``benchmarks/fp_activation_error.py``
+prints it).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..fp import FLOAT_FORMATS, FloatFormat, encode, float_format
+from ..fp import FLOAT_FORMATS, FloatFormat, decode, encode, float_format
 
 ACT_FORMATS = ("fp16", "bf16")  # activation formats the aligner takes (16-bit codes)
 FP32 = FLOAT_FORMATS["fp32"]
@@ -205,62 +206,61 @@ def fp32_from_fixed(m: Module, x, scale_exp: int, nan, name: str = "fp32") -> Si
 # --- error versus exact FP32 dot products --------------------------------------------------------
 
 
-def exact_fp32_dot(codes, weights, fmt: FloatFormat) -> int:
-    """The FP32 code of the exact dot product of activation codes and integer weights, rounded
-    once (nearest even): the reference a PE's result is compared with."""
-    total = sum((Fraction(fmt_value(fmt, c)) * int(w) for c, w in zip(codes, weights)), Fraction(0))
-    return encode(FP32, total)
-
-
 def fmt_value(fmt: FloatFormat, code: int) -> Fraction:
-    from ..fp import decode
+    """The exact value of a finite code."""
     return decode(fmt, int(code) & ((1 << fmt.bits) - 1))
 
 
 def fp32_value(code: int) -> float:
+    """The value of an FP32 code."""
     return float(np.array([code], dtype=np.uint32).view(np.float32)[0])
 
 
-def alignment_error(*, align_bits=(6, 8, 10, 12, 14), fmt: str = "fp16", lanes: int = 16, k: int = 256,
+def alignment_error(*, align_bits=(6, 8, 10, 12, 14, 16), fmt: str = "fp16", lanes: int = 16, k: int = 256,
                     w_bits: int = 4, trials: int = 200, spread: str = "normal", seed: int = 0) -> list[dict]:
-    """Relative error of the aligned dot product (steps 1-4, unwrapped accumulator) against the
-    exact dot product rounded once to FP32, over ``trials`` random dot products of length ``k``
-    with ``lanes``-lane beats and signed ``w_bits`` weights, per ``align_bits``.
+    """Error of the aligned dot product (steps 1-4, unwrapped accumulator) against the exact dot
+    product rounded once to FP32, over ``trials`` random dot products of length ``k`` in beats
+    of ``lanes``, signed ``w_bits``-bit weights, per ``align_bits``.
 
-    ``spread``: ``normal`` draws activations from N(0, 1) (as LLM activations, mostly), ``wide``
-    from N(0, 1) times 2**U(-12, 12) (exponents mixed within a beat). Returns one dict per
-    align_bits: ``align_bits``, ``mean_rel``, ``max_rel`` (|pe - ref| / |ref|, cases with
-    ref = 0 skipped) and ``exact`` (the share of results equal to the reference's code).
+    ``spread``: ``normal`` draws activations from N(0, 1) (LLM activations, mostly); ``wide`` from
+    N(0, 1) times 2**U(-12, 12) (exponents far apart within a beat). Returns one dict per
+    align_bits: ``mean_rel`` / ``max_rel``, the relative error ``|pe - ref| / |ref|`` (cases with
+    ref = 0 skipped; cancellation in the sum inflates it); ``mean_norm`` / ``max_norm``, the error
+    over ``sum |a_i * w_i|`` (the scale the truncation acts on); ``exact``, the share of results
+    whose FP32 code equals the reference's.
     """
     f = float_format(fmt)
     rng = np.random.default_rng(seed)
-    dtype = {"fp16": np.float16}.get(fmt)
     half = 1 << w_bits - 1
     cases = []
     for _ in range(trials):
         x = rng.standard_normal(k)
         if spread == "wide":
             x = x * 2.0 ** rng.uniform(-12, 12, k)
-        if dtype is not None:
+        if fmt == "fp16":
             codes = x.astype(np.float16).view(np.uint16).astype(np.int64)
-        else:  # bf16: round the float32 to its top 16 bits
-            codes = np.array([encode(f, Fraction(float(v))) for v in x.astype(np.float32)], dtype=np.int64)
+        else:
+            codes = np.array([encode(f, Fraction(float(v))) for v in x], dtype=np.int64)
         cases.append((codes, rng.integers(-half, half, k)))
     rows = []
     for bits in align_bits:
-        errors, exact = [], 0
+        rel, norm, exact = [], [], 0
         for codes, weights in cases:
             a, shift, nan = align_beats(codes, f, bits, lanes)
             wb = np.zeros(a.size, dtype=np.int64)
             wb[:k] = weights
             dots = (a.astype(object) * wb.reshape(a.shape).astype(object)).sum(axis=-1)
-            total = sum(int(d) << int(s) for d, s in zip(dots, shift))
+            total = sum(int(d) << int(s) for d, s in zip(dots.ravel(), shift.ravel()))
             got = to_fp32(total, lsb_exp(f, bits), bool(nan.any()))
-            ref = exact_fp32_dot(codes, weights, f)
+            values = [fmt_value(f, c) * int(w) for c, w in zip(codes, weights)]
+            ref = encode(FP32, sum(values, Fraction(0)))
             exact += got == ref
-            r = fp32_value(ref)
-            if r != 0:
-                errors.append(abs(fp32_value(got) - r) / abs(r))
-        rows.append(dict(align_bits=bits, mean_rel=float(np.mean(errors)), max_rel=float(np.max(errors)),
-                         exact=exact / len(cases)))
+            error = abs(fp32_value(got) - fp32_value(ref))
+            if fp32_value(ref) != 0:
+                rel.append(error / abs(fp32_value(ref)))
+            scale = float(sum(abs(v) for v in values))
+            if scale:
+                norm.append(error / scale)
+        rows.append(dict(align_bits=bits, mean_rel=float(np.mean(rel)), max_rel=float(np.max(rel)),
+                         mean_norm=float(np.mean(norm)), max_norm=float(np.max(norm)), exact=exact / len(cases)))
     return rows
