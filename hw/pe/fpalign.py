@@ -191,7 +191,8 @@ def fp32_from_fixed(m: Module, x, scale_exp: int, nan, name: str = "fp32") -> Si
     m.d.comb += field.eq(lead + (scale_exp + 126))
     word = Signal(32, name=f"{name}_word")
     m.d.comb += word.eq((field[:8] << 23) + window + (round_bit & (sticky | window[0])))
-    infinite = (field >= 254) | (word[23:31] == 0xFF)
+    # A carry out of the window into exponent 255 leaves mantissa 0: the word is then ±Inf already.
+    infinite = field >= 254
     with m.If(nan):
         m.d.comb += out.eq(FP32_NAN)
     with m.Elif(~found):

@@ -178,3 +178,27 @@ def test_error_statistics_shrink_with_align_bits():
     # truncation of a lane loses less than one quantum 2**(emax + 1 - q) <= 2**(2 - q) * |max lane|
     for row in rows:
         assert row["max_norm"] < 2.0 ** (2 - (row["align_bits"] - 1)) and 0 <= row["exact"] <= 1
+
+
+@pytest.mark.parametrize("cfg", [FpBitSerialConfig(lanes=4, max_accumulations=64), FpBitSerialConfig(a_float="bf16"),
+                                 FpMixedConfig(lanes=4, group=16, max_groups=16),
+                                 FpMixedConfig(lanes=4, group=8, max_groups=4, zero_point=False, align_bits=16)])
+def test_accumulator_holds_max_reduction_worst_products(cfg):
+    """max_reduction products of the largest finite activations and the most negative weights
+    (the largest zero point and scale for fpmixed) do not wrap the accumulator."""
+    fmt = cfg.fmt
+    K = cfg.max_reduction
+    a = np.full((1, K), fmt.max_code(True))
+    if isinstance(cfg, FpMixedConfig):
+        w_max = (1 << cfg.w_bits) - 1
+        b = np.full((K, 1), 0 if cfg.zero_point else 1 << cfg.w_bits - 1)
+        groups = -(-K // cfg.group)
+        meta = {"zp": np.full((groups, 1), w_max), "scale": np.full((groups, 1), (1 << cfg.scale_bits) - 1)}
+        wrapped = cfg.golden_total(as_signed(a), b, acc_bits=cfg.acc_bits, meta=meta)
+        exact = cfg.golden_total(as_signed(a), b, acc_bits=None, meta=meta)
+    else:
+        b = np.full((K, 1), 1 << cfg.max_w_bits - 1)
+        wrapped = cfg.golden_gemm(as_signed(a), b, acc_bits=cfg.acc_bits)
+        exact = cfg.golden_gemm(as_signed(a), b, acc_bits=None)
+    assert wrapped[0, 0] == exact[0, 0] > 0
+    assert exact[0, 0] < 1 << cfg.acc_bits - 1 <= 2 * exact[0, 0] * (K + 2 * cfg.lanes) // K  # and it nearly fills it
