@@ -187,7 +187,8 @@ def fp32_from_fixed(m: Module, x, scale_exp: int, nan, name: str = "fp32") -> Si
     normal = Signal(w + 25, name=f"{name}_norm")
     m.d.comb += normal.eq((magnitude << 25) << amount)
     window, round_bit, sticky = normal[w + 1:w + 25], normal[w], normal[:w] != 0
-    field = Signal(range(w + max(scale_exp, 0) + 127), name=f"{name}_field")  # biased exponent less one: the window's top bit adds it
+    # The biased exponent less one: the window's top (hidden) bit adds the one.
+    field = Signal(range(w + max(scale_exp, 0) + 127), name=f"{name}_field")
     m.d.comb += field.eq(lead + (scale_exp + 126))
     word = Signal(32, name=f"{name}_word")
     m.d.comb += word.eq((field[:8] << 23) + window + (round_bit & (sticky | window[0])))

@@ -179,5 +179,6 @@ class FpMixedPE(MixedPE):
             m.d.comb += self.o.payload.fp32.eq(fp32_from_fixed(m, total, cfg.lsb_exp - cfg.scale_frac_bits, self._nan))
 
 
-KIND = PeKind(name="fpmixed", summary="low-bit weight x FP16/BF16 activation shift-and-add PE, block-aligned per beat (MixPE)",
+KIND = PeKind(name="fpmixed",
+              summary="low-bit weight x FP16/BF16 activation shift-and-add PE, block-aligned per beat (MixPE)",
               config=FpMixedConfig, component=FpMixedPE, cell=FpMixedCell, order=4)
