@@ -207,7 +207,7 @@ def test_accumulator_holds_max_reduction_worst_products(cfg):
 @pytest.mark.parametrize("cfg, floor", [
     (FpBitSerialConfig(), 256 * 16), (FpBitSerialConfig(lanes=3, max_accumulations=5, max_w_bits=3), 5 * 3),
     (FpBitSerialConfig(a_float="bf16", rescale=True, max_shift=15), 256 * 16),
-    (FpMixedConfig(), 128 * 64), (FpMixedConfig(lanes=2, group=6, max_groups=3, zero_point=False), 6 * 3)])
+    (FpMixedConfig(), 128 * 64), (FpMixedConfig(lanes=2, group=8, max_groups=4, w_bits=3), 8 * 4)])
 def test_max_reduction_is_at_least_the_declared_bound(cfg, floor):
     """The widths guarantee max_accumulations dot products (max_groups groups), with at most
     one spare bit: a parameter is a floor, not a guess."""
