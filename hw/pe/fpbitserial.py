@@ -20,9 +20,11 @@ fixed-point accumulator. Exactly (see :mod:`peforge.hw.pe.fpalign`; ``q = align_
 
 In a systolic array the results stay fixed point (``acc``, unit ``2**lsb_exp``) and partial sums
 are integers; non-finite activations count as 0 there, unflagged (the array has no flag path).
-Cycles are BitSerialPE's: the alignment sits before the serial registers and the shift before
-the accumulator, both combinational. Each weight-stationary cell aligns its own copy of the
-row's activations (the array has no per-row stage), which the cell area includes.
+Cycles are BitSerialPE's: the alignment sits before the serial registers (which then hold
+align_bits, not 16, per lane) and the shift before the accumulator, both combinational. The
+standalone PE thus splits the kind's cell (:class:`FpBitSerialCell`: the same FpAligner and
+BitSerialCell, unregistered) around its serial registers. Each weight-stationary cell aligns its
+own copy of the row's activations (the array has no per-row stage), which the cell area includes.
 """
 
 from __future__ import annotations

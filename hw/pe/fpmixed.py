@@ -22,8 +22,9 @@ sums are shifted by that exponent into the group's fixed-point sums. Exactly (se
 
 In a systolic array the results stay fixed point (``acc``, unit ``2**lsb_exp``) and partial sums
 are integers; non-finite activations count as 0 there, unflagged. Cycles are MixedPE's: the
-alignment and the shift sit in stage 1, combinational. Each weight-stationary cell aligns its own
-copy of the row's activations, which the cell area includes.
+alignment and the shift sit in stage 1 (the kind's cell, :class:`FpMixedCell`, which the
+standalone PE and every weight-stationary cell instantiate), combinational. Each
+weight-stationary cell aligns its own copy of the row's activations, which the cell area includes.
 """
 
 from __future__ import annotations
@@ -123,8 +124,9 @@ class FpMixedConfig(MixedConfig):
 
 class FpMixedCell(wiring.Component):
     """MixedCell behind an aligner: ``a`` takes ``lanes`` activation codes, ``w`` as MixedCell's,
-    ``dot`` is the beat's dot product shifted by its exponent
-    (``cell_dot_bits + beat_shift``, signed); ``nan``: a lane is Inf or NaN. Combinational."""
+    ``dot`` is the beat's dot product shifted by its exponent (``cell_dot_bits + beat_shift``,
+    signed), ``sum_a`` the sum of the aligned activations shifted alike (for the zero point; the
+    array leaves it unused); ``nan``: a lane is Inf or NaN. Combinational."""
 
     def __init__(self, config: FpMixedConfig):
         self.config = config
@@ -132,6 +134,7 @@ class FpMixedCell(wiring.Component):
             "a": In(data.ArrayLayout(unsigned(config.a_bits), config.lanes)),
             "w": In(data.ArrayLayout(config.cell_w_shape, config.lanes)),
             "dot": Out(signed(config.cell_dot_bits + config.beat_shift)),
+            "sum_a": Out(signed(config.cell_a_bits + (config.lanes - 1).bit_length() + config.beat_shift)),
             "nan": Out(1),
         })
 
@@ -140,8 +143,10 @@ class FpMixedCell(wiring.Component):
         m = Module()
         m.submodules.align = align = FpAligner(cfg.fmt, cfg.align_bits, cfg.lanes)
         m.submodules.cell = cell = MixedCell(cfg)
+        aligned = [align.aligned[lane] for lane in range(cfg.lanes)]
         m.d.comb += [align.a.eq(self.a), cell.a.eq(align.aligned), cell.w.eq(self.w),
-                     self.dot.eq(cell.dot << align.shift), self.nan.eq(align.nan)]
+                     self.dot.eq(cell.dot << align.shift), self.sum_a.eq(tree_sum(aligned) << align.shift),
+                     self.nan.eq(align.nan)]
         return m
 
 
@@ -154,14 +159,13 @@ class FpMixedPE(MixedPE):
     """
 
     def _lane_sums(self, m: Module, beat):
+        """The array's cell (FpMixedCell) gives the shifted sums; the NaN flag is kept here."""
         cfg = self.config
-        m.submodules.align = align = FpAligner(cfg.fmt, cfg.align_bits, cfg.lanes)
-        m.submodules.cell = cell = MixedCell(cfg)
-        m.d.comb += [align.a.eq(beat.a), cell.a.eq(align.aligned)]
-        m.d.comb += [cell.w[lane].eq(beat.w[lane]) for lane in range(cfg.lanes)]
+        m.submodules.cell = cell = FpMixedCell(cfg)
+        m.d.comb += [cell.a.eq(beat.a)] + [cell.w[lane].eq(beat.w[lane]) for lane in range(cfg.lanes)]
         # The result's NaN flag: sticky over its beats, then delayed as the result is (latency).
         running = Signal()
-        flag = Mux(beat.first, 0, running) | align.nan
+        flag = Mux(beat.first, 0, running) | cell.nan
         with m.If(self.i.valid):
             m.d.sync += running.eq(flag)
         self._nan = flag
@@ -169,8 +173,7 @@ class FpMixedPE(MixedPE):
             delayed = Signal(name=f"nan_{stage}")
             m.d.sync += delayed.eq(self._nan)
             self._nan = delayed
-        aligned = [align.aligned[lane] for lane in range(cfg.lanes)]
-        return cell.dot << align.shift, tree_sum(aligned) << align.shift
+        return cell.dot, cell.sum_a
 
     def _output(self, m: Module, total) -> None:
         cfg = self.config

@@ -132,8 +132,6 @@ array_fields = integer.array_fields
 def array_jobs(pe: FpBitSerialConfig, stim, M: int, K: int, N: int) -> list:
     """BitSerialPE's (every precision), then activations of every float class, then the
     largest finite activations with the largest products (the corner jobs' codes are integers)."""
-    from .systolic import Gemm
-
     rng = stim.rng
     floats = stim.random(M, K, N, pe.max_w_bits)
     floats.a = as_signed(random_codes(pe.fmt, rng, (M, K)))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from peforge.hw.fp import decode, float_format
-from peforge.hw.golden import sign_extend, wrap
+from peforge.hw.golden import sign_extend
 from peforge.hw.pe.fpalign import align_beats, alignment_error, lsb_exp, to_fp32
 from peforge.hw.pe.fpbitserial import FpBitSerialConfig
 from peforge.hw.pe.fpmixed import FpMixedConfig
