@@ -52,7 +52,8 @@ def block_named(name: str) -> Block:
 
 
 def block_of(config: Any) -> Block:
+    """The block whose config class is exactly ``config``'s (a PE config may derive from another's)."""
     for block in BLOCKS.values():
-        if isinstance(config, block.config):
+        if type(config) is block.config:
             return block
     raise TypeError(f"not a block config: {config!r}")

@@ -20,12 +20,15 @@ from peforge.hw.pe import PE_KINDS
 from peforge.hw.systolic import SystolicConfig
 
 # Narrow PE parameters per kind, so that large arrays build fast; a kind not listed runs with
-# its defaults. mixed: a group of 48 is a multiple of rows x lanes for every array used here.
+# its defaults. mixed, fpmixed: a group of 48 is a multiple of rows x lanes for every array used here.
 PE_PARAMS: dict[str, dict[str, Any]] = {
     "mac": dict(a_bits=4, w_bits=4),
     "bitserial": dict(lanes=2, k=2, a_bits=4, max_w_bits=6),
     "mixed": dict(lanes=1, group=48, w_bits=2, scale_bits=4, scale_frac_bits=2),
     "fpmac": dict(fmt="e4m3", acc="bf16", lanes=1, subnormals=False),
+    # FP-activation PEs: short aligned activations, no FP32 output stage (unused in arrays).
+    "fpbitserial": dict(lanes=1, k=2, max_w_bits=4, align_bits=5, fp32_out=False),
+    "fpmixed": dict(lanes=1, group=48, w_bits=2, scale_bits=4, scale_frac_bits=2, align_bits=5, fp32_out=False),
 }
 
 

@@ -50,6 +50,11 @@ class BitSerialConfig(PeConfigBase):
         return (self.lut_entries - 1).bit_length() if self.lut_entries else self.max_w_bits
 
     @property
+    def cell_a_bits(self) -> int:
+        """Width of an activation in the datapath (bits, signed): ``a_bits``."""
+        return self.a_bits
+
+    @property
     def serial_bits(self) -> int:
         """Width of the weight shift register: max_w_bits rounded up to a multiple of k (bits)."""
         return ceil_div(self.max_w_bits, self.k) * self.k
@@ -57,7 +62,7 @@ class BitSerialConfig(PeConfigBase):
     @property
     def dot_bits(self) -> int:
         """|a*w| <= 2**(a_bits+max_w_bits-2), so a dot product of ``lanes`` fits in this (bits)."""
-        return self.a_bits + self.max_w_bits + (self.lanes - 1).bit_length()
+        return self.cell_a_bits + self.max_w_bits + (self.lanes - 1).bit_length()
 
     @property
     def acc_bits(self) -> int:
@@ -231,7 +236,7 @@ class BitSerialCell(wiring.Component):
     def __init__(self, config: BitSerialConfig):
         self.config = config
         super().__init__({
-            "a": In(data.ArrayLayout(signed(config.a_bits), config.lanes)),
+            "a": In(data.ArrayLayout(signed(config.cell_a_bits), config.lanes)),
             "w": In(data.ArrayLayout(signed(config.serial_bits), config.lanes)),
             "position": In(range(max(2, config.slices))),
             "top": In(1),
@@ -301,7 +306,8 @@ class BitSerialPE(wiring.Component):
         # Serial stage: one k-bit slice of every weight per cycle, MSB slice first.
         remaining = Signal(range(cfg.serial_bits // cfg.k + 1))  # slices left, including this cycle's
         top = Signal()  # this cycle's slice is the (negative-weighted) top slice
-        a_reg = [Signal(signed(cfg.a_bits), name=f"a_{lane}") for lane in range(cfg.lanes)]
+        a_in, side_in = self._activations(m, payload)
+        a_reg = [Signal(signed(cfg.cell_a_bits), name=f"a_{lane}") for lane in range(cfg.lanes)]
         w_reg = [Signal(signed(cfg.serial_bits), name=f"w_{lane}") for lane in range(cfg.lanes)]
         op = Signal(cfg.in_layout())  # flags and scale of the dot product in the serial stage
 
@@ -310,9 +316,11 @@ class BitSerialPE(wiring.Component):
         with m.If(busy):
             m.d.sync += [remaining.eq(remaining - 1), top.eq(0)]
 
+        side = {key: Signal.like(value, name=f"{key}_op") for key, value in side_in.items()}
         with m.If(accept):
             m.d.sync += [op.eq(payload), top.eq(1)]
-            m.d.sync += [a_reg[lane].eq(payload.a[lane]) for lane in range(cfg.lanes)]
+            m.d.sync += [a_reg[lane].eq(a_in[lane]) for lane in range(cfg.lanes)]
+            m.d.sync += [side[key].eq(value) for key, value in side_in.items()]
             with m.Switch(payload.w_bits):
                 for w_bits in range(2, cfg.max_w_bits + 1):
                     with m.Case(w_bits) if w_bits < cfg.max_w_bits else m.Default():
@@ -325,14 +333,16 @@ class BitSerialPE(wiring.Component):
         m.d.comb += [cell.w[lane].eq(w_reg[lane]) for lane in range(cfg.lanes)]
         m.d.comb += [cell.position.eq(remaining - 1),  # slice index, MSB slice first
                      cell.top.eq(top), cell.en.eq(busy)]
-        dot = cell.held
 
         # Accumulate stage: the finished dot product joins its group and the running total.
         done = Signal()
         done_op = Signal(cfg.in_layout())
+        done_side = {key: Signal.like(value, name=f"{key}_done") for key, value in side.items()}
         m.d.sync += done.eq(remaining == 1)
         with m.If(remaining == 1):
             m.d.sync += done_op.eq(op)
+            m.d.sync += [done_side[key].eq(value) for key, value in side.items()]
+        dot = self._dot(m, cell.held, done_side)
 
         total = Signal(signed(cfg.acc_bits))
         base = Mux(done_op.first, 0, total)
@@ -352,8 +362,22 @@ class BitSerialPE(wiring.Component):
                 m.d.sync += total.eq(base + dot)
 
         m.d.sync += self.o.valid.eq(done & done_op.last)
-        m.d.comb += self.o.payload.acc.eq(total)
+        self._output(m, total, done, done_op, done_side)
         return m
+
+    # Hooks of the FP-activation PE (peforge.hw.pe.fpbitserial), which derives from this one.
+
+    def _activations(self, m: Module, payload) -> tuple[list, dict]:
+        """The ``lanes`` values entering the serial stage, and side values (name: Value) that
+        travel with the dot product to the accumulate stage: the activations as they are."""
+        return [payload.a[lane] for lane in range(self.config.lanes)], {}
+
+    def _dot(self, m: Module, dot, side: dict):
+        """The finished dot product as it enters the group and total: as it is."""
+        return dot
+
+    def _output(self, m: Module, total, done, done_op, side: dict) -> None:
+        m.d.comb += self.o.payload.acc.eq(total)
 
 
 KIND = PeKind(name="bitserial", summary="bit-serial dot-product PE, run-time weight precision (Stripes / BitMoD)",

@@ -54,17 +54,26 @@ class MixedConfig(PeConfigBase):
         return self.group // self.lanes
 
     @property
+    def cell_a_bits(self) -> int:
+        """Width of an activation in the datapath (bits, signed): INT8."""
+        return A_BITS
+
+    # Left shift of a beat's sums before they join the group (an FP-activation PE's beat
+    # exponent, peforge.hw.pe.fpmixed): none.
+    beat_shift = 0
+
+    @property
     def product_bits(self) -> int:
         """|a*w| <= 128 * 2**w_bits for INT8 a and either weight format (bits, signed)."""
-        return A_BITS + self.w_bits + 1
+        return self.cell_a_bits + self.w_bits + 1
 
     @property
     def group_bits(self) -> int:
-        return self.product_bits + _clog2(self.group)
+        return self.product_bits + _clog2(self.group) + self.beat_shift
 
     @property
     def sum_a_bits(self) -> int:
-        return A_BITS + _clog2(self.group)
+        return self.cell_a_bits + _clog2(self.group) + self.beat_shift
 
     @property
     def corrected_bits(self) -> int:
@@ -129,7 +138,7 @@ class MixedConfig(PeConfigBase):
         accumulator holds that many groups of the largest products (``-128 * -(2**w_bits - 1)``
         with a zero point, ``-128 * -2**(w_bits-1)`` without) times the largest scale — at
         least group x max_groups."""
-        worst = 128 * ((1 << self.w_bits) - 1 if self.zero_point else 1 << self.w_bits - 1)
+        worst = (1 << self.cell_a_bits - 1) * ((1 << self.w_bits) - 1 if self.zero_point else 1 << self.w_bits - 1)
         return self.group * capacity(self.acc_bits, self.group * worst * ((1 << self.scale_bits) - 1))
 
     def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None,
@@ -210,14 +219,14 @@ class MixedCell(wiring.Component):
     """The MixPE datapath: ``lanes`` products by shift-and-add (a w-bit weight selects w shifted
     copies of its activation, the top one negative), summed by an adder tree; combinational.
 
-    Ports: ``a`` (``lanes`` INT8 activations), ``w`` (``lanes`` weights of
+    Ports: ``a`` (``lanes`` activations of :attr:`MixedConfig.cell_a_bits`, INT8), ``w`` (``lanes`` weights of
     :attr:`MixedConfig.cell_w_shape`), ``dot`` (:attr:`MixedConfig.cell_dot_bits`, signed).
     """
 
     def __init__(self, config: MixedConfig):
         self.config = config
         super().__init__({
-            "a": In(data.ArrayLayout(signed(A_BITS), config.lanes)),
+            "a": In(data.ArrayLayout(signed(config.cell_a_bits), config.lanes)),
             "w": In(data.ArrayLayout(config.cell_w_shape, config.lanes)),
             "dot": Out(signed(config.cell_dot_bits)),
         })
@@ -255,14 +264,12 @@ class MixedPE(wiring.Component):
 
         # Stage 1: shift-and-add products, summed across lanes; sum of activations for the zero point.
         # Codes widen to the cell's weight: zero-extended (unsigned, with a zero point) or as is.
-        m.submodules.cell = cell = MixedCell(cfg)
-        m.d.comb += [cell.a.eq(beat.a)] + [cell.w[lane].eq(beat.w[lane]) for lane in range(cfg.lanes)]
+        dot, sum_a = self._lane_sums(m, beat)
         s1_valid = Signal()
         s1 = Signal(cfg.in_layout())
-        s1_dot = Signal(signed(cfg.cell_dot_bits))
-        s1_sum_a = Signal(signed(A_BITS + _clog2(cfg.lanes)))
-        m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(beat),
-                     s1_dot.eq(cell.dot), s1_sum_a.eq(tree_sum([beat.a[l] for l in range(cfg.lanes)]))]
+        s1_dot = Signal(signed(cfg.cell_dot_bits + cfg.beat_shift))
+        s1_sum_a = Signal(signed(cfg.cell_a_bits + _clog2(cfg.lanes) + cfg.beat_shift))
+        m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(beat), s1_dot.eq(dot), s1_sum_a.eq(sum_a)]
 
         # Stage 2: integer accumulation over the group; at its end, subtract zp * sum(a) once.
         count = Signal(range(cfg.ops_per_group))  # beats of the open group seen so far
@@ -298,8 +305,20 @@ class MixedPE(wiring.Component):
         with m.If(s2_valid):
             m.d.sync += total.eq(Mux(s2_first, 0, total) + dequantized)
         m.d.sync += self.o.valid.eq(s2_valid & s2_last)
-        m.d.comb += self.o.payload.acc.eq(total >> cfg.scale_frac_bits)
+        self._output(m, total)
         return m
+
+    # Hooks of the FP-activation PE (peforge.hw.pe.fpmixed), which derives from this one.
+
+    def _lane_sums(self, m: Module, beat):
+        """The beat's dot product (the MixedCell) and sum of activations, as they enter stage 1."""
+        cfg = self.config
+        m.submodules.cell = cell = MixedCell(cfg)
+        m.d.comb += [cell.a.eq(beat.a)] + [cell.w[lane].eq(beat.w[lane]) for lane in range(cfg.lanes)]
+        return cell.dot, tree_sum([beat.a[lane] for lane in range(cfg.lanes)])
+
+    def _output(self, m: Module, total) -> None:
+        m.d.comb += self.o.payload.acc.eq(total >> self.config.scale_frac_bits)
 
 
 KIND = PeKind(name="mixed", summary="low-bit weight x INT8 shift-and-add PE, one dequantization per group (MixPE)",

@@ -8,7 +8,7 @@ import pytest
 from peforge.sim.tools import missing_simulator, setup_verilator
 from tools import need
 
-PE_BLOCKS = ["mac", "bitserial", "mixed", "fpmac"]
+PE_BLOCKS = ["mac", "bitserial", "mixed", "fpmac", "fpbitserial", "fpmixed"]
 EXPORTED = PE_BLOCKS + ["pim-bank", "pim-channel"]
 
 
@@ -81,7 +81,9 @@ def test_bad_input_is_one_line_exit_2_nothing_written(peforge, tmp_path, args, m
 
 
 @pytest.mark.parametrize("block, params", [("mac", []), ("bitserial", ["lanes=4", "rescale=true"]),
-                                           ("mixed", ["zero_point=false"]), ("fpmac", ["fmt=e4m3", "lanes=4"])])
+                                           ("mixed", ["zero_point=false"]), ("fpmac", ["fmt=e4m3", "lanes=4"]),
+                                           ("fpbitserial", ["lanes=4", "a_float=bf16", "align_bits=6"]),
+                                           ("fpmixed", ["lanes=4", "group=8", "align_bits=8"])])
 def test_verify_amaranth_passes(peforge, block, params):
     result = peforge("verify", block, *params, "--seed", "7")
     assert result.returncode == 0, result.stdout + result.stderr

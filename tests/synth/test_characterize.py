@@ -127,3 +127,15 @@ def test_bitserial_energy_per_mac_falls_with_weight_bits(cache):
     assert four.multipliers == 0 and eight.multipliers == 0
     assert four.pj_per_mac < eight.pj_per_mac
     assert four.interval_cycles < eight.interval_cycles  # bit-serial: cycles ∝ weight bits
+
+
+@pytest.mark.parametrize("kind, base", [("fpmixed", "mixed"), ("fpbitserial", "bitserial")])
+def test_fp_activation_pes_have_no_multiplier_and_pay_for_alignment(cache, kind, base):
+    """Block alignment and the FP32 output stage are shifts, compares and adds: no multiplier
+    cell for the products or anywhere else; they cost gates and depth over the integer PE."""
+    fp = record(cache, kind, "lanes=8", "w_bits=4" if kind == "fpmixed" else "max_w_bits=4")
+    integer = record(cache, base, "lanes=8", "w_bits=4" if base == "mixed" else "max_w_bits=4")
+    assert fp.multipliers == 0, fp.coarse_cells
+    assert not any(t in fp.coarse_cells for t in synth.MULTIPLIER_CELLS)
+    assert fp.nand2_eq > integer.nand2_eq and fp.depth > integer.depth
+    assert fp.pj_per_mac > 0 and fp.fmax_mhz > 0 and fp.cycles_checked > 0

@@ -53,11 +53,13 @@ def test_nested_round_trip_hash_and_listing():
     other = SystolicConfig(pe="mixed", dataflow="os", pe_config=MixedConfig(lanes=4, group=16))
     assert params.config_hash(cfg) != params.config_hash(other)
     rows = {r["name"]: r for r in params.describe(SystolicConfig)}
-    assert rows["pe"]["allowed"].startswith("mac | bitserial | mixed")  # then any kind added since
-    lanes_docs = [r["doc"] for r in params.describe(SystolicConfig) if r["name"] == "pe.lanes"]
-    assert any(d.startswith("[pe=bitserial]") for d in lanes_docs)
-    assert any(d.startswith("[pe=mixed]") for d in lanes_docs)
-    assert rows["pe.a_bits"]["default"] == "8"
+    allowed = rows["pe"]["allowed"].split(" | ")
+    assert allowed[:3] == ["mac", "bitserial", "mixed"] and {"fpmac", "fpbitserial", "fpmixed"} <= set(allowed)
+    listed = params.describe(SystolicConfig)
+    lanes = [r["doc"] for r in listed if r["name"] == "pe.lanes"]
+    assert any(doc.startswith("[pe=bitserial]") for doc in lanes) and any(doc.startswith("[pe=mixed]") for doc in lanes)
+    a_bits = {r["doc"].split("]")[0]: r["default"] for r in listed if r["name"] == "pe.a_bits"}
+    assert a_bits["[pe=mac"] == a_bits["[pe=bitserial"] == "8" and a_bits["[pe=fpbitserial"] == "16"
 
 
 # Hand-derived from the docstring formulas (T: cycles per beat, P: beats per fold, F: folds).
