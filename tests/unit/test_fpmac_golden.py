@@ -260,3 +260,15 @@ def test_approx_norm_needs_flushed_subnormals():
     with pytest.raises(ValueError, match=r"FpMacConfig.fmt='fp8' is not allowed"):
         FpMacConfig(fmt="fp8")
     assert FpMacConfig().a_format == FpMacConfig().w_format == "bf16"
+
+
+def test_figures_by_hand():
+    cfg = FpMacConfig(fmt="e4m3", lanes=4, output_register=True)
+    fig = cfg.figures()
+    assert (fig.lanes, fig.a_bits, fig.max_w_bits, fig.k_bits, fig.ws_edge_stages) == (4, 8, 8, 0, 0)
+    assert (fig.a_format, fig.w_format, cfg.acc_bits, cfg.out_bits) == ("e4m3", "e4m3", 32, 32)
+    assert fig.max_reduction == 2 ** 62 and cfg.beat_cycles(8) == 1
+    assert cfg.cycles(5) == 6 and cfg.os_latency() == 2  # accumulate, output register
+    # bf16 x bf16 into fp32: products of 16 bits, W = 24 + (24 + 3), Ws = W + 1 (two terms)
+    spec = FpMacConfig().beat_spec()
+    assert (spec.term_bits, spec.guard, spec.window, spec.sum_bits) == (24, 27, 51, 52)
