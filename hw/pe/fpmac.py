@@ -27,7 +27,8 @@ top of a weight-stationary column, as a cleared register holds), ``a``/``w`` cod
    (``subnormals=False``, a result rounded below the smallest normal), both as
    :func:`peforge.hw.fp.encode` does. A result beyond the largest finite value is ±Inf.
 6. Zeros. ``S = 0``: −0 when every term is a zero of sign 1 (IEEE: −0 + −0 = −0), else +0;
-   a nonzero sum rounded to zero keeps its sign.
+   a nonzero sum rounded to zero keeps its sign. (A dot product starts from ``c = +0``, so
+   products that are all −0 give +0.)
 7. Specials. Any NaN input, Inf × 0, or +Inf and −Inf among the terms: the canonical NaN of
    ``acc`` (positive, quiet). Else any Inf: Inf of that sign. E4M3 inputs have no Inf; their NaN
    is S.1111.111.
@@ -44,7 +45,7 @@ search works on groups of :data:`APPROX_GROUP` = 4 bits: with ``g`` all-zero gro
 top ``F`` bits, the sum is shifted left by ``F + 4·g`` (a shifter of whole groups) and rounded,
 to nearest even, at a fixed position: ``p_acc`` bits below the top. A cancelled result whose
 leading one so lies ``r`` (0..3) bits below the top keeps ``p_acc − r`` significant bits; the
-rounded significand is then renormalized exactly (a shift of at most 4 places) into the code.
+rounded significand is then renormalized exactly (a shift of at most 3 places) into the code.
 Results below the smallest normal flush to zero, beyond the largest finite go to ±Inf.
 :func:`approx_error_stats` measures the error this costs against the exact mode.
 
