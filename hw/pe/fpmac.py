@@ -27,7 +27,8 @@ top of a weight-stationary column, as a cleared register holds), ``a``/``w`` cod
    (``subnormals=False``, a result rounded below the smallest normal), both as
    :func:`peforge.hw.fp.encode` does. A result beyond the largest finite value is ±Inf.
 6. Zeros. ``S = 0``: −0 when every term is a zero of sign 1 (IEEE: −0 + −0 = −0), else +0;
-   a nonzero sum rounded to zero keeps its sign.
+   a nonzero sum rounded to zero keeps its sign. (A dot product starts from ``c = +0``, so
+   products that are all −0 give +0.)
 7. Specials. Any NaN input, Inf × 0, or +Inf and −Inf among the terms: the canonical NaN of
    ``acc`` (positive, quiet). Else any Inf: Inf of that sign. E4M3 inputs have no Inf; their NaN
    is S.1111.111.
@@ -36,15 +37,17 @@ top of a weight-stationary column, as a cleared register holds), ``a``/``w`` cod
 approximate one, after Alexandridis, Peltekis, Filippas and Dimitrakopoulos, "Floating-Point
 Multiply-Add with Approximate Normalization for Low-Cost Matrix Engines" (arXiv 2408.11997,
 2024), whose point is that the wide leading-zero count and normalizing shift of the multiply-add
-are costly and that their exactness buys little accuracy in matrix engines. Here the
-leading-one search works on groups of :data:`APPROX_GROUP` = 4 bits counted from the top of
-the ``Ws``-bit sum: with ``g`` the number of leading all-zero groups, the sum is shifted left by
-``4·g`` (a shifter of whole groups) and rounded, to nearest even, at a fixed position: the
-``p_acc`` bits below the top of its leading group. A result whose leading one lies ``r`` (0..3)
-bits below its group's top so keeps ``p_acc − r`` significant bits; the rounded significand is
-then renormalized exactly (a shift of at most 3 places) into the code. Results below the
-smallest normal flush to zero, beyond the largest finite go to ±Inf. :func:`approx_error_stats`
-measures the error this costs against the exact mode.
+are costly and that their exactness buys little accuracy in matrix engines: without cancellation
+the sum's leading one lies within a few bits of the top. Here the leading one is searched exactly
+only in the top ``F = Ws − W + 4`` bits of the ``Ws``-bit sum (the carry headroom and the 4 bits
+below it, where it lies unless terms cancel); there the sum is normalized exactly. Below them the
+search works on groups of :data:`APPROX_GROUP` = 4 bits: with ``g`` all-zero groups under the
+top ``F`` bits, the sum is shifted left by ``F + 4·g`` (a shifter of whole groups) and rounded,
+to nearest even, at a fixed position: ``p_acc`` bits below the top. A cancelled result whose
+leading one so lies ``r`` (0..3) bits below the top keeps ``p_acc − r`` significant bits; the
+rounded significand is then renormalized exactly (a shift of at most 3 places) into the code.
+Results below the smallest normal flush to zero, beyond the largest finite go to ±Inf.
+:func:`approx_error_stats` measures the error this costs against the exact mode.
 
 Timing: one beat per cycle into a registered accumulator, ``cycles(n) = n - 1 + latency``, as
 :class:`~peforge.hw.pe.mac.MacPE` (a real FMA would be pipelined; the accumulator feedback
@@ -97,6 +100,11 @@ class SumSpec:
         """Ws: the magnitude of a sum of ``terms`` window integers (bits)."""
         return self.window + (self.terms - 1).bit_length()
 
+    @property
+    def approx_fine_bits(self) -> int:
+        """F = Ws − W + 4: top bits of the sum where approximate normalization is exact."""
+        return self.sum_bits - self.window + APPROX_GROUP
+
 
 @dataclass(frozen=True, kw_only=True)
 class FpMacConfig(PeConfigBase):
@@ -106,7 +114,8 @@ class FpMacConfig(PeConfigBase):
     acc: str = param("fp32", "format of the accumulator and the result", choices=ACC_FORMATS)
     lanes: int = param(1, "products per beat (a dot product of `lanes` pairs per cycle)", low=1, high=16)
     subnormals: bool = param(True, "true: subnormal inputs and results; false: flushed to zero")
-    approx_norm: bool = param(False, "approximate normalization (groups of 4 bits; needs subnormals=false)")
+    approx_norm: bool = param(False, "approximate normalization (exact near the top, else in groups of 4 bits; "
+                                     "needs subnormals=false)")
     output_register: bool = param(False, "register the result (one more cycle of latency, shorter path)")
 
     def __post_init__(self) -> None:
@@ -317,8 +326,9 @@ def fp_sum(spec: SumSpec, terms) -> int:
     q = top + spec.top_base - spec.window  # weight of the sum's bit 0: 2**q
     man = c.man_bits
     if spec.approx:
-        groups = (spec.sum_bits - mag.bit_length()) // APPROX_GROUP
-        drop = spec.sum_bits - APPROX_GROUP * groups - c.precision
+        zeros, fine = spec.sum_bits - mag.bit_length(), spec.approx_fine_bits
+        shift = zeros if zeros < fine else fine + (zeros - fine) // APPROX_GROUP * APPROX_GROUP
+        drop = spec.sum_bits - shift - c.precision
         units = _round_half_even(mag, drop)
         size = units.bit_length()
         e_top = size - 1 + drop + q
@@ -477,12 +487,15 @@ def _sum_rtl(m: Module, spec: SumSpec, terms: list[dict], name: str):
     inf_mag = ((1 << c.exp_bits) - 1) << man
     zero_all, lz = _leading_zeros(mag)
     if spec.approx:
-        G = APPROX_GROUP
-        groups = -(-Ws // G)
-        flags = [mag[max(0, Ws - G * (g + 1)):Ws - G * g].any() for g in range(groups)]
-        _, g = _leading_zeros(Cat(*reversed(flags)))
+        G, F = APPROX_GROUP, spec.approx_fine_bits
+        below = Ws - F
+        coarse, lz_top = _leading_zeros(mag[below:])  # exact in the top F bits
+        flags = [mag[max(0, below - G * (g + 1)):below - G * g].any() for g in range(-(-below // G))]
+        _, g = _leading_zeros(Cat(*reversed(flags)))  # whole groups below them
+        amount = Signal(range(Ws + G), name=f"{name}_nshift")
+        m.d.comb += amount.eq(Mux(coarse, F + g * G, lz_top))
         shifted = Signal(Ws, name=f"{name}_coarse")
-        m.d.comb += shifted.eq(mag << (g * G))
+        m.d.comb += shifted.eq(Mux(coarse, mag << (F + g * G), mag << lz_top))
         units = Signal(p + 1, name=f"{name}_units")
         guard, sticky = shifted[Ws - p - 1], shifted[:Ws - p - 1].any()
         kept = shifted[Ws - p:]
@@ -493,7 +506,7 @@ def _sum_rtl(m: Module, spec: SumSpec, terms: list[dict], name: str):
         mant = Signal(p, name=f"{name}_mant")
         m.d.comb += mant.eq((units << r)[1:p + 1])
         e_top = Signal(signed(ebits), name=f"{name}_etop")  # size - 1 + drop + q, size = p + 1 - r
-        m.d.comb += e_top.eq(q + (Ws - p) - g * G + p - r)
+        m.d.comb += e_top.eq(q + Ws - amount - r)
         with m.If(e_top < c.emin):
             m.d.comb += code.eq(0)
         with m.Elif(e_top > c.emax):

@@ -84,8 +84,9 @@ class Reference:
             return encode(acc, 0)
         if not cfg.approx_norm:
             return encode(acc, Fraction(total) * Fraction(2) ** u, subnormals=cfg.subnormals)
-        group = (self.sum_bits - abs(total).bit_length()) // 4
-        quantum = Fraction(2) ** (u + self.sum_bits - 4 * group - self.p_acc)
+        zeros, fine = self.sum_bits - abs(total).bit_length(), self.sum_bits - self.window + 4
+        shift = zeros if zeros < fine else fine + 4 * ((zeros - fine) // 4)  # exact near the top, else groups
+        quantum = Fraction(2) ** (u + self.sum_bits - shift - self.p_acc)
         rounded = round(abs(total) * Fraction(2) ** u / quantum) * quantum  # ties to even
         return encode(acc, rounded if total > 0 else -rounded, subnormals=False)
 
@@ -159,7 +160,7 @@ VARIANTS = ([FpMacConfig(fmt=fmt, lanes=4) for fmt in INPUT_FORMATS]
 @pytest.mark.parametrize("cfg", VARIANTS, ids=repr)
 def test_golden_equals_reference_variants(cfg):
     rng = np.random.default_rng(cfg.lanes + len(cfg.acc))
-    n, bad = compare(cfg, *random_beats(cfg, 3_000, rng))
+    n, bad = compare(cfg, *random_beats(cfg, 2_000, rng))
     assert not bad, f"{len(bad)} mismatches: " + "; ".join(bad[:4])
 
 
@@ -247,9 +248,10 @@ def test_exactly_rounded_when_the_window_holds_every_term(cfg):
 
 
 def test_approx_norm_error_is_small_but_not_zero():
-    stats = approx_error_stats("bf16", "fp32", length=32, cases=200)
-    assert 0 < stats["mean_rel"] < 2 ** -19 and stats["max_rel"] < 2 ** -10
-    assert 0 < stats["exact_fraction"] < 1
+    """Exact but where terms cancel by more than 4 bits: then a few bits of a bf16 sum are lost."""
+    stats = approx_error_stats("bf16", "bf16", length=32, cases=400)
+    assert 0 < stats["mean_rel"] < 2 ** -12 and 0 < stats["max_ulps"] <= 8
+    assert 0.9 < stats["exact_fraction"] < 1
 
 
 def test_approx_norm_needs_flushed_subnormals():
@@ -258,3 +260,15 @@ def test_approx_norm_needs_flushed_subnormals():
     with pytest.raises(ValueError, match=r"FpMacConfig.fmt='fp8' is not allowed"):
         FpMacConfig(fmt="fp8")
     assert FpMacConfig().a_format == FpMacConfig().w_format == "bf16"
+
+
+def test_figures_by_hand():
+    cfg = FpMacConfig(fmt="e4m3", lanes=4, output_register=True)
+    fig = cfg.figures()
+    assert (fig.lanes, fig.a_bits, fig.max_w_bits, fig.k_bits, fig.ws_edge_stages) == (4, 8, 8, 0, 0)
+    assert (fig.a_format, fig.w_format, cfg.acc_bits, cfg.out_bits) == ("e4m3", "e4m3", 32, 32)
+    assert fig.max_reduction == 2 ** 62 and cfg.beat_cycles(8) == 1
+    assert cfg.cycles(5) == 6 and cfg.os_latency() == 2  # accumulate, output register
+    # bf16 x bf16 into fp32: products of 16 bits, W = 24 + (24 + 3), Ws = W + 1 (two terms)
+    spec = FpMacConfig().beat_spec()
+    assert (spec.term_bits, spec.guard, spec.window, spec.sum_bits) == (24, 27, 51, 52)
