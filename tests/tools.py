@@ -12,6 +12,7 @@ import glob
 import importlib.util
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,9 @@ def missing_module(name: str, *, hint: str) -> str | None:
     """Why Python module ``name`` cannot be imported (``hint`` says how to install it), or None."""
     return None if importlib.util.find_spec(name) is not None else f"Python module {name} not found ({hint})"
 
+
+def run_temp_root(tmp_path_factory) -> Path:
+    """This pytest run's temporary root: the session's folder, or under pytest-xdist the folder its
+    workers' session folders share."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base

@@ -107,7 +107,8 @@ class FpBitSerialConfig(BitSerialConfig):
             fields["fp32"] = unsigned(32)
         return data.StructLayout(fields)
 
-    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None) -> np.ndarray:
+    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None,
+                    rows: int | None = None, dataflow: str | None = None) -> np.ndarray:
         """``A · B`` with A as activation codes, aligned in beats of ``lanes`` consecutive k
         (:func:`~peforge.hw.pe.fpalign.align_beats`), each beat's dot product shifted by its
         exponent; fixed point in units of ``2**lsb_exp``, wrapped at ``acc_bits``."""

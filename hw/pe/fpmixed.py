@@ -97,7 +97,8 @@ class FpMixedConfig(MixedConfig):
             fields["fp32"] = unsigned(32)
         return data.StructLayout(fields)
 
-    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None) -> np.ndarray:
+    def golden_gemm(self, a, b, *, acc_bits: int | None, w_bits: int | None = None, meta=None,
+                    rows: int | None = None, dataflow: str | None = None) -> np.ndarray:
         """Per quantization group of ``group`` rows of B: the beats' ``(aligned · (W - zp)) <<
         shift`` summed, times the group's scale; summed, wrapped at ``acc_bits``, then
         floor-divided by ``2**scale_frac_bits``."""

@@ -278,22 +278,22 @@ def check_resume(out: Path, study: str, requested: int, before: list[optuna.tria
 KILL_TRIALS = 1500
 
 
-def test_sigkill_then_resume_runs_exactly_the_missing_trials(peforge, tmp_path):
+def test_sigkill_then_resume_runs_exactly_the_missing_trials(peforge, space_file, tmp_path):
     out = tmp_path / "k"
-    process = start(sweep_args(Path("edge"), out, "--trials", str(KILL_TRIALS), "--study", "k"))
+    process = start(sweep_args(space_file, out, "--trials", str(KILL_TRIALS), "--study", "k"))
     before = kill_with_trials_in_flight(process, out, "k", done=40)
     assert process.returncode == -signal.SIGKILL
-    result = peforge(*sweep_args(Path("edge"), out, "--resume"))
+    result = peforge(*sweep_args(space_file, out, "--resume"))
     check_resume(out, "k", KILL_TRIALS, before, result)
 
 
-def test_two_workers_killed_mid_sweep_then_resumed(peforge, tmp_path):
+def test_two_workers_killed_mid_sweep_then_resumed(peforge, space_file, tmp_path):
     out = tmp_path / "k2"
-    process = start(sweep_args(Path("edge"), out, "--trials", str(KILL_TRIALS), "--study", "k2", "--n-jobs", "2"))
+    process = start(sweep_args(space_file, out, "--trials", str(KILL_TRIALS), "--study", "k2", "--n-jobs", "2"))
     before = kill_with_trials_in_flight(process, out, "k2", done=60)
     assert process.returncode == -signal.SIGKILL
     assert len({t.user_attrs.get("worker") for t in finished(before)}) == 2  # both workers had run trials
-    result = peforge(*sweep_args(Path("edge"), out, "--resume", "--n-jobs", "2"))
+    result = peforge(*sweep_args(space_file, out, "--resume", "--n-jobs", "2"))
     check_resume(out, "k2", KILL_TRIALS, before, result)
 
 

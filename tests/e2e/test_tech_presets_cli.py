@@ -28,6 +28,7 @@ unit = "stack"
 DESIGN = """
 name = "user-tech"
 tech = "{tech}"
+quant = "w8a8kv8"
 [compute]
 pe = "mac"
 rows = 8
@@ -76,6 +77,7 @@ def test_sweep_accepts_a_preset_file(peforge, tmp_path):
 model = "gpt2"
 seq = 16
 gen = 2
+quant = "w8a8kv8"
 [fixed]
 tech = "{preset}"
 [fixed.memory]

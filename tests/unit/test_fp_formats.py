@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from peforge.dse.cost.formats import passes
-from peforge.hw.fp import FLOAT_FORMATS, decode, encode, represents
+from peforge.hw.fp import FLOAT_FORMATS, decode, encode, float_format, represents
+from peforge.models.quant import FORMATS as QUANT_FORMATS
 
 NUMPY_TYPES = {"fp32": np.float32, "bf16": ml_dtypes.bfloat16, "fp16": np.float16, "e5m2": ml_dtypes.float8_e5m2,
                "e4m3": ml_dtypes.float8_e4m3fn, "fp6": ml_dtypes.float6_e3m2fn, "fp4": ml_dtypes.float4_e2m1fn}
@@ -29,6 +30,11 @@ def as_numpy_codes(array, name):
 
 def test_every_format_is_tested():
     assert set(NUMPY_TYPES) == set(FLOAT_FORMATS)
+
+
+def test_the_schemes_float_formats_are_hw_formats_of_the_same_width():
+    floats = [f for f in QUANT_FORMATS.values() if f.kind == "float"]
+    assert floats and all(float_format(f.name).bits == f.bits for f in floats)
 
 
 @pytest.mark.parametrize("name", list(FLOAT_FORMATS))

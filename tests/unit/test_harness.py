@@ -8,6 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from tools import run_temp_root
 from peforge.sim.cache import default_dir
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -15,7 +16,7 @@ REPO = TESTS.parent
 
 
 def test_default_cache_is_under_the_pytest_temp_root(tmp_path_factory):
-    root = tmp_path_factory.getbasetemp().resolve()
+    root = run_temp_root(tmp_path_factory).resolve()
     cache = default_dir().resolve()
     assert cache.is_relative_to(root), cache
     assert not cache.is_relative_to(Path.home() / ".cache"), cache
@@ -25,7 +26,7 @@ def test_cli_subprocesses_inherit_the_private_cache(tmp_path_factory):
     # the e2e `peforge` fixture runs the CLI with the inherited environment; so does this
     shown = subprocess.run([sys.executable, "-c", "from peforge.sim.cache import default_dir; print(default_dir())"],
                            capture_output=True, text=True, check=True, timeout=60).stdout.strip()
-    assert Path(shown).resolve().is_relative_to(tmp_path_factory.getbasetemp().resolve()), shown
+    assert Path(shown).resolve().is_relative_to(run_temp_root(tmp_path_factory).resolve()), shown
 
 
 _GATED = """
