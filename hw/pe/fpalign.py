@@ -33,6 +33,7 @@ prints it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -41,6 +42,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..fp import FLOAT_FORMATS, FloatFormat, decode, encode, float_format
+from ..params import param
 
 ACT_FORMATS = ("fp16", "bf16")  # activation formats the aligner takes (16-bit codes)
 FP32 = FLOAT_FORMATS["fp32"]
@@ -59,6 +61,40 @@ def lsb_exp(fmt: FloatFormat, align_bits: int) -> int:
 
 # --- golden ---------------------------------------------------------------------------------------
 
+
+
+@dataclass(frozen=True, kw_only=True)
+class FpActivationConfig:
+    """The parameters and figures both FP-activation PEs add to their integer PE's config (a
+    mixin listed before it: ``class FpMixedConfig(FpActivationConfig, MixedConfig)``)."""
+
+    a_float: str = param("fp16", "activation format", choices=ACT_FORMATS)
+    align_bits: int = param(12, "aligned activation width, sign included (bits); p + 1 keeps a beat's largest "
+                                "lane exact (fp16: 12, bf16: 9)", low=3, high=16)
+    fp32_out: bool = param(True, "FP32 output stage (round to nearest even) after the fixed-point accumulator")
+
+    @property
+    def fmt(self) -> FloatFormat:
+        return float_format(self.a_float)
+
+    @property
+    def a_format(self) -> str:
+        return self.a_float
+
+    @property
+    def cell_a_bits(self) -> int:
+        """An aligned activation in the datapath (bits, signed)."""
+        return self.align_bits
+
+    @property
+    def beat_shift(self) -> int:
+        """The largest beat shift ``emax - 1`` (bits): 29 for fp16, 253 for bf16."""
+        return beat_shift_bits(self.fmt)
+
+    @property
+    def lsb_exp(self) -> int:
+        """The accumulator's LSB (an array result's unit) weighs ``2**lsb_exp``."""
+        return lsb_exp(self.fmt, self.align_bits)
 
 def _fields(fmt: FloatFormat, codes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(sign, sig, e, finite)`` of each 16-bit code, as step 1 of the module docstring reads them."""

@@ -36,46 +36,18 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..fp import float_format
 from ..golden import wrap
 from ..params import param
 from .bitserial import BitSerialCell, BitSerialConfig, BitSerialPE, bitserial_weights
-from .fpalign import ACT_FORMATS, FpAligner, align_beats, beat_shift_bits, fp32_from_fixed, lsb_exp
+from .fpalign import FpActivationConfig, FpAligner, align_beats, fp32_from_fixed
 from .protocol import PeKind, capacity
 
 
 @dataclass(frozen=True, kw_only=True)
-class FpBitSerialConfig(BitSerialConfig):
+class FpBitSerialConfig(FpActivationConfig, BitSerialConfig):
     """Parameters of :class:`FpBitSerialPE` (those of BitSerialConfig, activations in a float format)."""
 
     a_bits: int = param(16, "activation code width (bits): one fp16 or bf16 code", choices=(16,))
-    a_float: str = param("fp16", "activation format", choices=ACT_FORMATS)
-    align_bits: int = param(12, "aligned activation width, sign included (bits); p + 1 keeps a beat's largest "
-                                "lane exact (fp16: 12, bf16: 9)", low=3, high=16)
-    fp32_out: bool = param(True, "FP32 output stage (round to nearest even) after the fixed-point accumulator")
-
-    @property
-    def fmt(self):
-        return float_format(self.a_float)
-
-    @property
-    def a_format(self) -> str:
-        return self.a_float
-
-    @property
-    def cell_a_bits(self) -> int:
-        """An aligned activation in the datapath (bits, signed)."""
-        return self.align_bits
-
-    @property
-    def beat_shift(self) -> int:
-        """The largest beat shift ``emax - 1`` (bits): 29 for fp16, 253 for bf16."""
-        return beat_shift_bits(self.fmt)
-
-    @property
-    def lsb_exp(self) -> int:
-        """The accumulator's LSB weighs ``2**lsb_exp``."""
-        return lsb_exp(self.fmt, self.align_bits)
 
     @property
     def cell_dot_bits(self) -> int:

@@ -36,48 +36,18 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..fp import float_format
 from ..golden import wrap
-from ..params import param
 from .arith import tree_sum
-from .fpalign import ACT_FORMATS, FpAligner, align_beats, beat_shift_bits, fp32_from_fixed, lsb_exp
+from .fpalign import FpActivationConfig, FpAligner, align_beats, fp32_from_fixed
 from .mixed import MixedCell, MixedConfig, MixedPE, mixed_weights
 from .protocol import PeKind, capacity
 
 
 @dataclass(frozen=True, kw_only=True)
-class FpMixedConfig(MixedConfig):
+class FpMixedConfig(FpActivationConfig, MixedConfig):
     """Parameters of :class:`FpMixedPE` (those of MixedConfig, activations in a float format)."""
 
-    a_float: str = param("fp16", "activation format", choices=ACT_FORMATS)
-    align_bits: int = param(12, "aligned activation width, sign included (bits); p + 1 keeps a beat's largest "
-                                "lane exact (fp16: 12, bf16: 9)", low=3, high=16)
-    fp32_out: bool = param(True, "FP32 output stage (round to nearest even) after the fixed-point accumulator")
-
     a_bits = 16  # one fp16 or bf16 code
-
-    @property
-    def fmt(self):
-        return float_format(self.a_float)
-
-    @property
-    def a_format(self) -> str:
-        return self.a_float
-
-    @property
-    def cell_a_bits(self) -> int:
-        """An aligned activation in the datapath (bits, signed)."""
-        return self.align_bits
-
-    @property
-    def beat_shift(self) -> int:
-        """The largest beat shift ``emax - 1`` (bits): 29 for fp16, 253 for bf16."""
-        return beat_shift_bits(self.fmt)
-
-    @property
-    def lsb_exp(self) -> int:
-        """``acc`` (and the array's results) weigh ``2**lsb_exp`` per unit."""
-        return lsb_exp(self.fmt, self.align_bits)
 
     @property
     def max_reduction(self) -> int:

@@ -15,7 +15,7 @@ from ..layouts import pack
 from . import Job, Report, run_job
 from . import bitserial as integer
 from .bitserial import DotOp, load_table, random_table
-from .fpcodes import as_signed, corner_codes, random_codes
+from .fpcodes import as_signed, corner_codes, decoder, random_codes
 
 
 class Stimulus(integer.Stimulus):
@@ -76,16 +76,6 @@ def make_job(cfg: FpBitSerialConfig, label: str, results: list[list[DotOp]], lut
         values.append((acc, int(nan), to_fp32(acc, cfg.lsb_exp, nan) if cfg.fp32_out else None))
         cycles.append(cfg.cycles([op.w_bits for op in ops]))
     return Job(label, beats, intervals, spans, values, cycles)
-
-
-def decoder(cfg):
-    """Output payload bits -> ``(acc, nan, fp32 or None)``."""
-    layout = cfg.out_layout()
-
-    def decode(bits: int):
-        view = layout.from_bits(bits)
-        return int(view.acc), int(view.nan), int(view.fp32) if cfg.fp32_out else None
-    return decode
 
 
 async def run(bench, cfg: FpBitSerialConfig, seed: int) -> Report:

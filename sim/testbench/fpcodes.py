@@ -1,5 +1,6 @@
 """Floating-point activation stimulus shared by the FP-activation PE testbenches
-(``fpbitserial``, ``fpmixed``): random codes of every class and the corner codes."""
+(``fpbitserial``, ``fpmixed``): random codes of every class, the corner codes, and the decoder
+of their common output payload."""
 
 from __future__ import annotations
 
@@ -38,3 +39,13 @@ def as_signed(codes, bits: int = 16) -> np.ndarray:
     """Codes as the array port's signed activations hold them."""
     codes = np.asarray(codes, dtype=np.int64) & ((1 << bits) - 1)
     return np.where(codes >> bits - 1, codes - (1 << bits), codes)
+
+
+def decoder(cfg):
+    """Output payload bits -> ``(acc, nan, fp32 or None)``."""
+    layout = cfg.out_layout()
+
+    def decode(bits: int):
+        view = layout.from_bits(bits)
+        return int(view.acc), int(view.nan), int(view.fp32) if cfg.fp32_out else None
+    return decode

@@ -15,7 +15,7 @@ from ..bench import drive_stream, reset_during
 from ..layouts import pack
 from . import Job, Report, run_job
 from . import mixed as integer
-from .fpcodes import as_signed, corner_codes, random_codes
+from .fpcodes import as_signed, corner_codes, decoder, random_codes
 from .mixed import Group
 
 
@@ -91,16 +91,6 @@ def make_job(cfg: FpMixedConfig, label: str, results: list[list[Group]]) -> Job:
         values.append((total >> cfg.scale_frac_bits, int(nan), fp32))
         cycles.append(cfg.cycles(n_beats))
     return Job(label, beats, intervals, spans, values, cycles)
-
-
-def decoder(cfg):
-    """Output payload bits -> ``(acc, nan, fp32 or None)``."""
-    layout = cfg.out_layout()
-
-    def decode(bits: int):
-        view = layout.from_bits(bits)
-        return int(view.acc), int(view.nan), int(view.fp32) if cfg.fp32_out else None
-    return decode
 
 
 async def run(bench, cfg: FpMixedConfig, seed: int) -> Report:
