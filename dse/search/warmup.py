@@ -9,6 +9,7 @@ durations honest and stops parallel workers from measuring the same PE twice.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from typing import Any, Callable
 
@@ -88,25 +89,68 @@ def values_of(space: Space, path: str, default: Any) -> list[Any]:
     return [space.fixed.get(head, {}).get(key, default)]
 
 
-def characterize_all(configs: list[Any], space: Space, say: Callable[[str], None]) -> float:
-    """Characterize ``configs`` and fit the cell and PIM costs the space's designs use (cache hits
-    are instant), telling ``say`` about each slow step. Returns the seconds spent."""
+def warmup_jobs(configs: list[Any], space: Space) -> list[tuple[str, tuple]]:
+    """What a sweep of ``space`` needs measured before its first trial, as ``(what, arguments)``
+    of :func:`run_job`: each PE configuration, the cell fit of each PE kind and dataflow, the PIM
+    lane fit of each word width."""
     from ...hw.blocks import block_of
+
+    tech = space.fixed.get("tech", "45nm")
+    jobs: list[tuple[str, tuple]] = [("pe", (config, tech)) for config in configs]
+    families = sorted({(block_of(c).name, flow) for c in configs
+                       for flow in values_of(space, "compute.dataflow", Compute().dataflow)})
+    jobs += [("cell", (kind, flow, tech)) for kind, flow in families]
+    if set(values_of(space, "pim.mode", "none")) - {"none"}:
+        jobs += [("pim", (bits, tech))
+                 for bits in values_of(space, "pim.word_bits", Pim.__dataclass_fields__["word_bits"].default)]
+    return jobs
+
+
+def describe(what: str, args: tuple) -> str:
+    if what == "pe":
+        return f"characterizing {label(args[0])}"
+    if what == "cell":
+        return f"fitting the cost of a {args[0]} cell of an array, dataflow {args[1]} (small arrays)"
+    return f"fitting the cost of a {args[0]}-bit PIM lane (channels of 1, 2, 4 banks)"
+
+
+def run_job(what: str, args: tuple) -> None:
+    """Measure one warm-up job (the result lands in the characterization cache)."""
     from ...sim.characterize import characterize
     from ..cost.units import cell_factors, pim_lane_costs
 
-    tech = space.fixed.get("tech", "45nm")
+    {"pe": lambda config, tech: characterize(config, tech=tech), "cell": cell_factors,
+     "pim": pim_lane_costs}[what](*args)
+
+
+def _worker_init() -> None:
+    from ...sim.tools import die_with_parent
+
+    die_with_parent()  # a killed sweep takes its warm-up workers (and their tools) with it
+
+
+def characterize_all(configs: list[Any], space: Space, say: Callable[[str], None],
+                     workers: int | None = None) -> float:
+    """Characterize ``configs`` and fit the cell and PIM costs the space's designs use (cache hits
+    are instant), ``workers`` processes at a time (default: one per CPU), telling ``say`` as each
+    job starts and ends. Then the results are read back here (from the cache) so this process
+    holds them. Returns the seconds spent."""
+    import concurrent.futures
+    import multiprocessing
+
     started = time.monotonic()
-    for index, config in enumerate(configs, 1):
-        name = f"{label(config)} [{index}/{len(configs)}]"
-        characterize(config, tech=tech, progress=lambda text, name=name: say(f"characterizing {name}: {text}"))
-    families = sorted({(block_of(c).name, flow) for c in configs
-                       for flow in values_of(space, "compute.dataflow", Compute().dataflow)})
-    for kind, flow in families:
-        say(f"fitting the cost of a {kind} cell of an array, dataflow {flow} (small arrays, cached)")
-        cell_factors(kind, flow, tech)
-    if set(values_of(space, "pim.mode", "none")) - {"none"}:
-        for bits in values_of(space, "pim.word_bits", Pim.__dataclass_fields__["word_bits"].default):
-            say(f"fitting the cost of a {bits}-bit PIM lane (channels of 1, 2, 4 banks, cached)")
-            pim_lane_costs(bits, tech)
+    jobs = warmup_jobs(configs, space)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    if workers > 1:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                                                    initializer=_worker_init) as pool:
+            pending = {pool.submit(run_job, what, args): (what, args) for what, args in jobs}
+            say(f"measuring {len(jobs)} PE configurations and fits, {workers} at a time (cached)")
+            for done, future in enumerate(concurrent.futures.as_completed(pending), 1):
+                future.result()  # a measurement that failed fails here, as it would in this process
+                say(f"[{done}/{len(jobs)}] {describe(*pending[future])}: done")
+    for index, (what, args) in enumerate(jobs, 1):  # cache hits after the pool; the measurements without one
+        say(f"[{index}/{len(jobs)}] {describe(what, args)}")
+        run_job(what, args)
     return time.monotonic() - started
