@@ -165,9 +165,12 @@ class DesignPoint:
                 raise ValueError(f"quant: {error}") from None
 
     def run_quant(self, requested: str | None = None) -> str:
-        """The scheme a run of this design uses: ``requested`` (the user's), else the design's own,
-        else :data:`peforge.models.quant.DEFAULT_SCHEME`."""
-        return requested or self.quant or DEFAULT_SCHEME
+        """The scheme a run of this design uses: ``requested`` (the user's, checked by whoever parses
+        it: an empty one is an error, not a default), else the design's own, else
+        :data:`peforge.models.quant.DEFAULT_SCHEME`."""
+        if requested is not None:
+            return requested
+        return self.quant or DEFAULT_SCHEME
 
     @property
     def preset(self) -> tech.TechPreset:
