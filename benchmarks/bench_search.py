@@ -26,6 +26,7 @@ from peforge.dse.search import sweep as search
 from peforge.dse.cost.api import evaluate
 from peforge.dse.search.pareto import front_mask, hypervolume
 from peforge.dse.search.space import load_space, parse_space
+from peforge.models.quant import DEFAULT_SCHEME
 
 ENUMERABLE = """
 description = "benchmark: small enough to evaluate every point"
@@ -134,7 +135,7 @@ def quality(seeds: int) -> None:
 def throughput(trials: int) -> None:
     space = load_space("edge")
     workload = search.WorkloadSpec(model="llama-2-7b", seq=space.workload.get("seq", 512),
-                                   gen=space.workload.get("gen", 128), quant=space.workload.get("quant", "w16a16kv16"),
+                                   gen=space.workload.get("gen", 128), quant=space.workload.get("quant", DEFAULT_SCHEME),
                                    phases=("decode",))
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,8 +20,8 @@ from pathlib import Path
 from peforge.cli import main
 
 NUMBERS = ["-1", "0", str(10**30), "nan", "inf", "abc", "", "1.5", "0x"]
-DESIGN = '[compute]\npe = "mac"\nrows = 8\ncols = 8\nclock_mhz = 200.0\n'
-SPACE = ('[workload]\nmodel = "gpt2"\nseq = 16\ngen = 2\n[fixed.compute]\npe = "mac"\nclock_mhz = 200.0\n'
+DESIGN = 'quant = "w8a8kv8"\n[compute]\npe = "mac"\nrows = 8\ncols = 8\nclock_mhz = 200.0\n'
+SPACE = ('[workload]\nmodel = "gpt2"\nseq = 16\ngen = 2\nquant = "w8a8kv8"\n[fixed.compute]\npe = "mac"\nclock_mhz = 200.0\n'
          '[param."compute.rows"]\ntype = "categorical"\nchoices = [4, 8]\n[objectives]\ntokens_per_s = "maximize"\n')
 
 

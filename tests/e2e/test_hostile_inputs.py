@@ -16,12 +16,13 @@ import pytest
 from peforge.cli import main
 from test_tech_presets_cli import PRESET as USER_PRESET
 
-GOOD_DESIGN = '[compute]\npe = "mac"\nrows = 8\ncols = 8\nclock_mhz = 200.0\n'
+GOOD_DESIGN = 'quant = "w8a8kv8"\n[compute]\npe = "mac"\nrows = 8\ncols = 8\nclock_mhz = 200.0\n'
 SPACE = """
 [workload]
 model = "gpt2"
 seq = 16
 gen = 2
+quant = "w8a8kv8"
 [fixed.compute]
 pe = "mac"
 clock_mhz = 200.0
@@ -43,7 +44,7 @@ def _files(here: Path) -> dict[str, str]:
         "empty.toml": "",
         "rows-text.toml": '[compute]\nrows = "8"\n',
         "nosuch-tech.toml": 'tech = "nosuch"\n' + GOOD_DESIGN,
-        "no-memory.toml": '[memory]\ntechnology = "SRAM"\n' + GOOD_DESIGN,
+        "no-memory.toml": GOOD_DESIGN + '[memory]\ntechnology = "SRAM"\n',
         "design.toml": GOOD_DESIGN,
         "huge-layers.json": LLAMA.format(h=4096, layers=10**8),
         "huge-hidden.json": LLAMA.format(h=2**1100, layers=32),
@@ -99,6 +100,7 @@ CASES = [
     ([*EVALUATE, "--batch", "1000000"], ["--batch 1000000", "1..4096"]),
     ([*EVALUATE, "--batch", str(10**30)], ["--batch", "1..4096"]),
     ([*EVALUATE, "--quant", "w99"], ["w99"]),
+    ([*EVALUATE, "--quant", ""], ["quantization scheme", "w4a8kv4-g128"]),
     ([*EVALUATE, "--phase", "all"], ["--phase", "prefill"]),
     # sweeps: nothing may be written for any of these
     ([*SWEEP, "--gen", "-1"], ["--gen -1"]),
