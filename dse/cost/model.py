@@ -12,8 +12,8 @@ the exact cycle formula of the RTL array (:func:`peforge.hw.systolic.gemm_cycles
 splits its N columns over them). Integer weights or activations wider than the PE handles run
 in bit slices (``ceil(bits / pe_bits)`` passes each, as Bit Fusion composes narrow units);
 other formats run in one pass where the PE's format holds every value, else the design is
-rejected (:mod:`peforge.dse.cost.formats`); the bit-serial PE takes the workload's weight precision at run time (ceil(w_bits / k) cycles per
-beat). A reduction longer than the PE's accumulation bound (``max_reduction`` products, what
+rejected (:mod:`peforge.dse.cost.formats`); the bit-serial PE takes the workload's weight
+precision at run time (ceil(w_bits / k) cycles per beat). A reduction longer than the PE's accumulation bound (``max_reduction`` products, what
 its accumulator holds with worst-case operands) runs in ``ceil(K / bound)`` passes whose
 partial results the vector unit adds (each addition: a 32-bit write and read of the output
 buffer and one vector op), rather than wrapping. Elementwise operators run on a vector unit
