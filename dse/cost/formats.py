@@ -17,6 +17,8 @@ each in the format its quantization scheme names) and the PE computes in its own
 
 from __future__ import annotations
 
+import functools
+
 from ...hw.fp import float_format, int_bits, represents
 from ...models.quant import FORMATS
 from ..design.point import DesignPoint
@@ -24,9 +26,11 @@ from ..design.point import DesignPoint
 ROLES = (("activation", "a_format"), ("weight", "w_format"), ("kv", "w_format"))
 
 
+@functools.lru_cache(maxsize=None)
 def passes(pe_format: str, tensor_format: str) -> int | None:
     """Passes of a tensor in ``tensor_format`` (a :data:`peforge.models.quant.FORMATS` name) on a
-    datapath computing ``pe_format``; ``None``: it cannot run there."""
+    datapath computing ``pe_format``; ``None``: it cannot run there. Cached: sweeps ask it of
+    every design point, and the exact representability check is slow."""
     pe_int, tensor_int = int_bits(pe_format), int_bits(tensor_format)
     if pe_int is not None and tensor_int is not None:
         return -(-tensor_int // pe_int)

@@ -42,6 +42,7 @@ SRAM (tech preset) + PIM lanes. Power = energy / time.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Sequence
 
@@ -49,13 +50,14 @@ import numpy as np
 
 from ...hw.pim import gemv_cycles
 from ..design.point import DesignPoint
-from .array import array_shapes, gemm_cycles
+from . import mapper
+from .array import array_shapes
 from .formats import operand_passes
+from .mapper import PSUM_BYTES
 from .units import UnitCosts
-from .workload import KIND_CODES, OpTable, Workload
+from .workload import KIND_CODES, ROLE_CODES, OpTable, Workload
 
 ATTENTION, ELEMENTWISE = KIND_CODES["attention"], KIND_CODES["elementwise"]
-PSUM_BYTES = 4  # partial sums travel between K folds as 32-bit words
 PIM_MODES = {"none": 0, "blocked": 1, "concurrent": 2}
 
 
@@ -85,16 +87,22 @@ ENERGY_PARTS = {"mac_j": "array MACs", "weight_sram_j": "weight SRAM", "act_sram
 
 @dataclass(frozen=True)
 class Mapping:
-    """How operator rows run on each design, arrays broadcasting to ``(designs, steps, rows)``:
-    ``k_passes`` passes over K (the accumulation bound), ``per_array`` products each array
-    computes in turn, ``split`` arrays sharing one product's N columns, ``fits`` whether the
-    activations stay on chip (weights or KV stream from DRAM once), and for tiled rows how often
-    the activations (``act_reads``) and the weights or KV (``weight_reads``) are read from DRAM."""
+    """The mapping the mapper chose for each operator row on each design, arrays of shape
+    ``(designs, steps, rows)`` (:mod:`peforge.dse.cost.mapper`): the spread candidate
+    (``candidate``: index into :data:`~peforge.dse.cost.mapper.CANDIDATES`), arrays per product,
+    rounds, passes over K, whether tiles are double-buffered, the tiling family (index into
+    :data:`~peforge.dse.cost.mapper.FAMILIES`), the tile's output rows and columns, and how often
+    the activations and the weights (or K / V) are read from DRAM."""
 
+    candidate: np.ndarray
+    arrays: np.ndarray
+    in_flight: np.ndarray
+    rounds: np.ndarray
     k_passes: np.ndarray
-    per_array: np.ndarray
-    split: np.ndarray
-    fits: np.ndarray
+    double: np.ndarray
+    family: np.ndarray
+    tile_m: np.ndarray
+    tile_n: np.ndarray
     act_reads: np.ndarray
     weight_reads: np.ndarray
 
@@ -126,35 +134,35 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Rows:
-    """What the design-independent part of pricing derives from operator rows ``(steps, rows)``."""
+    """What the design-independent part of pricing derives from operator rows ``(steps, rows)``;
+    the ``*_op`` quantities are per product, the others totals of the row."""
 
     m: np.ndarray
     k: np.ndarray
     n: np.ndarray
-    count: np.ndarray
+    products: np.ndarray  # independent products of one layer
+    repeat: np.ndarray  # layers the row stands for (run one after another)
     matrix: np.ndarray
     attention: np.ndarray
+    role: np.ndarray  # ROLE_CODES
     macs: np.ndarray
     act_bytes: np.ndarray
-    act_bytes_per_product: np.ndarray
     kv_bytes: np.ndarray
     weight_bytes: np.ndarray
-    elements: np.ndarray
     vector_ops: np.ndarray
     w_bits: np.ndarray
-    act_bits: int
+    a_bytes: float  # bytes of one activation element
+    b_bytes: np.ndarray  # bytes of one weight (or KV) element
     formats: tuple[tuple[str, str], ...]  # tensor role -> number format (Workload.formats)
-    streamed: np.ndarray  # the operand read from DRAM once per step: weights, or KV for attention
-    kv_writes: np.ndarray
-    a_in: np.ndarray  # activation bytes read by the arrays
-    results: np.ndarray  # activation bytes written back
-    results_sram: np.ndarray
-    psum_unit: np.ndarray  # bytes of one K fold's partial sums, written and read back
-    k_a_bytes: np.ndarray  # one row of activations (bytes)
-    k_b_bytes: np.ndarray  # one column of weights / KV (bytes)
+    kv_writes: np.ndarray  # new K / V entries written by the row
+    a_op: np.ndarray  # activation operand of one product (bytes)
+    b_op: np.ndarray  # weights (or K / V) of one product, read from DRAM
+    c_op: np.ndarray  # result of one product written back (bytes)
+    io_op: np.ndarray  # activations in and out of one product (bytes): on chip when they fit
 
 
-def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, workload: Workload, batch_scale: float) -> Rows:
+def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, role: np.ndarray, workload: Workload,
+          batch_scale: float) -> Rows:
     """The per-row quantities of ``cols``; ``batch_scale`` < 1 is a sub-batch (matrix M,
     attention products and per-token work shrink)."""
     m, k, n, count = cols["m"], cols["k"], cols["n"], cols["count"]
@@ -170,17 +178,16 @@ def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, workload: Workload, bat
     weight_bytes = cols["weight_bytes"]
     a_bytes = workload.act_bits / 8
     b_bits = np.where(attention, workload.kv_bits, workload.weight_bits)
-    a_in = m * k * count * a_bytes
+    per = np.maximum(count, 1)
+    a_op = m * k * a_bytes
+    streamed = weight_bytes + np.where(attention, kv_bytes, 0.0)
     return Rows(
-        m=m, k=k, n=n, count=count, matrix=matrix, attention=attention, macs=macs, act_bytes=act_bytes,
-        act_bytes_per_product=act_bytes / np.maximum(count, 1), kv_bytes=kv_bytes, weight_bytes=weight_bytes,
-        elements=cols["elements"] * batch_scale,
-        vector_ops=np.where(matrix, 0.0, cols["ops"] * batch_scale), w_bits=b_bits, act_bits=workload.act_bits,
-        formats=tuple(workload.formats.items()),
-        streamed=weight_bytes + np.where(attention, kv_bytes, 0.0), kv_writes=np.where(attention, 0.0, kv_bytes),
-        a_in=a_in, results=np.maximum(act_bytes - a_in, 0.0), results_sram=m * n * count * a_bytes,
-        psum_unit=m * n * count * PSUM_BYTES * 2,
-        k_a_bytes=np.maximum(k * a_bytes, 1), k_b_bytes=np.maximum(k * b_bits / 8, 1))
+        m=m, k=k, n=n, products=per / cols["repeat"], repeat=cols["repeat"], matrix=matrix,
+        attention=attention, role=role, macs=macs, act_bytes=act_bytes, kv_bytes=kv_bytes,
+        weight_bytes=weight_bytes, vector_ops=np.where(matrix, 0.0, cols["ops"] * batch_scale),
+        w_bits=b_bits, a_bytes=a_bytes, b_bytes=b_bits / 8, formats=tuple(workload.formats.items()),
+        kv_writes=np.where(attention, 0.0, kv_bytes), a_op=a_op, b_op=streamed / per,
+        c_op=np.maximum(act_bytes / per - a_op, 0.0), io_op=act_bytes / per)
 
 
 @dataclass(frozen=True)
@@ -208,13 +215,13 @@ def _run_plan(table: OpTable, workload: Workload, steps: int, slope: dict | None
         varying = np.any([slope[c] != 0 for c in slope], axis=0)
     starts = np.arange(0, steps, stride)
     weight = (np.minimum(starts + stride, steps) - starts).astype(np.float64)
-    fixed = _rows({c: v[None, ~varying] for c, v in table.cols.items()}, table.kind[~varying], workload,
-                  batch_scale)
+    fixed = _rows({c: v[None, ~varying] for c, v in table.cols.items()}, table.kind[~varying],
+                  table.role[~varying], workload, batch_scale)
     moving = None
     if varying.any():
         t = (starts + (weight - 1) / 2)[:, None]  # the chunk's mean step: exact where cost is linear in t
         grown = {c: v[None, varying] + slope[c][None, varying] * t for c, v in table.cols.items()}
-        moving = _rows(grown, table.kind[varying], workload, batch_scale)
+        moving = _rows(grown, table.kind[varying], table.role[varying], workload, batch_scale)
     plan = _RunPlan(varying, weight, fixed, moving)
     if len(_PLANS) > 256:
         _PLANS.clear()
@@ -278,6 +285,9 @@ class CostModel:
         self.arrays = col(lambda d: d.compute.arrays)
         self.cols = col(lambda d: d.compute.cols)
         self.clock_hz = col(lambda d: d.compute.clock_mhz * 1e6)
+        self.vector_lanes = col(lambda d: d.compute.lanes_of_vector_unit)
+        self.fused = np.array([d.compute.fused_attention for d in self.designs])[:, None, None]
+        self.any_fused = bool(self.fused.any())
         self.dram_bytes_per_s = self.cost["memory_gb_per_s"] * col(lambda d: d.memory.units) * 1e9
         self.weight_sram = col(lambda d: d.sram.weight_kib * 1024)
         self.act_sram = col(lambda d: d.sram.activation_kib * 1024)
@@ -305,84 +315,161 @@ class CostModel:
 
     def price(self, r: Rows, use_pim: bool = False) -> StepCost:
         """Cost of the operator rows ``r`` (arrays ``(steps, rows)``) for every design."""
+        return self.price_mapped(r, use_pim)[0]
+
+    def price_mapped(self, r: Rows, use_pim: bool = False) -> tuple[StepCost, Mapping]:
+        """:meth:`price`, and the mapping the mapper chose for each row."""
         c, shape = self.cost, self.shape
-        m, k, n, count, matrix, attention = r.m, r.k, r.n, r.count, r.matrix, r.attention
-
-        # Passes per operand (bit slices of wide integers; formats the PE cannot run are rejected).
         per_role = self.format_passes(r.formats)
-        passes = np.where(attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
-        slice_w_bits = np.minimum(r.w_bits, shape.max_w_bits)
+        passes = np.where(r.attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
+        w_bits = np.minimum(r.w_bits, shape.max_w_bits)
+        plan, layer = self.mapping(r, passes, w_bits)
 
-        plan = self.mapping(r)
-        merges = (plan.k_passes - 1) * m * n * count  # partial-result additions of K passes
+        # Elementwise rows on the vector unit; their operands stay on chip when they fit.
+        elementwise = ~r.matrix
+        per_layer = lambda v: v / r.repeat  # noqa: E731
+        vector_cycles = np.ceil(per_layer(r.vector_ops) / self.vector_lanes)
+        ew_fits = per_layer(r.act_bytes) <= self.act_sram + self.out_sram
+        ew_bytes = per_layer(r.weight_bytes) + np.where(ew_fits, 0.0, per_layer(r.act_bytes))
+        compute_cycles = np.where(elementwise, vector_cycles, layer["cycles"])
+        dram_layer = np.where(elementwise, ew_bytes, layer["dram_bytes"])
+        rescale = 0.0
+        if self.any_fused and (r.role == ROLE_CODES["score"]).any():
+            compute_cycles, dram_layer, rescale, plan = self._fuse_attention(r, plan, compute_cycles, dram_layer)
 
-        # Compute cycles on the arrays.
-        n_eff = np.where(count < self.arrays, np.ceil(n / plan.split), n)
-        array_cycles = (gemm_cycles(shape, m, np.ceil(k / plan.k_passes), n_eff, slice_w_bits)
-                        * plan.per_array * passes * plan.k_passes)
-        vector_cycles = np.ceil(r.elements / (self.cols * self.arrays))
-        compute_s = np.where(matrix, array_cycles, vector_cycles) / self.clock_hz
-
-        # DRAM traffic (see the module docstring).
-        tiled = r.a_in * plan.act_reads + r.streamed * plan.weight_reads + r.results
-        dram_bytes = np.where(matrix, np.where(plan.fits, r.streamed, tiled),
-                              r.weight_bytes + np.where(plan.fits, 0.0, r.act_bytes)) + r.kv_writes
+        compute_s = compute_cycles * r.repeat / self.clock_hz
+        dram_bytes = dram_layer * r.repeat
+        dram_s = dram_bytes / self.dram_bytes_per_s
+        busy = np.where(plan.double | elementwise, np.maximum(compute_s, dram_s), compute_s + dram_s)
 
         # PIM: each query row of a decode attention product is a GEMV y = x . B, i.e. W = B^T of
-        # N rows x K columns, on one channel in all-bank mode; GEMVs are spread over the channels.
-        on_pim = attention & (self.pim_mode > 0) & use_pim
+        # N rows x K columns, on one channel in all-bank mode; GEMVs are spread over the channels,
+        # one layer after another.
+        on_pim = r.attention & (self.pim_mode > 0) & use_pim
         if use_pim and self.any_pim:
-            rounds = np.ceil(count * m / self.pim.channels)
-            pim_s = np.where(on_pim, self.pim.gemv_cycles(n, k) * rounds / (self.pim.clock_mhz * 1e6), 0.0)
+            rounds = r.repeat * np.ceil(r.products * r.m / self.pim.channels)
+            pim_s = np.where(on_pim, self.pim.gemv_cycles(r.n, r.k) * rounds / (self.pim.clock_mhz * 1e6), 0.0)
             pim_pj = r.kv_bytes * 8 * c["pim_pj_per_bit"] + r.macs * c["pim_pj_per_mac"]
             dram_bytes = np.where(on_pim, 0.0, dram_bytes)
         else:
             pim_s = pim_pj = 0.0
-        dram_s = dram_bytes / self.dram_bytes_per_s
-        npu_s = np.where(on_pim, 0.0, np.maximum(compute_s, dram_s))
+        npu_s = np.where(on_pim, 0.0, busy)
 
         # Energy by component (pJ): a row on PIM spends none on the NPU's arrays and buffers.
         npu = lambda pj: np.where(on_pim, 0.0, pj) * 1e-12  # noqa: E731
-        sram = self._sram_pj(r)
+        adds = np.where(r.matrix, layer["adds"], 0.0) * r.repeat
+        sram = {part: np.where(r.matrix, v, 0.0) * r.repeat for part, v in layer["sram_pj"].items()}
         parts = dict(
             mac_j=npu(r.macs * passes * c["pj_per_mac"]),
             weight_sram_j=npu(sram["weight"]), act_sram_j=npu(sram["act"]),
-            out_sram_j=npu(sram["out"] + merges * 2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"]),
+            out_sram_j=npu(sram["out"] + adds * 2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"]),
             dram_j=npu(dram_bytes * 8 * c["memory_pj_per_bit"]),
             pim_j=np.where(on_pim, pim_pj, 0.0) * 1e-12,
-            vector_j=(r.vector_ops + np.where(on_pim, 0.0, merges)) * c["vector_pj_per_op"] * 1e-12)
+            vector_j=(r.vector_ops + rescale * r.repeat + np.where(on_pim, 0.0, adds)) * c["vector_pj_per_op"] * 1e-12)
         shape_of = np.broadcast(npu_s, r.macs, self.arrays).shape
         full = lambda a: np.broadcast_to(a, shape_of)  # noqa: E731
-        return StepCost(full(npu_s), full(pim_s), full(compute_s), full(dram_s), full(sum(parts.values())),
+        cost = StepCost(full(npu_s), full(pim_s), full(compute_s), full(dram_s), full(sum(parts.values())),
                         full(dram_bytes), full(r.macs), **{name: full(v) for name, v in parts.items()})
+        return cost, plan
 
-    def mapping(self, r: Rows) -> Mapping:
-        """How each of the rows ``r`` runs on each design (see :class:`Mapping` and the module docstring)."""
-        shape, matrix = self.shape, r.matrix
-        k_passes = np.where(matrix, np.maximum(1, np.ceil(r.k / shape.max_reduction)), 1.0)
-        per_array = np.ceil(r.count / self.arrays)
-        split = np.maximum(1, np.floor(self.arrays / np.maximum(r.count, 1)))
-        fits = r.act_bytes_per_product <= self.act_sram + self.out_sram
-        rows_block = np.maximum(1, np.floor(self.act_sram / r.k_a_bytes))
-        cols_block = np.maximum(1, np.floor(self.weight_sram / r.k_b_bytes))
-        # of the two loop orders the one moving fewer bytes: activation blocks outer (weights
-        # re-read once per block) or weight blocks outer (activations re-read once per block)
-        weights_again = np.ceil(r.m / rows_block)
-        acts_again = np.ceil(r.n / cols_block)
-        act_outer = r.a_in + r.streamed * weights_again <= r.a_in * acts_again + r.streamed
-        act_reads = np.where(fits | act_outer, 1.0, acts_again)
-        weight_reads = np.where(fits | ~act_outer, 1.0, weights_again)
-        return Mapping(k_passes, per_array, split, fits, act_reads, weight_reads)
-
-    def _sram_pj(self, r: Rows) -> dict[str, np.ndarray]:
-        """Energy (pJ) of the arrays' SRAM reads and writes by dataflow (folds re-read operands),
-        each buffer at its own pJ/bit: ``weight``, ``act`` and ``out``."""
+    def mapping(self, r: Rows, passes, w_bits) -> tuple[Mapping, dict[str, Any]]:
+        """The mapper (:mod:`peforge.dse.cost.mapper`): for every matrix row and design, the spread
+        and tiling of least time, then least energy. Returns the :class:`Mapping` and the chosen
+        mapping's per-layer ``cycles``, ``dram_bytes``, partial-sum ``adds`` and ``sram_pj`` (by buffer)."""
         shape, c = self.shape, self.cost
-        a_in = r.a_in * np.ceil(r.n / shape.cols)
-        k_folds = np.ceil(r.k / (shape.rows * shape.lanes))
-        out = r.results_sram + np.where(shape.ws, r.psum_unit * np.maximum(k_folds - 1, 0), 0.0)
-        b_in = r.streamed * np.where(shape.ws, 1.0, np.ceil(r.m / shape.rows))
-        return {"act": 8 * a_in * c["act_sram_pj_per_bit"], "weight": 8 * b_in * c["weight_sram_pj_per_bit"],
+        m, k, n, products = r.m, r.k, r.n, r.products
+        sp = mapper.spreads(shape, self.arrays, self.vector_lanes, m, k, n, products, w_bits, passes)
+        sram = self._sram_pj(r, sp)
+        spread_pj = sum(sram.values()) + sp.adds * (c["vector_pj_per_op"] + 2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"])
+        # Tilings (axis 0: double- or single-buffered; axis 1: each side's buffer share, for its
+        # three split dimensions alike).
+        db = np.array([2.0, 1.0]).reshape(2, 1, 1, 1, 1)
+        n_dims = len(mapper.SPLITS)
+        share = sp.in_flight[::n_dims]
+        on_chip = products * r.io_op <= self.act_sram + self.out_sram  # for the next operator too
+        t = mapper.tile(m, k, n, r.a_op, r.b_op, r.c_op, r.a_bytes, r.b_bytes, self.act_sram / share,
+                        self.weight_sram / share, self.out_sram / share, shape.rows * shape.lanes, db,
+                        on_chip_ok=on_chip)
+        per_candidate = lambda v: np.repeat(np.broadcast_to(v, (2, *share.shape)), n_dims, axis=1)  # noqa: E731
+        dram = per_candidate(products * t.bytes + r.kv_writes / r.repeat)
+        compute = sp.cycles / self.clock_hz
+        dram_s = dram / self.dram_bytes_per_s
+        time = np.where(db == 2, np.maximum(compute, dram_s), compute + dram_s)
+        energy = spread_pj + dram * 8 * c["memory_pj_per_bit"]
+        options = (2 * len(mapper.CANDIDATES), *time.shape[2:])
+        choice = mapper.fastest(time.reshape(options), energy.reshape(options))
+        candidate, double = choice % len(mapper.CANDIDATES), choice < len(mapper.CANDIDATES)
+        of_spread = lambda v: mapper.pick(np.broadcast_to(v, sp.cycles.shape), candidate)  # noqa: E731
+        of_option = lambda v: mapper.pick(per_candidate(v).reshape(options), choice)  # noqa: E731
+        plan = Mapping(
+            candidate=candidate, arrays=of_spread(sp.arrays), in_flight=of_spread(sp.in_flight),
+            rounds=of_spread(sp.rounds), k_passes=of_spread(sp.k_passes), double=double,
+            family=of_option(t.family), tile_m=of_option(t.tile_m), tile_n=of_option(t.tile_n),
+            act_reads=of_option(t.act_reads), weight_reads=of_option(t.weight_reads))
+        layer = {"cycles": of_spread(sp.cycles), "dram_bytes": mapper.pick(dram.reshape(options), choice),
+                 "adds": of_spread(sp.adds), "sram_pj": {part: of_spread(v) for part, v in sram.items()}}
+        return plan, layer
+
+    def _fuse_attention(self, r: Rows, plan: Mapping, cycles, dram):
+        """Score, softmax and context rows of an attention operator fused (FlashAttention-style,
+        :mod:`peforge.dse.cost.mapper`) on the designs that can, where that is faster: returns the
+        rows' per-layer ``cycles`` and DRAM bytes updated, and the online softmax's rescale ops."""
+        shape = np.broadcast(cycles, dram, r.m, self.arrays).shape
+        full = lambda v: np.broadcast_to(v, shape)  # noqa: E731
+        cycles, dram = np.array(full(cycles)), np.array(full(dram))
+        score = np.nonzero(r.role == ROLE_CODES["score"])[0]
+        soft, context = score + 1, score + 2
+        at = lambda v, rows: full(v)[..., rows]  # noqa: E731
+        keys, d, double = at(r.n, score), at(r.k, score), at(plan.double, score)
+        kv_tile = np.minimum(keys, at(self.shape.cols, score))
+        share = at(plan.in_flight, score)  # products sharing the buffers
+        buffers = [at(b, score) / share for b in (self.act_sram, self.weight_sram, self.out_sram)]
+        on_chip = r.products * r.io_op <= self.act_sram + self.out_sram
+        fused = {}
+        for rows, io in ((score, np.where(on_chip, 0.0, r.a_op)), (context, np.where(on_chip, 0.0, r.c_op))):
+            per_product, _ = mapper.fused_bytes(at(r.m, rows), d, kv_tile, at(r.b_op, rows), at(io, rows),
+                                                r.a_bytes, at(r.b_bytes, rows), *buffers, np.where(double, 2, 1))
+            fused[rows is score] = per_product * at(r.products, rows)
+        rescale = at(r.products, context) * at(r.m, context) * d * np.ceil(keys / np.maximum(kv_tile, 1))
+        soft_cycles = at(cycles, soft) + np.ceil(rescale / at(self.vector_lanes, soft))
+        clock, bandwidth = at(self.clock_hz, score), at(self.dram_bytes_per_s, score)
+
+        def busy(cyc, moved, overlap):
+            return np.where(overlap, np.maximum(cyc / clock, moved / bandwidth), cyc / clock + moved / bandwidth)
+
+        unfused = (busy(at(cycles, score), at(dram, score), double) + busy(at(cycles, soft), at(dram, soft), True)
+                   + busy(at(cycles, context), at(dram, context), double))
+        fused_time = (busy(at(cycles, score), fused[True], double) + soft_cycles / clock
+                      + busy(at(cycles, context), fused[False], double))
+        c = self.cost
+        pj = lambda moved, ops: moved * 8 * at(c["memory_pj_per_bit"], score) + ops * at(c["vector_pj_per_op"], score)  # noqa: E731
+        unfused_pj = pj(at(dram, score) + at(dram, soft) + at(dram, context), 0.0)
+        fused_pj = pj(fused[True] + fused[False], rescale)
+        tie = np.isclose(fused_time, unfused, rtol=1e-12, atol=0.0)
+        use = at(self.fused, score) & ((fused_time < unfused) & ~tie | tie & (fused_pj < unfused_pj))
+        dram[..., score] = np.where(use, fused[True], dram[..., score])
+        dram[..., context] = np.where(use, fused[False], dram[..., context])
+        dram[..., soft] = np.where(use, 0.0, dram[..., soft])
+        cycles[..., soft] = np.where(use, soft_cycles, cycles[..., soft])
+        rescale_ops = np.zeros(shape)
+        rescale_ops[..., soft] = np.where(use, rescale, 0.0)
+        family = np.array(full(plan.family))
+        for rows in (score, context):
+            family[..., rows] = np.where(use, mapper.FUSED, family[..., rows])
+        return cycles, dram, rescale_ops, dataclasses.replace(plan, family=family)
+
+    def _sram_pj(self, r: Rows, sp: mapper.Spread) -> dict[str, np.ndarray]:
+        """Energy (pJ, one layer) of the arrays' SRAM reads and writes for a spread: each of a
+        product's arrays reads its share of the operands (a ws array re-reads activations per
+        column fold and writes partial sums per K fold; an os array re-reads weights per row
+        fold), each buffer at its own pJ/bit: ``act``, ``weight`` and ``out``."""
+        shape, c = self.shape, self.cost
+        copies = r.products * sp.arrays
+        act = copies * r.a_bytes * sp.m * sp.k * np.ceil(sp.n / shape.cols)
+        weight = copies * r.b_bytes * sp.k * sp.n * np.where(shape.ws, 1.0, np.ceil(sp.m / shape.rows))
+        k_folds = np.ceil(sp.k / (shape.rows * shape.lanes))
+        out = copies * sp.m * sp.n * (r.a_bytes + np.where(shape.ws, 2 * PSUM_BYTES * np.maximum(k_folds - 1, 0), 0.0))
+        return {"act": 8 * act * c["act_sram_pj_per_bit"], "weight": 8 * weight * c["weight_sram_pj_per_bit"],
                 "out": 8 * out * c["out_sram_pj_per_bit"]}
 
     # --- whole runs ------------------------------------------------------------------------
@@ -476,8 +563,9 @@ class CostModel:
         r = {k: v[0] for k, v in cost.rows.items()}
         on_pim = r["pim_s"] > 0
         bound = np.where(on_pim, "pim", np.where(r["compute_s"] >= r["dram_s"], "compute", "memory"))
-        first = _rows({c: v[None, :] for c, v in table.cols.items()}, table.kind, workload, 1.0)
-        plan = {f.name: np.broadcast_to(getattr(self.mapping(first), f.name), (len(self.designs), 1, len(table.kind)))[0, 0]
+        first = _rows({c: v[None, :] for c, v in table.cols.items()}, table.kind, table.role, workload, 1.0)
+        _, chosen = self.price_mapped(first, use_pim=phase == "decode")
+        plan = {f.name: np.broadcast_to(getattr(chosen, f.name), (len(self.designs), 1, len(table.kind)))[0, 0]
                 for f in fields(Mapping)}
         mapping = [self._describe(kinds[kind], plan, i, on_pim[i]) for i, kind in enumerate(table.kind)]
         return {"phase": phase, "operator": table.names, "kind": [kinds[k] for k in table.kind],
@@ -485,26 +573,32 @@ class CostModel:
                 **{name: r[name] for name in ENERGY_PARTS}, "dram_bytes": r["dram_bytes"], "macs": r["macs"]}
 
     def _describe(self, kind: str, plan: dict[str, np.ndarray], i: int, on_pim: bool) -> str:
-        """One operator row's mapping on the first design, in words."""
+        """One operator row's mapping on the first design, in words: spread, passes, tiling."""
         if kind == "elementwise":
             return "vector unit"
         if on_pim:
             return f"PIM: all-bank GEMVs over {self.designs[0].pim.channels} channels"
+        side, dim = mapper.CANDIDATES[int(plan["candidate"][i])]
+        arrays, in_flight = plan["arrays"][i], plan["in_flight"][i]
         words = []
-        if plan["split"][i] > 1:
-            words.append(f"N split over {plan['split'][i]:.0f} arrays")
-        elif plan["per_array"][i] > 1:
-            words.append(f"{plan['per_array'][i]:.0f} products per array")
+        if in_flight > 1:
+            words.append(f"{in_flight:.0f} products side by side" + (f" in {plan['rounds'][i]:.0f} rounds"
+                                                                      if plan["rounds"][i] > 1 else ""))
+        if arrays > 1:
+            words.append(f"{dim} split over {arrays:.0f} arrays")
         if plan["k_passes"][i] > 1:
             words.append(f"K in {plan['k_passes'][i]:.0f} passes")
-        if plan["fits"][i]:
-            words.append("operands on chip")
-        elif plan["weight_reads"][i] > 1:
-            words.append(f"tiled, weights read {plan['weight_reads'][i]:.0f}x")
-        elif plan["act_reads"][i] > 1:
-            words.append(f"tiled, activations read {plan['act_reads'][i]:.0f}x")
-        else:
-            words.append("tiled, each operand read once")
+        family = int(plan["family"][i])
+        tiling = mapper.FAMILIES[family]
+        if family != mapper.ON_CHIP:
+            tiling += f" {plan['tile_m'][i]:.0f}x{plan['tile_n'][i]:.0f} tiles"
+            reads = [f"{name} read {plan[key][i]:.0f}x" for name, key in (("activations", "act_reads"),
+                                                                       ("weights", "weight_reads"))
+                     if plan[key][i] > 1]
+            tiling += (", " + ", ".join(reads)) if reads else ", each operand read once"
+            if not plan["double"][i]:
+                tiling += ", single-buffered"
+        words.append(tiling)
         return ", ".join(words)
 
     def area_parts_mm2(self) -> dict[str, np.ndarray]:

@@ -19,8 +19,11 @@ from ...models import build_graph, load_config, parse_scheme
 from ...models.quant import DEFAULT_SCHEME
 from ...models.graph import Graph
 
-COLUMNS = ("m", "k", "n", "count", "macs", "ops", "weight_bytes", "act_bytes", "kv_bytes", "elements")
+COLUMNS = ("m", "k", "n", "count", "repeat", "macs", "ops", "weight_bytes", "act_bytes", "kv_bytes", "elements")
 KIND_CODES = {"gemm": 0, "gemv": 1, "attention": 2, "elementwise": 3}
+# An attention operator's score product, its softmax and its context product, in that order in
+# the graph: the rows a fused attention mapping keeps on chip together.
+ROLE_CODES = {"": 0, "score": 1, "softmax": 2, "context": 3}
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,17 @@ class OpTable:
     """Operators of one step, one row each.
 
     Per-row arrays: ``m, k, n`` (product shape), ``count`` (products in the step),
-    ``macs``, ``ops``, ``weight_bytes``, ``act_bytes``, ``kv_bytes`` (all products of the row),
-    ``elements`` (outputs of an elementwise row), ``kind`` (codes of :data:`KIND_CODES`).
+    ``repeat`` (layers the row stands for: they run one after another, so only
+    ``count / repeat`` products are independent), ``macs``, ``ops``, ``weight_bytes``,
+    ``act_bytes``, ``kv_bytes`` (all products of the row), ``elements`` (outputs of an
+    elementwise row), ``kind`` (codes of :data:`KIND_CODES`), ``role`` (codes of
+    :data:`ROLE_CODES`: the parts of an attention operator).
     """
 
     names: tuple[str, ...]
     kind: np.ndarray
     cols: dict[str, np.ndarray]
+    role: np.ndarray
 
 
 def op_table(graph: Graph) -> OpTable:
@@ -50,14 +57,19 @@ def op_table(graph: Graph) -> OpTable:
         position[where] = index + 1
         repeat = layers if where == 0 else 1
         elements = op.m * op.n * op.count if op.kind == "elementwise" else 0
-        rows[(where, index)] = [op.name, KIND_CODES[op.kind], op.m, op.k, op.n, op.count * repeat,
+        rows[(where, index)] = [op.name, KIND_CODES[op.kind], op.m, op.k, op.n, op.count * repeat, repeat,
                                 op.macs * repeat, op.ops * repeat, op.weight_bytes * repeat, op.act_bytes * repeat,
                                 op.kv_bytes * repeat, elements * repeat]
     ordered = [rows[key] for key in sorted(rows)]
     names = tuple(r[0] for r in ordered)
     kind = np.array([r[1] for r in ordered], dtype=np.int64)
     data = np.array([r[2:] for r in ordered], dtype=np.float64)
-    return OpTable(names, kind, {c: data[:, i] for i, c in enumerate(COLUMNS)})
+    role = np.zeros(len(kind), dtype=np.int64)
+    attention, elementwise = KIND_CODES["attention"], KIND_CODES["elementwise"]
+    for i in range(len(kind) - 2):
+        if (kind[i], kind[i + 1], kind[i + 2]) == (attention, elementwise, attention):
+            role[i:i + 3] = (ROLE_CODES["score"], ROLE_CODES["softmax"], ROLE_CODES["context"])
+    return OpTable(names, kind, {c: data[:, i] for i, c in enumerate(COLUMNS)}, role)
 
 
 @dataclass(frozen=True)

@@ -62,9 +62,14 @@ class Compute:
     cols: int = param(128, "array columns (PEs)", low=1, high=1024)
     dataflow: str = param("ws", "ws: weight-stationary, os: output-stationary",
                           choices=_choices(SystolicConfig, "dataflow"))
-    arrays: int = param(1, "independent arrays working on separate operators / heads", low=1, high=64)
+    arrays: int = param(1, "systolic arrays sharing the buffers: products side by side, or one product split "
+                        "over them (the mapper chooses)", low=1, high=4096)
     clock_mhz: float = param(500.0, "array clock (MHz); must not exceed the PE's characterized Fmax",
                              low=1.0, high=10000.0)
+    vector_lanes: int = param(0, "lanes of the vector unit (elementwise ops, softmax, norms, partial-sum "
+                              "additions), one op per lane per cycle; 0: cols x arrays", low=0, high=1 << 20)
+    fused_attention: bool = param(False, "the sequencer can fuse attention FlashAttention-style (scores stay on "
+                                  "chip); the mapper takes it where it is faster")
     pe_params: tuple[tuple[str, Any], ...] = ()  # the PE config's fields, as (name, value) pairs
 
     def __post_init__(self) -> None:
@@ -81,6 +86,11 @@ class Compute:
                 raise ValueError(f"Compute.pe_params.{name}: not a parameter of the {self.pe} PE; "
                                  f"allowed: {', '.join(known)}")
         return config(**dict(self.pe_params))
+
+    @property
+    def lanes_of_vector_unit(self) -> int:
+        """The vector unit's lanes (``vector_lanes``, or by default one per array column)."""
+        return self.vector_lanes or self.cols * self.arrays
 
 
 @dataclass(frozen=True, kw_only=True)

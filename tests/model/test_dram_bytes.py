@@ -32,7 +32,8 @@ def test_decode_step_reads_weights_and_kv_once():
 
 
 def blocked_gemm_bytes(m, k, n, a_bytes, w_bytes, act_buffer, weight_buffer):
-    """Bytes a blocked GEMM loads, counted block by block for both loop orders; the cheaper wins."""
+    """Bytes a GEMM blocked over whole K rows and columns loads (the rule before the mapper), counted
+    block by block for both loop orders; the cheaper wins."""
     rows = max(1, act_buffer // (k * a_bytes))  # activation rows a block holds (all of K)
     cols = max(1, weight_buffer // (k * w_bytes))  # weight columns a block holds
     row_blocks = [min(rows, m - start) for start in range(0, m, rows)]
@@ -63,4 +64,6 @@ def test_prefill_gemm_too_big_for_the_buffers_is_tiled(name):
     m, k, n = SHAPES[name]
     per_layer = blocked_gemm_bytes(m, k, n, 2, 2, sram_kib * 1024, sram_kib * 1024)
     assert per_layer > 2 * (k * n + m * k + m * n)  # the buffers are too small: something is re-read
-    assert row.dram_bytes == pytest.approx(per_layer * 32, rel=1e-12)  # 32 alike layers
+    # the mapper's tiling (tests/model/test_mapper.py checks it exactly) re-reads, and never more
+    # than the old rule of whole-K blocks would, for 32 alike layers
+    assert 32 * 2 * (k * n + m * k + m * n) < row.dram_bytes <= per_layer * 32

@@ -1,0 +1,197 @@
+"""The mapper: for every matrix operator and design, the legal mapping that takes least time
+(ties: least energy), searched for all designs and operators at once.
+
+A mapping has two halves, chosen together because time is ``max(compute, DRAM)`` with double
+buffering and ``compute + DRAM`` without.
+
+**Spread** (compute). An operator is ``P`` independent products per layer (heads x sequences
+for attention, experts for MoE, else 1) of ``M x K @ K x N``; layers run one after another.
+The declared choices: *side by side* (``g = min(P, arrays)`` products at a time, in
+``ceil(P / g)`` rounds, each product on ``s = floor(arrays / g)`` arrays) or *one at a time*
+(each product on all arrays, ``P`` rounds); the ``s`` arrays of a product split one of M, N or
+K. A K split leaves ``s`` partial sums per output that the vector unit adds (``(s - 1) M N``
+additions, each a 32-bit read and write of the output buffer and one vector op, after the
+arrays). Each array's share runs with the RTL array's exact cycle formula.
+
+**Tiling** (DRAM). The products in flight share the SRAM buffers equally. Tiles are powers of
+two or a whole dimension (``Tm x Tn`` outputs; K in blocks of at least one array fold,
+``min(K, rows x lanes)``); partial sums of a K-blocked tile stay in the output buffer (32-bit),
+so the output tile is stationary. Tiles are double-buffered (each buffer holds two) or, for
+larger tiles, single-buffered, which serializes transfer and compute. Of the loop orders, the
+activation row block may stay resident across all weight tiles (weights re-read once per row
+block), or the weight column block across all activation tiles, or neither (both re-read: the
+K-blocked output-stationary tiling). When the operator's whole activation operand and result
+fit on chip (buffer share of the activation plus output buffers) they never leave it: only
+the weights (or KV cache) stream. A test enumerates this space by brute force.
+
+**Fused attention** (a design option, ``compute.fused_attention``): the score, softmax and
+context of a head stay on chip (FlashAttention-style): query tiles of ``Tq`` rows in the
+activation buffer, key and value tiles of the array's columns in the weight buffer, scores and
+the output accumulator in the output buffer; K and V are read once per query tile, scores
+never reach DRAM; the online softmax rescales the output accumulator once per key tile (one
+vector op per element). Taken where it is faster than the unfused mapping.
+
+The array's dataflow is the design's (the RTL array is weight- or output-stationary, not
+both), so there is no per-operator dataflow choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .array import ArrayShape, gemm_cycles
+
+PSUM_BYTES = 4  # partial sums are 32-bit words in the output buffer and between arrays
+SPLITS = ("M", "N", "K")
+# spread candidates: (side by side?, split dimension)
+CANDIDATES = tuple((side, dim) for side in (True, False) for dim in SPLITS)
+FAMILIES = ("on chip", "activations resident", "weights resident", "K-blocked", "fused attention")
+ON_CHIP, ACT_RESIDENT, WEIGHT_RESIDENT, K_BLOCKED, FUSED = range(len(FAMILIES))
+
+
+def pow2_tile(limit, dim):
+    """The largest tile of a ``dim``-long dimension that is a power of two or ``dim`` itself and
+    at most ``limit`` (0 where not even 1 fits)."""
+    limit = np.asarray(limit, dtype=np.float64)
+    _, exponent = np.frexp(limit)  # limit = mantissa x 2**exponent, mantissa in [0.5, 1)
+    p2 = np.ldexp(1.0, exponent - 1)
+    return np.where(limit >= dim, dim, np.where(limit >= 1, p2, 0.0))
+
+
+def ceil_div(a, b):
+    return np.ceil(a / np.maximum(b, 1))
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """DRAM bytes per product of the best legal tiling, for one buffer share and buffering."""
+
+    bytes: np.ndarray
+    family: np.ndarray  # index into FAMILIES
+    act_reads: np.ndarray  # times the activation operand is read
+    weight_reads: np.ndarray  # times the weights (or K / V) are read
+    tile_m: np.ndarray
+    tile_n: np.ndarray
+    legal: np.ndarray
+
+
+def tile(m, k, n, A, B, C, a, b, act_buf, weight_buf, out_buf, fold_k, db, *, on_chip_ok) -> Tiling:
+    """The least-traffic tiling of one ``m x k @ k x n`` product whose activation operand, weight
+    (or K / V) operand and result are ``A``, ``B`` and ``C`` bytes (``a`` and ``b`` bytes per
+    operand element), with buffers of ``act_buf``, ``weight_buf``, ``out_buf`` bytes (the
+    product's share) and ``db`` copies of each tile (2: double-buffered). ``on_chip_ok``: the
+    activation operand and result fit on chip, so they never go to DRAM.
+
+    Everything broadcasts; the result has the broadcast shape."""
+    m = np.atleast_1d(m)  # scalars too come back as arrays
+    k = np.maximum(k, 1)  # elementwise rows (K = 0) come along in the arrays; their result is unused
+    fold_k = np.minimum(k, fold_k)
+    outputs = np.floor(out_buf / (db * PSUM_BYTES))  # output tile elements
+    rows_cap = np.floor(act_buf / (db * fold_k * a))  # Tm with K blocked
+    cols_cap = np.floor(weight_buf / (db * fold_k * b))  # Tn with K blocked
+    shape = np.broadcast(m, n, A, B, outputs, rows_cap, cols_cap).shape
+    best = np.full(shape, np.inf)
+    family = np.full(shape, K_BLOCKED, dtype=np.int64)
+    act_reads = np.ones(shape)
+    weight_reads = np.ones(shape)
+    tile_m = np.zeros(shape)
+    tile_n = np.zeros(shape)
+
+    def take(cost, fam, ar, wr, tm, tn):
+        better = cost < best  # strictly: earlier families win ties
+        np.copyto(best, cost, where=better)
+        np.copyto(family, fam, where=better)
+        for out, value in ((act_reads, ar), (weight_reads, wr), (tile_m, tm), (tile_n, tn)):
+            np.copyto(out, np.broadcast_to(value, shape), where=better)
+
+    # the activations stay on chip: only the weights (or K / V) stream, once
+    take(np.where(on_chip_ok, B, np.inf), ON_CHIP, 0.0, 1.0, m, n)
+    # activation row block resident across every weight tile (Tn of 1 is enough for it)
+    tm = pow2_tile(np.minimum(np.floor(act_buf / (db * k * a)), outputs), m)
+    ok = (tm >= 1) & (cols_cap >= 1)
+    take(np.where(ok, A + B * ceil_div(m, tm) + C, np.inf), ACT_RESIDENT, 1.0, ceil_div(m, tm), tm, 1.0)
+    # weight column block resident across every activation tile
+    tn = pow2_tile(np.minimum(np.floor(weight_buf / (db * k * b)), outputs), n)
+    ok = (tn >= 1) & (rows_cap >= 1)
+    take(np.where(ok, B + A * ceil_div(n, tn) + C, np.inf), WEIGHT_RESIDENT, ceil_div(n, tn), 1.0, 1.0, tn)
+    # K-blocked output-stationary tiles, both operands re-read: only where neither resident
+    # order already reads everything once
+    need = np.isfinite(outputs) & (best > A + B + C) & (rows_cap >= 1) & (cols_cap >= 1)
+    if need.any():
+        idx = np.nonzero(need)
+        mm, nn, AA, BB, CC, rc, cc, oo = (np.broadcast_to(v, shape)[idx]
+                                          for v in (m, n, A, B, C, rows_cap, cols_cap, outputs))
+        # every power-of-two Tm at once (axis 0), each with the widest legal Tn
+        tm = np.minimum(np.exp2(np.arange(int(np.ceil(np.log2(max(mm.max(), 1)))) + 1))[:, None], mm)
+        tn = pow2_tile(np.minimum(cc, np.floor(oo / tm)), nn)
+        cost = np.where((tm <= rc) & (tn >= 1), AA * ceil_div(nn, tn) + BB * ceil_div(mm, tm) + CC, np.inf)
+        j = np.argmin(cost, axis=0)[None]  # the first (smallest Tm) of equal costs
+        blocked, full_tm, full_tn = np.full(shape, np.inf), np.zeros(shape), np.zeros(shape)
+        blocked[idx] = np.take_along_axis(cost, j, 0)[0]
+        full_tm[idx] = np.take_along_axis(np.broadcast_to(tm, cost.shape), j, 0)[0]
+        full_tn[idx] = np.take_along_axis(tn, j, 0)[0]
+        take(blocked, K_BLOCKED, ceil_div(n, full_tn), ceil_div(m, full_tm), full_tm, full_tn)
+    return Tiling(best, family, act_reads, weight_reads, tile_m, tile_n, np.isfinite(best))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Per-layer figures of spread candidates (stacked on axis 0 in the order of :data:`CANDIDATES`,
+    or one chosen per side)."""
+
+    cycles: np.ndarray  # array cycles of the products and the partial-sum additions, one layer
+    adds: np.ndarray  # partial-sum additions (K split and accumulation-bound passes)
+    in_flight: np.ndarray  # products at a time (they share the buffers)
+    arrays: np.ndarray  # arrays per product
+    rounds: np.ndarray
+    k_passes: np.ndarray
+    m: np.ndarray  # one array's share of the product
+    k: np.ndarray
+    n: np.ndarray
+
+
+_SIDE = np.array([side for side, _ in CANDIDATES])[:, None, None, None]
+_DIM = np.array([SPLITS.index(dim) for _, dim in CANDIDATES])[:, None, None, None]
+
+
+def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, passes) -> Spread:
+    """Cycles of one layer's ``products`` products on ``arrays`` arrays, for every spread
+    candidate at once (axis 0: :data:`CANDIDATES`)."""
+    in_flight = np.where(_SIDE, np.minimum(products, arrays), 1.0)
+    per_product = np.floor(arrays / in_flight)
+    rounds = ceil_div(products, in_flight)
+    mp = np.where(_DIM == 0, ceil_div(m, per_product), m)
+    np_ = np.where(_DIM == 1, ceil_div(n, per_product), n)
+    kp = np.where(_DIM == 2, ceil_div(k, per_product), k)
+    k_passes = np.maximum(1, np.ceil(kp / shape.max_reduction))
+    cycles = gemm_cycles(shape, mp, np.ceil(kp / k_passes), np_, w_bits)
+    adds = products * m * n * (np.where(_DIM == 2, per_product - 1, 0.0) + k_passes - 1)
+    total = rounds * cycles * passes * k_passes + ceil_div(adds, vector_lanes)
+    full = np.broadcast(total, mp, np_, kp, in_flight).shape
+    return Spread(*(np.broadcast_to(v, full) for v in (total, adds, in_flight, per_product, rounds, k_passes,
+                                                        mp, kp, np_)))
+
+
+def pick(values: np.ndarray, index: np.ndarray, axis: int = 0) -> np.ndarray:
+    """``values`` at ``index`` along ``axis`` (``index`` has that axis removed)."""
+    return np.take_along_axis(values, np.expand_dims(index, axis), axis).squeeze(axis)
+
+
+def fastest(time: np.ndarray, energy: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Index along ``axis`` of least time, ties (to 1e-12) broken by least energy; first on full ties."""
+    near = time <= time.min(axis=axis, keepdims=True) * (1 + 1e-12)
+    return np.argmin(np.where(near, energy, np.inf), axis=axis)
+
+
+def fused_bytes(m, d, kv_tile, stream_bytes, io_bytes, a, b, act_buf, weight_buf, out_buf, db):
+    """DRAM bytes of a fused attention row (score or context) per product, ``inf`` where the
+    tiles do not fit: ``io_bytes`` (the query read or the output written, 0 when on chip) plus the
+    row's K or V (``stream_bytes``) once per tile of ``Tq`` query rows, with ``Tq x d`` queries in
+    the activation buffer, ``kv_tile`` keys and values of ``d`` in the weight buffer and ``Tq x
+    (kv_tile + d)`` scores and output accumulators in the output buffer; and ``Tq``."""
+    tq = pow2_tile(np.minimum(np.floor(act_buf / (db * d * a)),
+                              np.floor(out_buf / (db * PSUM_BYTES * (kv_tile + d)))), m)
+    ok = (tq >= 1) & (weight_buf >= db * 2 * kv_tile * d * b)
+    return np.where(ok, io_bytes + stream_bytes * ceil_div(m, tq), np.inf), tq
