@@ -70,11 +70,8 @@ class Tiling:
 
     bytes: np.ndarray
     family: np.ndarray  # index into FAMILIES
-    act_reads: np.ndarray  # times the activation operand is read
-    weight_reads: np.ndarray  # times the weights (or K / V) are read
     tile_m: np.ndarray
     tile_n: np.ndarray
-    legal: np.ndarray
 
 
 def tile(m, k, n, A, B, C, a, b, act_buf, weight_buf, out_buf, fold_k, db, *, on_chip_ok) -> Tiling:
@@ -94,28 +91,26 @@ def tile(m, k, n, A, B, C, a, b, act_buf, weight_buf, out_buf, fold_k, db, *, on
     shape = np.broadcast(m, n, A, B, outputs, rows_cap, cols_cap).shape
     best = np.full(shape, np.inf)
     family = np.full(shape, K_BLOCKED, dtype=np.int64)
-    act_reads = np.ones(shape)
-    weight_reads = np.ones(shape)
     tile_m = np.zeros(shape)
     tile_n = np.zeros(shape)
 
-    def take(cost, fam, ar, wr, tm, tn):
+    def take(cost, fam, tm, tn):
         better = cost < best  # strictly: earlier families win ties
         np.copyto(best, cost, where=better)
         np.copyto(family, fam, where=better)
-        for out, value in ((act_reads, ar), (weight_reads, wr), (tile_m, tm), (tile_n, tn)):
-            np.copyto(out, np.broadcast_to(value, shape), where=better)
+        np.copyto(tile_m, tm, where=better)
+        np.copyto(tile_n, tn, where=better)
 
     # the activations stay on chip: only the weights (or K / V) stream, once
-    take(np.where(on_chip_ok, B, np.inf), ON_CHIP, 0.0, 1.0, m, n)
+    take(np.where(on_chip_ok, B, np.inf), ON_CHIP, m, n)
     # activation row block resident across every weight tile (Tn of 1 is enough for it)
     tm = pow2_tile(np.minimum(np.floor(act_buf / (db * k * a)), outputs), m)
     ok = (tm >= 1) & (cols_cap >= 1)
-    take(np.where(ok, A + B * ceil_div(m, tm) + C, np.inf), ACT_RESIDENT, 1.0, ceil_div(m, tm), tm, 1.0)
+    take(np.where(ok, A + B * ceil_div(m, tm) + C, np.inf), ACT_RESIDENT, tm, 1.0)
     # weight column block resident across every activation tile
     tn = pow2_tile(np.minimum(np.floor(weight_buf / (db * k * b)), outputs), n)
     ok = (tn >= 1) & (rows_cap >= 1)
-    take(np.where(ok, B + A * ceil_div(n, tn) + C, np.inf), WEIGHT_RESIDENT, ceil_div(n, tn), 1.0, 1.0, tn)
+    take(np.where(ok, B + A * ceil_div(n, tn) + C, np.inf), WEIGHT_RESIDENT, 1.0, tn)
     # K-blocked output-stationary tiles, both operands re-read: only where neither resident
     # order already reads everything once
     need = np.isfinite(outputs) & (best > A + B + C) & (rows_cap >= 1) & (cols_cap >= 1)
@@ -132,8 +127,8 @@ def tile(m, k, n, A, B, C, a, b, act_buf, weight_buf, out_buf, fold_k, db, *, on
         blocked[idx] = np.take_along_axis(cost, j, 0)[0]
         full_tm[idx] = np.take_along_axis(np.broadcast_to(tm, cost.shape), j, 0)[0]
         full_tn[idx] = np.take_along_axis(tn, j, 0)[0]
-        take(blocked, K_BLOCKED, ceil_div(n, full_tn), ceil_div(m, full_tm), full_tm, full_tn)
-    return Tiling(best, family, act_reads, weight_reads, tile_m, tile_n, np.isfinite(best))
+        take(blocked, K_BLOCKED, full_tm, full_tn)
+    return Tiling(best, family, tile_m, tile_n)
 
 
 @dataclass(frozen=True)
@@ -172,6 +167,14 @@ def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, 
     full = np.broadcast(total, mp, np_, kp, in_flight).shape
     return Spread(*(np.broadcast_to(v, full) for v in (total, adds, in_flight, per_product, rounds, k_passes,
                                                         mp, kp, np_)))
+
+
+def reads(family, m, n, tile_m, tile_n) -> tuple[np.ndarray, np.ndarray]:
+    """How often a tiling reads the activations and the weights (or K / V) from DRAM."""
+    rows, cols = ceil_div(n, tile_n), ceil_div(m, tile_m)  # activation reads, weight reads when re-read
+    act = np.select([family == ON_CHIP, family == ACT_RESIDENT, family == FUSED], [0.0, 1.0, 1.0], rows)
+    weight = np.select([family == ON_CHIP, family == WEIGHT_RESIDENT], [1.0, 1.0], cols)
+    return act, weight
 
 
 def pick(values: np.ndarray, index: np.ndarray, axis: int = 0) -> np.ndarray:

@@ -92,7 +92,8 @@ class Mapping:
     (``candidate``: index into :data:`~peforge.dse.cost.mapper.CANDIDATES`), arrays per product,
     rounds, passes over K, whether tiles are double-buffered, the tiling family (index into
     :data:`~peforge.dse.cost.mapper.FAMILIES`), the tile's output rows and columns, and how often
-    the activations and the weights (or K / V) are read from DRAM."""
+    the activations and the weights (or K / V) are read from DRAM follows (:func:`~peforge.dse.cost.
+    mapper.reads`)."""
 
     candidate: np.ndarray
     arrays: np.ndarray
@@ -103,8 +104,6 @@ class Mapping:
     family: np.ndarray
     tile_m: np.ndarray
     tile_n: np.ndarray
-    act_reads: np.ndarray
-    weight_reads: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -323,7 +322,7 @@ class CostModel:
         per_role = self.format_passes(r.formats)
         passes = np.where(r.attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
         w_bits = np.minimum(r.w_bits, shape.max_w_bits)
-        plan, layer = self.mapping(r, passes, w_bits)
+        plan, layer = self._map_matrix_rows(r, passes, w_bits)
 
         # Elementwise rows on the vector unit; their operands stay on chip when they fit.
         elementwise = ~r.matrix
@@ -372,6 +371,26 @@ class CostModel:
                         full(dram_bytes), full(r.macs), **{name: full(v) for name, v in parts.items()})
         return cost, plan
 
+    def _map_matrix_rows(self, r: Rows, passes, w_bits) -> tuple[Mapping, dict[str, Any]]:
+        """:meth:`mapping` of the matrix rows of ``r`` only, laid out over all its rows (zeros on
+        elementwise rows): the mapper's work grows with the rows it sees."""
+        index = np.nonzero(r.matrix)[0]
+        shape = np.broadcast(r.m, self.arrays).shape
+        at = lambda v: np.broadcast_to(v, np.broadcast(v, r.m).shape)[..., index] if np.ndim(v) else v  # noqa: E731
+        sub = dataclasses.replace(r, **{f.name: at(getattr(r, f.name)) for f in fields(Rows)
+                                        if isinstance(getattr(r, f.name), np.ndarray)})
+        plan, layer = self.mapping(sub, at(passes), at(w_bits))
+
+        def spread_out(v):
+            out = np.zeros(shape, dtype=v.dtype)
+            out[..., index] = v
+            return out
+
+        plan = Mapping(**{f.name: spread_out(getattr(plan, f.name)) for f in fields(Mapping)})
+        layer = {key: ({part: spread_out(x) for part, x in v.items()} if isinstance(v, dict) else spread_out(v))
+                 for key, v in layer.items()}
+        return plan, layer
+
     def mapping(self, r: Rows, passes, w_bits) -> tuple[Mapping, dict[str, Any]]:
         """The mapper (:mod:`peforge.dse.cost.mapper`): for every matrix row and design, the spread
         and tiling of least time, then least energy. Returns the :class:`Mapping` and the chosen
@@ -404,8 +423,7 @@ class CostModel:
         plan = Mapping(
             candidate=candidate, arrays=of_spread(sp.arrays), in_flight=of_spread(sp.in_flight),
             rounds=of_spread(sp.rounds), k_passes=of_spread(sp.k_passes), double=double,
-            family=of_option(t.family), tile_m=of_option(t.tile_m), tile_n=of_option(t.tile_n),
-            act_reads=of_option(t.act_reads), weight_reads=of_option(t.weight_reads))
+            family=of_option(t.family), tile_m=of_option(t.tile_m), tile_n=of_option(t.tile_n))
         layer = {"cycles": of_spread(sp.cycles), "dram_bytes": mapper.pick(dram.reshape(options), choice),
                  "adds": of_spread(sp.adds), "sram_pj": {part: of_spread(v) for part, v in sram.items()}}
         return plan, layer
@@ -567,6 +585,8 @@ class CostModel:
         _, chosen = self.price_mapped(first, use_pim=phase == "decode")
         plan = {f.name: np.broadcast_to(getattr(chosen, f.name), (len(self.designs), 1, len(table.kind)))[0, 0]
                 for f in fields(Mapping)}
+        plan["act_reads"], plan["weight_reads"] = mapper.reads(plan["family"], table.cols["m"], table.cols["n"],
+                                                               plan["tile_m"], plan["tile_n"])
         mapping = [self._describe(kinds[kind], plan, i, on_pim[i]) for i, kind in enumerate(table.kind)]
         return {"phase": phase, "operator": table.names, "kind": [kinds[k] for k in table.kind],
                 "bound": bound, "mapping": mapping, "time_s": r["npu_s"] + r["pim_s"], "energy_j": r["energy_j"],

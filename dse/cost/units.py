@@ -152,12 +152,16 @@ def unit_costs(design: DesignPoint) -> UnitCosts:
     else:
         lane_um2, lane_pj, pim_source = pim_lane_costs(design.pim.word_bits, design.tech)
     sources = dict(cost_sources(compute.pe, compute.pe_config, design.tech, design.memory.technology))
-    pe_source = f"characterization of the {compute.pe} PE ({params.config_hash(compute.pe_config)}) in " \
-                f"{design.tech}, {cell_source}"
+    pe_source = _pe_source(compute.pe, compute.pe_config, design.tech, cell_source)
     sources.update(pe_area_um2=pe_source, pj_per_mac=pe_source, pim_pj_per_mac=pim_source,
                    pim_lane_area_um2=pim_source)
     return UnitCosts(**pe, **memory_costs(design), pim_pj_per_mac=lane_pj, pim_lane_area_um2=lane_um2,
                      sources=sources)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pe_source(kind: str, pe_config, tech: str, cell_source: str) -> str:
+    return f"characterization of the {kind} PE ({params.config_hash(pe_config)}) in {tech}, {cell_source}"
 
 
 @functools.lru_cache(maxsize=256)

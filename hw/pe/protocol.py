@@ -10,6 +10,8 @@ calls. :mod:`peforge.hw.pe` finds the kinds by importing its modules.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +156,10 @@ class PeConfigBase:
         return signed(self.out_bits)
 
     def figures(self) -> PeFigures:
+        """The figures of this (frozen, hashable) config; cached: the cost model asks per design point."""
+        return _figures(self)
+
+    def _figures(self) -> PeFigures:
         return PeFigures(lanes=self.lanes, a_bits=self.a_bits, max_w_bits=self.max_w_bits, k_bits=self.k_bits,
                          ws_edge_stages=self.ws_edge_stages, os_latency_base=self._os_latency_base(),
                          max_reduction=self.max_reduction, a_format=self.a_format, w_format=self.w_format)
@@ -252,3 +258,8 @@ def capacity(acc_bits: int, worst: int) -> int:
     """How many terms of magnitude ``worst`` (all of one sign) a signed ``acc_bits`` register
     sums before it wraps."""
     return ((1 << acc_bits - 1) - 1) // worst
+
+
+@functools.lru_cache(maxsize=4096)
+def _figures(config: PeConfigBase) -> PeFigures:
+    return config._figures()
