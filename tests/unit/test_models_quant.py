@@ -15,6 +15,10 @@ from peforge.models.weights import weight_bits, weight_bytes, weight_tensors
     ("w3a16kv2-g128-sym", "int3", "fp16", "int2", 128, True),
     ("wfp4afp8kv8-g32", "fp4", "fp8", "int8", 32, False),
     ("W8A8KV8", "int8", "int8", "int8", 0, False),
+    ("w5a8kv8-g64", "int5", "int8", "int8", 64, False),
+    ("w6a8kv6-g128-sym", "int6", "int8", "int6", 128, True),
+    ("w7a16kv5", "int7", "fp16", "int5", 0, False),
+    ("wint5a8kv7", "int5", "int8", "int7", 0, False),
 ])
 def test_parse(text, w, a, kv, group, sym):
     scheme = parse_scheme(text)
@@ -24,7 +28,10 @@ def test_parse(text, w, a, kv, group, sym):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("w5a8kv4", r"weight format '5' is not allowed; choose one of 16, bf16, fp8"),
+    ("w9a8kv4", r"weight format '9' is not allowed; choose one of 16, bf16, fp8"),
+    ("w1a8kv4", r"weight format '1' is not allowed"),
+    ("w4a6kv4", r"activation format '6' is not allowed"),
+    ("w4a8kv9", r"kv format '9' is not allowed"),
     ("w4a2kv4", r"activation format '2' is not allowed"),
     ("w4a8kvnf4", r"kv format 'nf4' is not allowed"),
     ("w4a8kv4-g0", r"option '-g0' is not allowed; use -g<N> with N in 1\.\.65536"),
@@ -51,6 +58,24 @@ def test_group_overhead_bits():
     assert parse_scheme("wfp4a8kv4-g32").weight_group_overhead_bits == 16  # floats: scale only
     assert parse_scheme("w16a16kv16").weight_group_overhead_bits == 0
     assert parse_scheme("w16a16kv4").kv_vector_bits(128) == 128 * 4 + 16 + 4
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8])
+def test_every_integer_width_2_to_8_for_weights_and_kv(bits):
+    scheme = parse_scheme(f"w{bits}a8kv{bits}-g128")
+    assert scheme.weight.bits == scheme.kv.bits == bits and scheme.weight.kind == "int"
+    assert scheme.name == f"w{bits}a8kv{bits}-g128"
+
+
+@pytest.mark.parametrize("bits", [5, 6, 7])
+def test_w5_w6_w7_tensor_bytes_by_hand(bits):
+    """A 4096 x 11008 matrix in groups of 128: 32 groups per output channel, each an FP16 scale
+    and a zero point of the weight's width."""
+    scheme = parse_scheme(f"w{bits}a16kv16-g128")
+    expected = 4096 * 11008 * bits + 11008 * (4096 // 128) * (16 + bits)
+    assert tensor_bits(4096, 11008, scheme, quantized=True) == expected
+    assert tensor_bits(4096, 11008, parse_scheme(f"w{bits}a16kv16-g128-sym"), quantized=True) == (
+        4096 * 11008 * bits + 11008 * 32 * 16)
 
 
 def test_tensor_bits_groups_and_channels():
