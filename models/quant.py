@@ -224,8 +224,8 @@ def tensor_bits(k: int, n: int, scheme: QuantScheme, *, quantized: bool) -> int:
     scheme : QuantScheme
         The formats in force.
     quantized : bool
-        False for tensors kept at 16 bits whatever the scheme (embeddings, norms,
-        biases, router): what GPTQ/AWQ checkpoints do.
+        False for tensors kept at 16 bits whatever the scheme: the norm and bias
+        vectors (:mod:`peforge.models.weights` states which tensors are which).
 
     Returns
     -------

@@ -95,22 +95,32 @@ def test_tensor_bits_groups_and_channels():
     ("w16a16kv16", 16, 0),
 ])
 def test_llama_2_7b_weight_bytes_exact(text, bits, overhead):
-    """Quantized linear weights: bits x params / 8 + groups x overhead / 8; everything else 16-bit.
+    """Weight matrices: bits x params / 8 + groups x overhead / 8; vectors 16-bit.
 
-    Linear params of Llama-2-7B per layer: 4 h^2 (Q, K, V, O) + 3 h I (gate, up, down); K of every
-    matrix (4096 or 11008) is a multiple of the group size, so groups = params / group. The rest:
-    embedding table and LM head, V h each, and 2 norm vectors per layer plus the final one.
+    Matrices of Llama-2-7B: per layer 4 h^2 (Q, K, V, O) + 3 h I (gate, up, down), and the
+    embedding table and the LM head, V h each; K of every matrix (4096 or 11008) is a multiple of
+    the group size, so groups = params / group. Vectors: 2 norms per layer plus the final one.
     """
     h, inter, layers, vocab = 4096, 11008, 32, 32000
     scheme = parse_scheme(text)
     cfg = load_config("llama-2-7b")
-    linear = layers * (4 * h * h + 3 * h * inter)
-    rest = 2 * vocab * h + (2 * layers + 1) * h
+    matrices = layers * (4 * h * h + 3 * h * inter) + 2 * vocab * h
+    vectors = (2 * layers + 1) * h
     group = scheme.group_size
-    groups = linear // group if group else 0
-    expected = (bits * linear + groups * overhead + 16 * rest) / 8
+    groups = matrices // group if group else 0
+    expected = (bits * matrices + groups * overhead + 16 * vectors) / 8
     assert weight_bytes(cfg, scheme) == expected
     assert weight_bits(cfg, scheme) == 8 * expected
+
+
+def test_embedding_table_and_lm_head_take_the_schemes_format_norms_stay_16_bit():
+    """Per channel (no -g): one scale and zero point per row of the embedding table (V rows of h)."""
+    cfg = load_config("llama-2-7b")
+    tensors = {t.name: t for t in weight_tensors(cfg)}
+    assert tensors["lm_head"].quantized and tensors["embed_tokens"].quantized
+    assert not tensors["layer.norms"].quantized and not tensors["final_norm"].quantized
+    w8 = parse_scheme("w8a8kv8")
+    assert tensor_bits(4096, 32000, w8, quantized=True) == 4096 * 32000 * 8 + 32000 * (16 + 8)
 
 
 def test_tied_embeddings_counted_once():
