@@ -19,7 +19,7 @@ H, VOCAB = 4096, 32000  # Llama-2-7B
     ("w16a16kv16", 16, 0, 0),
 ])
 def test_lm_head_row_is_stored_and_computed_at_the_schemes_weight_bits(quant, bits, group, overhead):
-    workload = prepare("llama-2-7b", seq=16, gen=1, quant=quant)
+    workload = prepare("llama-2-7b", seq=16, gen=2, quant=quant)
     groups = VOCAB * (H // group) if group else 0
     stored = (H * VOCAB * bits + groups * overhead) / 8  # by hand
     # the checkpoint's tensor and the footprint it adds
@@ -39,7 +39,7 @@ def test_lm_head_row_is_stored_and_computed_at_the_schemes_weight_bits(quant, bi
     ("w16a16kv16", H * 16),
 ])
 def test_a_gathered_embedding_row_carries_its_groups(quant, row_bits):
-    workload = prepare("llama-2-7b", batch=3, seq=16, gen=1, quant=quant)
+    workload = prepare("llama-2-7b", batch=3, seq=16, gen=2, quant=quant)
     table = workload.decode.base
     assert table.cols["weight_bytes"][table.names.index("embed_tokens")] == 3 * row_bits / 8
 
@@ -47,7 +47,7 @@ def test_a_gathered_embedding_row_carries_its_groups(quant, row_bits):
 def test_integer_design_prices_its_4_bit_lm_head():
     """The shipped edge design (an INT8 bit-serial PE) runs the whole model, LM head included, and
     moves the LM head's 4-bit bytes from DRAM, not 16-bit ones."""
-    workload = prepare("llama-2-7b", seq=16, gen=1, quant="w4a8kv8-g128")
+    workload = prepare("llama-2-7b", seq=16, gen=2, quant="w4a8kv8-g128")
     ops = evaluate(design_named("edge"), workload, phases=("decode",)).operators
     moved = float(ops[ops.operator == "lm_head"].dram_bytes.iloc[0])
     four_bit = (H * VOCAB * 4 + VOCAB * (H // 128) * 20) / 8
