@@ -12,10 +12,11 @@ Grammar::
 integers) or a format name (``fp16``, ``bf16``, ``fp8``, ``fp6``, ``fp4``,
 ``nf4``, ``int8`` ... ``int2``). Integer widths per role are :data:`INT_WIDTHS`:
 weights and the KV cache take any width 2..8 (the bit-serial PE runs each at
-``ceil(bits / k)`` cycles per beat; KIVI-style 2-bit and 3..8-bit caches are
-all in use), activations 4 or 8 (the widths W4A4 and W8A8 kernels exist for). ``-g<N>`` sets the weight group size; without
-it, weights below 16 bits get one scale per output channel. ``-sym`` drops the
-integer zero point (symmetric quantization).
+``ceil(bits / k)`` cycles per beat; KV caches from 2 bits, KIVI, up to 8 are in
+use), activations 4 or 8 (the widths W4A4 and W8A8 kernels exist for).
+``-g<N>`` sets the weight group size; without it, weights below 16 bits get one
+scale per output channel. ``-sym`` drops the integer zero point (symmetric
+quantization).
 
 Storage overhead (why: this is what a GPTQ/AWQ-style checkpoint stores):
 
@@ -34,7 +35,8 @@ from dataclasses import dataclass
 
 from ..arith import ceil_div
 
-__all__ = ["NumberFormat", "QuantScheme", "FORMATS", "INT_WIDTHS", "DEFAULT_SCHEME", "SCALE_BITS", "parse_scheme", "tensor_bits"]
+__all__ = ["NumberFormat", "QuantScheme", "FORMATS", "INT_WIDTHS", "DEFAULT_SCHEME", "SCALE_BITS", "parse_scheme",
+           "tensor_bits"]
 
 #: Width of one stored scale factor, bits (FP16).
 SCALE_BITS = 16

@@ -24,7 +24,8 @@ def test_full_context_is_reachable_and_no_further():
     run = workload.decode
     score = run.base.names.index("attn.score")
     assert run.steps == 96 and run.at([95])["n"][0, score] == 4096  # the last step sits at position 4095
-    with pytest.raises(ValueError, match=r"^--gen 98: .* needs 4097 positions; .*allowed --gen 1\.\.97 with --seq 4000\)$"):
+    with pytest.raises(ValueError, match=r"^--gen 98: .* needs 4097 positions; .*"
+                                         r"allowed --gen 1\.\.97 with --seq 4000\)$"):
         prepare(MODEL, seq=4000, gen=98)
     # the graph builder agrees: a decode step at 4095 cached tokens is the last one the model has
     build_graph(load_config(MODEL), "decode", kv_len=4095)
