@@ -12,7 +12,12 @@ Conventions (what a cost model may rely on):
 - ``ops`` is 2 per MAC (multiply and add) plus elementwise operations;
   arithmetic intensity is ``ops / bytes``.
 - Weight bytes: each weight read once per step (the batch shares it); an
-  embedding gather reads only the rows it uses. Activation bytes: every
+  embedding gather reads only the rows it uses. Formats as in
+  :mod:`peforge.models.weights`: every weight matrix (projections, MLP and experts,
+  router, LM head, embedding and position tables, ``project_in``/``project_out``) at the
+  scheme's weight format with its group overhead, every vector (norms, biases) at 16
+  bits. So every matrix product with weights is stored and computed at the scheme's
+  weight format: a cost model may price all of them at ``quant.weight``. Activation bytes: every
   activation operand read and every result written, at the activation format.
   KV bytes: K/V projections write the new entries; attention reads every key
   and value it attends to from the cache.
@@ -205,9 +210,10 @@ class _Builder:
         self.a = quant.activation.bits / 8  # bytes per activation element
         self.ops: list[Operator] = []
 
-    def weights(self, k: int, n: int, *, quantized: bool = True, bias: bool = False) -> float:
-        """Bytes of one K x N weight matrix, plus a 16-bit bias of N."""
-        return (tensor_bits(k, n, self.q, quantized=quantized) + (16 * n if bias else 0)) / 8
+    def weights(self, k: int, n: int, *, bias: bool = False) -> float:
+        """Bytes of one K x N weight matrix at the scheme's weight format (groups along K), plus a
+        16-bit bias of N; ``n`` gathered embedding rows of ``k`` are the same bytes."""
+        return (tensor_bits(k, n, self.q, quantized=True) + (16 * n if bias else 0)) / 8
 
     def matmul(self, layer: int, name: str, m: int, k: int, n: int, *, count: int = 1,
                weight: float = 0.0, out_to_kv: float = 0.0) -> None:
@@ -275,7 +281,7 @@ def _mlp(b: _Builder, tokens: int) -> None:
         groups = [("mlp", tokens, 1)]
     else:
         experts = cfg.num_experts
-        b.matmul(0, "router", tokens, h, experts, weight=b.weights(h, experts, quantized=False))
+        b.matmul(0, "router", tokens, h, experts, weight=b.weights(h, experts))
         b.elementwise(0, "router.topk", tokens, experts, "softmax")
         # balanced routing: assignments spread as evenly as possible over the experts they reach
         assigned = tokens * cfg.experts_per_token
@@ -354,12 +360,12 @@ def build_graph(config: ModelConfig, phase: str, *, batch: int = 1, seq: int | N
         keys = min(keys, cfg.sliding_window)  # rolling KV buffer: older entries are gone
 
     b.elementwise(-1, "embed_tokens", tokens, cfg.embed_dim, "gather", inputs=0,
-                  weight=tokens * cfg.embed_dim * 2)
+                  weight=b.weights(cfg.embed_dim, tokens))
     if cfg.embed_dim != cfg.hidden_size:
         b.matmul(-1, "project_in", tokens, cfg.embed_dim, cfg.hidden_size,
-                 weight=b.weights(cfg.embed_dim, cfg.hidden_size, quantized=False))
+                 weight=b.weights(cfg.embed_dim, cfg.hidden_size))
     if cfg.learned_positions:
-        b.elementwise(-1, "add_positions", tokens, cfg.hidden_size, "add", weight=tokens * cfg.hidden_size * 2)
+        b.elementwise(-1, "add_positions", tokens, cfg.hidden_size, "add", weight=b.weights(cfg.hidden_size, tokens))
 
     first = len(b.ops)
     _layer(b, batch, seq, keys)
@@ -374,8 +380,8 @@ def build_graph(config: ModelConfig, phase: str, *, batch: int = 1, seq: int | N
         b.norm(end, "final_norm", batch)
     if cfg.embed_dim != cfg.hidden_size:
         b.matmul(end, "project_out", batch, cfg.hidden_size, cfg.embed_dim,
-                 weight=b.weights(cfg.hidden_size, cfg.embed_dim, quantized=False))
+                 weight=b.weights(cfg.hidden_size, cfg.embed_dim))
     b.matmul(end, "lm_head", batch, cfg.embed_dim, cfg.vocab_size,
-             weight=b.weights(cfg.embed_dim, cfg.vocab_size, quantized=False, bias=cfg.lm_head_bias))
+             weight=b.weights(cfg.embed_dim, cfg.vocab_size, bias=cfg.lm_head_bias))
     return Graph(config=config, phase=phase, batch=batch, seq=seq, kv_len=kv_len, quant=scheme,
                  operators=tuple(b.ops))

@@ -8,11 +8,15 @@ Grammar::
 
     w<FMT>a<FMT>kv<FMT>[-g<N>][-sym]
 
-``<FMT>`` is a bare width (``16`` is FP16, ``8``/``4``/``3``/``2`` are signed
+``<FMT>`` is a bare width (``16`` is FP16, ``2`` ... ``8`` are signed
 integers) or a format name (``fp16``, ``bf16``, ``fp8``, ``fp6``, ``fp4``,
-``nf4``, ``int8`` ... ``int2``). ``-g<N>`` sets the weight group size; without
-it, weights below 16 bits get one scale per output channel. ``-sym`` drops the
-integer zero point (symmetric quantization).
+``nf4``, ``int8`` ... ``int2``). Integer widths per role are :data:`INT_WIDTHS`:
+weights and the KV cache take any width 2..8 (the bit-serial PE runs each at
+``ceil(bits / k)`` cycles per beat; KV caches from 2 bits, KIVI, up to 8 are in
+use), activations 4 or 8 (the widths W4A4 and W8A8 kernels exist for).
+``-g<N>`` sets the weight group size; without it, weights below 16 bits get one
+scale per output channel. ``-sym`` drops the integer zero point (symmetric
+quantization).
 
 Storage overhead (why: this is what a GPTQ/AWQ-style checkpoint stores):
 
@@ -31,7 +35,8 @@ from dataclasses import dataclass
 
 from ..arith import ceil_div
 
-__all__ = ["NumberFormat", "QuantScheme", "FORMATS", "DEFAULT_SCHEME", "SCALE_BITS", "parse_scheme", "tensor_bits"]
+__all__ = ["NumberFormat", "QuantScheme", "FORMATS", "INT_WIDTHS", "DEFAULT_SCHEME", "SCALE_BITS", "parse_scheme",
+           "tensor_bits"]
 
 #: Width of one stored scale factor, bits (FP16).
 SCALE_BITS = 16
@@ -72,32 +77,38 @@ class NumberFormat:
         return SCALE_BITS + zero
 
 
+#: Signed integer widths each tensor role may use, bits: the one table every list of ``int<N>``
+#: formats derives from.
+INT_WIDTHS: dict[str, tuple[int, ...]] = {
+    "weight": tuple(range(8, 1, -1)),
+    "activation": (8, 4),
+    "kv": tuple(range(8, 1, -1)),
+}
+
 # Float encodings (exponent, mantissa, specials) are peforge.hw.fp's; models and hw know nothing of
 # each other, so tests/unit/test_fp_formats.py checks that the two tables agree on these widths.
-FORMATS: dict[str, NumberFormat] = {f.name: f for f in (
+_FLOATS = (
     NumberFormat("fp16", 16, "float", "IEEE 754 binary16"),
     NumberFormat("bf16", 16, "float", "bfloat16: 8-bit exponent, 7-bit mantissa"),
     NumberFormat("fp8", 8, "float", "FP8 E4M3 (OCP 8-bit floating point spec)"),
     NumberFormat("fp6", 6, "float", "FP6 E3M2 (OCP Microscaling spec)"),
     NumberFormat("fp4", 4, "float", "FP4 E2M1 (OCP Microscaling spec)"),
     NumberFormat("nf4", 4, "code", "NormalFloat4: 16 quantiles of N(0,1) (QLoRA, Dettmers et al. 2023)"),
-    NumberFormat("int8", 8, "int", "8-bit integer"),
-    NumberFormat("int4", 4, "int", "4-bit integer"),
-    NumberFormat("int3", 3, "int", "3-bit integer"),
-    NumberFormat("int2", 2, "int", "2-bit integer"),
-)}
+)
+_INTS = tuple(NumberFormat(f"int{bits}", bits, "int", f"{bits}-bit signed integer")
+              for bits in sorted({b for widths in INT_WIDTHS.values() for b in widths}, reverse=True))
+FORMATS: dict[str, NumberFormat] = {f.name: f for f in _FLOATS + _INTS}
 
-# Which formats each tensor role may use: activations below 4 bits and
-# look-up codes for activations have no practical kernel.
+# Which formats each tensor role may use: look-up codes for activations have no practical kernel.
 _ALLOWED = {
-    "weight": tuple(FORMATS),
-    "activation": ("fp16", "bf16", "fp8", "int8", "fp4", "int4"),
-    "kv": ("fp16", "bf16", "fp8", "int8", "fp4", "int4", "int3", "int2"),
+    "weight": tuple(f.name for f in _FLOATS) + tuple(f"int{b}" for b in INT_WIDTHS["weight"]),
+    "activation": ("fp16", "bf16", "fp8", "fp4") + tuple(f"int{b}" for b in INT_WIDTHS["activation"]),
+    "kv": ("fp16", "bf16", "fp8", "fp4") + tuple(f"int{b}" for b in INT_WIDTHS["kv"]),
 }
 _ROLE_PREFIX = {"weight": "w", "activation": "a", "kv": "kv"}
 
 _SCHEME = re.compile(r"^w(?P<w>[a-z]*\d+)a(?P<a>[a-z]*\d+)kv(?P<kv>[a-z]*\d+)(?P<opts>(?:-[a-z0-9]+)*)$")
-_EXAMPLE = "e.g. w4a8kv4-g128, w8a8kv8, w16a16kv16"
+_EXAMPLE = "e.g. w4a8kv4-g128, w5a8kv8-g64, w8a8kv8, w16a16kv16"
 MAX_GROUP = 1 << 16
 DEFAULT_SCHEME = "w16a16kv16"  # what a run uses when neither the design nor the user names one
 
@@ -215,8 +226,8 @@ def tensor_bits(k: int, n: int, scheme: QuantScheme, *, quantized: bool) -> int:
     scheme : QuantScheme
         The formats in force.
     quantized : bool
-        False for tensors kept at 16 bits whatever the scheme (embeddings, norms,
-        biases, router): what GPTQ/AWQ checkpoints do.
+        False for tensors kept at 16 bits whatever the scheme: the norm and bias
+        vectors (:mod:`peforge.models.weights` states which tensors are which).
 
     Returns
     -------

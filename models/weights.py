@@ -1,9 +1,16 @@
 """Inventory of a model's weight tensors: parameter counts and stored bytes under a quantization scheme.
 
-Only the linear layers inside the decoder layers (Q, K, V, O projections, MLP and
-expert matrices) take the scheme's weight format. Embeddings, position tables,
-the LM head, the MoE router, norms and biases stay at 16 bits, as GPTQ and AWQ
-checkpoints keep them.
+One rule decides a tensor's format: every weight *matrix* takes the scheme's weight
+format, with its group scales and zero points; every weight *vector* (norms, biases)
+stays at 16 bits. The matrices are the decoder layers' projections and MLP/expert
+matrices, and also the token and position embedding tables, ``project_in``/``project_out``,
+the MoE router and the LM head (stored row by row in groups along ``k``, the embedding
+width, so a gathered embedding row carries its own scales, as llama.cpp's Q-formats store
+``token_embd`` and ``output``). Why: the graph's matrix products (LM head, projections,
+router) are computed at the format they are stored in, and an integer PE cannot compute a
+16-bit float matrix, so a 4- or 8-bit scheme keeps them in its own format rather than at
+16 bits as GPTQ/AWQ checkpoints do. Under a 16-bit scheme (``w16``, ``wbf16``) every
+matrix is at 16 bits, as before.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ class WeightTensor:
     copies : int
         How many of it the model holds (layers, or layers x experts).
     quantized : bool
-        Stored in the scheme's weight format (True) or at 16 bits (False).
+        Stored in the scheme's weight format (True: every matrix) or at 16 bits (False: vectors).
     expert : bool
         One per MoE expert: a token uses ``experts_per_token`` of ``num_experts``.
     """
@@ -56,12 +63,12 @@ def weight_tensors(cfg: ModelConfig) -> list[WeightTensor]:
     q_width, kv_width = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
     norm_vectors = 2 if cfg.norm == "layernorm" else 1  # LayerNorm has a bias, RMSNorm does not
     tensors = [WeightTensor("embed_tokens" + (" (tied lm_head)" if cfg.tied_embeddings else ""),
-                            cfg.embed_dim, cfg.vocab_size, 1, False)]
+                            cfg.embed_dim, cfg.vocab_size, 1, True)]
     if cfg.learned_positions:
-        tensors.append(WeightTensor("embed_positions", h, cfg.learned_positions, 1, False))
+        tensors.append(WeightTensor("embed_positions", h, cfg.learned_positions, 1, True))
     if cfg.embed_dim != h:
-        tensors += [WeightTensor("project_in", cfg.embed_dim, h, 1, False),
-                    WeightTensor("project_out", h, cfg.embed_dim, 1, False)]
+        tensors += [WeightTensor("project_in", cfg.embed_dim, h, 1, True),
+                    WeightTensor("project_out", h, cfg.embed_dim, 1, True)]
 
     norms_per_layer = 1 if cfg.parallel_block else 2
     tensors.append(WeightTensor("layer.norms", 1, h, layers * norms_per_layer * norm_vectors, False))
@@ -78,7 +85,7 @@ def weight_tensors(cfg: ModelConfig) -> list[WeightTensor]:
     moe = cfg.is_moe
     copies = layers * experts
     if moe:
-        tensors.append(WeightTensor("layer.router", h, experts, layers, False))
+        tensors.append(WeightTensor("layer.router", h, experts, layers, True))
     if cfg.gated_mlp:
         tensors.append(WeightTensor("layer.mlp.gate_proj", h, inter, copies, True, moe))
     tensors += [WeightTensor("layer.mlp.up_proj", h, inter, copies, True, moe),
@@ -90,7 +97,7 @@ def weight_tensors(cfg: ModelConfig) -> list[WeightTensor]:
     if cfg.final_norm:
         tensors.append(WeightTensor("final_norm", 1, h, norm_vectors, False))
     if not cfg.tied_embeddings:
-        tensors.append(WeightTensor("lm_head", cfg.embed_dim, cfg.vocab_size, 1, False))
+        tensors.append(WeightTensor("lm_head", cfg.embed_dim, cfg.vocab_size, 1, True))
     if cfg.lm_head_bias:
         tensors.append(WeightTensor("lm_head.bias", 1, cfg.vocab_size, 1, False))
     return tensors

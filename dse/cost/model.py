@@ -565,8 +565,8 @@ class CostModel:
         if breakdown:
             import pandas as pd
 
-            tables = {"prefill": workload.prefill, "decode": workload.decode.base}
-            operators = pd.concat([pd.DataFrame(self._breakdown(phase, tables[phase], cost, workload))
+            table = lambda phase: workload.prefill if phase == "prefill" else workload.decode.base  # noqa: E731
+            operators = pd.concat([pd.DataFrame(self._breakdown(phase, table(phase), cost, workload))
                                    for phase, cost in costs.items()], ignore_index=True)
         design = self.designs[0]
         peak = float(self.peak_macs_per_s[0, 0, 0])

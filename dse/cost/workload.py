@@ -5,6 +5,13 @@ layer (with its count multiplied by the number of layers) plus the operators bef
 after the layers. A decode run of ``T`` steps differs from step to step only in the
 attention operators, whose key dimension grows by one token per step; :class:`DecodeRun`
 keeps each column as ``base + slope * step`` so all steps are priced in one array operation.
+
+A run's token convention: ``gen`` tokens are generated per sequence in all. The prefill of
+the ``seq`` prompt tokens (positions ``0 .. seq-1``) produces the first; each of the
+``gen - 1`` decode steps feeds the last token back and produces the next, step ``t`` (from
+0) with ``seq + t`` tokens cached, at position ``seq + t``. The last generated token is never
+fed back, so a run needs ``seq + gen - 1`` positions; ``gen = 1`` is a prefill-only run with
+no decode step to price.
 """
 
 from __future__ import annotations
@@ -88,7 +95,8 @@ class DecodeRun:
 
 @dataclass(frozen=True)
 class Workload:
-    """What a run asks of the hardware: one prefill step and a run of decode steps."""
+    """What a run asks of the hardware: one prefill step and a run of ``gen - 1`` decode steps
+    (built only when :func:`prepare` was asked for the decode phase and ``gen > 1``)."""
 
     model: str
     quant: str
@@ -96,7 +104,7 @@ class Workload:
     seq: int
     gen: int
     prefill: OpTable
-    decode: DecodeRun
+    decode_run: DecodeRun | None
     params: int
     layers: int
     weight_bits: int
@@ -105,6 +113,14 @@ class Workload:
     weight_format: str  # peforge.models.quant.FORMATS names
     act_format: str
     kv_format: str
+    max_positions: int
+
+    @property
+    def decode(self) -> DecodeRun:
+        """The decode steps; ``ValueError`` (one line naming the flags) where this run has none."""
+        if self.decode_run is None:
+            raise ValueError(_no_decode(self.seq, self.gen, self.max_positions))
+        return self.decode_run
 
     @property
     def formats(self) -> dict[str, str]:
@@ -112,8 +128,22 @@ class Workload:
         return {"activation": self.act_format, "weight": self.weight_format, "kv": self.kv_format}
 
 
+def _no_decode(seq: int, gen: int, max_positions: int) -> str:
+    """Why a run has no decode step to price: one line naming the flags and what is allowed."""
+    if gen > 1:
+        return ("--phase: this workload was prepared for the prefill only; price --phase prefill, or prepare "
+                "it with phases including decode")
+    top = max_positions - seq + 1
+    allowed = f"--gen 2..{top} with --seq {seq}" if top >= 2 else f"--seq 1..{max_positions - 1} for a decode step"
+    return (f"--gen {gen}: the prefill produces the only token, so there is no decode step to price; "
+            f"allowed {allowed}, or --phase prefill")
+
+
 def check_run(config, *, batch: int, seq: int, gen: int) -> None:
-    """The run must fit the model and the design space: one line naming the flag otherwise."""
+    """The run must fit the model and the design space: one line naming the flag otherwise.
+
+    ``gen`` tokens in all, the first from the prefill: ``seq + gen - 1`` positions (module docstring).
+    """
     from ..design.point import DesignPoint
 
     batch_spec = next(s for f, s in params.specs(DesignPoint) if f.name == "batch")  # declared once
@@ -128,29 +158,44 @@ def check_run(config, *, batch: int, seq: int, gen: int) -> None:
                          f"(allowed --gen 1..{config.max_positions - seq + 1} with --seq {seq})")
 
 
-@lru_cache(maxsize=64)
-def prepare(model: str, *, batch: int = 1, seq: int = 512, gen: int = 256, quant: str = DEFAULT_SCHEME) -> Workload:
-    """Operator tables of a prefill of ``seq`` tokens and ``gen`` decode steps, ``batch`` sequences.
+PHASES = ("prefill", "decode")
 
-    ``model`` is a zoo name or a path to a ``config.json``. Cached: design points share it.
+
+@lru_cache(maxsize=64)
+def prepare(model: str, *, batch: int = 1, seq: int = 512, gen: int = 256, quant: str = DEFAULT_SCHEME,
+            phases: tuple[str, ...] = PHASES) -> Workload:
+    """Operator tables of a prefill of ``seq`` tokens and the ``gen - 1`` decode steps after it,
+    ``batch`` sequences (``gen`` tokens in all, the first from the prefill).
+
+    ``model`` is a zoo name or a path to a ``config.json``. The decode tables are built only
+    when ``phases`` names ``"decode"`` and ``gen > 1``; otherwise :attr:`Workload.decode`
+    raises. Cached: design points share it.
     """
+    if not isinstance(phases, tuple) or not phases or not set(phases) <= set(PHASES):
+        raise ValueError(f"phases={phases!r}: allowed a tuple of {', '.join(PHASES)}")
     config = load_config(model)
     scheme = parse_scheme(quant)
     check_run(config, batch=batch, seq=seq, gen=gen)
     prefill = op_table(build_graph(config, "prefill", batch=batch, seq=seq, quant=scheme))
-    first = op_table(build_graph(config, "decode", batch=batch, kv_len=seq, quant=scheme))
-    if gen > 1:
-        second = op_table(build_graph(config, "decode", batch=batch, kv_len=seq + 1, quant=scheme))
-        slope = {c: second.cols[c] - first.cols[c] for c in COLUMNS}
-        last = op_table(build_graph(config, "decode", batch=batch, kv_len=seq + gen - 1, quant=scheme))
-        run = DecodeRun(first, slope, gen)
-        predicted = run.at(np.array([gen - 1]))
-        if not all(np.allclose(predicted[c][0], last.cols[c]) for c in COLUMNS):
-            # A sliding window caps the keys: not linear over this run.
-            raise ValueError(f"{model}: decode from {seq} to {seq + gen - 1} cached tokens crosses the "
-                             f"model's sliding window; use a shorter --seq/--gen")
-    else:
-        run = DecodeRun(first, {c: np.zeros_like(first.cols[c]) for c in COLUMNS}, max(gen, 1))
+    run = _decode_run(model, config, scheme, batch=batch, seq=seq, steps=gen - 1) if "decode" in phases else None
     return Workload(config.name, scheme.name, batch, seq, gen, prefill, run, config.params, config.num_layers,
                     scheme.weight.bits, scheme.activation.bits, scheme.kv.bits,
-                    scheme.weight.name, scheme.activation.name, scheme.kv.name)
+                    scheme.weight.name, scheme.activation.name, scheme.kv.name, config.max_positions)
+
+
+def _decode_run(model: str, config, scheme, *, batch: int, seq: int, steps: int) -> DecodeRun | None:
+    """``steps`` decode steps from ``seq`` cached tokens to ``seq + steps - 1``; None for no step."""
+    if steps < 1:
+        return None
+    first = op_table(build_graph(config, "decode", batch=batch, kv_len=seq, quant=scheme))
+    if steps == 1:
+        return DecodeRun(first, {c: np.zeros_like(first.cols[c]) for c in COLUMNS}, 1)
+    second = op_table(build_graph(config, "decode", batch=batch, kv_len=seq + 1, quant=scheme))
+    run = DecodeRun(first, {c: second.cols[c] - first.cols[c] for c in COLUMNS}, steps)
+    last = op_table(build_graph(config, "decode", batch=batch, kv_len=seq + steps - 1, quant=scheme))
+    predicted = run.at(np.array([steps - 1]))
+    if not all(np.allclose(predicted[c][0], last.cols[c]) for c in COLUMNS):
+        # A sliding window caps the keys: not linear over this run.
+        raise ValueError(f"{model}: decode from {seq} to {seq + steps - 1} cached tokens crosses the "
+                         f"model's sliding window; use a shorter --seq/--gen")
+    return run

@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workload", required=True, help="a shipped model name or a config.json path")
     parser.add_argument("--phase", choices=("both", "prefill", "decode"), default="both")
     parser.add_argument("--seq", type=int, default=512, help="prompt tokens per sequence (default 512)")
-    parser.add_argument("--gen", type=int, default=256, help="decode steps (default 256)")
+    parser.add_argument("--gen", type=int, default=256,
+                        help="tokens generated per sequence, the first by the prefill, the rest by "
+                             "gen - 1 decode steps (default 256)")
     parser.add_argument("--batch", type=int, default=None, help="sequences (default: the design's batch)")
     parser.add_argument("--quant", default=None,
                         help="quantization scheme, e.g. w4a8kv8-g128 (default: the design's quant, else w16a16kv16)")
@@ -34,8 +36,11 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise ValueError(f"--{flag} {value}: must be at least 1")
     batch = args.batch or design.batch
-    workload = prepare(args.workload, batch=batch, seq=args.seq, gen=args.gen, quant=design.run_quant(args.quant))
     phases = ("prefill", "decode") if args.phase == "both" else (args.phase,)
+    workload = prepare(args.workload, batch=batch, seq=args.seq, gen=args.gen, quant=design.run_quant(args.quant),
+                       phases=phases)
+    if "decode" in phases:
+        workload.decode  # noqa: B018 -- a run with no decode step stops here, before any pricing
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise ValueError(f"--plot {args.plot}: give a .png file")
     result = evaluate(design, workload, phases=phases)
@@ -51,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
             "unit_costs": {k: v for k, v in dataclasses.asdict(result.costs).items() if k != "sources"},
             "sources": result.costs.sources}, indent=2))
         return 0
-    print(f"{design.name} on {workload.model}: batch {batch}, prompt {args.seq}, {args.gen} decode steps, "
+    print(f"{design.name} on {workload.model}: batch {batch}, prompt {args.seq}, {args.gen} tokens generated "
+          f"({args.gen - 1} decode steps), "
           f"{workload.quant}")
     for key, metric in METRICS.items():
         if key in result.metrics:

@@ -57,3 +57,26 @@ def test_bad_flags_one_line_exit_2(peforge, args, message):
     result = peforge("evaluate", "--workload", "gpt2", *args)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_prefill_only_at_the_models_full_context(peforge):
+    """Llama-2-7B has 4096 positions: a 4096-token prompt whose prefill makes the one token fits."""
+    result = peforge("evaluate", "--design", "edge", "--workload", "llama-2-7b", "--phase", "prefill",
+                     "--seq", "4096", "--gen", "1")
+    assert result.returncode == 0, result.stderr
+    assert "TTFT" in result.stdout and "TPOT" not in result.stdout
+    assert "decode" not in result.stdout.split("time by operator class")[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--phase", "prefill", "--seq", "4096", "--gen", "2"],
+     "--gen 2: a prompt of 4096 tokens plus 2 generated ones needs 4097 positions; llama-2-7b has 4096 "
+     "(allowed --gen 1..1 with --seq 4096)"),
+    (["--seq", "100", "--gen", "1"], "--gen 1: the prefill produces the only token, so there is no decode step "
+                                     "to price; allowed --gen 2..3997 with --seq 100, or --phase prefill"),
+    (["--phase", "decode", "--seq", "4096", "--gen", "1"], "allowed --seq 1..4095 for a decode step"),
+])
+def test_runs_beyond_the_context_rejected_in_one_line(peforge, args, message):
+    result = peforge("evaluate", "--design", "edge", "--workload", "llama-2-7b", *args)
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -93,7 +93,7 @@ def test_truncated_json_exits_2(peforge, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["llama-9", "--phase", "decode"], "is neither a shipped model"),
-    (["llama-2-7b", "--phase", "decode", "--quant", "w5a8kv8"], "weight format '5' is not allowed"),
+    (["llama-2-7b", "--phase", "decode", "--quant", "w9a8kv8"], "weight format '9' is not allowed"),
     (["llama-2-7b", "--phase", "decode", "--seq", "8"], "--seq applies to prefill only"),
     (["llama-2-7b", "--phase", "decode", "--batch", "0"], "--batch 0 is out of range"),
     (["llama-2-7b", "--phase", "decode", "--kv", "5000"], "exceeds the 4096 positions"),

@@ -26,7 +26,7 @@ def test_decode_step_reads_weights_and_kv_once():
     weights = 2 * (layers * (4 * h * h + 3 * h * inter + 2 * h) + h + vocab * h + batch * h)
     kv = layers * batch * 32 * 128 * 2 * (2 * 301 + 2)
     expected = weights + kv
-    result = evaluate(design(1 << 16), prepare(MODEL, batch=4, seq=300, gen=1, quant="w16a16kv16"),
+    result = evaluate(design(1 << 16), prepare(MODEL, batch=4, seq=300, gen=2, quant="w16a16kv16"),
                       phases=("decode",))
     assert result.operators.dram_bytes.sum() == pytest.approx(expected, rel=1e-12)
 

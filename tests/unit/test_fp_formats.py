@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from peforge.dse.cost.formats import passes
-from peforge.hw.fp import FLOAT_FORMATS, decode, encode, float_format, represents
+from peforge.hw.fp import FLOAT_FORMATS, decode, encode, float_format, int_bits, represents
 from peforge.models.quant import FORMATS as QUANT_FORMATS
 
 NUMPY_TYPES = {"fp32": np.float32, "bf16": ml_dtypes.bfloat16, "fp16": np.float16, "e5m2": ml_dtypes.float8_e5m2,
@@ -35,6 +35,13 @@ def test_every_format_is_tested():
 def test_the_schemes_float_formats_are_hw_formats_of_the_same_width():
     floats = [f for f in QUANT_FORMATS.values() if f.kind == "float"]
     assert floats and all(float_format(f.name).bits == f.bits for f in floats)
+
+
+def test_the_schemes_integer_formats_are_hw_integers_of_the_same_width():
+    ints = [f for f in QUANT_FORMATS.values() if f.kind == "int"]
+    assert [f.bits for f in ints] == [8, 7, 6, 5, 4, 3, 2]  # every width 2..8
+    assert all(int_bits(f.name) == f.bits for f in ints)
+    assert all(int_bits(f.name) is None for f in QUANT_FORMATS.values() if f.kind != "int")
 
 
 @pytest.mark.parametrize("name", list(FLOAT_FORMATS))
@@ -96,7 +103,8 @@ def test_which_format_holds_which(container, fmt, expected):
 @pytest.mark.parametrize("pe, tensor, expected", [
     ("int8", "int8", 1), ("int4", "int8", 2), ("int8", "int3", 1), ("int16", "fp16", None), ("bf16", "fp16", None),
     ("bf16", "int4", 1), ("bf16", "nf4", 1), ("int8", "nf4", None), ("e4m3", "nf4", None), ("e4m3", "fp8", 1),
-    ("fp16", "fp16", 1),
+    ("fp16", "fp16", 1), ("int4", "int5", 2), ("int4", "int7", 2), ("int2", "int5", 3), ("int8", "int7", 1),
+    ("e4m3", "int5", 1), ("e4m3", "int6", None), ("bf16", "int7", 1),
 ])
 def test_passes_of_a_tensor_on_a_datapath(pe, tensor, expected):
     assert passes(pe, tensor) == expected

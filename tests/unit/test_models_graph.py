@@ -157,16 +157,17 @@ def test_sliding_window_caps_kv_reads():
 def test_decode_weight_bytes_counted_by_hand(text, bits, overhead):
     """Decode reads every weight once, except the embedding table, of which only B rows are gathered.
 
-    Llama-2-7B: h = 4096, I = 11008, V = 32000, 32 layers. Linear weights 32 (4 h^2 + 3 h I) at
-    ``bits`` with one group per ``group`` weights (every K divides by 64 and 128); 16-bit: the
-    32 x 2 + 1 norm vectors of h, the LM head V h, and B = 8 gathered embedding rows of h.
+    Llama-2-7B: h = 4096, I = 11008, V = 32000, 32 layers. Matrices at ``bits`` with one group
+    per ``group`` weights (every K divides by 64 and 128): 32 (4 h^2 + 3 h I), the LM head V h,
+    and B = 8 gathered embedding rows of h (each row its own groups); 16-bit: the 32 x 2 + 1
+    norm vectors of h.
     """
     h, inter, vocab, layers, batch = 4096, 11008, 32000, 32, 8
-    linear = layers * (4 * h * h + 3 * h * inter)
+    matrices = layers * (4 * h * h + 3 * h * inter) + vocab * h + batch * h
     group = {"w16a16kv16": 0, "w4a8kv8-g128": 128, "w3a16kv16-g64-sym": 64}[text]
-    groups = linear // group if group else 0
-    sixteen_bit = (2 * layers + 1) * h + vocab * h + batch * h
-    expected = (bits * linear + overhead * groups + 16 * sixteen_bit) / 8
+    groups = matrices // group if group else 0
+    vectors = (2 * layers + 1) * h
+    expected = (bits * matrices + overhead * groups + 16 * vectors) / 8
     graph = build_graph(load_config("llama-2-7b"), "decode", batch=batch, kv_len=100, quant=text)
     assert graph.totals()["weight_bytes"] == pytest.approx(expected, rel=1e-12)
 
