@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 DESIGNS = HERE.parent / "dse" / "designs"
 RUNNER = HERE / "scalesim_runner.py"
 DEFAULT_VENV = Path.home() / ".cache" / "peforge" / "scalesim-venv"
-WORKLOAD = dict(batch=16, seq=512, gen=256)
+WORKLOAD = dict(batch=16, seq=512, gen=257)  # gen tokens in all: the prefill gives the first, then 256 decode steps
 
 # (what, dataflow, rows = cols, M, K, N), ours: (M x K) @ (K x N). Sized so SCALE-Sim's
 # Python simulation of all of them takes well under a minute.
@@ -90,7 +90,7 @@ def bench_single(repeats: int) -> float:
     m = first.metrics
     print(f"1. evaluate(): {design.name} design ({design.compute.arrays} x {design.compute.rows}x{design.compute.cols} "
           f"{design.compute.dataflow}, {design.memory.units} x {design.memory.technology}) on Llama-2-7B, "
-          f"prefill S={WORKLOAD['seq']} + {WORKLOAD['gen']} decode steps, batch {WORKLOAD['batch']}, all layers")
+          f"prefill S={WORKLOAD['seq']} + {WORKLOAD['gen'] - 1} decode steps, batch {WORKLOAD['batch']}, all layers")
     print(f"   first call (warm-up, characterization from disk cache or computed): {warm * 1e3:.0f} ms")
     print(f"   median of {repeats} calls: {without:.3f} ms without breakdown, {with_breakdown:.3f} ms with "
           f"the per-operator breakdown (target <= 1 ms: {'met' if without <= 1 else 'NOT met'} without, "

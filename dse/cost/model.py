@@ -43,6 +43,7 @@ SRAM (tech preset) + PIM lanes. Power = energy / time.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field, fields
 from typing import Any, Sequence
 
@@ -159,6 +160,15 @@ class Rows:
     c_op: np.ndarray  # result of one product written back (bytes)
     io_op: np.ndarray  # activations in and out of one product (bytes): on chip when they fit
 
+    @functools.cached_property
+    def matrix_rows(self) -> tuple[np.ndarray, Rows]:
+        """The indices of the matrix rows, and those rows alone (what the mapper prices)."""
+        index = np.nonzero(self.matrix)[0]
+        full = np.broadcast(self.m, self.matrix).shape
+        at = lambda v: np.broadcast_to(v, np.broadcast_shapes(np.shape(v), full))[..., index]  # noqa: E731
+        return index, dataclasses.replace(self, **{f.name: at(getattr(self, f.name)) for f in fields(Rows)
+                                                   if isinstance(getattr(self, f.name), np.ndarray)})
+
 
 def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, role: np.ndarray, workload: Workload,
           batch_scale: float) -> Rows:
@@ -226,6 +236,63 @@ def _run_plan(table: OpTable, workload: Workload, steps: int, slope: dict | None
         _PLANS.clear()
     _PLANS[key] = ((table, workload), plan)
     return plan
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run to price: ``steps`` steps of ``table`` growing by ``slope`` per step, on PIM or not,
+    at a sub-batch ``batch_scale``."""
+
+    table: OpTable
+    steps: int = 1
+    slope: dict | None = None
+    use_pim: bool = False
+    batch_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class _Joined:
+    """The rows of several run plans side by side, one row per (step, operator) cell."""
+
+    rows: Rows
+    use_pim: np.ndarray  # per cell
+    slices: dict[tuple[int, str], tuple[int, int, tuple[int, int]]]  # (run, part) -> cells, (steps, rows)
+
+
+_JOINED: dict[tuple, tuple[Any, _Joined]] = {}
+
+
+def _joined_rows(plans: Sequence[_RunPlan], use_pim: Sequence[bool]) -> _Joined:
+    """Every fixed and varying part of ``plans`` flattened to cells and laid side by side (cached:
+    the plans are)."""
+    key = tuple(id(p) for p in plans) + tuple(use_pim)
+    cached = _JOINED.get(key)
+    if cached is not None and all(a is b for a, b in zip(cached[0], plans)):
+        return cached[1]
+    parts, slices, flags, start = [], {}, [], 0
+    for i, plan in enumerate(plans):
+        for name, rows in (("fixed", plan.fixed), ("moving", plan.moving)):
+            if rows is None:
+                continue
+            grid = np.broadcast(rows.m, rows.matrix).shape
+            parts.append((rows, grid))
+            slices[i, name] = (start, start + grid[0] * grid[1], grid)
+            flags.append(np.full(grid[0] * grid[1], use_pim[i]))
+            start += grid[0] * grid[1]
+    first = parts[0][0]
+    joined = {}
+    for f in fields(Rows):
+        value = getattr(first, f.name)
+        if not isinstance(value, np.ndarray):
+            joined[f.name] = value  # alike in every part: the workload's
+            continue
+        flat = np.concatenate([np.broadcast_to(getattr(rows, f.name), grid).reshape(-1) for rows, grid in parts])
+        joined[f.name] = flat if value.ndim == 1 else flat[None, :]
+    result = _Joined(Rows(**joined), np.concatenate(flags), slices)
+    if len(_JOINED) > 256:
+        _JOINED.clear()
+    _JOINED[key] = (tuple(plans), result)
+    return result
 
 
 def _column(values: Sequence[float]) -> np.ndarray:
@@ -321,8 +388,7 @@ class CostModel:
         c, shape = self.cost, self.shape
         per_role = self.format_passes(r.formats)
         passes = np.where(r.attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
-        w_bits = np.minimum(r.w_bits, shape.max_w_bits)
-        plan, layer = self._map_matrix_rows(r, passes, w_bits)
+        plan, layer = self._map_matrix_rows(r)
 
         # Elementwise rows on the vector unit; their operands stay on chip when they fit.
         elementwise = ~r.matrix
@@ -345,7 +411,7 @@ class CostModel:
         # N rows x K columns, on one channel in all-bank mode; GEMVs are spread over the channels,
         # one layer after another.
         on_pim = r.attention & (self.pim_mode > 0) & use_pim
-        if use_pim and self.any_pim:
+        if self.any_pim and np.any(use_pim):
             rounds = r.repeat * np.ceil(r.products * r.m / self.pim.channels)
             pim_s = np.where(on_pim, self.pim.gemv_cycles(r.n, r.k) * rounds / (self.pim.clock_mhz * 1e6), 0.0)
             pim_pj = r.kv_bytes * 8 * c["pim_pj_per_bit"] + r.macs * c["pim_pj_per_mac"]
@@ -371,15 +437,14 @@ class CostModel:
                         full(dram_bytes), full(r.macs), **{name: full(v) for name, v in parts.items()})
         return cost, plan
 
-    def _map_matrix_rows(self, r: Rows, passes, w_bits) -> tuple[Mapping, dict[str, Any]]:
+    def _map_matrix_rows(self, r: Rows) -> tuple[Mapping, dict[str, Any]]:
         """:meth:`mapping` of the matrix rows of ``r`` only, laid out over all its rows (zeros on
         elementwise rows): the mapper's work grows with the rows it sees."""
-        index = np.nonzero(r.matrix)[0]
+        index, sub = r.matrix_rows
         shape = np.broadcast(r.m, self.arrays).shape
-        at = lambda v: np.broadcast_to(v, np.broadcast(v, r.m).shape)[..., index] if np.ndim(v) else v  # noqa: E731
-        sub = dataclasses.replace(r, **{f.name: at(getattr(r, f.name)) for f in fields(Rows)
-                                        if isinstance(getattr(r, f.name), np.ndarray)})
-        plan, layer = self.mapping(sub, at(passes), at(w_bits))
+        per_role = self.format_passes(sub.formats)
+        passes = np.where(sub.attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
+        plan, layer = self.mapping(sub, passes, np.minimum(sub.w_bits, self.shape.max_w_bits))
 
         def spread_out(v):
             out = np.zeros(shape, dtype=v.dtype)
@@ -498,49 +563,79 @@ class CostModel:
         do not change are priced once; the others (decode attention) at every step, or with
         ``stride`` > 1 once per chunk of ``stride`` steps at the chunk's mean step (exact where a
         row's cost is linear in the step; ``stride`` 1: exact)."""
-        plan = _run_plan(table, workload, steps, slope, batch_scale, stride)
-        fixed = self.price(plan.fixed, use_pim)
-        moving = self.price(plan.moving, use_pim) if plan.moving is not None else None
-        designs, varying = len(self.designs), plan.varying
-        rows: dict[str, np.ndarray] = {}
-        for f in fields(StepCost):
-            column = np.empty((designs, len(table.kind)))
-            column[:, ~varying] = getattr(fixed, f.name)[:, 0, :] * steps
+        return self.price_runs([RunSpec(table, steps, slope, use_pim, batch_scale)], workload, stride)[0][0]
+
+    def price_runs(self, specs: Sequence[RunSpec], workload: Workload, stride: int = 1,
+                   with_mapping: bool = False) -> list[tuple[RunCost, dict[str, Any]]]:
+        """:meth:`price_run` of several runs of ``workload`` in one pass of the mapper (the rows of
+        all of them side by side), each with (``with_mapping``) the mapping of its fixed and of its
+        varying rows."""
+        plans = [_run_plan(spec.table, workload, spec.steps, spec.slope, spec.batch_scale, stride) for spec in specs]
+        joined = _joined_rows(plans, [spec.use_pim for spec in specs])
+        cost, mapping = self.price_mapped(joined.rows, joined.use_pim)
+        pieces = {}
+        for key, (start, stop, steps_rows) in joined.slices.items():
+            cut = lambda v: np.broadcast_to(v, cost.npu_s.shape)[..., start:stop].reshape(-1, *steps_rows)  # noqa: E731
+            pieces[key] = (StepCost(**{f.name: cut(getattr(cost, f.name)) for f in fields(StepCost)}),
+                           Mapping(**{f.name: cut(getattr(mapping, f.name)) for f in fields(Mapping)})
+                           if with_mapping else None)
+        designs = len(self.designs)
+        out = []
+        for i, (spec, plan) in enumerate(zip(specs, plans)):
+            (fixed, fixed_map), moving = pieces[i, "fixed"], pieces.get((i, "moving"))
+            varying = plan.varying
+            rows: dict[str, np.ndarray] = {}
+            for f in fields(StepCost):
+                column = np.empty((designs, len(spec.table.kind)))
+                column[:, ~varying] = getattr(fixed, f.name)[:, 0, :] * spec.steps
+                if moving is not None:
+                    column[:, varying] = np.einsum("dsr,s->dr", getattr(moving[0], f.name), plan.weight)
+                rows[f.name] = column
+            npu = fixed.npu_s.sum(axis=-1)  # (designs, 1)
+            pim = fixed.pim_s.sum(axis=-1)
             if moving is not None:
-                column[:, varying] = np.einsum("dsr,s->dr", getattr(moving, f.name), plan.weight)
-            rows[f.name] = column
-        npu = fixed.npu_s.sum(axis=-1)  # (designs, 1)
-        pim = fixed.pim_s.sum(axis=-1)
-        if moving is not None:
-            npu = npu + moving.npu_s.sum(axis=-1)
-            pim = pim + moving.pim_s.sum(axis=-1)
-        shape = (designs, len(plan.weight))
-        return RunCost(rows, np.broadcast_to(npu, shape), np.broadcast_to(pim, shape), plan.weight)
+                npu = npu + moving[0].npu_s.sum(axis=-1)
+                pim = pim + moving[0].pim_s.sum(axis=-1)
+            shape = (designs, len(plan.weight))
+            maps = {"varying": varying, "fixed": fixed_map, **({"moving": moving[1]} if moving is not None else {})}
+            out.append((RunCost(rows, np.broadcast_to(npu, shape), np.broadcast_to(pim, shape), plan.weight), maps))
+        return out
 
     def metrics(self, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),
-                stride: int = 1, costs_out: dict | None = None) -> dict[str, np.ndarray]:
+                stride: int = 1, costs_out: dict | None = None,
+                mappings_out: dict | None = None) -> dict[str, np.ndarray]:
         """Metrics of every design, arrays of shape ``(designs,)``. ``stride`` > 1 prices decode
         attention at every ``stride``-th step only (for large batches of designs; see
-        :meth:`price_run`). ``costs_out`` receives the :class:`RunCost` of each phase."""
+        :meth:`price_run`). ``costs_out`` receives the :class:`RunCost` of each phase, ``mappings_out``
+        the mappings of its fixed and varying rows (:meth:`price_runs`)."""
         out: dict[str, np.ndarray] = {}
         energy = time = macs = 0.0
+        specs: dict[str, RunSpec] = {}
         if "prefill" in phases:
-            cost = self.price_run(workload.prefill, workload)
+            specs["prefill"] = RunSpec(workload.prefill)
+        if "decode" in phases:
+            run = workload.decode
+            specs["decode"] = RunSpec(run.base, run.steps, run.slope, use_pim=True)
+            if (self.pim_mode == PIM_MODES["concurrent"]).any() and workload.batch > 1:
+                specs["half"] = RunSpec(run.base, run.steps, run.slope, use_pim=True, batch_scale=0.5)
+        priced = dict(zip(specs, self.price_runs(list(specs.values()), workload, stride,
+                                                 with_mapping=mappings_out is not None)))
+        if mappings_out is not None:
+            mappings_out.update({phase: maps for phase, (_, maps) in priced.items()})
+        if "prefill" in priced:
+            cost = priced["prefill"][0]
             ttft = cost.npu_s[:, 0] + cost.pim_s[:, 0]
             e = cost.rows["energy_j"].sum(axis=1)
             out.update(ttft_s=ttft, prefill_tokens_per_s=workload.batch * workload.seq / ttft, prefill_energy_j=e)
             energy, time, macs = energy + e, time + ttft, macs + cost.rows["macs"].sum(axis=1)
             if costs_out is not None:
                 costs_out["prefill"] = cost
-        if "decode" in phases:
-            run = workload.decode
-            cost = self.price_run(run.base, workload, steps=run.steps, slope=run.slope, use_pim=True,
-                                  stride=stride)
+        if "decode" in priced:
+            cost = priced["decode"][0]
             steps = cost.npu_s + cost.pim_s
-            concurrent = self.pim_mode[:, :, 0] == PIM_MODES["concurrent"]
-            if concurrent.any() and workload.batch > 1:
-                half = self.price_run(run.base, workload, steps=run.steps, slope=run.slope, use_pim=True,
-                                      batch_scale=0.5, stride=stride).npu_s
+            if "half" in priced:
+                concurrent = self.pim_mode[:, :, 0] == PIM_MODES["concurrent"]
+                half = priced["half"][0].npu_s
                 fill = np.minimum(half, cost.pim_s / 2) / workload.layers
                 steps = np.where(concurrent, np.maximum(2 * half, cost.pim_s) + fill, steps)
             decode_s = steps @ cost.weight
@@ -560,13 +655,15 @@ class CostModel:
                  breakdown: bool = True) -> Evaluation:
         """Metrics of the first design (the single-design use), with a per-operator table."""
         costs: dict[str, RunCost] = {}
-        metrics = self.metrics(workload, phases=phases, costs_out=costs if breakdown else None)
+        mappings: dict[str, dict] = {}
+        metrics = self.metrics(workload, phases=phases, costs_out=costs if breakdown else None,
+                               mappings_out=mappings if breakdown else None)
         operators = None
         if breakdown:
             import pandas as pd
 
             table = lambda phase: workload.prefill if phase == "prefill" else workload.decode.base  # noqa: E731
-            operators = pd.concat([pd.DataFrame(self._breakdown(phase, table(phase), cost, workload))
+            operators = pd.concat([pd.DataFrame(self._breakdown(phase, table(phase), cost, mappings[phase]))
                                    for phase, cost in costs.items()], ignore_index=True)
         design = self.designs[0]
         peak = float(self.peak_macs_per_s[0, 0, 0])
@@ -574,17 +671,21 @@ class CostModel:
                           self.unit_costs[0], {k: float(v[0]) for k, v in self.area_parts_mm2().items()},
                           {"macs_per_s": peak, "dram_bytes_per_s": float(self.dram_bytes_per_s[0, 0, 0])})
 
-    def _breakdown(self, phase: str, table: OpTable, cost: RunCost, workload: Workload) -> dict[str, Any]:
-        """The first design's operators of ``phase``: time with its bound and mapping, energy by
-        component, DRAM bytes and MACs, totals over the run."""
+    def _breakdown(self, phase: str, table: OpTable, cost: RunCost, maps: dict) -> dict[str, Any]:
+        """The first design's operators of ``phase``: time with its bound and mapping (of the first
+        step), energy by component, DRAM bytes and MACs, totals over the run."""
         kinds = {v: k for k, v in KIND_CODES.items()}
         r = {k: v[0] for k, v in cost.rows.items()}
         on_pim = r["pim_s"] > 0
         bound = np.where(on_pim, "pim", np.where(r["compute_s"] >= r["dram_s"], "compute", "memory"))
-        first = _rows({c: v[None, :] for c, v in table.cols.items()}, table.kind, table.role, workload, 1.0)
-        _, chosen = self.price_mapped(first, use_pim=phase == "decode")
-        plan = {f.name: np.broadcast_to(getattr(chosen, f.name), (len(self.designs), 1, len(table.kind)))[0, 0]
-                for f in fields(Mapping)}
+        varying = maps["varying"]
+        plan = {}
+        for f in fields(Mapping):
+            column = np.zeros(len(table.kind))
+            column[~varying] = getattr(maps["fixed"], f.name)[0, 0]
+            if varying.any():
+                column[varying] = getattr(maps["moving"], f.name)[0, 0]
+            plan[f.name] = column
         plan["act_reads"], plan["weight_reads"] = mapper.reads(plan["family"], table.cols["m"], table.cols["n"],
                                                                plan["tile_m"], plan["tile_n"])
         mapping = [self._describe(kinds[kind], plan, i, on_pim[i]) for i, kind in enumerate(table.kind)]

@@ -28,9 +28,9 @@ COSTS = UnitCosts(pe_area_um2=100.0, pj_per_mac=0.5, fmax_mhz=5000.0, memory_gb_
                   weight_sram_pj_per_bit=0.2, act_sram_pj_per_bit=0.15, out_sram_pj_per_bit=0.1,
                   weight_sram_area_um2=1.0, act_sram_area_um2=1.0, out_sram_area_um2=1.0, pim_pj_per_bit=0.0,
                   pim_pj_per_mac=0.0, pim_lane_area_um2=0.0, vector_pj_per_op=0.3)
-INT8 = Workload(model="shapes", quant="w8a8kv8", batch=1, seq=1, gen=1, prefill=None, decode=None, params=0,
+INT8 = Workload(model="shapes", quant="w8a8kv8", batch=1, seq=1, gen=1, prefill=None, decode_run=None, params=0,
                 layers=1, weight_bits=8, act_bits=8, kv_bits=8, weight_format="int8", act_format="int8",
-                kv_format="int8")
+                kv_format="int8", max_positions=1)
 GEMM = 0
 
 
