@@ -1,6 +1,6 @@
 """peforge against published measurements of real systems: one line per case, and the ratio.
 
-    python benchmarks/validation.py [--model llama-2-7b]
+    python benchmarks/validation.py
 
 Each case is a real system expressed as a peforge design point (``benchmarks/validation/*.toml``,
 each file says how its peak was reached and which keys of issue 13 would express it better),
@@ -28,12 +28,13 @@ from peforge.dse.cost.api import DesignPoint, evaluate, load_design, prepare
 from peforge.hw.pim import gemv_cycles
 
 DESIGNS = Path(__file__).parent / "validation"
+MODEL = "llama-2-7b"  # every published LLM figure below is of Llama-2-7B
 OFF = 0.20  # a ratio outside 1 ± OFF gets its reason printed
 
-TRTLLM = ("NVIDIA TensorRT-LLM docs/source/performance.md (v0.6.1 throughput, v0.5 latency data), "
-          "table '{table}', row '{row}'")
-GPTFAST = ("pytorch-labs/gpt-fast README, 'Benchmarks' table (A100-80GB power-limited to 330 W, batch 1, "
-           "5-token prompt), row 'Llama-2-7B {row}'")
+TRTLLM = ("NVIDIA TensorRT-LLM docs/source/performance.md at commit 138f96d (v0.6.1 throughput, v0.5 "
+          "latency data; LLaMA 7B is Llama-2-7B per its methodology section), table '{table}', row '{row}'")
+GPTFAST = ("pytorch-labs/gpt-fast README at commit 0f925b5, 'Benchmarks' table (A100-80GB power-limited to "
+           "330 W, batch 1, 5-token prompt), row 'Llama-2-7B {row}'")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +86,7 @@ def decode_tokens_per_s(quant: str, model: str, *, seq: int = 5, gen: int = 200)
 
 def static_batch_tokens_per_s(batch: int, seq: int, gen: int, quant: str, model: str) -> Callable[[DesignPoint], float]:
     """Output tokens per second of one static batch: ``batch x gen`` over prefill plus decode
-    (how TensorRT-LLM's gptSessionBenchmark of that release counts throughput)."""
+    (TensorRT-LLM's throughput table is taken to count its benchmark's whole run, prefill included)."""
     def measure(d: DesignPoint) -> float:
         m = metrics(d, batch=batch, seq=seq, gen=gen, quant=quant, phases=("prefill", "decode"), model=model)
         return batch * gen / (m["ttft_s"] + gen * m["tpot_s"])
@@ -94,7 +95,7 @@ def static_batch_tokens_per_s(batch: int, seq: int, gen: int, quant: str, model:
 
 def peak_tops(d: DesignPoint) -> float:
     """The design's array roof, tera-operations per second (a MAC is two operations)."""
-    workload = prepare("llama-2-7b", batch=1, seq=16, gen=1, quant=d.run_quant())
+    workload = prepare(MODEL, batch=1, seq=16, gen=1, quant=d.run_quant())
     return 2 * evaluate(d, workload, phases=("prefill",), breakdown=False).peaks["macs_per_s"] / 1e12
 
 
@@ -102,7 +103,7 @@ def gemm_time_ratio(wide: str, narrow: str, *, seq: int = 512) -> Callable[[Desi
     """Time of a ``seq``-token prefill's weight GEMMs (q/k/v/o, gate/up/down projections: rows of
     kind ``gemm``) under scheme ``wide`` over that under ``narrow``; the two differ in weight bits."""
     def gemm_s(d: DesignPoint, quant: str) -> float:
-        workload = prepare("llama-2-7b", batch=1, seq=seq, gen=1, quant=quant)
+        workload = prepare(MODEL, batch=1, seq=seq, gen=1, quant=quant)
         ops = evaluate(d, workload, phases=("prefill",)).operators
         return float(ops.loc[ops["kind"] == "gemm", "time_s"].sum())
     return lambda d: gemm_s(d, wide) / gemm_s(d, narrow)
@@ -199,13 +200,11 @@ def cases(model: str) -> list[Case]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--model", default="llama-2-7b", help="the model the GPU cases run (default llama-2-7b)")
-    args = parser.parse_args()
+    argparse.ArgumentParser(description=__doc__.strip().splitlines()[0]).parse_args()
     start = time.perf_counter()
     designs: dict[str, DesignPoint] = {}
     rows = []
-    for case in cases(args.model):
+    for case in cases(MODEL):
         design = designs.setdefault(case.design, load_design(DESIGNS / case.design))
         ours = case.measure(design)
         rows.append((case, ours, ours / case.published))
