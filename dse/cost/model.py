@@ -6,25 +6,29 @@ of designs costs about as much numpy work as one.
 
 Rules (each one a place where the model could be refined, so each is stated):
 
-Compute. A matrix operator ``count x (M x K) @ (K x N)`` runs on the systolic arrays with
-the exact cycle formula of the RTL array (:func:`peforge.hw.systolic.gemm_cycles`, through
-:mod:`peforge.dse.cost.array`); products are spread over ``arrays`` arrays (a single product
-splits its N columns over them). Integer weights or activations wider than the PE handles run
+Compute and memory: the mapper. A matrix operator is ``P`` independent products per layer
+(heads x sequences, experts; layers run one after another) of ``M x K @ K x N``; for every
+operator and design :mod:`peforge.dse.cost.mapper` takes the legal mapping of least time (ties:
+least energy): the products side by side or one at a time over the ``arrays`` arrays, each
+product's arrays splitting M, N or K (a K split's partial sums added by the vector unit, priced),
+and a power-of-two SRAM tiling (activations kept on chip for the next operator where all of
+them fit, a resident operand, or K-blocked output-stationary tiles), double- or
+single-buffered; fused attention where the design has it. Each array's share runs with the
+exact cycle formula of the RTL array (:func:`peforge.hw.systolic.gemm_cycles`, through
+:mod:`peforge.dse.cost.array`). Integer weights or activations wider than the PE handles run
 in bit slices (``ceil(bits / pe_bits)`` passes each, as Bit Fusion composes narrow units);
 other formats run in one pass where the PE's format holds every value, else the design is
 rejected (:mod:`peforge.dse.cost.formats`); the bit-serial PE takes the workload's weight
-precision at run time (ceil(w_bits / k) cycles per beat). A reduction longer than the PE's accumulation bound (``max_reduction`` products, what
-its accumulator holds with worst-case operands) runs in ``ceil(K / bound)`` passes whose
-partial results the vector unit adds (each addition: a 32-bit write and read of the output
-buffer and one vector op), rather than wrapping. Elementwise operators run on a vector unit
-of ``cols`` lanes per array, one element per lane per cycle.
-
-Memory. Weights and KV-cache entries come from DRAM once per step when the activations stay
-on chip; otherwise the operator is tiled as a mapper would: blocks of activation rows fill
-the activation buffer and blocks of weight columns the weight buffer, and of the two loop
-orders (activation blocks outer: weights re-read once per activation block; weight blocks
-outer: activations re-read once per weight block) the one moving fewer bytes is taken. Operator time = max(compute, DRAM) with double
-buffering (the array's own fill and drain are inside its cycle formula).
+precision at run time (ceil(w_bits / k) cycles per beat). A reduction longer than the PE's
+accumulation bound (``max_reduction`` products, what its accumulator holds with worst-case
+operands) runs in ``ceil(K / bound)`` passes whose partial results the vector unit adds (each
+addition: a 32-bit write and read of the output buffer and one vector op), rather than
+wrapping. Elementwise operators run on the vector unit (``compute.vector_lanes``, default one
+lane per array column), one op per lane per cycle at the graph's ops per element
+(:data:`peforge.models.graph._EW_OPS`: RMSNorm 4, softmax 5, SiLU 4, ...); their operands stay
+on chip when one layer's fit in the activation and output buffers. Operator time = max(compute,
+DRAM) when double-buffered, their sum when not (the array's own fill and drain are inside its
+cycle formula).
 
 PIM. With PIM, decode attention (score and context GEMVs against the KV cache, which lives
 in the PIM memory) runs on the banks in all-bank mode with the PimChannel's exact GEMV
