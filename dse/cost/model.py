@@ -50,6 +50,7 @@ import numpy as np
 from ...hw.pim import gemv_cycles
 from ..design.point import DesignPoint
 from .array import array_shapes, gemm_cycles
+from .footprint import GIB, capacity_columns, max_batch
 from .formats import operand_passes
 from .units import UnitCosts
 from .workload import KIND_CODES, OpTable, Workload
@@ -285,6 +286,7 @@ class CostModel:
         self.pim_mode = col(lambda d: PIM_MODES[d.pim.mode])
         self.any_pim = bool((self.pim_mode > 0).any())
         self.pim = _PimArrays(self.designs)
+        self.memory_capacity, self.kv_capacity = capacity_columns(self.designs)  # bytes, (designs,)
         self._passes: dict[tuple, dict[str, np.ndarray]] = {}
 
     def format_passes(self, formats: tuple[tuple[str, str], ...]) -> dict[str, np.ndarray]:
@@ -449,6 +451,10 @@ class CostModel:
         peak = self.peak_macs_per_s[:, 0, 0]
         out.update(area_mm2=self.area_mm2(), power_w=energy / time, utilization=macs / (peak * time),
                    energy_j=energy, time_s=time)
+        fp = workload.footprint
+        out.update(footprint_gib=np.full(len(self.designs), fp.total_bytes() / GIB),
+                   capacity_gib=self.memory_capacity / GIB,
+                   max_batch=max_batch(fp, self.memory_capacity, self.kv_capacity))
         return out
 
     def evaluate(self, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),

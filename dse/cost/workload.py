@@ -18,6 +18,7 @@ from ...hw import params
 from ...models import build_graph, load_config, parse_scheme
 from ...models.quant import DEFAULT_SCHEME
 from ...models.graph import Graph
+from .footprint import Footprint, workload_footprint
 
 COLUMNS = ("m", "k", "n", "count", "macs", "ops", "weight_bytes", "act_bytes", "kv_bytes", "elements")
 KIND_CODES = {"gemm": 0, "gemv": 1, "attention": 2, "elementwise": 3}
@@ -93,6 +94,7 @@ class Workload:
     weight_format: str  # peforge.models.quant.FORMATS names
     act_format: str
     kv_format: str
+    footprint: Footprint  # bytes the run keeps in memory (weights, KV cache, activations)
 
     @property
     def formats(self) -> dict[str, str]:
@@ -125,7 +127,8 @@ def prepare(model: str, *, batch: int = 1, seq: int = 512, gen: int = 256, quant
     config = load_config(model)
     scheme = parse_scheme(quant)
     check_run(config, batch=batch, seq=seq, gen=gen)
-    prefill = op_table(build_graph(config, "prefill", batch=batch, seq=seq, quant=scheme))
+    prefill_graph = build_graph(config, "prefill", batch=batch, seq=seq, quant=scheme)
+    prefill = op_table(prefill_graph)
     first = op_table(build_graph(config, "decode", batch=batch, kv_len=seq, quant=scheme))
     if gen > 1:
         second = op_table(build_graph(config, "decode", batch=batch, kv_len=seq + 1, quant=scheme))
@@ -141,4 +144,5 @@ def prepare(model: str, *, batch: int = 1, seq: int = 512, gen: int = 256, quant
         run = DecodeRun(first, {c: np.zeros_like(first.cols[c]) for c in COLUMNS}, max(gen, 1))
     return Workload(config.name, scheme.name, batch, seq, gen, prefill, run, config.params, config.num_layers,
                     scheme.weight.bits, scheme.activation.bits, scheme.kv.bits,
-                    scheme.weight.name, scheme.activation.name, scheme.kv.name)
+                    scheme.weight.name, scheme.activation.name, scheme.kv.name,
+                    workload_footprint(config, scheme, batch=batch, seq=seq, gen=gen, prefill=prefill_graph))
