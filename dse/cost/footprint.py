@@ -128,14 +128,12 @@ def _batch_high() -> int:
 
 def max_batch(footprint: Footprint, memory: np.ndarray | float, kv: np.ndarray | float) -> np.ndarray:
     """The largest batch (0 .. the design range's top) whose footprint fits ``memory`` bytes and
-    whose KV cache fits ``kv`` bytes; arrays broadcast (one entry per design)."""
-    memory, kv = np.asarray(memory, dtype=np.float64), np.asarray(kv, dtype=np.float64)
+    whose KV cache fits ``kv`` bytes; arrays broadcast (one entry per design), ``inf`` is no limit."""
     high = float(_batch_high())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        by_memory = np.floor((memory - footprint.weight_bytes) / footprint.per_seq_bytes)
-        by_kv = np.floor(kv / footprint.kv_bytes_per_seq) if footprint.kv_bytes_per_seq > 0 else np.inf
-    fits = np.minimum(np.nan_to_num(by_memory, nan=high, posinf=high), np.nan_to_num(by_kv, nan=high, posinf=high))
-    return np.clip(fits, 0.0, high)
+    # per-sequence bytes are positive for any model (every layer caches K and V), so no 0 / 0
+    by_memory = np.floor((np.asarray(memory, dtype=np.float64) - footprint.weight_bytes) / footprint.per_seq_bytes)
+    by_kv = np.floor(np.asarray(kv, dtype=np.float64) / footprint.kv_bytes_per_seq)
+    return np.maximum(np.minimum(np.minimum(by_memory, by_kv), high), 0.0)
 
 
 def _gib(value: float) -> str:

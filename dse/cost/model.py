@@ -24,7 +24,13 @@ on chip; otherwise the operator is tiled as a mapper would: blocks of activation
 the activation buffer and blocks of weight columns the weight buffer, and of the two loop
 orders (activation blocks outer: weights re-read once per activation block; weight blocks
 outer: activations re-read once per weight block) the one moving fewer bytes is taken. Operator time = max(compute, DRAM) with double
-buffering (the array's own fill and drain are inside its cycle formula).
+buffering (the array's own fill and drain are inside its cycle formula). DRAM runs at its sustained
+bandwidth: the datasheet figure times the technology's efficiency (``UnitCosts.memory_gb_per_s``).
+
+Capacity. A run must fit the design's memory (:mod:`peforge.dse.cost.footprint`: weights, KV
+cache, activations; with PIM the KV cache also fits the PIM banks); the API rejects one that
+does not before pricing, and :meth:`CostModel.metrics` reports ``footprint_gib``,
+``capacity_gib`` and ``max_batch`` for every design.
 
 PIM. With PIM, decode attention (score and context GEMVs against the KV cache, which lives
 in the PIM memory) runs on the banks in all-bank mode with the PimChannel's exact GEMV
