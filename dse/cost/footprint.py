@@ -17,7 +17,8 @@ Footprint of ``batch`` sequences of ``seq`` prompt tokens and ``gen`` generated 
 The three are summed: an upper bound on the peak (prefill's workspace is gone by the time the
 KV cache is full), so a design that passes can run every step. Every term is proportional to
 the batch except the weights, so ``footprint(b) = weights + b x per_sequence`` and the largest
-batch that fits is a closed form (:func:`max_batch`).
+batch that fits is a closed form (:func:`max_batch`; for a MoE model the activations per
+sequence are taken at the run's batch, whose routing sets the expert GEMMs' rows).
 
 Capacity. A design holds ``memory.units x capacity per unit`` (the technology's per-unit
 capacity, or ``memory.capacity_gib``). With PIM (``pim.mode`` not ``none``) the PIM banks are

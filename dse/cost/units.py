@@ -77,22 +77,29 @@ class UnitCosts:
 def memory_costs(design: DesignPoint) -> dict[str, float]:
     """Memory, SRAM, PIM and vector figures of ``design`` from its technology preset and its
     ``memory`` overrides (no characterization: cheap, cached)."""
-    return _memory_costs(design.tech, design.memory, design.sram)
+    return _memory_costs(design.tech, memory_key(design.memory), design.sram)
 
 
-def _memory_figures(memory, preset_memory) -> tuple[float, float, float]:
+def memory_key(memory) -> tuple[str, float, float, float]:
+    """What one unit's figures depend on: ``(technology, gb_per_s, efficiency, capacity_gib)`` of
+    the design's ``memory`` group (not ``units``, so caches keyed by it stay small)."""
+    return memory.technology, memory.gb_per_s, memory.efficiency, memory.capacity_gib
+
+
+def _memory_figures(key: tuple[str, float, float, float], preset_memory) -> tuple[float, float, float]:
     """(datasheet GB/s, efficiency, GiB) of one unit: the design's overrides, else the preset's."""
-    return (memory.gb_per_s or preset_memory.gb_per_s.value, memory.efficiency or preset_memory.efficiency.value,
-            memory.capacity_gib or preset_memory.capacity_gib.value)
+    _, gb_per_s, efficiency, capacity_gib = key
+    return (gb_per_s or preset_memory.gb_per_s.value, efficiency or preset_memory.efficiency.value,
+            capacity_gib or preset_memory.capacity_gib.value)
 
 
 @functools.lru_cache(maxsize=1024)
-def _memory_costs(tech: str, design_memory, sram) -> dict[str, float]:
+def _memory_costs(tech: str, key: tuple, sram) -> dict[str, float]:
     preset = tech_presets.resolve(tech)
     reference = tech_presets.PRESETS["45nm"]
     node_energy = preset.pj_per_gate_toggle.value / reference.pj_per_gate_toggle.value
-    memory = tech_presets.memory_of(preset, design_memory.technology)
-    peak, efficiency, capacity = _memory_figures(design_memory, memory)
+    memory = tech_presets.memory_of(preset, key[0])
+    peak, efficiency, capacity = _memory_figures(key, memory)
     sizes = [sram.weight_kib * 1024, sram.activation_kib * 1024, sram.output_kib * 1024]
     pim_bit = preset.pim_internal_pj_per_bit.value if preset.pim_internal_pj_per_bit else memory.pj_per_bit.value
     return dict(
@@ -169,7 +176,7 @@ def unit_costs(design: DesignPoint) -> UnitCosts:
         lane_um2, lane_pj, pim_source = 0.0, 0.0, "no PIM"
     else:
         lane_um2, lane_pj, pim_source = pim_lane_costs(design.pim.word_bits, design.tech)
-    sources = dict(cost_sources(compute.pe, compute.pe_config, design.tech, design.memory))
+    sources = dict(cost_sources(compute.pe, compute.pe_config, design.tech, memory_key(design.memory)))
     pe_source = f"characterization of the {compute.pe} PE ({params.config_hash(compute.pe_config)}) in " \
                 f"{design.tech}, {cell_source}"
     sources.update(pe_area_um2=pe_source, pj_per_mac=pe_source, pim_pj_per_mac=pim_source,
@@ -179,14 +186,15 @@ def unit_costs(design: DesignPoint) -> UnitCosts:
 
 
 @functools.lru_cache(maxsize=256)
-def _preset_sources(tech: str, design_memory) -> tuple[tuple[str, str], ...]:
+def _preset_sources(tech: str, key: tuple) -> tuple[tuple[str, str], ...]:
     preset = tech_presets.resolve(tech)
-    memory = tech_presets.memory_of(preset, design_memory.technology)
+    technology, gb_per_s, efficiency, capacity_gib = key
+    memory = tech_presets.memory_of(preset, technology)
     pim = preset.pim_internal_pj_per_bit
-    peak = "memory.gb_per_s of the design" if design_memory.gb_per_s else memory.gb_per_s.source
-    efficiency = "memory.efficiency of the design" if design_memory.efficiency else memory.efficiency.source
-    capacity = "memory.capacity_gib of the design" if design_memory.capacity_gib else memory.capacity_gib.source
-    value, eff, _ = _memory_figures(design_memory, memory)
+    peak = "memory.gb_per_s of the design" if gb_per_s else memory.gb_per_s.source
+    efficiency = "memory.efficiency of the design" if efficiency else memory.efficiency.source
+    capacity = "memory.capacity_gib of the design" if capacity_gib else memory.capacity_gib.source
+    value, eff, _ = _memory_figures(key, memory)
     return (
         ("memory_gb_per_s", f"datasheet {value:g} GB/s ({peak}) x efficiency {eff:g} ({efficiency})"),
         ("memory_peak_gb_per_s", peak), ("memory_efficiency", efficiency), ("memory_capacity_gib", capacity),
@@ -197,9 +205,10 @@ def _preset_sources(tech: str, design_memory) -> tuple[tuple[str, str], ...]:
 
 
 @functools.lru_cache(maxsize=1024)
-def cost_sources(pe_kind: str, pe_config, tech: str, memory) -> tuple[tuple[str, str], ...]:
-    """Where the memory, Fmax and vector-unit costs come from (``UnitCosts.sources``); the PE
-    and PIM entries are added by :func:`unit_costs`."""
+def cost_sources(pe_kind: str, pe_config, tech: str, memory: tuple) -> tuple[tuple[str, str], ...]:
+    """Where the memory, Fmax and vector-unit costs come from (``UnitCosts.sources``; ``memory``
+    is :func:`memory_key` of the design's memory); the PE and PIM entries are added by
+    :func:`unit_costs`."""
     horowitz = "Horowitz, ISSCC 2014, FP16 add at 45 nm scaled to the node by the preset's gate energy"
     return (("fmax_mhz", f"characterization of the {pe_kind} PE ({params.config_hash(pe_config)})"),
             *_preset_sources(tech, memory), ("vector_pj_per_op", horowitz))
