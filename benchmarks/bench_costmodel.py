@@ -81,7 +81,7 @@ def median_ms(call, repeats: int) -> float:
 
 def bench_single(repeats: int) -> float:
     design = load_design(DESIGNS / "datacenter.toml")
-    workload = prepare("llama-2-7b", **WORKLOAD, quant=design.run_quant())
+    workload = prepare("llama-2-7b", **WORKLOAD, quant=design.run_quant())  # the formats its BF16 PE computes
     start = time.perf_counter()
     first = evaluate(design, workload, breakdown=True)  # characterizes the PE or reads the disk cache
     warm = time.perf_counter() - start

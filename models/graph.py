@@ -45,7 +45,7 @@ from .quant import DEFAULT_SCHEME, QuantScheme, parse_scheme, tensor_bits
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["Operator", "Graph", "KINDS", "PHASES", "build_graph"]
+__all__ = ["Operator", "Graph", "KINDS", "PHASES", "build_graph", "cached_tokens", "kv_cache_bytes", "kv_token_bytes"]
 
 KINDS = ("gemm", "gemv", "attention", "elementwise")
 PHASES = ("prefill", "decode")
@@ -243,13 +243,31 @@ class _Builder:
         self.elementwise(layer, name, rows, cfg.hidden_size, cfg.norm, weight=vectors * cfg.hidden_size * 2)
 
 
+def kv_token_bytes(cfg: ModelConfig, quant: QuantScheme) -> float:
+    """Bytes of one token's K (or V) entries in one layer: every KV head's vector at the KV
+    format, group overhead included (the unit of every KV read and write below)."""
+    return cfg.num_kv_heads * quant.kv_vector_bits(cfg.head_dim) / 8
+
+
+def cached_tokens(cfg: ModelConfig, context: int) -> int:
+    """Tokens a sequence of ``context`` positions keeps in its KV cache: all of them, or the
+    sliding window's (a rolling buffer drops older entries)."""
+    return min(context, cfg.sliding_window) if cfg.sliding_window else context
+
+
+def kv_cache_bytes(cfg: ModelConfig, quant: QuantScheme, context: int) -> float:
+    """KV cache of one sequence of ``context`` positions, bytes: K and V of every layer for
+    each cached token (:func:`cached_tokens`)."""
+    return 2 * cfg.num_layers * cached_tokens(cfg, context) * kv_token_bytes(cfg, quant)
+
+
 def _layer(b: _Builder, batch: int, seq: int, keys: int) -> None:
     """Operators of decoder layer 0 (all layers are alike)."""
     cfg, q = b.cfg, b.q
     h, hd, tokens = cfg.hidden_size, cfg.head_dim, batch * seq
     q_width, kv_width = cfg.num_heads * hd, cfg.num_kv_heads * hd
-    kv_written = tokens * cfg.num_kv_heads * q.kv_vector_bits(hd) / 8
-    kv_read = batch * cfg.num_kv_heads * keys * q.kv_vector_bits(hd) / 8
+    kv_written = tokens * kv_token_bytes(cfg, q)
+    kv_read = batch * keys * kv_token_bytes(cfg, q)
 
     b.norm(0, "input_norm", tokens)
     b.matmul(0, "q_proj", tokens, h, q_width, weight=b.weights(h, q_width, bias=cfg.qkv_bias))
@@ -355,9 +373,7 @@ def build_graph(config: ModelConfig, phase: str, *, batch: int = 1, seq: int | N
 
     b = _Builder(config, scheme)
     cfg, tokens = config, batch * seq
-    keys = kv_len + seq
-    if cfg.sliding_window:
-        keys = min(keys, cfg.sliding_window)  # rolling KV buffer: older entries are gone
+    keys = cached_tokens(cfg, kv_len + seq)
 
     b.elementwise(-1, "embed_tokens", tokens, cfg.embed_dim, "gather", inputs=0,
                   weight=b.weights(cfg.embed_dim, tokens))

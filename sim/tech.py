@@ -34,18 +34,29 @@ class Sourced:
 
 @dataclass(frozen=True)
 class Memory:
-    """An off-chip (or in-memory) interface: access energy and bandwidth.
+    """An off-chip (or in-memory) interface: access energy, bandwidth and capacity.
 
     Parameters
     ----------
     pj_per_bit : energy of moving one bit across the interface (pJ/bit)
-    gb_per_s : bandwidth of one unit (GB/s): one stack, one channel or one DIMM, see ``unit``
+    gb_per_s : datasheet (peak) bandwidth of one unit (GB/s): one stack, one channel or one
+        DIMM, see ``unit``
     unit : what one unit of bandwidth is
+    capacity_gib : storage of one unit (GiB, 2³⁰ bytes); ``inf``: not limited (a user preset
+        that gives none)
+    efficiency : the fraction of ``gb_per_s`` sustained on long streaming reads (0 < e <= 1)
     """
 
     pj_per_bit: Sourced
     gb_per_s: Sourced
     unit: str
+    capacity_gib: Sourced
+    efficiency: Sourced
+
+    @property
+    def sustained_gb_per_s(self) -> float:
+        """Bandwidth of one unit on streaming reads (GB/s): ``gb_per_s x efficiency``."""
+        return self.gb_per_s.value * self.efficiency.value
 
 
 @dataclass(frozen=True)
@@ -156,20 +167,45 @@ _SRAM_7_AREA = ("TSMC N7 high-density 6T bit cell 0.027 µm² (Chang et al., ISS
                 "array efficiency → 0.045 µm²/bit")
 
 
+# Capacities are binary (a 16 Gb die holds 2³⁰ x 16 bits), so "16 GB" stacks are 16 GiB.
+_HBM2_CAP = ("JESD235B HBM2: 8-high stack of 8 Gb dies = 8 GiB (Samsung Aquabolt, 2018; A100-40GB "
+             "carries 5 such stacks)")
+_HBM3_CAP = ("SK hynix HBM3 (2021): 8-high stack of 16 Gb dies = 16 GiB (12-high: 24 GiB; set "
+             "memory.capacity_gib = 24 for it); H100 SXM: 80 GB on 5 stacks")
+_LPDDR5_CAP = ("JESD209-5 LPDDR5 x16 channel with one 16 Gb die (one rank) = 2 GiB; assumption: "
+               "two-rank or 32 Gb-die channels hold 4 GiB (set memory.capacity_gib)")
+_DIMM_CAP = "one 32 GB RDIMM per 64-bit channel (a common server fill; assumption)"
+_HBM_EFF = ("Jia et al., 'Dissecting the NVIDIA Volta GPU Architecture via Microbenchmarking', "
+            "arXiv:1804.06826 (2018): V100 HBM2 sustains 750 of 900 GB/s = 0.83")
+_HBM3_EFF = ("A100-80GB HBM2e streaming read at 1.80 of 2.04 TB/s = 0.88 (Nsight Compute, NVIDIA "
+             "developer forum 2024) and V100 HBM2 0.83 (Jia et al. 2018): 0.85 taken for HBM3")
+_DDR_EFF = ("TI SPRAD45A (AM62x, 2022) STREAM on DDR4-1600: copy 77 %, add 78 %, triad 78 % of "
+            "the wire rate: 0.75 taken")
+_LPDDR_EFF = ("TI SPRACV1B (AM64x, 2022) STREAM on LPDDR4-1600: 67-71 % of the wire rate; 0.70 "
+              "taken for LPDDR5 (same controller class, no LPDDR5 measurement found)")
+
+
 def _memories() -> dict[str, Memory]:
     """Off-chip memories; node-independent (the interface, not the logic, sets the energy)."""
     return {
         "HBM2": Memory(Sourced(3.9, "pJ/bit", _HBM, approx=True),
-                       Sourced(256.0, "GB/s", "JESD235 HBM2: 2 Gb/s × 1024 bits per stack"), "stack"),
+                       Sourced(256.0, "GB/s", "JESD235 HBM2: 2 Gb/s × 1024 bits per stack"), "stack",
+                       Sourced(8.0, "GiB", _HBM2_CAP), Sourced(0.83, "fraction", _HBM_EFF)),
         "HBM3": Memory(Sourced(3.9, "pJ/bit", "taken equal to HBM2 (no better public figure found)",
                                approx=True),
-                       Sourced(819.0, "GB/s", "JESD238 HBM3: 6.4 Gb/s × 1024 bits per stack"), "stack"),
+                       Sourced(819.0, "GB/s", "JESD238 HBM3: 6.4 Gb/s × 1024 bits per stack"), "stack",
+                       Sourced(16.0, "GiB", _HBM3_CAP), Sourced(0.85, "fraction", _HBM3_EFF, approx=True)),
         "LPDDR5": Memory(Sourced(4.5, "pJ/bit", "mid-point of 4-5 pJ/bit estimates (TECH_FACTS)", approx=True),
-                         Sourced(12.8, "GB/s", "JESD209-5: 6400 MT/s × 16-bit channel"), "channel"),
+                         Sourced(12.8, "GB/s", "JESD209-5: 6400 MT/s × 16-bit channel"), "channel",
+                         Sourced(2.0, "GiB", _LPDDR5_CAP, approx=True),
+                         Sourced(0.70, "fraction", _LPDDR_EFF, approx=True)),
         "DDR4": Memory(Sourced(17.5, "pJ/bit", "mid-point of 15-20 pJ/bit DIMM estimates", approx=True),
-                       Sourced(25.6, "GB/s", "DDR4-3200 × 64-bit channel"), "channel"),
+                       Sourced(25.6, "GB/s", "DDR4-3200 × 64-bit channel"), "channel",
+                       Sourced(32.0, "GiB", _DIMM_CAP, approx=True), Sourced(0.75, "fraction", _DDR_EFF)),
         "DDR5": Memory(Sourced(15.0, "pJ/bit", "low end of 15-20 pJ/bit DIMM estimates", approx=True),
-                       Sourced(38.4, "GB/s", "DDR5-4800 × 64-bit channel"), "channel"),
+                       Sourced(38.4, "GB/s", "DDR5-4800 × 64-bit channel"), "channel",
+                       Sourced(32.0, "GiB", _DIMM_CAP, approx=True),
+                       Sourced(0.75, "fraction", _DDR_EFF + " (DDR4 figure taken for DDR5)", approx=True)),
     }
 
 
@@ -179,6 +215,8 @@ _PIM_HBM = Sourced(1.56, "pJ/bit", _HBM + " energy breakdown inside an HBM stack
 
 # 64-bit SRAM reads at 45 nm: 8 KB 10 pJ, 32 KB 20 pJ, 1 MB 100 pJ (Horowitz), per bit:
 _SRAM_45 = ((8 * 1024, 10 / 64), (32 * 1024, 20 / 64), (1024 * 1024, 100 / 64))
+
+_BUILT_IN_MEMORIES = _memories()  # what a user preset's memory of the same name defaults to
 
 PRESETS: dict[str, TechPreset] = {
     "45nm": TechPreset(
@@ -287,9 +325,14 @@ def load_toml(path: Path) -> TechPreset:
         node_nm = 28
         [logic]      # um2_per_nand2, pj_per_gate_toggle, ps_per_gate_level, ps_flop_overhead, pj_per_flop_clock
         [sram]       # um2_per_bit, read_pj_per_bit = [[size_bytes, pJ/bit], ...]
-        [memory.NAME] # pj_per_bit, gb_per_s, unit = "stack" | "channel" | ...
+        [memory.NAME] # pj_per_bit, gb_per_s, unit = "stack" | "channel" | ...,
+                      # capacity_gib (per unit, GiB), efficiency (sustained / datasheet, 0 < e <= 1)
         [pim]        # internal_pj_per_bit (optional table)
         [sources]    # any constant name -> where it comes from (optional)
+
+    ``capacity_gib`` and ``efficiency`` are optional: a memory named like a built-in one
+    (``HBM3``, ``LPDDR5``, ...) takes the built-in figure, any other has unlimited capacity
+    (never checked) and efficiency 1 (the datasheet bandwidth is sustained).
     """
     where = str(path)
     try:
@@ -333,17 +376,34 @@ def load_toml(path: Path) -> TechPreset:
         prefix = f"memory.{mem_name}."
         if not isinstance(table, dict):
             raise ValueError(f"{where}: memory.{mem_name} must be a table")
-        _check_keys(where, table, {"pj_per_bit", "gb_per_s", "unit"}, prefix)
+        _check_keys(where, table, {"pj_per_bit", "gb_per_s", "unit", "capacity_gib", "efficiency"}, prefix)
         for key in ("pj_per_bit", "gb_per_s"):
             if key not in table:
                 raise ValueError(f"{where}: missing key {prefix}{key}")
         unit = table.get("unit", "channel")
         if not isinstance(unit, str):
             raise ValueError(f"{where}: {prefix}unit must be a string")
+        built_in = _BUILT_IN_MEMORIES.get(mem_name)
+        if "capacity_gib" in table:
+            capacity = Sourced(_number(where, prefix + "capacity_gib", table["capacity_gib"]), "GiB", "user preset")
+        elif built_in is not None:
+            capacity = built_in.capacity_gib
+        else:
+            capacity = Sourced(math.inf, "GiB", "user preset gives no capacity: not checked")
+        if "efficiency" in table:
+            value = _number(where, prefix + "efficiency", table["efficiency"])
+            if value > 1:
+                raise ValueError(f"{where}: {prefix}efficiency must be in (0, 1] (sustained over datasheet "
+                                 f"bandwidth), not {table['efficiency']!r}")
+            efficiency = Sourced(value, "fraction", "user preset")
+        elif built_in is not None:
+            efficiency = built_in.efficiency
+        else:
+            efficiency = Sourced(1.0, "fraction", "user preset gives no efficiency: datasheet bandwidth sustained")
         memories[mem_name] = Memory(Sourced(_number(where, prefix + "pj_per_bit", table["pj_per_bit"]), "pJ/bit",
                                             "user preset"),
                                     Sourced(_number(where, prefix + "gb_per_s", table["gb_per_s"]), "GB/s",
-                                            "user preset"), unit)
+                                            "user preset"), unit, capacity, efficiency)
     pim = data.get("pim")
     pim_value = None
     if pim is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..design.point import DesignPoint, load_design
+from .footprint import check_fits
 from .formats import operand_passes
 from .model import CostModel, Evaluation, check_design
 from .units import unit_costs
@@ -14,8 +15,10 @@ __all__ = ["evaluate", "evaluate_many", "load_design", "prepare", "DesignPoint",
 def evaluate(design: DesignPoint, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),
              breakdown: bool = True) -> Evaluation:
     """TTFT, TPOT, tokens/s, J/token, mm², W and (``breakdown``) a per-operator table of
-    ``design`` on ``workload``. Raises ``ValueError`` when the design cannot run (e.g. a clock
-    above the PE's Fmax, or a tensor format its PE does not compute)."""
+    ``design`` on ``workload``. Raises ``ValueError`` when the design cannot run (e.g. the
+    workload's footprint over its memory's capacity, a clock above the PE's Fmax, or a tensor
+    format its PE does not compute)."""
+    check_fits(design, workload)  # before characterizing: a machine that cannot hold the model
     return CostModel([design], [unit_costs(design)]).evaluate(workload, phases=phases, breakdown=breakdown)
 
 
@@ -33,6 +36,7 @@ def evaluate_many(designs: list[DesignPoint], workload: Workload, *, phases: tup
     costs, runnable, errors = [], [], [""] * len(designs)
     for i, design in enumerate(designs):
         try:
+            check_fits(design, workload)
             cost = unit_costs(design)
             check_design(design, cost)
             operand_passes(design, workload.formats)

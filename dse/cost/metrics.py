@@ -32,6 +32,9 @@ METRICS: dict[str, Metric] = {
     "utilization": Metric("array utilization", "fraction"),
     "energy_j": Metric("energy of the run", "J"),
     "time_s": Metric("time of the run", "s"),
+    "footprint_gib": Metric("memory footprint", "GiB"),
+    "capacity_gib": Metric("memory capacity", "GiB"),
+    "max_batch": Metric("largest batch that fits", "sequences"),
 }
 
 # metrics only a phase produces: prefill gives TTFT, decode gives TPOT and the per-token figures

@@ -29,6 +29,13 @@ lane per array column), one op per lane per cycle at the graph's ops per element
 on chip when one layer's fit in the activation and output buffers. Operator time = max(compute,
 DRAM) when double-buffered, their sum when not (the array's own fill and drain are inside its
 cycle formula).
+DRAM runs at its sustained bandwidth: the datasheet figure times the technology's efficiency
+(``UnitCosts.memory_gb_per_s``).
+
+Capacity. A run must fit the design's memory (:mod:`peforge.dse.cost.footprint`: weights, KV
+cache, activations; with PIM the KV cache also fits the PIM banks); the API rejects one that
+does not before pricing, and :meth:`CostModel.metrics` reports ``footprint_gib``,
+``capacity_gib`` and ``max_batch`` for every design.
 
 PIM. With PIM, decode attention (score and context GEMVs against the KV cache, which lives
 in the PIM memory) runs on the banks in all-bank mode with the PimChannel's exact GEMV
@@ -57,6 +64,7 @@ from ...hw.pim import gemv_cycles
 from ..design.point import DesignPoint
 from . import mapper
 from .array import array_shapes
+from .footprint import GIB, capacity_columns, max_batch
 from .formats import operand_passes
 from .mapper import PSUM_BYTES
 from .units import UnitCosts
@@ -365,6 +373,7 @@ class CostModel:
         self.pim_mode = col(lambda d: PIM_MODES[d.pim.mode])
         self.any_pim = bool((self.pim_mode > 0).any())
         self.pim = _PimArrays(self.designs)
+        self.memory_capacity, self.kv_capacity = capacity_columns(self.designs)  # bytes, (designs,)
         self._passes: dict[tuple, dict[str, np.ndarray]] = {}
 
     def format_passes(self, formats: tuple[tuple[str, str], ...]) -> dict[str, np.ndarray]:
@@ -653,6 +662,10 @@ class CostModel:
         peak = self.peak_macs_per_s[:, 0, 0]
         out.update(area_mm2=self.area_mm2(), power_w=energy / time, utilization=macs / (peak * time),
                    energy_j=energy, time_s=time)
+        fp = workload.footprint
+        out.update(footprint_gib=np.full(len(self.designs), fp.total_bytes() / GIB),
+                   capacity_gib=self.memory_capacity / GIB,
+                   max_batch=max_batch(fp, self.memory_capacity, self.kv_capacity))
         return out
 
     def evaluate(self, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),

@@ -40,7 +40,12 @@ class UnitCosts:
     pe_area_um2 : area of one cell of the array (µm²)
     pj_per_mac : energy of one lane MAC of a cell of the array at its precision (pJ)
     fmax_mhz : the PE's highest clock (MHz)
-    memory_gb_per_s, memory_pj_per_bit : one off-chip memory unit (stack / channel)
+    memory_gb_per_s : sustained bandwidth of one off-chip memory unit (stack / channel), GB/s:
+        ``memory_peak_gb_per_s x memory_efficiency``
+    memory_peak_gb_per_s : its datasheet bandwidth (GB/s; the technology's, or ``memory.gb_per_s``)
+    memory_efficiency : sustained over datasheet bandwidth on streaming reads (fraction)
+    memory_capacity_gib : storage of one unit (GiB; the technology's, or ``memory.capacity_gib``)
+    memory_pj_per_bit : energy of one bit across the interface (pJ/bit)
     weight/act/out_sram_pj_per_bit : read energy of each buffer at its size (pJ/bit)
     weight/act/out_sram_area_um2 : each buffer at its size (µm²)
     pim_pj_per_bit, pim_pj_per_mac, pim_lane_area_um2 : bank-internal access, one PIM lane MAC, one lane
@@ -52,6 +57,9 @@ class UnitCosts:
     pj_per_mac: float
     fmax_mhz: float
     memory_gb_per_s: float
+    memory_peak_gb_per_s: float
+    memory_efficiency: float
+    memory_capacity_gib: float
     memory_pj_per_bit: float
     weight_sram_pj_per_bit: float
     act_sram_pj_per_bit: float
@@ -67,20 +75,37 @@ class UnitCosts:
 
 
 def memory_costs(design: DesignPoint) -> dict[str, float]:
-    """Memory, SRAM, PIM and vector figures of ``design`` from its technology preset."""
-    return _memory_costs(design.tech, design.memory.technology, design.sram)
+    """Memory, SRAM, PIM and vector figures of ``design`` from its technology preset and its
+    ``memory`` overrides (no characterization: cheap, cached)."""
+    return _memory_costs(design.tech, memory_key(design.memory), design.sram)
+
+
+def memory_key(memory) -> tuple[str, float, float, float]:
+    """What one unit's figures depend on: ``(technology, gb_per_s, efficiency, capacity_gib)`` of
+    the design's ``memory`` group (not ``units``, so caches keyed by it stay small)."""
+    return memory.technology, memory.gb_per_s, memory.efficiency, memory.capacity_gib
+
+
+def _memory_figures(key: tuple[str, float, float, float], preset_memory) -> tuple[float, float, float]:
+    """(datasheet GB/s, efficiency, GiB) of one unit: the design's overrides, else the preset's."""
+    _, gb_per_s, efficiency, capacity_gib = key
+    return (gb_per_s or preset_memory.gb_per_s.value, efficiency or preset_memory.efficiency.value,
+            capacity_gib or preset_memory.capacity_gib.value)
 
 
 @functools.lru_cache(maxsize=1024)
-def _memory_costs(tech: str, technology: str, sram) -> dict[str, float]:
+def _memory_costs(tech: str, key: tuple, sram) -> dict[str, float]:
     preset = tech_presets.resolve(tech)
     reference = tech_presets.PRESETS["45nm"]
     node_energy = preset.pj_per_gate_toggle.value / reference.pj_per_gate_toggle.value
-    memory = tech_presets.memory_of(preset, technology)
+    memory = tech_presets.memory_of(preset, key[0])
+    peak, efficiency, capacity = _memory_figures(key, memory)
     sizes = [sram.weight_kib * 1024, sram.activation_kib * 1024, sram.output_kib * 1024]
     pim_bit = preset.pim_internal_pj_per_bit.value if preset.pim_internal_pj_per_bit else memory.pj_per_bit.value
     return dict(
-        memory_gb_per_s=memory.gb_per_s.value, memory_pj_per_bit=memory.pj_per_bit.value,
+        # PIM's bank-internal bandwidth is its own (the GEMV cycle formula), not scaled by this
+        memory_gb_per_s=peak * efficiency, memory_peak_gb_per_s=peak, memory_efficiency=efficiency,
+        memory_capacity_gib=capacity, memory_pj_per_bit=memory.pj_per_bit.value,
         weight_sram_pj_per_bit=preset.sram_pj_per_bit(sizes[0]),
         act_sram_pj_per_bit=preset.sram_pj_per_bit(sizes[1]),
         out_sram_pj_per_bit=preset.sram_pj_per_bit(sizes[2]),
@@ -151,7 +176,7 @@ def unit_costs(design: DesignPoint) -> UnitCosts:
         lane_um2, lane_pj, pim_source = 0.0, 0.0, "no PIM"
     else:
         lane_um2, lane_pj, pim_source = pim_lane_costs(design.pim.word_bits, design.tech)
-    sources = dict(cost_sources(compute.pe, compute.pe_config, design.tech, design.memory.technology))
+    sources = dict(cost_sources(compute.pe, compute.pe_config, design.tech, memory_key(design.memory)))
     pe_source = _pe_source(compute.pe, compute.pe_config, design.tech, cell_source)
     sources.update(pe_area_um2=pe_source, pj_per_mac=pe_source, pim_pj_per_mac=pim_source,
                    pim_lane_area_um2=pim_source)
@@ -165,21 +190,29 @@ def _pe_source(kind: str, pe_config, tech: str, cell_source: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _preset_sources(tech: str, technology: str) -> tuple[tuple[str, str], ...]:
+def _preset_sources(tech: str, key: tuple) -> tuple[tuple[str, str], ...]:
     preset = tech_presets.resolve(tech)
+    technology, gb_per_s, efficiency, capacity_gib = key
     memory = tech_presets.memory_of(preset, technology)
     pim = preset.pim_internal_pj_per_bit
+    peak = "memory.gb_per_s of the design" if gb_per_s else memory.gb_per_s.source
+    efficiency = "memory.efficiency of the design" if efficiency else memory.efficiency.source
+    capacity = "memory.capacity_gib of the design" if capacity_gib else memory.capacity_gib.source
+    value, eff, _ = _memory_figures(key, memory)
     return (
-        ("memory_gb_per_s", memory.gb_per_s.source), ("memory_pj_per_bit", memory.pj_per_bit.source),
+        ("memory_gb_per_s", f"datasheet {value:g} GB/s ({peak}) x efficiency {eff:g} ({efficiency})"),
+        ("memory_peak_gb_per_s", peak), ("memory_efficiency", efficiency), ("memory_capacity_gib", capacity),
+        ("memory_pj_per_bit", memory.pj_per_bit.source),
         ("sram_pj_per_bit", preset.sram_read_source), ("sram_area_um2", preset.sram_um2_per_bit.source),
         ("pim_pj_per_bit", pim.source if pim else memory.pj_per_bit.source),
     )
 
 
 @functools.lru_cache(maxsize=1024)
-def cost_sources(pe_kind: str, pe_config, tech: str, technology: str) -> tuple[tuple[str, str], ...]:
-    """Where the memory, Fmax and vector-unit costs come from (``UnitCosts.sources``); the PE
-    and PIM entries are added by :func:`unit_costs`."""
+def cost_sources(pe_kind: str, pe_config, tech: str, memory: tuple) -> tuple[tuple[str, str], ...]:
+    """Where the memory, Fmax and vector-unit costs come from (``UnitCosts.sources``; ``memory``
+    is :func:`memory_key` of the design's memory); the PE and PIM entries are added by
+    :func:`unit_costs`."""
     horowitz = "Horowitz, ISSCC 2014, FP16 add at 45 nm scaled to the node by the preset's gate energy"
     return (("fmax_mhz", f"characterization of the {pe_kind} PE ({params.config_hash(pe_config)})"),
-            *_preset_sources(tech, technology), ("vector_pj_per_op", horowitz))
+            *_preset_sources(tech, memory), ("vector_pj_per_op", horowitz))

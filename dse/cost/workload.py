@@ -25,6 +25,7 @@ from ...hw import params
 from ...models import build_graph, load_config, parse_scheme
 from ...models.quant import DEFAULT_SCHEME
 from ...models.graph import Graph
+from .footprint import Footprint, workload_footprint
 
 COLUMNS = ("m", "k", "n", "count", "repeat", "macs", "ops", "weight_bytes", "act_bytes", "kv_bytes", "elements")
 KIND_CODES = {"gemm": 0, "gemv": 1, "attention": 2, "elementwise": 3}
@@ -114,6 +115,7 @@ class Workload:
     act_format: str
     kv_format: str
     max_positions: int
+    footprint: Footprint  # bytes the run keeps in memory (weights, KV cache, activations)
 
     @property
     def decode(self) -> DecodeRun:
@@ -176,11 +178,13 @@ def prepare(model: str, *, batch: int = 1, seq: int = 512, gen: int = 256, quant
     config = load_config(model)
     scheme = parse_scheme(quant)
     check_run(config, batch=batch, seq=seq, gen=gen)
-    prefill = op_table(build_graph(config, "prefill", batch=batch, seq=seq, quant=scheme))
+    prefill_graph = build_graph(config, "prefill", batch=batch, seq=seq, quant=scheme)
+    prefill = op_table(prefill_graph)
     run = _decode_run(model, config, scheme, batch=batch, seq=seq, steps=gen - 1) if "decode" in phases else None
     return Workload(config.name, scheme.name, batch, seq, gen, prefill, run, config.params, config.num_layers,
                     scheme.weight.bits, scheme.activation.bits, scheme.kv.bits,
-                    scheme.weight.name, scheme.activation.name, scheme.kv.name, config.max_positions)
+                    scheme.weight.name, scheme.activation.name, scheme.kv.name, config.max_positions,
+                    workload_footprint(config, scheme, batch=batch, seq=seq, gen=gen, prefill=prefill_graph))
 
 
 def _decode_run(model: str, config, scheme, *, batch: int, seq: int, steps: int) -> DecodeRun | None:

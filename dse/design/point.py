@@ -112,6 +112,12 @@ class Memory:
     technology: str = param("HBM3", "memory technology: one of the design's tech preset's memories "
                             "(built-in presets: HBM2, HBM3, LPDDR5, DDR4, DDR5)")
     units: int = param(1, "stacks (HBM) or channels (LPDDR, DDR)", low=1, high=64)
+    capacity_gib: float = param(0.0, "capacity of ONE unit (stack / channel), GiB; the design holds units x "
+                                "this (0: the technology's per-unit capacity)", low=0.0, high=4096.0)
+    efficiency: float = param(0.0, "fraction of the datasheet bandwidth sustained on streaming reads, "
+                              "0 < e <= 1 (0: the technology's default)", low=0.0, high=1.0)
+    gb_per_s: float = param(0.0, "datasheet bandwidth of ONE unit, GB/s: sets a unit's bandwidth directly "
+                            "(0: the technology's)", low=0.0, high=100000.0)
 
     def __post_init__(self) -> None:
         validate(self)

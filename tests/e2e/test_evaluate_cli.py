@@ -80,3 +80,12 @@ def test_runs_beyond_the_context_rejected_in_one_line(peforge, args, message):
     result = peforge("evaluate", "--design", "edge", "--workload", "llama-2-7b", *args)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_model_over_the_memory_capacity_one_line_exit_2(peforge):
+    # Llama-2-70B in FP16 (128.5 GiB of weights) on the edge design's 4 LPDDR5 channels of 2 GiB
+    result = peforge("evaluate", "--design", "edge", "--workload", "llama-2-70b", "--quant", "w16a16kv16")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "llama-2-70b needs 128.8 GiB (weights 128.5" in result.stderr and "edge has 8 GiB" in result.stderr
+    assert result.stdout == ""

@@ -141,6 +141,19 @@ def test_failed_evaluation_is_recorded_and_study_goes_on(peforge, space_file, tm
     assert f"{len(failed)} failed" in result.stdout
 
 
+def test_design_over_its_memory_capacity_is_a_failed_trial(peforge, space_file, tmp_path):
+    # LPDDR5 channels of 2 GiB: Llama-2-7B's 6.6 GiB of INT8 weights need all four
+    space_file.write_text(SPACE.replace("[fixed.compute]\n", "[fixed.memory]\ntechnology = \"LPDDR5\"\n[fixed.compute]\n"))
+    out = tmp_path / "cap"
+    result = peforge(*sweep_args(space_file, out, "--trials", "16", "--sampler", "random"))
+    assert result.returncode == 0, result.stderr
+    frame = table(out)
+    failed = frame[frame["state"] == "FAIL"]
+    assert len(failed) > 0 and (frame["state"] == "COMPLETE").sum() > 0
+    assert failed["fail_reason"].str.contains(r"llama-2-7b needs [\d.]+ GiB \(weights 6\.").all()
+    assert (failed["memory.units"] < 4).all() and (frame.loc[frame["state"] == "COMPLETE", "memory.units"] == 4).all()
+
+
 @pytest.mark.parametrize("sampler", ["grid", "tpe", "qmc"])
 def test_other_samplers(peforge, space_file, tmp_path, sampler):
     if sampler == "grid":  # 4 x 4 x 2 points: the whole grid by default, each point once

@@ -81,6 +81,14 @@ def test_user_preset_loads(tmp_path):
     (lambda t: t.replace("[[1048576, 1.0], [8192, 0.1]]", "[[8192]]"), "is not a [size_bytes, pJ/bit] pair"),
     (lambda t: t.replace("gb_per_s = 819\n", ""), "missing key memory.HBM3.gb_per_s"),
     (lambda t: t + "\n[[broken", "not valid TOML"),
+    (lambda t: t.replace('unit = "stack"', 'unit = "stack"\ncapacity_gib = -16'),
+     "memory.HBM3.capacity_gib must be a positive number, not -16"),
+    (lambda t: t.replace('unit = "stack"', 'unit = "stack"\ncapacity_gib = "lots"'),
+     "memory.HBM3.capacity_gib must be a positive number, not 'lots'"),
+    (lambda t: t.replace('unit = "stack"', 'unit = "stack"\nefficiency = 1.2'),
+     "memory.HBM3.efficiency must be in (0, 1]"),
+    (lambda t: t.replace('unit = "stack"', 'unit = "stack"\nefficiency = 0'),
+     "memory.HBM3.efficiency must be a positive number, not 0"),
 ])
 def test_user_preset_errors_are_one_line(tmp_path, edit, message):
     path = tmp_path / "bad.toml"
@@ -89,6 +97,31 @@ def test_user_preset_errors_are_one_line(tmp_path, edit, message):
         load_toml(path)
     text = str(info.value)
     assert message in text and str(path) in text and "\n" not in text
+
+
+def test_memories_have_sourced_capacity_and_efficiency():
+    # per unit: an 8-high HBM2 stack of 8 Gb dies, an 8-high HBM3 stack of 16 Gb dies, one 16 Gb
+    # LPDDR5 die per x16 channel, one 32 GB RDIMM per DDR channel
+    expected = {"HBM2": 8.0, "HBM3": 16.0, "LPDDR5": 2.0, "DDR4": 32.0, "DDR5": 32.0}
+    for preset in PRESETS.values():
+        for name, memory in preset.memories.items():
+            assert memory.capacity_gib.value == expected[name] and memory.capacity_gib.source
+            assert 0.6 <= memory.efficiency.value <= 0.9 and memory.efficiency.source
+            assert memory.sustained_gb_per_s == memory.gb_per_s.value * memory.efficiency.value
+
+
+def test_user_memory_capacity_and_efficiency(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(GOOD.replace('unit = "stack"', 'unit = "stack"\ncapacity_gib = 24\nefficiency = 0.9')
+                    + '[memory.CXL]\npj_per_bit = 20.0\ngb_per_s = 64\n')
+    memories = load_toml(path).memories
+    assert memories["HBM3"].capacity_gib.value == 24 and memories["HBM3"].efficiency.value == 0.9
+    # a memory without the keys: a built-in name takes the built-in figures, any other is unlimited
+    plain = tmp_path / "plain.toml"
+    plain.write_text(GOOD + '[memory.CXL]\npj_per_bit = 20.0\ngb_per_s = 64\n')
+    memories = load_toml(plain).memories
+    assert memories["HBM3"].capacity_gib == PRESETS["7nm"].memories["HBM3"].capacity_gib
+    assert memories["CXL"].capacity_gib.value == float("inf") and memories["CXL"].efficiency.value == 1.0
 
 
 def test_missing_file(tmp_path):
