@@ -24,13 +24,14 @@ from peforge.dse.cost.workload import Workload
 from peforge.dse.design.point import Compute, DesignPoint, Memory, Sram
 from peforge.hw.systolic import gemm_cycles
 
-COSTS = UnitCosts(pe_area_um2=100.0, pj_per_mac=0.5, fmax_mhz=5000.0, memory_gb_per_s=10.0, memory_pj_per_bit=4.0,
+COSTS = UnitCosts(pe_area_um2=100.0, pj_per_mac=0.5, fmax_mhz=5000.0, memory_gb_per_s=10.0, memory_peak_gb_per_s=10.0,
+                  memory_efficiency=1.0, memory_capacity_gib=64.0, memory_pj_per_bit=4.0,
                   weight_sram_pj_per_bit=0.2, act_sram_pj_per_bit=0.15, out_sram_pj_per_bit=0.1,
                   weight_sram_area_um2=1.0, act_sram_area_um2=1.0, out_sram_area_um2=1.0, pim_pj_per_bit=0.0,
                   pim_pj_per_mac=0.0, pim_lane_area_um2=0.0, vector_pj_per_op=0.3)
 INT8 = Workload(model="shapes", quant="w8a8kv8", batch=1, seq=1, gen=1, prefill=None, decode_run=None, params=0,
                 layers=1, weight_bits=8, act_bits=8, kv_bits=8, weight_format="int8", act_format="int8",
-                kv_format="int8", max_positions=1)
+                kv_format="int8", max_positions=1, footprint=None)
 GEMM = 0
 
 

@@ -33,22 +33,23 @@ def test_weights_fp16_and_grouped_int4_by_hand():
     w16 = prepare("llama-2-7b", batch=1, seq=16, gen=2, quant="w16a16kv16").footprint
     assert w16.weight_bytes == llama7b_fp16_weight_bytes()
     # 4-bit weights in groups of 128 along K, each group with an FP16 scale and a 4-bit zero point
-    # (20 bits); embeddings, norms and the LM head stay at 16 bits
-    linear = L7 * (4 * H7 * H7 + 3 * H7 * I7)
-    groups = L7 * (4 * H7 * (H7 // 128) + 2 * I7 * (H7 // 128) + H7 * (I7 // 128))
-    rest = 2 * (L7 * 2 * H7 + H7 + 2 * V7 * H7)
+    # (20 bits): every matrix, the embedding table and the LM head (h x V each) too; norms at 16 bits
+    linear = L7 * (4 * H7 * H7 + 3 * H7 * I7) + 2 * H7 * V7
+    groups = L7 * (4 * H7 * (H7 // 128) + 2 * I7 * (H7 // 128) + H7 * (I7 // 128)) + 2 * V7 * (H7 // 128)
+    rest = 2 * (L7 * 2 * H7 + H7)
     w4 = prepare("llama-2-7b", batch=1, seq=16, gen=2, quant="w4a8kv8-g128").footprint
     assert w4.weight_bytes == linear * 4 / 8 + groups * 20 / 8 + rest
 
 
 def test_kv_cache_gqa_and_per_vector_overhead_by_hand():
-    # 70B at FP16 KV: K and V of 8 KV heads x 128 per layer and token, 80 layers, 512 + 256 positions
+    # 70B at FP16 KV: K and V of 8 KV heads x 128 per layer and token, 80 layers, 512 + 256 - 1
+    # positions (the last generated token is never fed back)
     fp = prepare("llama-2-70b", batch=3, seq=512, gen=256, quant="w16a16kv16").footprint
-    assert fp.kv_bytes_per_seq == 2 * L70 * 8 * 128 * 2 * (512 + 256)
+    assert fp.kv_bytes_per_seq == 2 * L70 * 8 * 128 * 2 * (512 + 255)
     assert fp.kv_bytes() == 3 * fp.kv_bytes_per_seq
     # INT8 KV: each head vector carries an FP16 scale and an 8-bit zero point (24 bits)
     fp8 = prepare("llama-2-7b", batch=1, seq=100, gen=28, quant="w8a8kv8").footprint
-    assert fp8.kv_bytes_per_seq == 2 * L7 * 32 * (128 * 8 + 24) / 8 * 128
+    assert fp8.kv_bytes_per_seq == 2 * L7 * 32 * (128 * 8 + 24) / 8 * 127
 
 
 def test_sliding_window_caps_the_kv_cache():
@@ -66,12 +67,12 @@ def pim_design(*, units: int, channels: int, mode: str = "blocked") -> DesignPoi
 def test_max_batch_by_hand():
     """Llama-2-7B FP16, prompt 512 + 256 generated, on HBM3 stacks of 16 GiB."""
     fp = prepare("llama-2-7b", batch=1, seq=512, gen=256, quant="w16a16kv16").footprint
-    kv = 2 * L7 * 32 * 128 * 2 * 768  # 384 MiB per sequence
+    kv = 2 * L7 * 32 * 128 * 2 * 767  # 383.5 MiB per sequence: 512 + 256 - 1 positions
     # activations per sequence: the residual stream (512 x 4096 at 2 bytes) plus the largest
     # operator's activations, the gated MLP's silu(gate) * up: two 512 x 11008 inputs, one output
     acts = 512 * H7 * 2 + 3 * 512 * I7 * 2
     weights = llama7b_fp16_weight_bytes()
-    # two stacks, no PIM: (32 GiB - 12.55 GiB of weights) / (384 MiB + 36.25 MiB) = 47.4
+    # two stacks, no PIM: (32 GiB - 12.55 GiB of weights) / (383.5 MiB + 36.25 MiB) = 47.4
     two = design_named("datacenter")
     two = dataclasses.replace(two, memory=dataclasses.replace(two.memory, units=2))
     memory, kv_room = capacity_bytes(two)
@@ -79,7 +80,7 @@ def test_max_batch_by_hand():
     assert (32 * GIB - weights) // (kv + acts) == 47
     assert max_batch(fp, memory, kv_room) == 47
     # PIM on 8 channels of 16 banks x 32768 rows x 1024 16-bit words = 8 GiB: the KV cache it
-    # serves must fit there, 8 GiB / 384 MiB = 21 sequences, though the 4 stacks would hold 125
+    # serves must fit there, 8 GiB / 383.5 MiB = 21 sequences, though the 4 stacks would hold 125
     pim = pim_design(units=4, channels=8)
     memory, kv_room = capacity_bytes(pim)
     assert (memory, kv_room) == (64 * GIB, 8 * 16 * 32768 * 1024 * 2)
@@ -111,10 +112,10 @@ def test_llama70b_fp16_on_edge_is_rejected_with_its_footprint():
 
 
 def test_pim_kv_over_the_pim_banks_is_rejected():
-    # batch 32 of 768 tokens: 12 GiB of KV cache, over 8 channels x 4 banks x 64 MiB = 2 GiB of PIM banks
+    # batch 32 of 767 positions: 11.98 GiB of KV cache, over 8 channels x 4 banks x 64 MiB = 2 GiB of PIM banks
     design = pim_design(units=4, channels=8)
     design = dataclasses.replace(design, pim=dataclasses.replace(design.pim, banks=4))
-    with pytest.raises(ValueError, match=r"KV cache needs 12 GiB at batch 32 but the PIM banks of pim hold 2 GiB "
+    with pytest.raises(ValueError, match=r"KV cache needs 11.98 GiB at batch 32 but the PIM banks of pim hold 2 GiB "
                                          r"\(8 channels x 4 banks x 32768 rows x 1024 words of 16 bits\).*at most 5 fits"):
         evaluate(design, prepare("llama-2-7b", batch=32, seq=512, gen=256, quant="w16a16kv16"))
 
