@@ -9,9 +9,10 @@ for attention, experts for MoE, else 1) of ``M x K @ K x N``; layers run one aft
 The declared choices: *side by side* (``g = min(P, arrays)`` products at a time, in
 ``ceil(P / g)`` rounds, each product on ``s = floor(arrays / g)`` arrays) or *one at a time*
 (each product on all arrays, ``P`` rounds); the ``s`` arrays of a product split one of M, N or
-K. A K split leaves ``s`` partial sums per output that the vector unit adds (``(s - 1) M N``
-additions, each a 32-bit read and write of the output buffer and one vector op, after the
-arrays). Each array's share runs with the RTL array's exact cycle formula.
+K, or two ways: N into ``min(s, ceil(N / cols))`` parts (one column fold each at most) and M or
+K into ``floor(s / n_parts)`` (many small arrays need both). A K split into ``p`` parts leaves
+``p`` partial sums per output that the vector unit adds (``(p - 1) M N`` additions, each a
+32-bit read and write of the output buffer and one vector op, after the arrays). Each array's share runs with the RTL array's exact cycle formula.
 
 **Tiling** (DRAM). The products in flight share the SRAM buffers equally. Tiles are powers of
 two or a whole dimension (``Tm x Tn`` outputs; K in blocks of at least one array fold,
@@ -44,7 +45,7 @@ import numpy as np
 from .array import ArrayShape, gemm_cycles
 
 PSUM_BYTES = 4  # partial sums are 32-bit words in the output buffer and between arrays
-SPLITS = ("M", "N", "K")
+SPLITS = ("M", "N", "K", "MN", "KN")  # the dimensions a product's arrays split
 # spread candidates: (side by side?, split dimension)
 CANDIDATES = tuple((side, dim) for side in (True, False) for dim in SPLITS)
 FAMILIES = ("on chip", "activations resident", "weights resident", "K-blocked", "fused attention")
@@ -139,7 +140,7 @@ class Spread:
     cycles: np.ndarray  # array cycles of the products and the partial-sum additions, one layer
     adds: np.ndarray  # partial-sum additions (K split and accumulation-bound passes)
     in_flight: np.ndarray  # products at a time (they share the buffers)
-    arrays: np.ndarray  # arrays per product
+    arrays: np.ndarray  # arrays a product uses
     rounds: np.ndarray
     k_passes: np.ndarray
     m: np.ndarray  # one array's share of the product
@@ -157,15 +158,20 @@ def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, 
     in_flight = np.where(_SIDE, np.minimum(products, arrays), 1.0)
     per_product = np.floor(arrays / in_flight)
     rounds = ceil_div(products, in_flight)
-    mp = np.where(_DIM == 0, ceil_div(m, per_product), m)
-    np_ = np.where(_DIM == 1, ceil_div(n, per_product), n)
-    kp = np.where(_DIM == 2, ceil_div(k, per_product), k)
+    # two-way splits: N over as many arrays as it has column folds, the rest over M or K
+    n_parts = np.where(_DIM >= 3, np.minimum(per_product, ceil_div(n, shape.cols)), 1.0)
+    other = np.floor(per_product / n_parts)
+    m_parts = np.select([_DIM == 0, _DIM == 3], [per_product, other], 1.0)
+    k_parts = np.select([_DIM == 2, _DIM == 4], [per_product, other], 1.0)
+    n_parts = np.where(_DIM == 1, per_product, n_parts)
+    mp, np_, kp = ceil_div(m, m_parts), ceil_div(n, n_parts), ceil_div(k, k_parts)
     k_passes = np.maximum(1, np.ceil(kp / shape.max_reduction))
     cycles = gemm_cycles(shape, mp, np.ceil(kp / k_passes), np_, w_bits)
-    adds = products * m * n * (np.where(_DIM == 2, per_product - 1, 0.0) + k_passes - 1)
+    adds = products * m * n * (k_parts - 1 + k_passes - 1)
     total = rounds * cycles * passes * k_passes + ceil_div(adds, vector_lanes)
+    used = m_parts * n_parts * k_parts
     full = np.broadcast(total, mp, np_, kp, in_flight).shape
-    return Spread(*(np.broadcast_to(v, full) for v in (total, adds, in_flight, per_product, rounds, k_passes,
+    return Spread(*(np.broadcast_to(v, full) for v in (total, adds, in_flight, used, rounds, k_passes,
                                                         mp, kp, np_)))
 
 

@@ -10,7 +10,8 @@ Compute and memory: the mapper. A matrix operator is ``P`` independent products 
 (heads x sequences, experts; layers run one after another) of ``M x K @ K x N``; for every
 operator and design :mod:`peforge.dse.cost.mapper` takes the legal mapping of least time (ties:
 least energy): the products side by side or one at a time over the ``arrays`` arrays, each
-product's arrays splitting M, N or K (a K split's partial sums added by the vector unit, priced),
+product's arrays splitting M, N or K or two of them (a K split's partial sums added by the
+vector unit, priced),
 and a power-of-two SRAM tiling (activations kept on chip for the next operator where all of
 them fit, a resident operand, or K-blocked output-stationary tiles), double- or
 single-buffered; fused attention where the design has it. Each array's share runs with the
@@ -396,9 +397,10 @@ class CostModel:
         """Cost of the operator rows ``r`` (arrays ``(steps, rows)``) for every design."""
         return self.price_mapped(r, use_pim)[0]
 
-    def price_mapped(self, r: Rows, use_pim: bool = False) -> tuple[StepCost, Mapping]:
-        """:meth:`price`, and the mapping the mapper chose for each row."""
-        c, shape = self.cost, self.shape
+    def price_mapped(self, r: Rows, use_pim=False) -> tuple[StepCost, Mapping]:
+        """:meth:`price`, and the mapping the mapper chose for each row; ``use_pim`` a flag or one
+        per row."""
+        c = self.cost
         per_role = self.format_passes(r.formats)
         passes = np.where(r.attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
         plan, layer = self._map_matrix_rows(r)
@@ -411,9 +413,11 @@ class CostModel:
         ew_bytes = per_layer(r.weight_bytes) + np.where(ew_fits, 0.0, per_layer(r.act_bytes))
         compute_cycles = np.where(elementwise, vector_cycles, layer["cycles"])
         dram_layer = np.where(elementwise, ew_bytes, layer["dram_bytes"])
+        on_pim = r.attention & (self.pim_mode > 0) & use_pim
         rescale = 0.0
         if self.any_fused and (r.role == ROLE_CODES["score"]).any():
-            compute_cycles, dram_layer, rescale, plan = self._fuse_attention(r, plan, compute_cycles, dram_layer)
+            compute_cycles, dram_layer, rescale, plan = self._fuse_attention(r, plan, compute_cycles, dram_layer,
+                                                                             on_pim)
 
         compute_s = compute_cycles * r.repeat / self.clock_hz
         dram_bytes = dram_layer * r.repeat
@@ -423,7 +427,6 @@ class CostModel:
         # PIM: each query row of a decode attention product is a GEMV y = x . B, i.e. W = B^T of
         # N rows x K columns, on one channel in all-bank mode; GEMVs are spread over the channels,
         # one layer after another.
-        on_pim = r.attention & (self.pim_mode > 0) & use_pim
         if self.any_pim and np.any(use_pim):
             rounds = r.repeat * np.ceil(r.products * r.m / self.pim.channels)
             pim_s = np.where(on_pim, self.pim.gemv_cycles(r.n, r.k) * rounds / (self.pim.clock_mhz * 1e6), 0.0)
@@ -506,10 +509,11 @@ class CostModel:
                  "adds": of_spread(sp.adds), "sram_pj": {part: of_spread(v) for part, v in sram.items()}}
         return plan, layer
 
-    def _fuse_attention(self, r: Rows, plan: Mapping, cycles, dram):
+    def _fuse_attention(self, r: Rows, plan: Mapping, cycles, dram, on_pim):
         """Score, softmax and context rows of an attention operator fused (FlashAttention-style,
-        :mod:`peforge.dse.cost.mapper`) on the designs that can, where that is faster: returns the
-        rows' per-layer ``cycles`` and DRAM bytes updated, and the online softmax's rescale ops."""
+        :mod:`peforge.dse.cost.mapper`) on the designs that can, where that is faster and the
+        attention is not on PIM: returns the rows' per-layer ``cycles`` and DRAM bytes updated,
+        the online softmax's rescale ops and the mapping with the fused rows marked."""
         shape = np.broadcast(cycles, dram, r.m, self.arrays).shape
         full = lambda v: np.broadcast_to(v, shape)  # noqa: E731
         cycles, dram = np.array(full(cycles)), np.array(full(dram))
@@ -542,7 +546,7 @@ class CostModel:
         unfused_pj = pj(at(dram, score) + at(dram, soft) + at(dram, context), 0.0)
         fused_pj = pj(fused[True] + fused[False], rescale)
         tie = np.isclose(fused_time, unfused, rtol=1e-12, atol=0.0)
-        use = at(self.fused, score) & ((fused_time < unfused) & ~tie | tie & (fused_pj < unfused_pj))
+        use = at(self.fused, score) & ~at(on_pim, score) & ((fused_time < unfused) & ~tie | tie & (fused_pj < unfused_pj))
         dram[..., score] = np.where(use, fused[True], dram[..., score])
         dram[..., context] = np.where(use, fused[False], dram[..., context])
         dram[..., soft] = np.where(use, 0.0, dram[..., soft])
@@ -723,7 +727,7 @@ class CostModel:
             words.append(f"{in_flight:.0f} products side by side" + (f" in {plan['rounds'][i]:.0f} rounds"
                                                                       if plan["rounds"][i] > 1 else ""))
         if arrays > 1:
-            words.append(f"{dim} split over {arrays:.0f} arrays")
+            words.append(f"{' and '.join(dim)} split over {arrays:.0f} arrays")
         if plan["k_passes"][i] > 1:
             words.append(f"K in {plan['k_passes'][i]:.0f} passes")
         family = int(plan["family"][i])
