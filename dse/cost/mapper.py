@@ -9,8 +9,8 @@ for attention, experts for MoE, else 1) of ``M x K @ K x N``; layers run one aft
 The declared choices: *side by side* (``g = min(P, arrays)`` products at a time, in
 ``ceil(P / g)`` rounds, each product on ``s = floor(arrays / g)`` arrays) or *one at a time*
 (each product on all arrays, ``P`` rounds); the ``s`` arrays of a product split one of M, N or
-K, or two ways: N into ``min(s, ceil(N / cols))`` parts (one column fold each at most) and M or
-K into ``floor(s / n_parts)`` (many small arrays need both). A K split into ``p`` parts leaves
+K, or two ways, N and M or N and K (many small arrays need both; :func:`two_way` says how the
+arrays are shared). A K split into ``p`` parts leaves
 ``p`` partial sums per output that the vector unit adds (``(p - 1) M N`` additions, each a
 32-bit read and write of the output buffer and one vector op, after the arrays). Each array's share runs with the RTL array's exact cycle formula.
 
@@ -158,9 +158,8 @@ def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, 
     in_flight = np.where(_SIDE, np.minimum(products, arrays), 1.0)
     per_product = np.floor(arrays / in_flight)
     rounds = ceil_div(products, in_flight)
-    # two-way splits: N over as many arrays as it has column folds, the rest over M or K
-    n_parts = np.where(_DIM >= 3, np.minimum(per_product, ceil_div(n, shape.cols)), 1.0)
-    other = np.floor(per_product / n_parts)
+    n_parts, other = two_way(shape, per_product, m, k, n)
+    n_parts = np.where(_DIM >= 3, n_parts, 1.0)
     m_parts = np.select([_DIM == 0, _DIM == 3], [per_product, other], 1.0)
     k_parts = np.select([_DIM == 2, _DIM == 4], [per_product, other], 1.0)
     n_parts = np.where(_DIM == 1, per_product, n_parts)
@@ -173,6 +172,30 @@ def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, 
     full = np.broadcast(total, mp, np_, kp, in_flight).shape
     return Spread(*(np.broadcast_to(v, full) for v in (total, adds, in_flight, used, rounds, k_passes,
                                                         mp, kp, np_)))
+
+
+FOLDS_PER_ARRAY = (1, 2, 4, 8, 16)  # column folds per array a two-way split may give
+
+
+def two_way(shape: ArrayShape, arrays, m, k, n) -> tuple[np.ndarray, np.ndarray]:
+    """``(n_parts, other_parts)`` of the two-way splits (axis 0: :data:`CANDIDATES`, the M-and-N
+    and K-and-N ones used): N's ``F = ceil(N / cols)`` column folds in parts of ``j`` folds
+    (``min(arrays, ceil(F / j))`` parts, ``j`` in :data:`FOLDS_PER_ARRAY`) and M (or K's row
+    folds, ``ceil(K / (rows x lanes))``) over ``floor(arrays / n_parts)``: the ``j`` with the
+    fewest folds per array, ``ceil(F / n_parts) x ceil(X / other)``; the smallest ``j`` on ties."""
+    folds = ceil_div(n, shape.cols)
+    other_dim = np.where(_DIM == 4, ceil_div(k, shape.rows * shape.lanes), m)
+    best = n_best = o_best = None
+    for j in FOLDS_PER_ARRAY:
+        parts = np.minimum(arrays, ceil_div(folds, j))
+        other = np.floor(arrays / parts)
+        work = ceil_div(folds, parts) * ceil_div(other_dim, other)
+        if best is None:
+            best, n_best, o_best = work, parts, other
+        else:
+            better = work < best
+            best, n_best, o_best = (np.where(better, a, b) for a, b in ((work, best), (parts, n_best), (other, o_best)))
+    return n_best, o_best
 
 
 def reads(family, m, n, tile_m, tile_n) -> tuple[np.ndarray, np.ndarray]:

@@ -77,8 +77,13 @@ def brute_force(design: DesignPoint, m: int, k: int, n: int, products: int):
         rounds = -(-products // in_flight)
         for dim in ("M", "N", "K", "MN", "KN"):
             parts = {"M": 1, "N": 1, "K": 1}
-            if len(dim) == 2:  # N over its column folds (at most all arrays), the rest over M or K
-                parts["N"] = min(per_product, -(-n // cols))
+            if len(dim) == 2:  # N's column folds j per array, the rest over M (or K's row folds)
+                folds, other_dim = -(-n // cols), (m if dim[0] == "M" else -(-k // (rows * lanes)))
+                work = []
+                for j in (1, 2, 4, 8, 16):
+                    n_parts = min(per_product, -(-folds // j))
+                    work.append((-(-folds // n_parts) * -(-other_dim // (per_product // n_parts)), n_parts))
+                parts["N"] = min(work, key=lambda w: w[0])[1]  # the first of equal ones
                 parts[dim[0]] = per_product // parts["N"]
             else:
                 parts[dim] = per_product
