@@ -158,8 +158,11 @@ def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, 
     in_flight = np.where(_SIDE, np.minimum(products, arrays), 1.0)
     per_product = np.floor(arrays / in_flight)
     rounds = ceil_div(products, in_flight)
-    n_parts, other = two_way(shape, per_product, m, k, n)
-    n_parts = np.where(_DIM >= 3, n_parts, 1.0)
+    two = _DIM[:, 0, 0, 0] >= 3  # only the two-way candidates need their shares worked out
+    n_two, other_two = two_way(shape, per_product[two], _DIM[two], m, k, n)
+    n_parts = np.ones(np.broadcast(per_product, n_two[:1]).shape)
+    other = np.ones_like(n_parts)
+    n_parts[two], other[two] = n_two, other_two
     m_parts = np.select([_DIM == 0, _DIM == 3], [per_product, other], 1.0)
     k_parts = np.select([_DIM == 2, _DIM == 4], [per_product, other], 1.0)
     n_parts = np.where(_DIM == 1, per_product, n_parts)
@@ -169,22 +172,21 @@ def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, 
     adds = products * m * n * (k_parts - 1 + k_passes - 1)
     total = rounds * cycles * passes * k_passes + ceil_div(adds, vector_lanes)
     used = m_parts * n_parts * k_parts
-    full = np.broadcast(total, mp, np_, kp, in_flight).shape
-    return Spread(*(np.broadcast_to(v, full) for v in (total, adds, in_flight, used, rounds, k_passes,
-                                                        mp, kp, np_)))
+    full = np.broadcast(total, mp, np_, kp, in_flight).shape  # axis 0 whole: options stack on it
+    return Spread(np.broadcast_to(total, full), adds, in_flight, used, rounds, k_passes, mp, kp, np_)
 
 
 FOLDS_PER_ARRAY = (1, 2, 4, 8, 16)  # column folds per array a two-way split may give
 
 
-def two_way(shape: ArrayShape, arrays, m, k, n) -> tuple[np.ndarray, np.ndarray]:
-    """``(n_parts, other_parts)`` of the two-way splits (axis 0: :data:`CANDIDATES`, the M-and-N
-    and K-and-N ones used): N's ``F = ceil(N / cols)`` column folds in parts of ``j`` folds
+def two_way(shape: ArrayShape, arrays, dim, m, k, n) -> tuple[np.ndarray, np.ndarray]:
+    """``(n_parts, other_parts)`` of two-way splits of ``arrays`` arrays (axis 0: candidates of
+    split ``dim``, an index into :data:`SPLITS`, 3: M and N, 4: K and N): N's ``F = ceil(N / cols)`` column folds in parts of ``j`` folds
     (``min(arrays, ceil(F / j))`` parts, ``j`` in :data:`FOLDS_PER_ARRAY`) and M (or K's row
     folds, ``ceil(K / (rows x lanes))``) over ``floor(arrays / n_parts)``: the ``j`` with the
     fewest folds per array, ``ceil(F / n_parts) x ceil(X / other)``; the smallest ``j`` on ties."""
     folds = ceil_div(n, shape.cols)
-    other_dim = np.where(_DIM == 4, ceil_div(k, shape.rows * shape.lanes), m)
+    other_dim = np.where(dim == 4, ceil_div(k, shape.rows * shape.lanes), m)
     best = n_best = o_best = None
     for j in FOLDS_PER_ARRAY:
         parts = np.minimum(arrays, ceil_div(folds, j))

@@ -223,6 +223,7 @@ class _RunPlan:
 
 
 _PLANS: dict[tuple, tuple[Any, _RunPlan]] = {}
+_BUFFERING = np.array([2.0, 1.0])  # copies of each tile: double-buffered, or single
 
 
 def _run_plan(table: OpTable, workload: Workload, steps: int, slope: dict | None, batch_scale: float,
@@ -481,32 +482,33 @@ class CostModel:
         sp = mapper.spreads(shape, self.arrays, self.vector_lanes, m, k, n, products, w_bits, passes)
         sram = self._sram_pj(r, sp)
         spread_pj = sum(sram.values()) + sp.adds * (c["vector_pj_per_op"] + 2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"])
-        # Tilings (axis 0: double- or single-buffered; axis 1: each side's buffer share, for its
-        # three split dimensions alike).
-        db = np.array([2.0, 1.0]).reshape(2, 1, 1, 1, 1)
+        # Tilings (axis 0: double- or single-buffered; axis 1: each side's buffer share, alike for
+        # its split dimensions).
         n_dims = len(mapper.SPLITS)
         share = sp.in_flight[::n_dims]
         on_chip = products * r.io_op <= self.act_sram + self.out_sram  # for the next operator too
         t = mapper.tile(m, k, n, r.a_op, r.b_op, r.c_op, r.a_bytes, r.b_bytes, self.act_sram / share,
-                        self.weight_sram / share, self.out_sram / share, shape.rows * shape.lanes, db,
-                        on_chip_ok=on_chip)
-        per_candidate = lambda v: np.repeat(np.broadcast_to(v, (2, *share.shape)), n_dims, axis=1)  # noqa: E731
-        dram = per_candidate(products * t.bytes + r.kv_writes / r.repeat)
-        compute = sp.cycles / self.clock_hz
-        dram_s = dram / self.dram_bytes_per_s
-        time = np.where(db == 2, np.maximum(compute, dram_s), compute + dram_s)
-        energy = spread_pj + dram * 8 * c["memory_pj_per_bit"]
-        options = (2 * len(mapper.CANDIDATES), *time.shape[2:])
-        choice = mapper.fastest(time.reshape(options), energy.reshape(options))
-        candidate, double = choice % len(mapper.CANDIDATES), choice < len(mapper.CANDIDATES)
-        of_spread = lambda v: mapper.pick(np.broadcast_to(v, sp.cycles.shape), candidate)  # noqa: E731
-        of_option = lambda v: mapper.pick(per_candidate(v).reshape(options), choice)  # noqa: E731
+                        self.weight_sram / share, self.out_sram / share, shape.rows * shape.lanes,
+                        _BUFFERING.reshape(2, 1, 1, 1, 1), on_chip_ok=on_chip)
+        dram = products * t.bytes + r.kv_writes / r.repeat  # (buffering, side, designs, steps, rows)
+        # Every option: (buffering, side, split dimension, designs, steps, rows).
+        by_side = lambda v: v.reshape(1, 2, n_dims, *v.shape[1:])  # noqa: E731
+        compute, dram_s = by_side(sp.cycles / self.clock_hz), dram[:, :, None] / self.dram_bytes_per_s
+        time = np.where(_BUFFERING.reshape(2, 1, 1, 1, 1, 1) == 2, np.maximum(compute, dram_s), compute + dram_s)
+        energy = by_side(spread_pj) + dram[:, :, None] * 8 * c["memory_pj_per_bit"]
+        flat = (-1, *time.shape[3:])
+        choice = mapper.fastest(time.reshape(flat), np.broadcast_to(energy, time.shape).reshape(flat))
+        candidate = choice % len(mapper.CANDIDATES)
+        tiling = (choice // len(mapper.CANDIDATES)) * 2 + candidate // n_dims  # (buffering, side) of the choice
+        of_spread = lambda v: np.choose(candidate, v)  # noqa: E731
+        of_tiling = lambda v: np.choose(tiling, v.reshape(4, *v.shape[2:]))  # noqa: E731
         plan = Mapping(
             candidate=candidate, arrays=of_spread(sp.arrays), in_flight=of_spread(sp.in_flight),
-            rounds=of_spread(sp.rounds), k_passes=of_spread(sp.k_passes), double=double,
-            family=of_option(t.family), tile_m=of_option(t.tile_m), tile_n=of_option(t.tile_n))
-        layer = {"cycles": of_spread(sp.cycles), "dram_bytes": mapper.pick(dram.reshape(options), choice),
-                 "adds": of_spread(sp.adds), "sram_pj": {part: of_spread(v) for part, v in sram.items()}}
+            rounds=of_spread(sp.rounds), k_passes=of_spread(sp.k_passes),
+            double=choice < len(mapper.CANDIDATES), family=of_tiling(t.family), tile_m=of_tiling(t.tile_m),
+            tile_n=of_tiling(t.tile_n))
+        layer = {"cycles": of_spread(sp.cycles), "dram_bytes": of_tiling(dram), "adds": of_spread(sp.adds),
+                 "sram_pj": {part: of_spread(v) for part, v in sram.items()}}
         return plan, layer
 
     def _fuse_attention(self, r: Rows, plan: Mapping, cycles, dram, on_pim):
@@ -583,17 +585,18 @@ class CostModel:
         return self.price_runs([RunSpec(table, steps, slope, use_pim, batch_scale)], workload, stride)[0][0]
 
     def price_runs(self, specs: Sequence[RunSpec], workload: Workload, stride: int = 1,
-                   with_mapping: bool = False) -> list[tuple[RunCost, dict[str, Any]]]:
+                   with_mapping: bool = False, parts: Sequence[str] | None = None) -> list[tuple[RunCost, dict[str, Any]]]:
         """:meth:`price_run` of several runs of ``workload`` in one pass of the mapper (the rows of
         all of them side by side), each with (``with_mapping``) the mapping of its fixed and of its
-        varying rows."""
+        varying rows; ``parts``: the :class:`StepCost` fields its ``rows`` need (default all)."""
         plans = [_run_plan(spec.table, workload, spec.steps, spec.slope, spec.batch_scale, stride) for spec in specs]
         joined = _joined_rows(plans, [spec.use_pim for spec in specs])
         cost, mapping = self.price_mapped(joined.rows, joined.use_pim)
+        names = list(parts or [f.name for f in fields(StepCost)])
         pieces = {}
         for key, (start, stop, steps_rows) in joined.slices.items():
             cut = lambda v: np.broadcast_to(v, cost.npu_s.shape)[..., start:stop].reshape(-1, *steps_rows)  # noqa: E731
-            pieces[key] = (StepCost(**{f.name: cut(getattr(cost, f.name)) for f in fields(StepCost)}),
+            pieces[key] = ({name: cut(getattr(cost, name)) for name in {*names, "npu_s", "pim_s"}},
                            Mapping(**{f.name: cut(getattr(mapping, f.name)) for f in fields(Mapping)})
                            if with_mapping else None)
         designs = len(self.designs)
@@ -602,17 +605,17 @@ class CostModel:
             (fixed, fixed_map), moving = pieces[i, "fixed"], pieces.get((i, "moving"))
             varying = plan.varying
             rows: dict[str, np.ndarray] = {}
-            for f in fields(StepCost):
+            for name in names:
                 column = np.empty((designs, len(spec.table.kind)))
-                column[:, ~varying] = getattr(fixed, f.name)[:, 0, :] * spec.steps
+                column[:, ~varying] = fixed[name][:, 0, :] * spec.steps
                 if moving is not None:
-                    column[:, varying] = np.einsum("dsr,s->dr", getattr(moving[0], f.name), plan.weight)
-                rows[f.name] = column
-            npu = fixed.npu_s.sum(axis=-1)  # (designs, 1)
-            pim = fixed.pim_s.sum(axis=-1)
+                    column[:, varying] = np.einsum("dsr,s->dr", moving[0][name], plan.weight)
+                rows[name] = column
+            npu = fixed["npu_s"].sum(axis=-1)  # (designs, 1)
+            pim = fixed["pim_s"].sum(axis=-1)
             if moving is not None:
-                npu = npu + moving[0].npu_s.sum(axis=-1)
-                pim = pim + moving[0].pim_s.sum(axis=-1)
+                npu = npu + moving[0]["npu_s"].sum(axis=-1)
+                pim = pim + moving[0]["pim_s"].sum(axis=-1)
             shape = (designs, len(plan.weight))
             maps = {"varying": varying, "fixed": fixed_map, **({"moving": moving[1]} if moving is not None else {})}
             out.append((RunCost(rows, np.broadcast_to(npu, shape), np.broadcast_to(pim, shape), plan.weight), maps))
@@ -636,7 +639,8 @@ class CostModel:
             if (self.pim_mode == PIM_MODES["concurrent"]).any() and workload.batch > 1:
                 specs["half"] = RunSpec(run.base, run.steps, run.slope, use_pim=True, batch_scale=0.5)
         priced = dict(zip(specs, self.price_runs(list(specs.values()), workload, stride,
-                                                 with_mapping=mappings_out is not None)))
+                                                 with_mapping=mappings_out is not None,
+                                                 parts=None if costs_out is not None else ("energy_j", "macs"))))
         if mappings_out is not None:
             mappings_out.update({phase: maps for phase, (_, maps) in priced.items()})
         if "prefill" in priced:
