@@ -148,13 +148,15 @@ class Spread:
     n: np.ndarray
 
 
-_SIDE = np.array([side for side, _ in CANDIDATES])[:, None, None, None]
-_DIM = np.array([SPLITS.index(dim) for _, dim in CANDIDATES])[:, None, None, None]
+_SIDES = np.array([side for side, _ in CANDIDATES])[:, None, None, None]
+_DIMS = np.array([SPLITS.index(dim) for _, dim in CANDIDATES])[:, None, None, None]
 
 
-def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, passes) -> Spread:
-    """Cycles of one layer's ``products`` products on ``arrays`` arrays, for every spread
-    candidate at once (axis 0: :data:`CANDIDATES`)."""
+def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, passes,
+            candidates: tuple[int, ...] = tuple(range(len(CANDIDATES)))) -> Spread:
+    """Cycles of one layer's ``products`` products on ``arrays`` arrays, for the spread
+    ``candidates`` (indices into :data:`CANDIDATES`) at once, on axis 0."""
+    _SIDE, _DIM = _SIDES[list(candidates)], _DIMS[list(candidates)]
     in_flight = np.where(_SIDE, np.minimum(products, arrays), 1.0)
     per_product = np.floor(arrays / in_flight)
     rounds = ceil_div(products, in_flight)

@@ -174,13 +174,23 @@ class Rows:
     io_op: np.ndarray  # activations in and out of one product (bytes): on chip when they fit
 
     @functools.cached_property
-    def matrix_rows(self) -> tuple[np.ndarray, Rows]:
-        """The indices of the matrix rows, and those rows alone (what the mapper prices)."""
-        index = np.nonzero(self.matrix)[0]
+    def matrix_groups(self) -> list[tuple[np.ndarray, Rows]]:
+        """The matrix rows, in two groups: one product per layer, and several (the spread
+        candidates they need differ), each as its indices and those rows alone."""
+        products = np.broadcast_to(self.products, np.broadcast(self.m, self.matrix).shape).reshape(-1)
+        groups = []
+        for members in (self.matrix & (products == 1), self.matrix & (products > 1)):
+            index = np.nonzero(members)[0]
+            if len(index):
+                groups.append((index, self.subset(index)))
+        return groups
+
+    def subset(self, index: np.ndarray) -> Rows:
+        """These rows at ``index`` (of the last axis) only."""
         full = np.broadcast(self.m, self.matrix).shape
         at = lambda v: np.broadcast_to(v, np.broadcast_shapes(np.shape(v), full))[..., index]  # noqa: E731
-        return index, dataclasses.replace(self, **{f.name: at(getattr(self, f.name)) for f in fields(Rows)
-                                                   if isinstance(getattr(self, f.name), np.ndarray)})
+        return dataclasses.replace(self, **{f.name: at(getattr(self, f.name)) for f in fields(Rows)
+                                            if isinstance(getattr(self, f.name), np.ndarray)})
 
 
 def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, role: np.ndarray, workload: Workload,
@@ -224,6 +234,9 @@ class _RunPlan:
 
 _PLANS: dict[tuple, tuple[Any, _RunPlan]] = {}
 _BUFFERING = np.array([2.0, 1.0])  # copies of each tile: double-buffered, or single
+_ALL_CANDIDATES = tuple(range(len(mapper.CANDIDATES)))
+_SIDE_BY_SIDE = tuple(i for i, (side, _) in enumerate(mapper.CANDIDATES) if side)
+_ONE_ARRAY_OR_ALL = (_SIDE_BY_SIDE[0], *(i for i, (side, _) in enumerate(mapper.CANDIDATES) if not side))
 
 
 def _run_plan(table: OpTable, workload: Workload, steps: int, slope: dict | None, batch_scale: float,
@@ -363,6 +376,7 @@ class CostModel:
                      for f in fields(UnitCosts) if f.name != "sources"}
         col = lambda get: _column([get(d) for d in self.designs])  # noqa: E731
         self.arrays = col(lambda d: d.compute.arrays)
+        self.max_arrays = float(self.arrays.max())
         self.cols = col(lambda d: d.compute.cols)
         self.clock_hz = col(lambda d: d.compute.clock_mhz * 1e6)
         self.vector_lanes = col(lambda d: d.compute.lanes_of_vector_unit)
@@ -456,57 +470,73 @@ class CostModel:
 
     def _map_matrix_rows(self, r: Rows) -> tuple[Mapping, dict[str, Any]]:
         """:meth:`mapping` of the matrix rows of ``r`` only, laid out over all its rows (zeros on
-        elementwise rows): the mapper's work grows with the rows it sees."""
-        index, sub = r.matrix_rows
+        elementwise rows): the mapper's work grows with the rows and candidates it sees. Rows of
+        one product per layer need only the side-by-side candidates (one at a time is the same),
+        rows of at least as many products as any design has arrays only one side-by-side one
+        (each product has one array, whatever it splits)."""
         shape = np.broadcast(r.m, self.arrays).shape
-        per_role = self.format_passes(sub.formats)
-        passes = np.where(sub.attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
-        plan, layer = self.mapping(sub, passes, np.minimum(sub.w_bits, self.shape.max_w_bits))
+        plan_out: dict[str, np.ndarray] = {}
+        layer_out: dict[str, np.ndarray] = {}
+        for index, sub in r.matrix_groups:
+            per_role = self.format_passes(sub.formats)
+            passes = np.where(sub.attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
+            if np.all(sub.products == 1):
+                candidates = _SIDE_BY_SIDE
+            elif np.all(sub.products >= self.max_arrays):
+                candidates = _ONE_ARRAY_OR_ALL
+            else:
+                candidates = _ALL_CANDIDATES
+            plan, layer = self.mapping(sub, passes, np.minimum(sub.w_bits, self.shape.max_w_bits), candidates)
+            flat = {**{f.name: getattr(plan, f.name) for f in fields(Mapping)},
+                    **{key: v for key, v in layer.items() if key != "sram_pj"},
+                    **{f"sram_{part}": v for part, v in layer["sram_pj"].items()}}
+            for key, v in flat.items():
+                if key not in plan_out:
+                    plan_out[key] = np.zeros(shape, dtype=v.dtype)
+                plan_out[key][..., index] = v
+        plan = Mapping(**{f.name: plan_out[f.name] for f in fields(Mapping)})
+        layer_out = {"cycles": plan_out["cycles"], "dram_bytes": plan_out["dram_bytes"], "adds": plan_out["adds"],
+                     "sram_pj": {part: plan_out[f"sram_{part}"] for part in ("act", "weight", "out")}}
+        return plan, layer_out
 
-        def spread_out(v):
-            out = np.zeros(shape, dtype=v.dtype)
-            out[..., index] = v
-            return out
-
-        plan = Mapping(**{f.name: spread_out(getattr(plan, f.name)) for f in fields(Mapping)})
-        layer = {key: ({part: spread_out(x) for part, x in v.items()} if isinstance(v, dict) else spread_out(v))
-                 for key, v in layer.items()}
-        return plan, layer
-
-    def mapping(self, r: Rows, passes, w_bits) -> tuple[Mapping, dict[str, Any]]:
-        """The mapper (:mod:`peforge.dse.cost.mapper`): for every matrix row and design, the spread
-        and tiling of least time, then least energy. Returns the :class:`Mapping` and the chosen
-        mapping's per-layer ``cycles``, ``dram_bytes``, partial-sum ``adds`` and ``sram_pj`` (by buffer)."""
+    def mapping(self, r: Rows, passes, w_bits, candidates: tuple[int, ...] = _ALL_CANDIDATES
+                ) -> tuple[Mapping, dict[str, Any]]:
+        """The mapper (:mod:`peforge.dse.cost.mapper`): for every matrix row and design, of the
+        spread ``candidates`` (indices into :data:`~peforge.dse.cost.mapper.CANDIDATES`) and every
+        tiling, the one of least time, then least energy. Returns the :class:`Mapping` and the
+        chosen mapping's per-layer ``cycles``, ``dram_bytes``, partial-sum ``adds`` and ``sram_pj``
+        (by buffer)."""
         shape, c = self.shape, self.cost
         m, k, n, products = r.m, r.k, r.n, r.products
-        sp = mapper.spreads(shape, self.arrays, self.vector_lanes, m, k, n, products, w_bits, passes)
+        sp = mapper.spreads(shape, self.arrays, self.vector_lanes, m, k, n, products, w_bits, passes, candidates)
         sram = self._sram_pj(r, sp)
         spread_pj = sum(sram.values()) + sp.adds * (c["vector_pj_per_op"] + 2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"])
         # Tilings (axis 0: double- or single-buffered; axis 1: each side's buffer share, alike for
         # its split dimensions).
-        n_dims = len(mapper.SPLITS)
-        share = sp.in_flight[::n_dims]
+        sides = [mapper.CANDIDATES[i][0] for i in candidates]
+        present = sorted(set(sides), reverse=True)
+        side_of = np.array([present.index(side) for side in sides])
+        share = sp.in_flight[[sides.index(side) for side in present]]
         on_chip = products * r.io_op <= self.act_sram + self.out_sram  # for the next operator too
         t = mapper.tile(m, k, n, r.a_op, r.b_op, r.c_op, r.a_bytes, r.b_bytes, self.act_sram / share,
                         self.weight_sram / share, self.out_sram / share, shape.rows * shape.lanes,
                         _BUFFERING.reshape(2, 1, 1, 1, 1), on_chip_ok=on_chip)
         dram = products * t.bytes + r.kv_writes / r.repeat  # (buffering, side, designs, steps, rows)
-        # Every option: (buffering, side, split dimension, designs, steps, rows).
-        by_side = lambda v: v.reshape(1, 2, n_dims, *v.shape[1:])  # noqa: E731
-        compute, dram_s = by_side(sp.cycles / self.clock_hz), dram[:, :, None] / self.dram_bytes_per_s
-        time = np.where(_BUFFERING.reshape(2, 1, 1, 1, 1, 1) == 2, np.maximum(compute, dram_s), compute + dram_s)
-        energy = by_side(spread_pj) + dram[:, :, None] * 8 * c["memory_pj_per_bit"]
-        flat = (-1, *time.shape[3:])
+        # Every option: (buffering, candidate, designs, steps, rows).
+        compute, dram_c = sp.cycles[None] / self.clock_hz, dram[:, side_of]
+        dram_s = dram_c / self.dram_bytes_per_s
+        time = np.where(_BUFFERING.reshape(2, 1, 1, 1, 1) == 2, np.maximum(compute, dram_s), compute + dram_s)
+        energy = spread_pj[None] + dram_c * 8 * c["memory_pj_per_bit"]
+        flat = (-1, *time.shape[2:])
         choice = mapper.fastest(time.reshape(flat), np.broadcast_to(energy, time.shape).reshape(flat))
-        candidate = choice % len(mapper.CANDIDATES)
-        tiling = (choice // len(mapper.CANDIDATES)) * 2 + candidate // n_dims  # (buffering, side) of the choice
-        of_spread = lambda v: np.choose(candidate, v)  # noqa: E731
-        of_tiling = lambda v: np.choose(tiling, v.reshape(4, *v.shape[2:]))  # noqa: E731
+        local = choice % len(candidates)
+        tiling = (choice // len(candidates)) * len(present) + side_of[local]  # (buffering, side) of the choice
+        of_spread = lambda v: np.choose(local, v)  # noqa: E731
+        of_tiling = lambda v: np.choose(tiling, v.reshape(-1, *v.shape[2:]))  # noqa: E731
         plan = Mapping(
-            candidate=candidate, arrays=of_spread(sp.arrays), in_flight=of_spread(sp.in_flight),
-            rounds=of_spread(sp.rounds), k_passes=of_spread(sp.k_passes),
-            double=choice < len(mapper.CANDIDATES), family=of_tiling(t.family), tile_m=of_tiling(t.tile_m),
-            tile_n=of_tiling(t.tile_n))
+            candidate=np.asarray(candidates)[local], arrays=of_spread(sp.arrays), in_flight=of_spread(sp.in_flight),
+            rounds=of_spread(sp.rounds), k_passes=of_spread(sp.k_passes), double=choice < len(candidates),
+            family=of_tiling(t.family), tile_m=of_tiling(t.tile_m), tile_n=of_tiling(t.tile_n))
         layer = {"cycles": of_spread(sp.cycles), "dram_bytes": of_tiling(dram), "adds": of_spread(sp.adds),
                  "sram_pj": {part: of_spread(v) for part, v in sram.items()}}
         return plan, layer
