@@ -10,9 +10,10 @@ The declared choices: *side by side* (``g = min(P, arrays)`` products at a time,
 ``ceil(P / g)`` rounds, each product on ``s = floor(arrays / g)`` arrays) or *one at a time*
 (each product on all arrays, ``P`` rounds); the ``s`` arrays of a product split one of M, N or
 K, or two ways, N and M or N and K (many small arrays need both; :func:`two_way` says how the
-arrays are shared). A K split into ``p`` parts leaves
-``p`` partial sums per output that the vector unit adds (``(p - 1) M N`` additions, each a
-32-bit read and write of the output buffer and one vector op, after the arrays). Each array's share runs with the RTL array's exact cycle formula.
+arrays are shared). A K split into ``p`` parts leaves ``p`` partial sums per output that the
+vector unit adds (``(p - 1) M N`` additions, each a 32-bit read and write of the output buffer
+and one vector op, after the arrays). Each array's share runs with the RTL array's exact cycle
+formula.
 
 **Tiling** (DRAM). The products in flight share the SRAM buffers equally. Tiles are powers of
 two or a whole dimension (``Tm x Tn`` outputs; K in blocks of at least one array fold,
@@ -21,9 +22,9 @@ so the output tile is stationary. Tiles are double-buffered (each buffer holds t
 larger tiles, single-buffered, which serializes transfer and compute. Of the loop orders, the
 activation row block may stay resident across all weight tiles (weights re-read once per row
 block), or the weight column block across all activation tiles, or neither (both re-read: the
-K-blocked output-stationary tiling). When the operator's whole activation operand and result
-fit on chip (buffer share of the activation plus output buffers) they never leave it: only
-the weights (or KV cache) stream. A test enumerates this space by brute force.
+K-blocked output-stationary tiling). When all of an operator's activation operands and results
+fit in the activation and output buffers they never leave the chip (the next operator finds
+them there): only the weights (or KV cache) stream. A test enumerates this space by brute force.
 
 **Fused attention** (a design option, ``compute.fused_attention``): the score, softmax and
 context of a head stay on chip (FlashAttention-style): query tiles of ``Tq`` rows in the
