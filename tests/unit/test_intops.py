@@ -1,0 +1,81 @@
+"""The vector unit's integer-only operators against float references, over every input code or
+many random rows, with the error bounds their docstrings state; the fixed-point helpers by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from peforge.hw import intops
+
+
+def test_fixed_point_and_requantize_by_hand():
+    assert intops.fixed_point(0.5) == (1 << 30, 31)  # 0.5 = 2**30 / 2**31
+    multiplier, shift = intops.fixed_point(0.3)
+    assert abs(multiplier / 2 ** shift - 0.3) < 2 ** -31 and 1 << 30 <= multiplier < 1 << 31
+    # 100 x 0.5 = 50, 3 x 0.5 = 1.5 rounds up to 2, -3 x 0.5 = -1.5 up to -1; 300 saturates at 127
+    half = intops.fixed_point(0.5)
+    assert intops.requantize([100, -100, 3, -3, 300, -300], *half, 8).tolist() == [50, -50, 2, -1, 127, -128]
+    with pytest.raises(ValueError, match="positive finite"):
+        intops.fixed_point(0.0)
+
+
+@pytest.mark.parametrize("log2_scale, bound", [(-5, 0.06), (-8, 0.02), (-11, 0.006), (-14, 0.006)])
+def test_exp_within_its_relative_bound_on_every_code(log2_scale, bound):
+    scale = 2.0 ** log2_scale
+    q = np.arange(-round(16 / scale), 1)  # x from -16 to 0
+    codes, out_scale = intops.i_exp(q, scale)
+    reference = np.exp(q * scale)
+    counted = reference >= 2 ** -8
+    error = np.abs(codes * out_scale - reference)[counted] / reference[counted]
+    assert error.max() < bound
+    assert codes[-1] * out_scale == pytest.approx(1.0, rel=bound)  # exp(0)
+
+
+def test_exp_rejects_positive_inputs_and_coarse_scales():
+    with pytest.raises(ValueError, match="<= 0"):
+        intops.i_exp([1], 0.01)
+    with pytest.raises(ValueError, match="coarser than ln 2"):
+        intops.i_exp([-1], 1.0)
+
+
+@pytest.mark.parametrize("log2_scale", [-4, -6, -8, -10])
+def test_softmax_rows_within_2_to_minus_7(log2_scale):
+    scale = 2.0 ** log2_scale
+    rows = np.random.default_rng(log2_scale + 20).integers(-round(12 / scale), round(4 / scale), size=(500, 64))
+    codes, out_scale = intops.i_softmax(rows, scale)
+    x = rows * scale
+    reference = np.exp(x - x.max(axis=-1, keepdims=True))
+    reference /= reference.sum(axis=-1, keepdims=True)
+    assert np.abs(codes * out_scale - reference).max() < 2 ** -7
+    assert out_scale == 2 ** -8 and codes.min() >= 0 and codes.max() <= 256
+
+
+def test_integer_square_root_is_exact():
+    rng = np.random.default_rng(7)
+    n = np.concatenate([np.arange(0, 4097), rng.integers(0, 1 << 62, 4000),
+                        [(1 << 62) - 1, 1 << 40, (1 << 40) - 1, (1 << 31) ** 2 - 1]])
+    assert [int(v) for v in intops.i_sqrt(n)] == [math.isqrt(int(v)) for v in n]
+    with pytest.raises(ValueError, match=">= 0"):
+        intops.i_sqrt([-1])
+
+
+@pytest.mark.parametrize("high, bound", [(8, 2.5e-3), (128, 5e-4), (2048, 5e-4)])
+def test_rmsnorm_within_its_bound(high, bound):
+    rows = np.random.default_rng(high).integers(-high, high, size=(1000, 64))
+    codes, out_scale = intops.i_rmsnorm(rows)
+    rms = np.sqrt((rows.astype(float) ** 2).mean(axis=-1, keepdims=True))
+    reference = np.divide(rows, rms, out=np.zeros(rows.shape), where=rms > 0)
+    assert np.abs(codes * out_scale - reference).max() < bound
+    assert intops.i_rmsnorm(np.zeros((1, 8), dtype=int))[0].tolist() == [[0] * 8]  # no division by zero
+
+
+@pytest.mark.parametrize("log2_scale", [-5, -6, -8])
+def test_silu_within_0_4_percent_of_x(log2_scale):
+    scale = 2.0 ** log2_scale
+    q = np.arange(-round(8 / scale), round(8 / scale) + 1)
+    codes, out_scale = intops.i_silu(q, scale)
+    x = q * scale
+    error = np.abs(codes * out_scale - x / (1 + np.exp(-x)))
+    assert (error <= 0.004 * np.abs(x)).all()
+    assert codes[q == 0].tolist() == [0]
