@@ -51,6 +51,11 @@ def specs(cls_or_cfg: Any) -> list[tuple[dataclasses.Field, ParamSpec]]:
     return [(f, f.metadata["spec"]) for f in dataclasses.fields(cls_or_cfg) if "spec" in f.metadata]
 
 
+def spec_of(cls_or_cfg: Any, name: str) -> ParamSpec:
+    """The declaration of parameter ``name`` (its range or choices, declared once)."""
+    return next(spec for f, spec in specs(cls_or_cfg) if f.name == name)
+
+
 @dataclass(frozen=True)
 class NestedSpec:
     """A sub-block config whose class is chosen by the value of field ``selector``."""

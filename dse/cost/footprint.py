@@ -32,7 +32,6 @@ capacity), and weights plus KV plus activations must fit the memory as a whole.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
@@ -123,16 +122,10 @@ def capacity_bytes(design: DesignPoint) -> tuple[float, float]:
     return memory, min(memory, pim_capacity_bytes(design))
 
 
-@functools.cache
-def _batch_high() -> int:
-    """The largest batch a design point allows (declared once, on ``DesignPoint.batch``)."""
-    return next(s.high for f, s in params.specs(DesignPoint) if f.name == "batch")
-
-
 def max_batch(footprint: Footprint, memory: np.ndarray | float, kv: np.ndarray | float) -> np.ndarray:
     """The largest batch (0 .. the design range's top) whose footprint fits ``memory`` bytes and
     whose KV cache fits ``kv`` bytes; arrays broadcast (one entry per design), ``inf`` is no limit."""
-    high = float(_batch_high())
+    high = float(params.spec_of(DesignPoint, "batch").high)
     # per-sequence bytes are positive for any model (every layer caches K and V), so no 0 / 0
     by_memory = np.floor((np.asarray(memory, dtype=np.float64) - footprint.weight_bytes) / footprint.per_seq_bytes)
     by_kv = np.floor(np.asarray(kv, dtype=np.float64) / footprint.kv_bytes_per_seq)

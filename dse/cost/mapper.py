@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ... import arith
 from .array import ArrayShape, gemm_cycles
 
 PSUM_BYTES = 4  # partial sums are 32-bit words in the output buffer and between arrays
@@ -63,7 +64,9 @@ def pow2_tile(limit, dim):
 
 
 def ceil_div(a, b):
-    return np.ceil(a / np.maximum(b, 1))
+    """:func:`peforge.arith.ceil_div` with divisors of at least 1: an illegal tile's 0 counts as 1,
+    its cost is discarded anyway."""
+    return arith.ceil_div(a, np.maximum(b, 1))
 
 
 @dataclass(frozen=True)
@@ -209,11 +212,6 @@ def reads(family, m, n, tile_m, tile_n) -> tuple[np.ndarray, np.ndarray]:
     act = np.select([family == ON_CHIP, family == ACT_RESIDENT, family == FUSED], [0.0, 1.0, 1.0], rows)
     weight = np.select([family == ON_CHIP, family == WEIGHT_RESIDENT], [1.0, 1.0], cols)
     return act, weight
-
-
-def pick(values: np.ndarray, index: np.ndarray, axis: int = 0) -> np.ndarray:
-    """``values`` at ``index`` along ``axis`` (``index`` has that axis removed)."""
-    return np.take_along_axis(values, np.expand_dims(index, axis), axis).squeeze(axis)
 
 
 def fastest(time: np.ndarray, energy: np.ndarray, axis: int = 0) -> np.ndarray:

@@ -401,6 +401,16 @@ class CostModel:
             self._passes[formats] = {role: _column([p[role] for p in per_design]) for role in per_design[0]}
         return self._passes[formats]
 
+    def _passes_of(self, r: Rows) -> np.ndarray:
+        """Passes of each row on every design: its weight (or KV) operand's times its activation's."""
+        per_role = self.format_passes(r.formats)
+        return np.where(r.attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
+
+    def _on_chip(self, r: Rows) -> np.ndarray:
+        """Whether all of an operator's activation operands and results fit the activation and
+        output buffers, so they stay on chip for the next operator."""
+        return r.products * r.io_op <= self.act_sram + self.out_sram
+
     @property
     def peak_macs_per_s(self) -> np.ndarray:
         """MACs per second of every design's arrays with every cell busy: the compute roof."""
@@ -416,8 +426,7 @@ class CostModel:
         """:meth:`price`, and the mapping the mapper chose for each row; ``use_pim`` a flag or one
         per row."""
         c = self.cost
-        per_role = self.format_passes(r.formats)
-        passes = np.where(r.attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
+        passes = self._passes_of(r)
         plan, layer = self._map_matrix_rows(r)
 
         # Elementwise rows on the vector unit; their operands stay on chip when they fit.
@@ -476,17 +485,15 @@ class CostModel:
         (each product has one array, whatever it splits)."""
         shape = np.broadcast(r.m, self.arrays).shape
         plan_out: dict[str, np.ndarray] = {}
-        layer_out: dict[str, np.ndarray] = {}
         for index, sub in r.matrix_groups:
-            per_role = self.format_passes(sub.formats)
-            passes = np.where(sub.attention, per_role["kv"], per_role["weight"]) * per_role["activation"]
             if np.all(sub.products == 1):
                 candidates = _SIDE_BY_SIDE
             elif np.all(sub.products >= self.max_arrays):
                 candidates = _ONE_ARRAY_OR_ALL
             else:
                 candidates = _ALL_CANDIDATES
-            plan, layer = self.mapping(sub, passes, np.minimum(sub.w_bits, self.shape.max_w_bits), candidates)
+            plan, layer = self.mapping(sub, self._passes_of(sub), np.minimum(sub.w_bits, self.shape.max_w_bits),
+                                       candidates)
             flat = {**{f.name: getattr(plan, f.name) for f in fields(Mapping)},
                     **{key: v for key, v in layer.items() if key != "sram_pj"},
                     **{f"sram_{part}": v for part, v in layer["sram_pj"].items()}}
@@ -517,10 +524,9 @@ class CostModel:
         present = sorted(set(sides), reverse=True)
         side_of = np.array([present.index(side) for side in sides])
         share = sp.in_flight[[sides.index(side) for side in present]]
-        on_chip = products * r.io_op <= self.act_sram + self.out_sram  # for the next operator too
         t = mapper.tile(m, k, n, r.a_op, r.b_op, r.c_op, r.a_bytes, r.b_bytes, self.act_sram / share,
                         self.weight_sram / share, self.out_sram / share, shape.rows * shape.lanes,
-                        _BUFFERING.reshape(2, 1, 1, 1, 1), on_chip_ok=on_chip)
+                        _BUFFERING.reshape(2, 1, 1, 1, 1), on_chip_ok=self._on_chip(r))
         dram = products * t.bytes + r.kv_writes / r.repeat  # (buffering, side, designs, steps, rows)
         # Every option: (buffering, candidate, designs, steps, rows).
         compute, dram_c = sp.cycles[None] / self.clock_hz, dram[:, side_of]
@@ -556,7 +562,7 @@ class CostModel:
         kv_tile = np.minimum(keys, at(self.shape.cols, score))
         share = at(plan.in_flight, score)  # products sharing the buffers
         buffers = [at(b, score) / share for b in (self.act_sram, self.weight_sram, self.out_sram)]
-        on_chip = r.products * r.io_op <= self.act_sram + self.out_sram
+        on_chip = self._on_chip(r)
         fused = {}
         for rows, io in ((score, np.where(on_chip, 0.0, r.a_op)), (context, np.where(on_chip, 0.0, r.c_op))):
             per_product, _ = mapper.fused_bytes(at(r.m, rows), d, kv_tile, at(r.b_op, rows), at(io, rows),
@@ -754,7 +760,7 @@ class CostModel:
             return "vector unit"
         if on_pim:
             return f"PIM: all-bank GEMVs over {self.designs[0].pim.channels} channels"
-        side, dim = mapper.CANDIDATES[int(plan["candidate"][i])]
+        _, dim = mapper.CANDIDATES[int(plan["candidate"][i])]
         arrays, in_flight = plan["arrays"][i], plan["in_flight"][i]
         words = []
         if in_flight > 1:

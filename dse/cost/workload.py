@@ -148,7 +148,7 @@ def check_run(config, *, batch: int, seq: int, gen: int) -> None:
     """
     from ..design.point import DesignPoint
 
-    batch_spec = next(s for f, s in params.specs(DesignPoint) if f.name == "batch")  # declared once
+    batch_spec = params.spec_of(DesignPoint, "batch")  # declared once
     for flag, value, low, high in (("--batch", batch, batch_spec.low, batch_spec.high),
                                    ("--seq", seq, 1, config.max_positions),
                                    ("--gen", gen, 1, config.max_positions)):

@@ -49,7 +49,7 @@ from ...sim import tech
 
 def _choices(cls: type, name: str) -> tuple[Any, ...]:
     """The allowed values of field ``name`` of a hw block config (declared there, once)."""
-    return next(spec.choices for f, spec in params.specs(cls) if f.name == name)
+    return params.spec_of(cls, name).choices
 
 
 @dataclass(frozen=True, kw_only=True)
