@@ -565,8 +565,9 @@ class CostModel:
         on_chip = self._on_chip(r)
         fused = {}
         for rows, io in ((score, np.where(on_chip, 0.0, r.a_op)), (context, np.where(on_chip, 0.0, r.c_op))):
-            per_product, _ = mapper.fused_bytes(at(r.m, rows), d, kv_tile, at(r.b_op, rows), at(io, rows),
-                                                r.a_bytes, at(r.b_bytes, rows), *buffers, np.where(double, 2, 1))
+            per_product, query_rows = mapper.fused_bytes(at(r.m, rows), d, kv_tile, at(r.b_op, rows), at(io, rows),
+                                                         r.a_bytes, at(r.b_bytes, rows), *buffers,
+                                                         np.where(double, 2, 1))
             fused[rows is score] = per_product * at(r.products, rows)
         rescale = at(r.products, context) * at(r.m, context) * d * np.ceil(keys / np.maximum(kv_tile, 1))
         soft_cycles = at(cycles, soft) + np.ceil(rescale / at(self.vector_lanes, soft))
@@ -591,10 +592,12 @@ class CostModel:
         cycles[..., soft] = np.where(use, soft_cycles, cycles[..., soft])
         rescale_ops = np.zeros(shape)
         rescale_ops[..., soft] = np.where(use, rescale, 0.0)
-        family = np.array(full(plan.family))
+        # the fused rows' tiles: Tq query rows (the same for score and context) by kv_tile keys
+        tiles = {name: np.array(full(getattr(plan, name))) for name in ("family", "tile_m", "tile_n")}
         for rows in (score, context):
-            family[..., rows] = np.where(use, mapper.FUSED, family[..., rows])
-        return cycles, dram, rescale_ops, dataclasses.replace(plan, family=family)
+            for name, value in (("family", mapper.FUSED), ("tile_m", query_rows), ("tile_n", kv_tile)):
+                tiles[name][..., rows] = np.where(use, value, tiles[name][..., rows])
+        return cycles, dram, rescale_ops, dataclasses.replace(plan, **tiles)
 
     def _sram_pj(self, r: Rows, sp: mapper.Spread) -> dict[str, np.ndarray]:
         """Energy (pJ, one layer) of the arrays' SRAM reads and writes for a spread: each of a
