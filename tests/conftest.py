@@ -13,8 +13,15 @@ from tools import run_temp_root
 _MARKERS = {"unit", "rtl", "cocotb", "synth", "model", "e2e"}
 
 
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run the tests marked slow (the full matrix)")
+
+
 def pytest_collection_modifyitems(config, items):
+    run_slow = config.getoption("--slow")
     for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: the full matrix runs with --slow"))
         folder = Path(str(item.fspath)).parent.name
         if folder in _MARKERS:
             item.add_marker(getattr(pytest.mark, folder))
