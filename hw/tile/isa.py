@@ -30,6 +30,7 @@ of :mod:`peforge.hw.tile.unit`).
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -58,8 +59,11 @@ class Slot:
     layout: data.StructLayout
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.isidentifier():
-            raise ValueError(f"slot name {self.name!r} must be an identifier")
+        # The name becomes a port (``Sequencer.units.<name>``), so Amaranth's member rules apply.
+        if (not isinstance(self.name, str) or not self.name.isidentifier() or keyword.iskeyword(self.name)
+                or self.name.startswith("_") or self.name == "signature"):
+            raise ValueError(f"slot name {self.name!r} must be a public Python identifier, not a keyword "
+                             f"or 'signature'")
         if not isinstance(self.layout, data.StructLayout):
             raise ValueError(f"slot {self.name!r}: layout must be a data.StructLayout, not {self.layout!r}")
 
@@ -239,6 +243,11 @@ class Step:
     fetched: int
     issued: int
     completed: int
+
+    @property
+    def stall(self) -> int:
+        """Cycles it waited at decode (its unit busy, or a ``Wait``'s or ``End``'s units)."""
+        return self.issued - self.fetched
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ address is the next pc whenever the instruction at decode leaves.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Module, Mux, Signal
@@ -22,7 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..params import param, validate
-from .isa import Op, Slot, check_slots, instruction_layout
+from .isa import Instruction, Op, Slot, check_slots, encode, instruction_layout
 
 
 def slot_signature(slot: Slot) -> wiring.Signature:
@@ -54,6 +55,14 @@ class SequencerConfig:
     def width(self) -> int:
         """Bits of one instruction word."""
         return self.layout.size
+
+    def encode(self, program: Sequence[Instruction]) -> list[int]:
+        """The words of ``program`` for this sequencer (:func:`~peforge.hw.tile.isa.encode`), checked
+        to fit its memory."""
+        words = encode(program, self.slots)
+        if len(words) > self.depth:
+            raise ValueError(f"a program of {len(words)} instructions does not fit in depth={self.depth}")
+        return words
 
     def slot(self, name: str) -> Slot:
         for s in self.slots:

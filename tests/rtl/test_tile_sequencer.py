@@ -74,10 +74,12 @@ def random_program(rng: random.Random, names: list[str], length: int) -> list:
     return program + [End(), Issue(names[0], {"cycles": 1}), Wait(tuple(names))]
 
 
-def run_programs(names: list[str], programs: list[list[int]], *, depth: int = 64, junk: int = 0):
+def run_programs(names: list[str], programs: list[list[int]], *, depth: int = 64, junk: int = 0,
+                 hold_start: bool = False):
     """Load and run each program (a list of words) in turn on one sequencer; per run: the cycle
     ``done`` rose (start is cycle 0), the ``cycles`` output then, and the accepted commands as
-    ``(cycle, slot, bits)``; ``junk`` words are written after each program's own."""
+    ``(cycle, slot, bits)``; ``junk`` words are written after each program's own. ``hold_start``:
+    keep ``start`` high until ``done`` (it must be ignored while running), else one cycle."""
     slots = _slots(names)
     top = Module()
     top.submodules.seq = seq = Sequencer(SequencerConfig(slots=slots, depth=depth))
@@ -99,7 +101,7 @@ def run_programs(names: list[str], programs: list[list[int]], *, depth: int = 64
             assert not ctx.get(seq.busy)
             ctx.set(seq.start, 1)
             await ctx.tick()  # the edge ending cycle 0
-            ctx.set(seq.start, 0)
+            ctx.set(seq.start, hold_start)
             cycle, accepts = 1, []
             while not ctx.get(seq.done):
                 assert ctx.get(seq.busy), f"busy low in cycle {cycle} before done"
@@ -110,6 +112,7 @@ def run_programs(names: list[str], programs: list[list[int]], *, depth: int = 64
                 await ctx.tick()
                 cycle += 1
                 assert cycle < 10_000, "no done"
+            ctx.set(seq.start, 0)
             counted = ctx.get(seq.cycles)
             before = {name: ctx.get(unit.accepted) for name, unit in units.items()}
             for _ in range(4):  # after done: nothing more is issued, done holds
@@ -133,16 +136,27 @@ def expected(program, names):
     return timeline.cycles, issues
 
 
-@pytest.mark.parametrize("names", SLOT_SETS, ids=lambda names: f"{len(names)}slots")
-def test_random_programs_match_timeline(names):
-    rng = random.Random(len(names))
-    programs = [random_program(rng, names, rng.randint(1, 40)) for _ in range(12)]
+def _check_random(names, seed: int, count: int, hold_start: bool) -> None:
+    rng = random.Random(seed)
+    programs = [random_program(rng, names, rng.randint(1, 40)) for _ in range(count)]
     slots = _slots(names)
-    results = run_programs(names, [encode(p, slots) for p in programs])
+    results = run_programs(names, [encode(p, slots) for p in programs], hold_start=hold_start)
     for program, (done, counted, accepts) in zip(programs, results):
         cycles, issues = expected(program, names)
         assert (done, counted) == (cycles, cycles), program
         assert accepts == issues, program
+
+
+@pytest.mark.parametrize("hold_start", [False, True], ids=["start-pulse", "start-held"])
+@pytest.mark.parametrize("names", SLOT_SETS, ids=lambda names: f"{len(names)}slots")
+def test_random_programs_match_timeline(names, hold_start):
+    _check_random(names, seed=len(names) + 10 * hold_start, count=8, hold_start=hold_start)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("names", SLOT_SETS, ids=lambda names: f"{len(names)}slots")
+def test_many_random_programs_match_timeline(names):
+    _check_random(names, seed=100 + len(names), count=300, hold_start=False)
 
 
 def test_hand_timeline_back_to_back_stalls_and_waits():

@@ -124,8 +124,9 @@ def test_bad_slot_lists(slots, message):
 
 
 def test_bad_slots_and_configs():
-    with pytest.raises(ValueError, match="slot name '2x' must be an identifier"):
-        Slot("2x", A.layout)
+    for name in ("2x", "class", "_x", "signature", ""):
+        with pytest.raises(ValueError, match=f"slot name '{name}' must be a public Python identifier"):
+            Slot(name, A.layout)
     with pytest.raises(ValueError, match="layout must be a data.StructLayout"):
         Slot("a", 8)
     with pytest.raises(ValueError, match=r"SequencerConfig.depth=1 is out of range; allowed 2..65536"):
@@ -133,6 +134,13 @@ def test_bad_slots_and_configs():
     with pytest.raises(ValueError, match="unknown slot 'q'"):
         SequencerConfig(slots=[A]).slot("q")
     assert SequencerConfig(slots=[A, B, C]).width == 15
+
+
+def test_config_encodes_what_fits_its_memory():
+    config = SequencerConfig(slots=[A, B], depth=3)
+    assert config.encode([Nop(), Nop(), End()]) == [3 << 9, 3 << 9, 0]
+    with pytest.raises(ValueError, match="a program of 4 instructions does not fit in depth=3"):
+        config.encode([Nop(), Nop(), Nop(), End()])
 
 
 def test_timeline_by_hand():
@@ -153,6 +161,7 @@ def test_timeline_by_hand():
     assert [(s.fetched, s.issued, s.completed) for s in timeline.steps] == [
         (1, 1, 4), (2, 2, 7), (3, 4, 6), (5, 5, 5), (6, 7, 7), (8, 8, 8), (9, 9, 10), (10, 10, 10)]
     assert [s.index for s in timeline.steps] == list(range(8))
+    assert [s.stall for s in timeline.steps] == [0, 0, 1, 0, 1, 0, 0, 0]
 
 
 @pytest.mark.parametrize("program, cycles", [
