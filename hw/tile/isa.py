@@ -128,7 +128,8 @@ def instruction_layout(slots: Sequence[Slot]) -> data.StructLayout:
     return data.StructLayout({"arg": arg_bits, "slot": (len(slots) - 1).bit_length(), "op": Op})
 
 
-def _index(slots: tuple[Slot, ...], name: str) -> int:
+def slot_index(slots: Sequence[Slot], name: str) -> int:
+    """The index of the slot named ``name`` (its number in UNIT words and WAIT masks)."""
     for i, s in enumerate(slots):
         if s.name == name:
             return i
@@ -185,10 +186,10 @@ def encode(program: Sequence[Instruction], slots: Sequence[Slot]) -> list[int]:
     words = []
     for ins in program:
         if isinstance(ins, Issue):
-            i = _index(slots, ins.slot)
+            i = slot_index(slots, ins.slot)
             fields = {"op": Op.UNIT, "slot": i, "arg": pack_command(slots[i].layout, ins.command)}
         elif isinstance(ins, Wait):
-            fields = {"op": Op.WAIT, "arg": sum(1 << _index(slots, name) for name in ins.slots)}
+            fields = {"op": Op.WAIT, "arg": sum(1 << slot_index(slots, name) for name in ins.slots)}
         elif isinstance(ins, End):
             fields = {"op": Op.END}
         elif isinstance(ins, Nop):

@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..params import param, validate
-from .isa import Instruction, Op, Slot, check_slots, encode, instruction_layout
+from .isa import Instruction, Op, Slot, check_slots, encode, instruction_layout, slot_index
 
 
 def slot_signature(slot: Slot) -> wiring.Signature:
@@ -47,7 +47,7 @@ class SequencerConfig:
         object.__setattr__(self, "slots", check_slots(self.slots))  # frozen: normalised to a tuple once
 
     @property
-    def layout(self):
+    def layout(self) -> data.StructLayout:
         """The instruction word's layout (:func:`~peforge.hw.tile.isa.instruction_layout`)."""
         return instruction_layout(self.slots)
 
@@ -65,10 +65,8 @@ class SequencerConfig:
         return words
 
     def slot(self, name: str) -> Slot:
-        for s in self.slots:
-            if s.name == name:
-                return s
-        raise ValueError(f"unknown slot {name!r}; known: {', '.join(s.name for s in self.slots)}")
+        """The slot named ``name``."""
+        return self.slots[slot_index(self.slots, name)]
 
 
 class Sequencer(wiring.Component):
