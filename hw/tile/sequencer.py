@@ -75,10 +75,12 @@ class Sequencer(wiring.Component):
     Ports
     -----
     imem : the instruction memory's write port (``addr``, ``data``: one instruction word, ``en``),
-        written while the sequencer is idle (the tile drives it from AXI4-Lite or the DMA)
+        written while the sequencer is idle (the tile drives it from AXI4-Lite or the DMA; a word
+        written during a run is seen only if it is fetched at least one cycle later)
     start : a high cycle while idle runs the program from address 0 (ignored while running)
     busy : high from the cycle after ``start`` until ``done``
-    done : high from the cycle after ``END`` leaves decode until the next ``start``
+    done : high from the cycle after ``END`` leaves decode (every unit idle, all writes done)
+        until the next ``start``
     cycles : cycles since ``start``, counted while busy: equals the run's cycles while ``done``
     units : per slot name, ``cmd`` (stream of the slot's commands, driven by the sequencer) and
         ``busy`` (the unit's, read by ``WAIT`` and ``END``)

@@ -128,7 +128,7 @@ def run_programs(names: list[str], programs: list[list[int]], *, depth: int = 64
     return results
 
 
-def expected(program, names):
+def expected(program):
     """The timeline's done cycle and its issues as ``(cycle, slot, bits)``."""
     timeline = program_timeline(program, _cycles_field)
     issues = [(s.issued, s.instruction.slot, pack_command(LAYOUTS[s.instruction.slot], s.instruction.command))
@@ -142,7 +142,7 @@ def _check_random(names, seed: int, count: int, hold_start: bool) -> None:
     slots = _slots(names)
     results = run_programs(names, [encode(p, slots) for p in programs], hold_start=hold_start)
     for program, (done, counted, accepts) in zip(programs, results):
-        cycles, issues = expected(program, names)
+        cycles, issues = expected(program)
         assert (done, counted) == (cycles, cycles), program
         assert accepts == issues, program
 
