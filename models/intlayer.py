@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from ..hw import intops
 from .config import ModelConfig, load_config
 
 __all__ = ["ACT_BITS", "ACC_BITS", "NORM_BITS", "SILU_BITS", "PROB_BITS", "Gemm", "Vector", "Move", "Step",
-           "KVCache", "IntLayerConfig", "IntLayer", "execute", "rope_tables"]
+           "VECTOR_OPS", "MOVE_OPS", "KVCache", "IntLayerConfig", "IntLayer", "execute", "output_bits", "rope_tables"]
 
 ACT_BITS = 8  # activations between matrix products, weights and the KV cache: INT8
 ACC_BITS = 32  # matrix product accumulators
@@ -137,7 +137,7 @@ class Move:
             raise ValueError(f"Move.op: {self.op!r} is not an op; allowed {', '.join(MOVE_OPS)}")
 
 
-Step = Union[Gemm, Vector, Move]
+Step = Gemm | Vector | Move
 
 
 def _saturate(q, bits: int) -> np.ndarray:
@@ -268,6 +268,22 @@ def execute(steps: list[Step], tensors: dict[str, np.ndarray]) -> dict[str, np.n
     return t
 
 
+def output_bits(steps: list[Step]) -> dict[str, int]:
+    """Signed width, bits, each step's output is stored at (which scratchpad element it takes): 32
+    for accumulators and the vector unit's wide intermediates, the ``bits`` a saturating op names,
+    INT8 for RoPE and probabilities, the source's for a move."""
+    fixed = {"rope": ACT_BITS, "softmax": ACT_BITS, "silu": ACC_BITS, "mul": ACC_BITS}
+    bits: dict[str, int] = {}
+    for step in steps:
+        if isinstance(step, Gemm):
+            bits[step.out] = ACC_BITS
+        elif isinstance(step, Vector):
+            bits[step.out] = step.constants.get("bits", fixed.get(step.op, ACC_BITS))
+        else:
+            bits[step.out] = bits.get(step.src, ACT_BITS)
+    return bits
+
+
 # --- the layer -----------------------------------------------------------------------------------
 
 def rope_tables(positions: int, head_dim: int, theta: float, frac_bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -348,8 +364,8 @@ class IntLayerConfig:
         _check_sizes("IntLayerConfig", calibration_tokens=self.calibration_tokens)
 
 
-#: The weight matrices of a layer, ``[N][K]``: name -> (rows, columns) from the config.
 def _weight_shapes(cfg: ModelConfig) -> dict[str, tuple[int, int]]:
+    """The weight matrices of a layer, stored ``[N][K]``: name -> (rows, columns)."""
     h, q, kv, inter = cfg.hidden_size, cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim, \
         cfg.intermediate_size
     return {"w_q": (q, h), "w_k": (kv, h), "w_v": (kv, h), "w_o": (h, q),
