@@ -385,11 +385,16 @@ class IntLayer:
     weights : dict of str to numpy array
         INT8 codes of each weight ``[N][K]`` (``w_q`` ... ``w_down``) and the embedding table.
     weight_scales : dict of str to numpy array
-        Real scale of each weight row (per output channel), and of the embedding (``x_scale``).
+        Real scale of each weight row (per output channel); the embedding's codes are at ``x_scale``.
     gains : dict of str to numpy array
         Real RMSNorm gains ``attn_norm`` and ``mlp_norm``, per channel.
     scales : dict of str to float
-        Real scale of every named INT8 activation tensor (and of ``out``, the residual stream's).
+        Real scale of each calibrated INT8 activation (``attn_norm``, ``q`` (also ``q_rot``), ``k``
+        (``k_rot``, the K cache), ``v`` (the V cache), ``context``, ``mlp_norm``, ``gate``, ``up``,
+        ``mlp_act``) and ``out``, the residual stream's (``x``, ``h``, ``out``).
+    constants : dict of str to numpy array
+        The named constant tensors the steps read: the weights and the RoPE tables ``rope_cos``,
+        ``rope_sin`` ``[max_positions][head_dim / 2]``.
     """
 
     def __init__(self, config: IntLayerConfig | None = None):
@@ -415,13 +420,28 @@ class IntLayer:
         self.constants = {**{n: w for n, w in self.weights.items() if n != "embed_tokens"},
                           "rope_cos": cos, "rope_sin": sin}
 
-    # -- float pass for calibration only (the tests keep their own reference) --
     def dequantized(self) -> dict[str, np.ndarray]:
         """Real weights ``[N][K]`` (codes times their row scales) and the gains, float64."""
         real = {n: self.weights[n] * self.weight_scales[n][:, None] for n in _weight_shapes(self.config.model)}
         return {**real, **self.gains}
 
     def _calibrate(self, x_codes: np.ndarray) -> dict[str, float]:
+        """INT8 scales from the float activations of ``x_codes``, cut into sequences of at most
+        ``max_positions`` tokens."""
+        c, length = self.config, self.config.model.max_positions
+        peaks: dict[str, float] = {}
+        for start in range(0, len(x_codes), length):
+            for name, a in self._float_activations(x_codes[start:start + length]).items():
+                peaks[name] = max(peaks.get(name, 0.0), float(np.abs(a).max()))
+        scales = {name: c.margin * peak / 127 for name, peak in peaks.items()}
+        # a context row is a convex combination of V rows: V's scale cannot saturate it, whatever the input
+        scales["context"] = scales["v"]
+        scales["out"] = c.x_scale
+        return scales
+
+    def _float_activations(self, x_codes: np.ndarray) -> dict[str, np.ndarray]:
+        """The float64 layer on one sequence, at each tensor quantized to INT8 (q and k before and
+        after RoPE): calibration only; the tests keep their own reference."""
         cfg, c = self.config.model, self.config
         w = self.dequantized()
         tokens, d, r = x_codes.shape[0], cfg.head_dim, cfg.kv_group
@@ -437,23 +457,20 @@ class IntLayer:
         x = x_codes * c.x_scale
         acts["attn_norm"] = _float_rmsnorm(x) * w["attn_norm"]
         q, k, acts["v"] = (acts["attn_norm"] @ w[n].T for n in ("w_q", "w_k", "w_v"))
-        acts["q"], acts["k"] = np.concatenate([q, rope(q)]), np.concatenate([k, rope(k)])  # before and after
+        acts["q"], acts["k"] = np.concatenate([q, rope(q)]), np.concatenate([k, rope(k)])
         qh = rope(q).reshape(tokens, cfg.num_heads, d)
         kh, vh = rope(k).reshape(tokens, cfg.num_kv_heads, d), acts["v"].reshape(tokens, cfg.num_kv_heads, d)
-        scores = np.einsum("thd,shd->hts", qh, kh[:, np.arange(cfg.num_heads) // r]) / math.sqrt(d)
+        kv_of_head = np.arange(cfg.num_heads) // r
+        scores = np.einsum("thd,shd->hts", qh, kh[:, kv_of_head]) / math.sqrt(d)
         scores = np.where(np.tril(np.ones((tokens, tokens), bool)), scores, -np.inf)
         probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
         probs /= probs.sum(axis=-1, keepdims=True)
-        context = np.einsum("hts,shd->thd", probs, vh[:, np.arange(cfg.num_heads) // r])
+        context = np.einsum("hts,shd->thd", probs, vh[:, kv_of_head])
         h = x + context.reshape(tokens, -1) @ w["w_o"].T
         acts["mlp_norm"] = _float_rmsnorm(h) * w["mlp_norm"]
         acts["gate"], acts["up"] = (acts["mlp_norm"] @ w[n].T for n in ("w_gate", "w_up"))
         acts["mlp_act"] = acts["gate"] / (1 + np.exp(-acts["gate"])) * acts["up"]
-        scales = {name: c.margin * float(np.abs(a).max()) / 127 for name, a in acts.items()}
-        # a context row is a convex combination of V rows: V's scale cannot saturate it, whatever the input
-        scales["context"] = scales["v"]
-        scales["out"] = c.x_scale
-        return scales
+        return acts
 
     # -- the step list --
     def steps(self, tokens: int, position: int) -> list[Step]:
