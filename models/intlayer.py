@@ -95,7 +95,8 @@ class Vector:
         Named tensor written.
     constants : dict
         Integer (and for ``softmax`` / ``silu`` the input scale's) parameters of the op, fixed when
-        the layer is built: multipliers, shifts, bit widths, positions.
+        the layer is built: ``multiplier`` (one int, or a tuple of one per channel of the last axis)
+        and ``shift`` of a requantization, the ``bits`` it saturates to, RoPE's ``position``...
     """
 
     op: str
@@ -150,7 +151,7 @@ def _requantize(ins, c):
 
 def _rmsnorm(ins, c):
     codes, _ = intops.i_rmsnorm(ins[0], out_bits=NORM_BITS)
-    return _requantize([codes], c)  # the gain, per channel, folded into the multipliers
+    return codes
 
 
 def _rope(ins, c):
@@ -183,7 +184,7 @@ def _silu(ins, c):
 #: op -> (inputs, function of (inputs, constants)); each one vector-unit operation of the tile.
 VECTOR_OPS: dict[str, tuple[int, Callable[[list[np.ndarray], dict[str, Any]], np.ndarray]]] = {
     "requantize": (1, _requantize),  # multiply-and-shift, saturated to bits
-    "rmsnorm": (1, _rmsnorm),  # i_rmsnorm, then requantize with the gain in the multipliers
+    "rmsnorm": (1, _rmsnorm),  # x / rms at NORM_BITS of fraction; the gain goes in the next requantize
     "rope": (3, _rope),  # x, cos table, sin table: i_rope at rows position.., saturated to INT8
     "softmax": (1, _causal_softmax),  # causal rows of i_softmax, saturated to INT8
     "silu": (1, _silu),
@@ -294,10 +295,13 @@ def rope_tables(positions: int, head_dim: int, theta: float, frac_bits: int) -> 
             np.round(np.sin(angles) * 2 ** frac_bits).astype(np.int64))
 
 
-def _multipliers(reals) -> tuple[tuple[int, ...], int]:
-    """Per-channel fixed-point multipliers sharing one shift (the largest factor's, so it keeps 31
-    bits and the others as many as their ratio to it allows)."""
-    reals = np.atleast_1d(np.asarray(reals, dtype=float))
+def _multipliers(reals) -> tuple[int | tuple[int, ...], int]:
+    """Fixed-point ``(multiplier, shift)`` of one real, or per-channel multipliers sharing one
+    shift (the largest factor's, so it keeps 31 bits and the others as many as their ratio to it
+    allows) of an array of them."""
+    if np.ndim(reals) == 0:
+        return intops.fixed_point(float(reals))
+    reals = np.asarray(reals, dtype=float)
     _, shift = intops.fixed_point(float(reals.max()))
     return tuple(int(m) for m in np.round(reals * 2.0 ** shift)), shift
 
@@ -493,10 +497,9 @@ class IntLayer:
             return [Gemm(name=name, a=a, b_t=weight, out=f"{out}_acc", m=tokens, k=k, n=n),
                     requantize(f"{out}_acc", out, in_scale * ws[weight] / out_scale, bits)]
 
-        def norm(src, out):
-            multiplier, shift = _multipliers(self.gains[out] * 2.0 ** -NORM_BITS / s[out])
-            return Vector(op="rmsnorm", inputs=(src,), out=out,
-                          constants={"multiplier": multiplier, "shift": shift, "bits": ACT_BITS})
+        def norm(src, out):  # the gain, per channel, folded into the requantization's multipliers
+            return [Vector(op="rmsnorm", inputs=(src,), out=f"{out}_rms"),
+                    requantize(f"{out}_rms", out, self.gains[out] * 2.0 ** -NORM_BITS / s[out])]
 
         def rope(src, out):
             return Vector(op="rope", inputs=(src, "rope_cos", "rope_sin"), out=out,
@@ -505,7 +508,7 @@ class IntLayer:
         prob_scale = 2.0 ** -PROB_BITS
         silu_scale = s["gate"] * 2.0 ** -SILU_BITS
         return [
-            norm("x", "attn_norm"),
+            *norm("x", "attn_norm"),
             *projection("q_proj", "attn_norm", "w_q", "q", h, q_width, s["attn_norm"], s["q"]),
             *projection("k_proj", "attn_norm", "w_k", "k", h, kv_width, s["attn_norm"], s["k"]),
             *projection("v_proj", "attn_norm", "w_v", "v", h, kv_width, s["attn_norm"], s["v"]),
@@ -524,7 +527,7 @@ class IntLayer:
             # back to the residual stream's scale, 16 bits so only the sum saturates
             *projection("o_proj", "attn", "w_o", "o", q_width, h, s["context"], s["out"], bits=16),
             Vector(op="add", inputs=("x", "o"), out="h", constants={"bits": ACT_BITS}),
-            norm("h", "mlp_norm"),
+            *norm("h", "mlp_norm"),
             *projection("mlp.gate_proj", "mlp_norm", "w_gate", "gate", h, inter, s["mlp_norm"], s["gate"]),
             *projection("mlp.up_proj", "mlp_norm", "w_up", "up", h, inter, s["mlp_norm"], s["up"]),
             Vector(op="silu", inputs=("gate",), out="gate_silu", constants={"scale": s["gate"]}),
