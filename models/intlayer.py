@@ -188,7 +188,7 @@ VECTOR_OPS: dict[str, tuple[int, Callable[[list[np.ndarray], dict[str, Any]], np
     "rope": (3, _rope),  # x, cos table, sin table: i_rope at rows position.., saturated to INT8
     "softmax": (1, _causal_softmax),  # causal rows of i_softmax, saturated to INT8
     "silu": (1, _silu),
-    "mul": (2, lambda ins, c: ins[0] * ins[1]),
+    "mul": (2, lambda ins, c: ins[0] * ins[1]),  # SiLU's codes (< 2**19) times INT8: < 2**26, no clip
     "add": (2, lambda ins, c: _saturate(ins[0] + ins[1], c["bits"])),
 }
 
@@ -398,7 +398,7 @@ class IntLayer:
         ``mlp_act``) and ``out``, the residual stream's (``x``, ``h``, ``out``).
     constants : dict of str to numpy array
         The named constant tensors the steps read: the weights and the RoPE tables ``rope_cos``,
-        ``rope_sin`` ``[max_positions][head_dim / 2]``.
+        ``rope_sin`` ``[max_positions][head_dim / 2]`` (``rope_bits`` of fraction: ``rope_bits + 2``-bit signed, as cos 0 is ``2**rope_bits``).
     """
 
     def __init__(self, config: IntLayerConfig | None = None):

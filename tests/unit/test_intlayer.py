@@ -95,6 +95,9 @@ def test_prefill_then_decode_equals_the_longer_prefill_bit_for_bit(layer):
     assert cache.length == full_cache.length == 9
     assert np.array_equal(cache.k, full_cache.k) and np.array_equal(cache.v_t, full_cache.v_t)
     assert not cache.k[:, 9:].any() and not cache.v_t[:, :, 9:].any()  # nothing beyond the tokens
+    # a chunked prefill (3 tokens after 6 cached) is the same rows again
+    _, cache = layer.prefill(x[:6])
+    assert np.array_equal(layer.execute(x[6:], cache)["out"], full[6:])
 
 
 def test_gqa_head_map_and_causal_rows_by_hand(layer):
@@ -131,7 +134,7 @@ def test_rope_rotates_each_token_by_its_own_position(layer):
     assert np.array_equal(layer.execute(layer.embed([5]))["q_rot"], layer.execute(layer.embed([5]))["q"])
 
 
-@pytest.mark.parametrize("phase, tokens, position", [("prefill", 7, 0), ("decode", 1, 11)])
+@pytest.mark.parametrize("phase, tokens, position", [("prefill", 7, 0), ("prefill", 5, 9), ("decode", 1, 11)])
 def test_gemm_shapes_are_the_operator_graph(layer, phase, tokens, position):
     graph = build_graph(load_config("tiny-llama"), phase, seq=tokens if phase == "prefill" else None,
                         kv_len=position, quant="w8a8kv8")
