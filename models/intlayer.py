@@ -398,7 +398,8 @@ class IntLayer:
         ``mlp_act``) and ``out``, the residual stream's (``x``, ``h``, ``out``).
     constants : dict of str to numpy array
         The named constant tensors the steps read: the weights and the RoPE tables ``rope_cos``,
-        ``rope_sin`` ``[max_positions][head_dim / 2]`` (``rope_bits`` of fraction: ``rope_bits + 2``-bit signed, as cos 0 is ``2**rope_bits``).
+        ``rope_sin`` ``[max_positions][head_dim / 2]`` at ``rope_bits`` of fraction (``rope_bits +
+        2``-bit signed integers: cos 0 is ``2**rope_bits``).
     """
 
     def __init__(self, config: IntLayerConfig | None = None):
