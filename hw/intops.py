@@ -111,3 +111,21 @@ def i_silu(q, scale: float, out_bits: int = 12) -> tuple[np.ndarray, float]:
     sigmoid_abs = (one << out_bits) // (one + e)  # sigmoid(|x|) at out_bits of fraction
     sigmoid = np.where(q >= 0, sigmoid_abs, (1 << out_bits) - sigmoid_abs)
     return q * sigmoid, scale * 2.0 ** -out_bits
+
+
+def i_rope(q, cos, sin, frac_bits: int) -> np.ndarray:
+    """Rotary position embedding of integer vectors along the last axis (``d`` elements, Llama's
+    rotate-half pairing: element ``i < d/2`` pairs with ``i + d/2``): ``(x_i, x_j) -> (x_i cos -
+    x_j sin, x_j cos + x_i sin)``, with ``cos`` and ``sin`` integer tables at ``frac_bits`` bits
+    of fraction (shape broadcastable to ``[..., d/2]``), shifted right by ``frac_bits`` with
+    halves rounded up. The output keeps the input's scale and is not saturated (a rotation can
+    grow an element by up to sqrt 2). Absolute error against the exact rotation, in codes: at
+    most ``1/2 + (|x_i| + |x_j|) * 2**-(frac_bits + 1)`` (the tables' rounding, then the shift's)."""
+    q = np.asarray(q, dtype=np.int64)
+    cos, sin = np.asarray(cos, dtype=np.int64), np.asarray(sin, dtype=np.int64)
+    if frac_bits < 1 or q.shape[-1] % 2:
+        raise ValueError(f"i_rope: needs frac_bits >= 1 and an even last axis, not {frac_bits!r} and {q.shape!r}")
+    half = q.shape[-1] // 2
+    first, second = q[..., :half], q[..., half:]
+    rotated = np.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
+    return (rotated + (1 << (frac_bits - 1))) >> frac_bits

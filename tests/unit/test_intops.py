@@ -79,3 +79,21 @@ def test_silu_within_0_4_percent_of_x(log2_scale):
     error = np.abs(codes * out_scale - x / (1 + np.exp(-x)))
     assert (error <= 0.004 * np.abs(x)).all()
     assert codes[q == 0].tolist() == [0]
+
+
+def test_rope_by_hand_and_within_its_bound_on_every_pair():
+    # a quarter turn: (x_i, x_j) -> (-x_j, x_i); no turn: unchanged
+    assert intops.i_rope([3, 5], [0], [1 << 14], 14).tolist() == [-5, 3]
+    assert intops.i_rope([3, -7, 5, 2], [1 << 14, 1 << 14], [0, 0], 14).tolist() == [3, -7, 5, 2]
+    codes = np.arange(-128, 128)
+    pairs = np.stack(np.meshgrid(codes, codes), axis=-1).reshape(-1, 2)  # every (x_i, x_j) of INT8
+    for angle in (0.3, 1.0, 2.5, -2.0):
+        for frac_bits in (8, 14):
+            cos, sin = (round(f(angle) * 2 ** frac_bits) for f in (math.cos, math.sin))
+            out = intops.i_rope(pairs, [cos], [sin], frac_bits)
+            exact = np.stack([pairs[:, 0] * math.cos(angle) - pairs[:, 1] * math.sin(angle),
+                              pairs[:, 1] * math.cos(angle) + pairs[:, 0] * math.sin(angle)], axis=-1)
+            bound = 0.5 + np.abs(pairs).sum(axis=-1, keepdims=True) * 2.0 ** -(frac_bits + 1)
+            assert (np.abs(out - exact) <= bound + 1e-9).all()
+    with pytest.raises(ValueError, match="even last axis"):
+        intops.i_rope([1, 2, 3], [1], [0], 14)
