@@ -13,7 +13,7 @@ import pytest
 
 from peforge.models.config import load_config
 from peforge.models.graph import build_graph
-from peforge.models.intlayer import Gemm, IntLayer, IntLayerConfig, Move, Vector, execute, output_bits
+from peforge.dse.tile.intlayer import Gemm, IntLayer, IntLayerConfig, Move, Vector, execute, output_bits
 
 # Error of the output against the float layer, in codes of its INT8 (x_scale = 1/16), measured over
 # seeds 0..11 (the slow test's inputs): 32 tokens, max 3.5 and mean 0.79 codes; 128 tokens (every

@@ -31,8 +31,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..hw import intops
-from .config import ModelConfig, load_config
+from ...hw import intops
+from ...models.config import ModelConfig, load_config
 
 __all__ = ["ACT_BITS", "ACC_BITS", "NORM_BITS", "SILU_BITS", "PROB_BITS", "Gemm", "Vector", "Move", "Step",
            "VECTOR_OPS", "MOVE_OPS", "KVCache", "IntLayerConfig", "IntLayer", "execute", "output_bits", "rope_tables"]
