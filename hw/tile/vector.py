@@ -24,8 +24,8 @@ rows back to back; ``RECIP`` ``i_recip(acc, shift)`` and ``RSQRT`` ``i_rsqrt_mea
 guard, shift)`` by a sequential divider and square root, one row at a time.
 
 Softmax, RMSNorm and SiLU as the compiler issues them (:func:`softmax_program`,
-:func:`rmsnorm_program`, one ``SILU``); RoPE's ``(x cos - x' sin) >> s`` as ``MUL``, ``MUL``,
-``SUB`` on two streams and a ``MULSHIFT`` by 1. Rows of a command's destination may overlap its
+:func:`rmsnorm_program`, one ``SILU``); RoPE's ``(x cos - x' sin) >> s`` as ``MUL`` on two
+streams, ``ADD`` and a ``MULSHIFT`` by 1 (:func:`rope_program`). Rows of a command's destination may overlap its
 sources only in place (``dst == src_a``, same pitch): beats of later rows are read before
 earlier ones are written.
 
@@ -311,6 +311,28 @@ def rmsnorm_program(*, src: int, dst: int, scratch: int, length: int, rows: int,
         VectorCommand(op=VecOp.MULSHIFT, src_a=src, src_b=scratch, dst=dst, b_mode=BMode.ROW, pitch_b=1,
                       length=length, rows=rows, pitch_a=pitch, pitch_d=pitch,
                       shift=recip_shift - out_bits - guard_bits),
+    ]
+
+
+def rope_program(*, x: int, cos: int, sin: int, dst: int, scratch: int, dim: int, rows: int, pitch: int,
+                 shift: int, out_bits: int = 32) -> list[VectorCommand]:
+    """Commands of RoPE's rotation ``(x cos + rot(x) sin) >> shift`` (rounded half up) on
+    ``rows`` rows of ``dim`` elements at ``x`` (``rot``: the row's halves swapped, ``[x_hi,
+    x_lo]``); ``cos``, ``sin`` tables of the same layout, ``sin`` signed ``[-sin, sin]`` so the
+    rotation is one sum; ``scratch``: ``rows * pitch`` elements. Products are 32-bit
+    (saturated): ``x`` and the tables must keep ``|x cos| + |x' sin| < 2**31``.
+    ``MUL`` of both streams, two half-row ``MUL`` by the swapped halves, ``ADD``, ``MULSHIFT`` by 1."""
+    if dim % 2:
+        raise ValueError(f"rope_program: dim={dim!r} must be even")
+    half = dim // 2
+    rows_of = dict(rows=rows, pitch_a=pitch, pitch_b=pitch, pitch_d=pitch, b_mode=BMode.STREAM)
+    return [
+        VectorCommand(op=VecOp.MUL, src_a=x, src_b=cos, dst=dst, length=dim, **rows_of),
+        VectorCommand(op=VecOp.MUL, src_a=x + half, src_b=sin, dst=scratch, length=half, **rows_of),
+        VectorCommand(op=VecOp.MUL, src_a=x, src_b=sin + half, dst=scratch + half, length=half, **rows_of),
+        VectorCommand(op=VecOp.ADD, src_a=dst, src_b=scratch, dst=dst, length=dim, **rows_of),
+        VectorCommand(op=VecOp.MULSHIFT, src_a=dst, dst=dst, length=dim, mult=1, shift=shift, out_bits=out_bits,
+                      rows=rows, pitch_a=pitch, pitch_d=pitch),
     ]
 
 

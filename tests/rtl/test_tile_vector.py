@@ -15,7 +15,8 @@ from amaranth.sim import Simulator
 
 from peforge.hw import intops
 from peforge.hw.tile.vector import (BMode, Post, VecOp, VectorCommand, VectorConfig, VectorUnit, execute,
-                                    rmsnorm_program, softmax_program, vector_cycles)
+                                    rmsnorm_program, rope_program, softmax_program,
+                                    vector_cycles)
 
 MEMORY = 256  # elements
 I32_MIN, I32_MAX = -(1 << 31), (1 << 31) - 1
@@ -150,8 +151,8 @@ def elementwise_cases(lanes: int, rng) -> list:
         shape = shapes[i % len(shapes)]
         cmd = VectorCommand(src_a=0, src_b=80, dst=160, **shape, **fields)
         cases.append(([cmd], image(rng, "wide")))
-        if fields["op"] in (VecOp.EXP, VecOp.SILU):  # inputs near 0, where exp is not 0
-            cases.append(([cmd], image(rng, 2000)))
+        # moderate values: products that do not saturate, inputs near 0 where exp is not 0
+        cases.append(([cmd], image(rng, 2000 if fields["op"] in (VecOp.EXP, VecOp.SILU) else 40000)))
     return cases
 
 
@@ -176,7 +177,9 @@ def program_cases(lanes: int, rng) -> list:
     length, rows = 2 * lanes + 1, 2
     softmax = softmax_program(src=0, dst=64, scratch=240, length=length, rows=rows, pitch=length + 2, scale=2.0 ** -6)
     rms = rmsnorm_program(src=0, dst=128, scratch=248, length=length, rows=rows, pitch=length + 2)
-    return [(softmax, image(rng, 400)), (rms, image(rng, 1500))]
+    rope = rope_program(x=0, cos=64, sin=96, dst=128, scratch=192, dim=2 * lanes + 2, rows=2,
+                        pitch=2 * lanes + 3, shift=14)
+    return [(softmax, image(rng, 400)), (rms, image(rng, 1500)), (rope, image(rng, 1 << 15))]
 
 
 CONFIGS = [VectorConfig(lanes=2, sigmoid_bits=12), VectorConfig(lanes=4, sigmoid_bits=15),
@@ -208,6 +211,27 @@ def test_programs_are_the_intops_operators():
         out = execute(cmd, out)
     got = np.array([out[128 + r * pitch:][:length] for r in range(rows)])
     assert got.tolist() == intops.i_rmsnorm(x)[0].tolist()
+
+
+def test_rope_program_is_the_rotation():
+    # against the rotation written out by hand: out = round((x cos - x_hi sin, x_hi cos + x_lo sin) / 2**s)
+    rng = np.random.default_rng(5)
+    dim, rows, pitch, s = 8, 3, 10, 14
+    x = rng.integers(-128, 128, (rows, dim))
+    angle = rng.uniform(-np.pi, np.pi, (rows, dim // 2))
+    cos = np.round(np.cos(np.concatenate([angle, angle], axis=1)) * 2 ** s).astype(np.int64)
+    sin = np.round(np.sin(angle) * 2 ** s).astype(np.int64)
+    mem = np.zeros(MEMORY, dtype=np.int64)
+    for r in range(rows):
+        mem[r * pitch:][:dim] = x[r]
+        mem[64 + r * pitch:][:dim] = cos[r]
+        mem[96 + r * pitch:][:dim] = np.concatenate([-sin[r], sin[r]])
+    for cmd in rope_program(x=0, cos=64, sin=96, dst=128, scratch=192, dim=dim, rows=rows, pitch=pitch, shift=s):
+        mem = execute(cmd, mem)
+    lo, hi = x[:, :dim // 2], x[:, dim // 2:]
+    exact = np.concatenate([lo * cos[:, :dim // 2] - hi * sin, hi * cos[:, dim // 2:] + lo * sin], axis=1)
+    expected = (exact + (1 << (s - 1))) >> s
+    assert np.array([mem[128 + r * pitch:][:dim] for r in range(rows)]).tolist() == expected.tolist()
 
 
 def test_cycles_by_hand():
