@@ -170,6 +170,8 @@ class VectorCommand:
             raise ValueError(f"VectorCommand.guard={self.guard!r} is outside 0..31")
         if self.op in (VecOp.EXP, VecOp.SILU) and self.exp is None:
             raise ValueError(f"VectorCommand {self.op.name} needs exp constants, not {self.exp!r}")
+        if self.post == Post.RSQRT and self.op != VecOp.RSUMSQ:
+            raise ValueError(f"VectorCommand post RSQRT is RSUMSQ's (a root of a sum of squares), not {self.op.name}'s")
         if self.op == VecOp.SILU and self.b_mode != BMode.CONST:
             raise ValueError(f"VectorCommand SILU takes no operand B, not b_mode={self.b_mode!r}")
 
@@ -395,7 +397,7 @@ class VectorUnit(wiring.Component):
             m.d.sync += tok[i + 1].eq(tok[i])
         m.d.comb += [
             self.rd_a.en.eq(issue), self.rd_a.addr.eq(a_at),
-            self.rd_b.en.eq(issue & (c.b_mode != BMode.CONST)),
+            self.rd_b.en.eq(issue & ~is_red & (c.b_mode != BMode.CONST)),
             self.rd_b.addr.eq(Mux(c.b_mode == BMode.ROW, b_row, b_at)),
         ]
 

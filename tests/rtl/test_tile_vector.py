@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
 
 from peforge.hw import intops
-from peforge.hw.tile.vector import (BMode, Post, VecOp, VectorCommand, VectorConfig, VectorUnit, execute,
+from peforge.hw.tile.vector import (ELEMENTWISE, REDUCTIONS, BMode, Post, VecOp, VectorCommand, VectorConfig, VectorUnit, execute,
                                     rmsnorm_program, rope_program, softmax_program,
                                     vector_cycles)
 
@@ -252,5 +252,48 @@ def test_command_validation():
         VectorCommand(op=VecOp.EXP)
     with pytest.raises(ValueError, match="length and rows"):
         VectorCommand(op=VecOp.ADD, length=0)
+    with pytest.raises(ValueError, match="RSQRT is RSUMSQ's"):
+        VectorCommand(op=VecOp.RSUM, post=Post.RSQRT)
     with pytest.raises(ValueError, match="lanes=3"):
         VectorConfig(lanes=3)
+
+
+def random_command(rng, config: VectorConfig) -> tuple[VectorCommand, object]:
+    """A random command whose A, B and D regions ([0, 80), [80, 160), [160, 256)) do not overlap."""
+    op = VecOp(int(rng.choice([o.value for o in VecOp])))
+    length, rows = int(rng.integers(1, min(3 * config.lanes + 3, 25))), int(rng.integers(1, 4))
+
+    def pitch(n):  # rows of n elements within 76 elements (at most 3 rows of 24), not overlapping
+        return int(rng.integers(n, (76 - n) // max(rows - 1, 1) + 1)) if rows > 1 else int(rng.integers(0, 9))
+
+    fields = dict(op=op, length=length, rows=rows, src_a=int(rng.integers(0, 4)), src_b=80 + int(rng.integers(0, 4)),
+                  dst=160 + int(rng.integers(0, 4)), pitch_a=pitch(length), pitch_b=pitch(length),
+                  pitch_d=pitch(1 if op in REDUCTIONS else length), out_bits=int(rng.integers(1, 33)))
+    kind: object = "wide" if rng.random() < 0.5 else int(rng.choice([3, 300, 40000]))
+    if op in ELEMENTWISE:
+        fields["b_mode"] = BMode(int(rng.integers(0, 3))) if op != VecOp.SILU else BMode.CONST
+        fields["mult"] = int(rng.integers(I32_MIN, I32_MAX))
+        fields["shift"] = int(rng.integers(0, 48)) if op == VecOp.MULSHIFT else 0
+        if op in (VecOp.EXP, VecOp.SILU):
+            k = intops.ExpConstants.of(2.0 ** -float(rng.uniform(1, 15)))
+            fields["exp"] = k
+            if op == VecOp.SILU:
+                fields.update(mult=k.one, shift=int(rng.integers(1, config.sigmoid_bits + 1)))
+    else:
+        fields["post"] = Post(int(rng.integers(0, 3 if op == VecOp.RSUMSQ else 2)))
+        fields["shift"] = int(rng.integers(0, 63))
+        if fields["post"] == Post.RSQRT:
+            fields["guard"] = int(rng.integers(0, 9))
+            kind = int(rng.choice([0, 3, 3000]))  # sum of squares << 2 guard below 2**63
+    return VectorCommand(**fields), kind
+
+
+@pytest.mark.parametrize("lanes", [2, *(pytest.param(v, marks=pytest.mark.slow) for v in (1, 4, 8))])
+def test_random_commands(lanes):
+    config = VectorConfig(lanes=lanes, sigmoid_bits=10)
+    rng = np.random.default_rng(100 + lanes)
+    cases = []
+    for _ in range(80):
+        cmd, kind = random_command(rng, config)
+        cases.append(([cmd], image(rng, kind)))
+    check(config, cases)
