@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -125,7 +125,8 @@ def vector_cycles(*, lanes, op, post, length, rows, shift, sigmoid_bits):
     - reduction with a tail: ``1 + rows * (beats + WAIT_DEPTH + tail_cycles + 1)``, one row at a
       time (reads, wait for the sum, the sequential tail, the write).
 
-    ``op``, ``post`` are :class:`VecOp`, :class:`Post`; the other arguments are integers.
+    ``op``, ``post`` are :class:`VecOp`, :class:`Post`; ``length``, ``rows`` and ``shift`` may
+    be numpy integer arrays (they broadcast), the rest integers.
     """
     beats = ceil_div(length, lanes)
     if op in REDUCTIONS and post != Post.NONE:
@@ -174,19 +175,26 @@ class VectorCommand:
             raise ValueError(f"VectorCommand post RSQRT is RSUMSQ's (a root of a sum of squares), not {self.op.name}'s")
         if self.op == VecOp.SILU and self.b_mode != BMode.CONST:
             raise ValueError(f"VectorCommand SILU takes no operand B, not b_mode={self.b_mode!r}")
+        if self.op == VecOp.SILU and self.mult != self.exp.one:
+            raise ValueError(f"VectorCommand SILU needs mult = exp(0)'s code {self.exp.one}, not {self.mult!r}")
 
     def fields(self) -> dict:
         """Values of the command layout's fields."""
-        k = self.exp or intops.ExpConstants(q_ln2=1, q_b=0, q_c=0, frac_bits=0, recip=0, recip_shift=0,
-                                            scale_out=1.0)
+        k = self.exp
         values = {name: value for name, value in asdict(self).items() if name != "exp"}
-        values.update(op=self.op, b_mode=self.b_mode, post=self.post, exp_ln2=k.q_ln2, exp_b=k.q_b,
-                      exp_c=k.q_c, exp_frac=k.frac_bits, exp_recip=k.recip, exp_shift=k.recip_shift)
+        values.update(op=self.op, b_mode=self.b_mode, post=self.post)  # asdict keeps enums, but be plain
+        values.update({field: getattr(k, name) if k is not None else 0 for field, name in _EXP_FIELDS.items()})
         return values
 
     def pack(self, config: VectorConfig) -> int:
-        """The command as the integer the unit's ``cmd.payload`` holds."""
+        """The command as the integer the unit's ``cmd.payload`` holds (checked against ``config``)."""
+        config.check(self)
         return config.cmd_layout().const(self.fields()).as_bits()
+
+
+# command field <- ExpConstants attribute
+_EXP_FIELDS = {"exp_ln2": "q_ln2", "exp_b": "q_b", "exp_c": "q_c", "exp_frac": "frac_bits",
+               "exp_recip": "recip", "exp_shift": "recip_shift"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -233,10 +241,23 @@ class VectorConfig:
         return wiring.Signature({"addr": Out(self.addr_bits), "en": Out(1), "data": Out(self.vector_layout()),
                                  "mask": Out(self.lanes)})
 
-    def cycles(self, cmd: VectorCommand) -> int:
-        """Exact cycles of ``cmd``: :func:`vector_cycles`."""
+    def check(self, cmd: VectorCommand) -> None:
+        """``ValueError`` unless every field of ``cmd`` fits its field of :meth:`cmd_layout` and
+        a SILU's fraction ``shift`` is at most ``sigmoid_bits``."""
         if cmd.op == VecOp.SILU and cmd.shift > self.sigmoid_bits:
             raise ValueError(f"SILU shift={cmd.shift!r} exceeds sigmoid_bits={self.sigmoid_bits!r}")
+        for name, value in cmd.fields().items():
+            shape = self.cmd_layout()[name].shape
+            if isinstance(value, enum.Enum):
+                continue
+            shape = Shape.cast(shape)
+            low, high = (-(1 << (shape.width - 1)), 1 << (shape.width - 1)) if shape.signed else (0, 1 << shape.width)
+            if not low <= value < high:
+                raise ValueError(f"VectorCommand.{name}={value!r} does not fit its {shape} field")
+
+    def cycles(self, cmd: VectorCommand) -> int:
+        """Exact cycles of ``cmd``: :func:`vector_cycles`."""
+        self.check(cmd)
         return vector_cycles(lanes=self.lanes, op=cmd.op, post=cmd.post, length=cmd.length, rows=cmd.rows,
                              shift=cmd.shift, sigmoid_bits=self.sigmoid_bits)
 

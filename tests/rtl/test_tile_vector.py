@@ -243,6 +243,10 @@ def test_cycles_by_hand():
     assert vector_cycles(op=VecOp.RSUM, post=Post.NONE, **kw) == 6 + 4 + 1
     assert vector_cycles(op=VecOp.RSUM, post=Post.RECIP, **kw) == 1 + 2 * (3 + 4 + 21 + 1)
     assert vector_cycles(op=VecOp.RSUMSQ, post=Post.RSQRT, **kw) == 1 + 2 * (3 + 4 + (64 + 1 + 32 + 1 + 21) + 1)
+    # the cost model's use: arrays of lengths and rows broadcast
+    lengths, rows = np.array([1, 4, 5, 64]), np.array([[1], [3]])
+    assert vector_cycles(lanes=4, op=VecOp.MUL, post=Post.NONE, length=lengths, rows=rows, shift=0,
+                         sigmoid_bits=15).tolist() == [[5, 5, 6, 20], [7, 7, 10, 52]]
 
 
 def test_command_validation():
@@ -254,6 +258,12 @@ def test_command_validation():
         VectorCommand(op=VecOp.ADD, length=0)
     with pytest.raises(ValueError, match="RSQRT is RSUMSQ's"):
         VectorCommand(op=VecOp.RSUM, post=Post.RSQRT)
+    with pytest.raises(ValueError, match="dst=256 does not fit"):
+        VectorCommand(op=VecOp.ADD, dst=256).pack(CONFIGS[2])  # 8 address bits
+    with pytest.raises(ValueError, match="exceeds sigmoid_bits"):
+        CONFIGS[0].cycles(VectorCommand(op=VecOp.SILU, exp=EXP, mult=EXP.one, shift=13))
+    with pytest.raises(ValueError, match="exp\\(0\\)'s code"):
+        VectorCommand(op=VecOp.SILU, exp=EXP, mult=1)
     with pytest.raises(ValueError, match="lanes=3"):
         VectorConfig(lanes=3)
 
