@@ -442,6 +442,15 @@ class VectorUnit(wiring.Component):
             b = Signal(signed(ELEM_BITS), name=f"b{k}")
             m.d.comb += b.eq(Mux(c.b_mode == BMode.STREAM, self.rd_b.data[k],
                                  Mux(c.b_mode == BMode.ROW, b_row_value, c.mult)))
+            # a reduction's lane term through the same multiplier: a * 1, a * a, or 0 outside the row
+            valid_lane = tok[1].mask[k]
+            with m.Switch(c.op):
+                with m.Case(VecOp.RMAX):
+                    m.d.comb += b.eq(Mux(valid_lane, a, -(1 << (ELEM_BITS - 1))))
+                with m.Case(VecOp.RSUM):
+                    m.d.comb += b.eq(valid_lane)
+                with m.Case(VecOp.RSUMSQ):
+                    m.d.comb += b.eq(Mux(valid_lane, a, 0))
             # short ops: operate, then round / shift and saturate
             raw = Signal(signed(2 * ELEM_BITS + 1), name=f"raw{k}")
             with m.Switch(c.op):
@@ -451,6 +460,8 @@ class VectorUnit(wiring.Component):
                     m.d.sync += raw.eq(a - b)
                 with m.Case(VecOp.MAX):
                     m.d.sync += raw.eq(Mux(a > b, a, b))
+                with m.Case(VecOp.RMAX):
+                    m.d.sync += raw.eq(b)
                 with m.Default():
                     m.d.sync += raw.eq(a * b)
             shifted = Mux(c.op == VecOp.MULSHIFT, (raw + round_bit) >> c.shift, raw)
@@ -493,17 +504,7 @@ class VectorUnit(wiring.Component):
             product = reg(a_silu * sigmoid, f"silu_p{k}")
             results[VecOp.SILU].append(reg(_saturate(product, sat_lo, sat_hi), f"silu{k}"))
 
-            # reductions: masked lane values
-            valid_lane = tok[1].mask[k]
-            lane = Signal(signed(2 * ELEM_BITS + 1), name=f"lane{k}")
-            with m.Switch(c.op):
-                with m.Case(VecOp.RMAX):
-                    m.d.sync += lane.eq(Mux(valid_lane, a, -(1 << (ELEM_BITS - 1))))
-                with m.Case(VecOp.RSUMSQ):
-                    m.d.sync += lane.eq(Mux(valid_lane, a * a, 0))
-                with m.Default():
-                    m.d.sync += lane.eq(Mux(valid_lane, a, 0))
-            lane_values.append(lane)
+            lane_values.append(raw)  # a reduction's lane term (b chosen above)
 
         # lane tree and accumulator
         tree_max = lane_values[0]
