@@ -538,7 +538,7 @@ class VectorUnit(wiring.Component):
 
         shifted_in = Cat(num[63], part[:-1])
         fits = shifted_in >= divisor
-        sq_try = sq_res + sq_one
+        sq_try = sq_res | sq_one  # res + one: one lies below every set bit of res
 
         # --- write port ---
         elementwise_depths = {op: op_depth(op, fmax) for op in ELEMENTWISE}
