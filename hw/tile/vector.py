@@ -23,11 +23,13 @@ destination address) with a per-row tail (``post``): ``NONE`` ``saturate(acc >> 
 rows back to back; ``RECIP`` ``i_recip(acc, shift)`` and ``RSQRT`` ``i_rsqrt_mean(acc, length,
 guard, shift)`` by a sequential divider and square root, one row at a time.
 
-Softmax, RMSNorm and SiLU as the compiler issues them (:func:`softmax_program`,
-:func:`rmsnorm_program`, one ``SILU``); RoPE's ``(x cos - x' sin) >> s`` as ``MUL`` on two
-streams, ``ADD`` and a ``MULSHIFT`` by 1 (:func:`rope_program`). Rows of a command's destination may overlap its
-sources only in place (``dst == src_a``, same pitch): beats of later rows are read before
-earlier ones are written.
+Softmax, RMSNorm and SiLU as the compiler issues them: :func:`softmax_program` (``RMAX``,
+``EXP`` against the row maximum, ``RSUM`` with ``RECIP``, ``MULSHIFT`` by the row's reciprocal),
+:func:`rmsnorm_program` (``RSUMSQ`` with ``RSQRT``, ``MULSHIFT``), one ``SILU``; RoPE's
+``(x cos - x' sin) >> s`` as ``MUL`` on two streams, ``ADD`` and a ``MULSHIFT`` by 1
+(:func:`rope_program`). Each equals its :mod:`peforge.hw.intops` operator bit for bit. A
+command's destination rows may overlap its sources only in place (``dst == src_a``, same
+pitch): beats of later rows are read before earlier ones are written.
 
 :meth:`VectorConfig.cycles` (:func:`vector_cycles`) is exact; :func:`execute` is the
 command's golden model on a linear element memory.
@@ -211,6 +213,11 @@ class VectorConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+
+    @property
+    def elem_bits(self) -> int:
+        """Element width of every port (bits): 32."""
+        return ELEM_BITS
 
     @property
     def acc_bits(self) -> int:

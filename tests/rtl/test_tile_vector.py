@@ -14,8 +14,8 @@ from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
 
 from peforge.hw import intops
-from peforge.hw.tile.vector import (ELEMENTWISE, REDUCTIONS, BMode, Post, VecOp, VectorCommand, VectorConfig, VectorUnit, execute,
-                                    rmsnorm_program, rope_program, softmax_program,
+from peforge.hw.tile.vector import (ELEMENTWISE, REDUCTIONS, BMode, Post, VecOp, VectorCommand, VectorConfig,
+                                    VectorUnit, execute, rmsnorm_program, rope_program, softmax_program,
                                     vector_cycles)
 
 MEMORY = 256  # elements
