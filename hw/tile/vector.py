@@ -278,13 +278,17 @@ def execute(cmd: VectorCommand, memory: np.ndarray) -> np.ndarray:
     mem = np.array(memory, dtype=np.int64)
     n, ob = cmd.length, cmd.out_bits
     for r in range(cmd.rows):
+        dst = cmd.dst + r * cmd.pitch_d
+        reads = [("A", cmd.src_a + r * cmd.pitch_a, n), ("D", dst, 1 if cmd.op in REDUCTIONS else n)]
+        if cmd.b_mode != BMode.CONST and cmd.op in ELEMENTWISE:
+            reads.append(("B", cmd.src_b + r * cmd.pitch_b, n if cmd.b_mode == BMode.STREAM else 1))
+        for name, start, count in reads:
+            if start + count > len(mem):
+                raise ValueError(f"execute: row {r} of {name} runs past the memory's {len(mem)} elements")
         a = mem[cmd.src_a + r * cmd.pitch_a:][:n].copy()
-        if len(a) < n:
-            raise ValueError(f"execute: row {r} of A runs past the memory's {len(mem)} elements")
         b = {BMode.CONST: np.full(n, cmd.mult, dtype=np.int64),
              BMode.STREAM: mem[cmd.src_b + r * cmd.pitch_b:][:n].copy(),
              BMode.ROW: np.full(n, mem[cmd.src_b + r * cmd.pitch_b], dtype=np.int64)}[cmd.b_mode]
-        dst = cmd.dst + r * cmd.pitch_d
         if cmd.op in REDUCTIONS:
             # in Python integers: a sum of squares of 32-bit elements exceeds 64 bits
             row = [int(v) for v in a]

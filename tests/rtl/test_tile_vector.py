@@ -264,6 +264,8 @@ def test_command_validation():
         CONFIGS[0].cycles(VectorCommand(op=VecOp.SILU, exp=EXP, mult=EXP.one, shift=13))
     with pytest.raises(ValueError, match="exp\\(0\\)'s code"):
         VectorCommand(op=VecOp.SILU, exp=EXP, mult=1)
+    with pytest.raises(ValueError, match="row 1 of D runs past"):
+        execute(VectorCommand(op=VecOp.ADD, length=4, rows=2, dst=250, pitch_d=4), np.zeros(MEMORY))
     with pytest.raises(ValueError, match="lanes=3"):
         VectorConfig(lanes=3)
 
