@@ -286,9 +286,6 @@ def execute(cmd: VectorCommand, memory: np.ndarray) -> np.ndarray:
             if start + count > len(mem):
                 raise ValueError(f"execute: row {r} of {name} runs past the memory's {len(mem)} elements")
         a = mem[cmd.src_a + r * cmd.pitch_a:][:n].copy()
-        b = {BMode.CONST: np.full(n, cmd.mult, dtype=np.int64),
-             BMode.STREAM: mem[cmd.src_b + r * cmd.pitch_b:][:n].copy(),
-             BMode.ROW: np.full(n, mem[cmd.src_b + r * cmd.pitch_b], dtype=np.int64)}[cmd.b_mode]
         if cmd.op in REDUCTIONS:
             # in Python integers: a sum of squares of 32-bit elements exceeds 64 bits
             row = [int(v) for v in a]
@@ -301,6 +298,11 @@ def execute(cmd: VectorCommand, memory: np.ndarray) -> np.ndarray:
                        intops.i_rsqrt_mean(acc, n, cmd.guard, cmd.shift, ob))
             mem[dst] = out
             continue
+        start_b = cmd.src_b + r * cmd.pitch_b
+        if cmd.b_mode == BMode.STREAM:
+            b = mem[start_b:start_b + n].copy()
+        else:
+            b = np.full(n, cmd.mult if cmd.b_mode == BMode.CONST else mem[start_b], dtype=np.int64)
         if cmd.op == VecOp.MULSHIFT:
             out = intops.requantize(a, b, cmd.shift, ob)
         elif cmd.op == VecOp.EXP:
