@@ -426,3 +426,15 @@ class Dma(wiring.Component):
         with m.If(finish):
             m.d.sync += running.eq(0)
         return m
+
+
+def transfer_golden(cmd: DmaCommand, dram: bytearray, spad: bytearray, elem_bytes: int) -> None:
+    """Apply ``cmd`` to ``dram`` (bytes by address) and ``spad`` (element ``e`` in bytes
+    ``[e * elem_bytes, (e + 1) * elem_bytes)``, little-endian) in place, row by row."""
+    for r in range(cmd.rows):
+        d = cmd.row_dram(r)
+        s = (cmd.spad_addr + r * cmd.spad_stride) * elem_bytes
+        if cmd.dir == "load":
+            spad[s:s + cmd.row_bytes] = dram[d:d + cmd.row_bytes]
+        else:
+            dram[d:d + cmd.row_bytes] = spad[s:s + cmd.row_bytes]

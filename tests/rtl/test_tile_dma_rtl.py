@@ -14,7 +14,8 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from peforge.hw.tile.dma import Dma, DmaCommand, DmaConfig, MemoryModel
+from peforge.hw.tile.dma import Dma, DmaCommand, DmaConfig, MemoryModel, transfer_golden
+from peforge.sim.tile_dma import burst_problems, random_commands
 
 CONFIG = DmaConfig(bus_bytes=4, max_burst=4, outstanding=2, addr_bits=16, spad_addr_bits=10, count_bits=9)
 DRAM_BYTES = 2**14
@@ -29,14 +30,8 @@ def _run(config: DmaConfig, memory: MemoryModel, commands: list[DmaCommand], see
     spad = bytearray(rng.randrange(256) for _ in range(SPAD_ELEMS * config.elem_bytes))
     want_dram, want_spad = bytearray(dram), bytearray(spad)
     eb, bus = config.elem_bytes, config.bus_bytes
-    for cmd in commands:  # the reference: a byte loop over rows
-        for r in range(cmd.rows):
-            d = cmd.dram_addr + r * cmd.dram_stride
-            s = (cmd.spad_addr + r * cmd.spad_stride) * eb
-            if cmd.dir == "load":
-                want_spad[s:s + cmd.row_bytes] = want_dram[d:d + cmd.row_bytes]
-            else:
-                want_dram[d:d + cmd.row_bytes] = want_spad[s:s + cmd.row_bytes]
+    for cmd in commands:
+        transfer_golden(cmd, want_dram, want_spad, eb)
 
     dut = Dma(config)
     top = Module()
@@ -125,43 +120,19 @@ def _run(config: DmaConfig, memory: MemoryModel, commands: list[DmaCommand], see
     return measured, bursts, dram, spad, want_dram, want_spad
 
 
-def _commands(config: DmaConfig, rng: random.Random, n: int) -> list[DmaCommand]:
-    """Random 2-D transfers on disjoint row sets: unaligned starts, odd row lengths, rows across
-    4 KiB, one-byte rows."""
-    out = []
-    for _ in range(n):
-        rows = rng.choice([1, 1, 2, 3, 5])
-        row_bytes = rng.choice([1, 3, 4, 7, 13, 29, 40])
-        dram_stride = row_bytes + rng.randrange(0, 9)
-        spad_stride = row_bytes + rng.randrange(0, 5)
-        near_4k = rng.random() < 0.4
-        dram_addr = (4096 * rng.randrange(1, 3) - rng.randrange(1, 24)) if near_4k else rng.randrange(0, 8000)
-        spad_addr = rng.randrange(0, SPAD_ELEMS - rows * spad_stride)
-        out.append(DmaCommand(dir=rng.choice(["load", "store"]), dram_addr=dram_addr, spad_addr=spad_addr,
-                              rows=rows, row_bytes=row_bytes, dram_stride=dram_stride, spad_stride=spad_stride))
-    return out
-
-
 MEMORIES = [MemoryModel(read_latency=1, write_latency=1, period=1),
             MemoryModel(read_latency=9, write_latency=4, period=3)]
 
 
 @pytest.mark.parametrize("memory", MEMORIES, ids=["full-speed", "throttled"])
 def test_dma_data_bursts_and_cycles(memory):
-    commands = _commands(CONFIG, random.Random(7), 14)
+    commands = random_commands(random.Random(7), 14, spad_elems=SPAD_ELEMS, dram_bytes=DRAM_BYTES)
     measured, bursts, dram, spad, want_dram, want_spad = _run(CONFIG, memory, commands, seed=1)
     assert dram == want_dram
     assert spad == want_spad
     for cmd, seen in zip(commands, bursts):
-        covered = []
-        for kind, addr, arlen, size, burst in seen:
-            assert kind == ("ar" if cmd.dir == "load" else "aw")
-            assert burst == 1 and size == 2 and addr % 4 == 0 and arlen + 1 <= CONFIG.max_burst
-            assert addr // 4096 == (addr + 4 * (arlen + 1) - 1) // 4096, f"burst at {addr:#x} crosses 4 KiB"
-            covered += range(addr, addr + 4 * (arlen + 1), 4)
-        want = [a for r in range(cmd.rows)
-                for a in range((cmd.row_dram(r)) // 4 * 4, cmd.row_dram(r) + cmd.row_bytes, 4)]
-        assert covered == want
+        assert {kind for kind, *_ in seen} == {"ar" if cmd.dir == "load" else "aw"}
+        assert burst_problems(CONFIG, cmd, [tuple(b) for _, *b in seen]) == []
     assert measured == [CONFIG.cycles(cmd, memory) for cmd in commands]
 
 
