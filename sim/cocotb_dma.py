@@ -203,8 +203,11 @@ async def dma_transfers(dut) -> None:
 
     address = {r.name: 4 * i for i, r in enumerate(REGISTERS)}
     await lite.write_dword(address["length"], 0x1234ABCD)
+    await lite.write(address["length"] + 2, bytes([0x77]))  # one byte lane: wstrb 0b0100
+    await lite.write_dword(0x40, 0xFFFFFFFF)  # unmapped: ignored
     for _ in range(2):
         await lite.write_dword(address["start"], 1)
     registers = {name: await lite.read_dword(addr) for name, addr in address.items()}
+    registers["unmapped"] = await lite.read_dword(0x40)
     write_atomic(Path(spec["report"]), json.dumps({"phases": phases, "registers": registers, "failures": failures}))
     assert not failures, "; ".join(failures[:5])

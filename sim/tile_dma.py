@@ -152,28 +152,35 @@ def run_dma_cocotb(config: DmaConfig, simulator: str, build_dir: Path, spec: dic
                                      "report": str(report)}))
     run_cocotb_module(source, BENCH_MODULE, COCOTB_MODULE, simulator, build_dir,
                       plusargs=[f"+peforge_dma={spec_file}"], quick_build=quick_build)
-    if not report.exists():
-        raise RuntimeError(f"the DMA's cocotb run on {simulator} wrote no report; see {build_dir}/test-{simulator}.log")
+    if not report.exists():  # an exception (an AxiRam assertion, a hang) ended the test early
+        log = build_dir / f"test-{simulator}.log"
+        errors = [line.strip() for line in log.read_text(errors="replace").splitlines() if "Error" in line] \
+            if log.exists() else []
+        raise RuntimeError(f"the DMA's cocotb run on {simulator} wrote no report "
+                           f"({errors[-1] if errors else 'no error logged'}); see {log}")
     return json.loads(report.read_text())
 
 
-def random_commands(rng: random.Random, n: int, *, spad_elems: int, dram_bytes: int) -> list[DmaCommand]:
-    """``n`` random 2-D transfers (8-bit elements) of the shapes that break DMAs: unaligned starts,
-    row lengths that are not multiples of any bus, one-byte rows, rows across a 4 KiB boundary,
-    gaps between rows; every row inside ``dram_bytes`` and ``spad_elems``."""
+def random_commands(rng: random.Random, n: int, *, spad_elems: int, dram_bytes: int,
+                    elem_bytes: int = 1) -> list[DmaCommand]:
+    """``n`` random 2-D transfers of the shapes that break DMAs: unaligned starts, row lengths
+    that are not multiples of any bus, one-element rows, rows across a 4 KiB boundary, gaps
+    between rows; every row inside ``dram_bytes`` and ``spad_elems`` (DRAM addresses, strides
+    and row lengths in whole ``elem_bytes`` elements)."""
     out = []
     for _ in range(n):
         rows = rng.choice([1, 1, 2, 3, 5])
-        row_bytes = rng.choice([1, 1, 3, 4, 7, 13, 29, 40, 67])
-        dram_stride = row_bytes + rng.randrange(0, 9)
-        spad_stride = row_bytes + rng.randrange(0, 5)
+        row_elems = rng.choice([1, 1, 3, 4, 7, 13, 29, 40, 67])
+        dram_stride = (row_elems + rng.randrange(0, 9)) * elem_bytes
+        spad_stride = row_elems + rng.randrange(0, 5)
+        row_bytes = row_elems * elem_bytes
         span = (rows - 1) * dram_stride + row_bytes
         if rng.random() < 0.4 and dram_bytes > BOUNDARY_BYTES:  # start just below a 4 KiB boundary
             dram_addr = BOUNDARY_BYTES * rng.randrange(1, dram_bytes // BOUNDARY_BYTES) - rng.randrange(1, 24)
         else:
             dram_addr = rng.randrange(0, dram_bytes - span)
-        dram_addr = min(dram_addr, dram_bytes - span)
-        spad_addr = rng.randrange(0, spad_elems - (rows - 1) * spad_stride - row_bytes + 1)
+        dram_addr = min(dram_addr, dram_bytes - span) // elem_bytes * elem_bytes
+        spad_addr = rng.randrange(0, spad_elems - (rows - 1) * spad_stride - row_elems + 1)
         out.append(DmaCommand(dir=rng.choice(["load", "store"]), dram_addr=dram_addr, spad_addr=spad_addr,
                               rows=rows, row_bytes=row_bytes, dram_stride=dram_stride, spad_stride=spad_stride))
     return out

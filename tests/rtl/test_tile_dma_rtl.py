@@ -18,6 +18,12 @@ from peforge.hw.tile.dma import Dma, DmaCommand, DmaConfig, MemoryModel, transfe
 from peforge.sim.tile_dma import burst_problems, random_commands
 
 CONFIG = DmaConfig(bus_bytes=4, max_burst=4, outstanding=2, addr_bits=16, spad_addr_bits=10, count_bits=9)
+CONFIGS = {"bus4": CONFIG,
+           "bus8-elem32-one-in-flight": DmaConfig(bus_bytes=8, max_burst=2, outstanding=1, addr_bits=16, elem_bits=32,
+                                                  spad_addr_bits=10, count_bits=9),
+           "bus16-elem16": DmaConfig(bus_bytes=16, max_burst=3, outstanding=5, addr_bits=16, elem_bits=16,
+                                     spad_addr_bits=10, count_bits=10),
+           "bus1": DmaConfig(bus_bytes=1, max_burst=8, outstanding=3, addr_bits=16, spad_addr_bits=10, count_bits=9)}
 DRAM_BYTES = 2**14
 SPAD_ELEMS = 2**10
 
@@ -125,15 +131,18 @@ MEMORIES = [MemoryModel(read_latency=1, write_latency=1, period=1),
 
 
 @pytest.mark.parametrize("memory", MEMORIES, ids=["full-speed", "throttled"])
-def test_dma_data_bursts_and_cycles(memory):
-    commands = random_commands(random.Random(7), 14, spad_elems=SPAD_ELEMS, dram_bytes=DRAM_BYTES)
-    measured, bursts, dram, spad, want_dram, want_spad = _run(CONFIG, memory, commands, seed=1)
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_dma_data_bursts_and_cycles(name, memory):
+    config = CONFIGS[name]
+    commands = random_commands(random.Random(7), 14, spad_elems=SPAD_ELEMS, dram_bytes=DRAM_BYTES,
+                               elem_bytes=config.elem_bytes)
+    measured, bursts, dram, spad, want_dram, want_spad = _run(config, memory, commands, seed=1)
     assert dram == want_dram
     assert spad == want_spad
     for cmd, seen in zip(commands, bursts):
         assert {kind for kind, *_ in seen} == {"ar" if cmd.dir == "load" else "aw"}
-        assert burst_problems(CONFIG, cmd, [tuple(b) for _, *b in seen]) == []
-    assert measured == [CONFIG.cycles(cmd, memory) for cmd in commands]
+        assert burst_problems(config, cmd, [tuple(b) for _, *b in seen]) == []
+    assert measured == [config.cycles(cmd, memory) for cmd in commands]
 
 
 def test_long_stream_pays_latency_once():
