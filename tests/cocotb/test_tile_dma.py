@@ -26,32 +26,41 @@ from peforge.sim.tile_dma import burst_problems, random_commands, run_dma_cocotb
 from peforge.sim.tools import missing_simulator
 
 CONFIG = DmaConfig(bus_bytes=8, max_burst=4, outstanding=3, addr_bits=32, spad_addr_bits=10, count_bits=12)
-DEPTH = 128  # bank rows: 1024 scratchpad elements
+# Beyond the CI budget (--slow): 32-bit elements on a 4-byte bus, one burst in flight, long bursts.
+WIDE_ELEMS = DmaConfig(bus_bytes=4, max_burst=16, outstanding=1, addr_bits=32, elem_bits=32, spad_addr_bits=10,
+                       count_bits=12)
+SPAD_ELEMS = 1024
 DRAM_BYTES = 3 * 4096
 MEMORIES = [MemoryModel(read_latency=2, write_latency=2, period=1),
             MemoryModel(read_latency=12, write_latency=5, period=3),
             MemoryModel(read_latency=40, write_latency=9, period=1)]
 
 
-def _phases(seed: int) -> list[dict]:
+def _phases(config: DmaConfig, seed: int, per_phase: int) -> list[dict]:
     rng = random.Random(seed)
     long_row = DmaCommand(dir="load", dram_addr=4096 - 100, spad_addr=5, rows=2, row_bytes=300, dram_stride=4000,
-                          spad_stride=300)
+                          spad_stride=300 // config.elem_bytes)
     phases = []
     for memory in MEMORIES:
-        commands = random_commands(rng, 12, spad_elems=DEPTH * CONFIG.run_elems, dram_bytes=DRAM_BYTES)
-        commands += [long_row, dataclasses.replace(long_row, dir="store", dram_addr=4096 - 5, dram_stride=4096 + 3)]
+        commands = random_commands(rng, per_phase, spad_elems=SPAD_ELEMS, dram_bytes=DRAM_BYTES,
+                                   elem_bytes=config.elem_bytes)
+        commands += [long_row, dataclasses.replace(long_row, dir="store", dram_addr=4096 - 8, dram_stride=4096 + 4)]
         phases.append({"memory": dataclasses.asdict(memory), "commands": [dataclasses.asdict(c) for c in commands]})
     return phases
 
 
-@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
-def test_dma_against_axi_ram(simulator, tmp_path):
+RUNS = [pytest.param(CONFIG, "verilator", 12, id="bus8-verilator"),
+        pytest.param(CONFIG, "icarus", 12, id="bus8-icarus"),
+        pytest.param(WIDE_ELEMS, "icarus", 40, id="bus4-elem32-icarus", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("config, simulator, per_phase", RUNS)
+def test_dma_against_axi_ram(config, simulator, per_phase, tmp_path):
     need(missing_simulator(simulator))
-    phases = _phases(seed=11)
-    init = [random.Random(5).randrange(256) for _ in range(DEPTH * CONFIG.run_elems)]
-    report = run_dma_cocotb(CONFIG, simulator, tmp_path, {"phases": phases, "dram_seed": 3, "dram_bytes": DRAM_BYTES},
-                            depth=DEPTH, init=init)
+    phases = _phases(config, seed=11, per_phase=per_phase)
+    init = [random.Random(5).randrange(2**config.elem_bits) for _ in range(SPAD_ELEMS)]
+    report = run_dma_cocotb(config, simulator, tmp_path, {"phases": phases, "dram_seed": 3, "dram_bytes": DRAM_BYTES},
+                            depth=SPAD_ELEMS // config.run_elems, init=init)
     assert report["failures"] == []
     all_cycles = []
     for phase, result in zip(phases, report["phases"]):
@@ -59,8 +68,8 @@ def test_dma_against_axi_ram(simulator, tmp_path):
         commands = [DmaCommand(**c) for c in phase["commands"]]
         assert len(result["cycles"]) == len(commands)
         for cmd, bursts in zip(commands, result["bursts"]):
-            assert burst_problems(CONFIG, cmd, [tuple(b) for b in bursts]) == [], cmd
-        assert result["cycles"] == [CONFIG.cycles(cmd, memory) for cmd in commands], memory
+            assert burst_problems(config, cmd, [tuple(b) for b in bursts]) == [], cmd
+        assert result["cycles"] == [config.cycles(cmd, memory) for cmd in commands], memory
         all_cycles += result["cycles"]
     regs = report["registers"]
     assert regs["length"] == 0x1277ABCD  # 0x1234ABCD, then byte 2 alone written 0x77
