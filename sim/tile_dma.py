@@ -17,8 +17,8 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..files import write_atomic
-from ..hw.tile.axi import BOUNDARY_BYTES, BURST_INCR, Axi4LiteSignature, Axi4Signature, AxiLiteRegisters, Register, \
-    verilog_ports
+from ..hw.tile.axi import (BOUNDARY_BYTES, BURST_INCR, Axi4LiteSignature, Axi4Signature, AxiLiteRegisters, Register,
+                           verilog_ports)
 from ..hw.tile.dma import Dma, DmaCommand, DmaConfig, spad_read_signature, spad_write_signature
 
 BENCH_MODULE = "dma_bench"
@@ -72,7 +72,8 @@ class RunScratchpad(wiring.Component):
             with m.If(self.r.en):
                 m.d.sync += r_low.eq(self.r.addr[:lg])
         twice = Cat(*banks_out, *banks_out)
-        m.d.comb += [self.r.data.eq((twice >> (r_low * c.elem_bits))[:8 * c.bus_bytes]), self.dbg_data.eq(Cat(*dbg_out))]
+        m.d.comb += [self.r.data.eq((twice >> (r_low * c.elem_bits))[:8 * c.bus_bytes]),
+                     self.dbg_data.eq(Cat(*dbg_out))]
         return m
 
 

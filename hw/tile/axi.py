@@ -86,16 +86,13 @@ def verilog_ports(component: wiring.Component) -> dict[str, tuple[Any, Any]]:
     """The ``ports=`` of ``amaranth.back.verilog.convert`` for ``component``: Amaranth's
     ``a__b`` names, except that the members of a top-level AXI port join with one underscore
     (``m_axi_awaddr``), the names AXI verification IP binds to."""
-    from amaranth.hdl import _ir
-
     ports = {}
     members = component.signature.members
-    for path, member, value in component.signature.flatten(component):
+    for path, _member, value in component.signature.flatten(component):
         top = members[path[0]]
         sep = "_" if len(path) == 2 and top.is_signature and _is_axi(top.signature) else "__"
         value = value.as_value() if hasattr(value, "as_value") else value
-        direction = _ir.PortDirection.Input if member.flow == In else _ir.PortDirection.Output
-        ports[sep.join(map(str, path))] = (value, direction)
+        ports[sep.join(map(str, path))] = (value, None)  # direction: Amaranth infers it from the drivers
     return ports
 
 
