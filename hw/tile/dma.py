@@ -31,6 +31,7 @@ from .axi import BOUNDARY_BYTES, BURST_INCR, Axi4Signature
 from .unit import unit_ports
 
 DIRECTIONS = ("load", "store")
+STORE_FIRST_BEAT = 3  # a store's first W beat: scratchpad read in cycle 1, buffered in 2, on W in 3
 
 
 def _log2(value: int) -> int:
@@ -209,34 +210,26 @@ class DmaConfig:
         """Cycles from accepting ``cmd`` until the DMA is ready again, all its writes done, over
         ``memory`` (exact: the engine's issue rules of the module docstring, burst by burst).
 
-        Load: burst ``j``'s address goes out at ``a_j = max(a_{j-1} + 1, r_{j-N} + 1)`` (``a_0 = 1``,
-        ``N = outstanding``, ``r_j`` the cycle of burst ``j``'s last beat); its first beat at the
-        first data slot from ``max(a_j + read_latency, previous beat + 1)``, the next beats one slot
-        each; ready the cycle after the last beat.
-        Store: address ``a_j = max(a_{j-1} + 1, b_{j-N} + 1)``; beat ``k`` is read from the
-        scratchpad at ``s_k = max(s_{k-1} + 1, w_{k-2})`` (``s_0 = 1``: two beats in the buffer or
-        in flight), sent at the first slot from ``max(w_{k-1} + 1, s_k + 2, a_j + 1)``; the
-        response ``b_j = w_last + write_latency``; ready the cycle after the last response.
+        Burst ``j`` (``n_j`` beats) has its address handshake in ``a_j = max(a_{j-1} + 1,
+        d_{j-N} + 1)`` (``a_0 = 1``, ``N = outstanding``, ``d_j``: the cycle burst ``j`` is done,
+        its last beat for a load, its response for a store). Its first beat passes in the first
+        data slot from ``max(e_j, x_{j-1} + 1)`` (``x_j``: burst ``j``'s last beat, one slot per
+        beat: ``x_j = first + (n_j - 1) * period``), where ``e_j`` is ``a_j + read_latency`` for a
+        load and ``a_j + 1`` for a store (a burst's W beats follow its address), and at least 3
+        for a store's first beat (the scratchpad read in cycle 1, its data in the buffer in 3).
+        A store's buffer never holds the W channel up after that: the read of beat ``k`` goes
+        out once beat ``k - 2`` has left, two cycles before beat ``k - 1`` can follow it. Loads:
+        ``d_j = x_j``; stores: ``d_j = x_j + write_latency``. Ready in ``d_last + 1``.
         """
-        plan = self.bursts(cmd)
-        n = self.outstanding
-        addr_cycle = 0
-        done: list[int] = []  # per burst: its last beat (load) or its response (store)
-        beat = 0  # cycle of the latest data beat
-        sent: list[int] = []  # store: the W cycle of every beat so far
-        read = 0  # store: the scratchpad read cycle of the latest beat
-        for j, (_, beats) in enumerate(plan):
-            addr_cycle = max(addr_cycle + 1, done[j - n] + 1 if j >= n else 0)
-            if cmd.dir == "load":
-                beat = memory.slot(max(addr_cycle + memory.read_latency, beat + 1)) + (beats - 1) * memory.period
-                done.append(beat)
-                continue
-            for _ in range(beats):
-                k = len(sent)
-                read = max(read + 1, sent[k - 2] if k >= 2 else 0)
-                beat = memory.slot(max(beat + 1, read + 2, addr_cycle + 1))
-                sent.append(beat)
-            done.append(beat + memory.write_latency)
+        load = cmd.dir == "load"
+        latency = memory.read_latency if load else 1
+        addr_cycle = last_beat = 0
+        done: list[int] = []
+        for j, (_, beats) in enumerate(self.bursts(cmd)):
+            addr_cycle = max(addr_cycle + 1, done[j - self.outstanding] + 1 if j >= self.outstanding else 0)
+            earliest = max(addr_cycle + latency, last_beat + 1, 0 if load else STORE_FIRST_BEAT)
+            last_beat = memory.slot(earliest) + (beats - 1) * memory.period
+            done.append(last_beat if load else last_beat + memory.write_latency)
         return done[-1] + 1
 
 

@@ -85,6 +85,9 @@ def test_cycles_worked_by_hand():
     assert CONFIG.cycles(store, FAST) == 6
     # store, two beats: W in 3 and 4, B in 6, ready 7
     assert CONFIG.cycles(DmaCommand(dir="store", dram_addr=0, spad_addr=0, rows=1, row_bytes=16), FAST) == 7
+    # store, one burst in flight, response after 5: W 3..6, B 11; the second AW in 12, W 13..16, B 21
+    store_64 = DmaCommand(dir="store", dram_addr=0, spad_addr=0, rows=1, row_bytes=64)
+    assert one.cycles(store_64, MemoryModel(write_latency=5, period=1)) == 22
 
 
 def test_memory_model_rejects():
