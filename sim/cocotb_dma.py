@@ -182,6 +182,8 @@ async def dma_transfers(dut) -> None:
     phases = []
     for phase in spec["phases"]:
         ram.memory = MemoryModel(**phase["memory"])
+        if min(ram.memory.read_latency, ram.memory.write_latency) < 2:
+            raise ValueError(f"{ram.memory}: the AxiRam answers 2 cycles after a handshake at the earliest")
         measured, bursts = [], []
         for fields in phase["commands"]:
             cmd = DmaCommand(**fields)
