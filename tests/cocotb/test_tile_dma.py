@@ -5,7 +5,7 @@ lengths no bus divides, one-byte rows, rows across 4 KiB) over three memory mode
 throttled to a beat every 3 cycles with a read latency of 12; a read latency of 40 that the
 outstanding limit cannot hide). The AxiRam is timed as
 :class:`peforge.hw.tile.dma.MemoryModel` states: its pause pattern sets the beat period, and a
-latency model of the testbench (:class:`peforge.sim.cocotb_dma.TimedRam`: holding the AxiRam's
+latency model of the testbench (:class:`peforge.sim.axi_ram.TimedRam`: holding the AxiRam's
 first read of a burst, and its write response) the latencies. Checked: the data (scratchpad
 dumped after each load, the whole AxiRam after each store, against the golden byte loop), the
 bursts (INCR, full width, at most ``max_burst`` beats, never across 4 KiB, each row's words once),
