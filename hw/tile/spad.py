@@ -1,0 +1,275 @@
+"""Scratchpad: banked on-chip SRAM of the accelerator tile (activations, weights, outputs).
+
+A scratchpad is ``banks`` (B) banks, one :class:`amaranth.lib.memory.Memory` each (synchronous
+read, one cycle of latency), of ``depth`` words of ``word_elements`` (W) elements of
+``element_bits`` bits.
+
+Linear element space
+    Element address ``e`` is word ``e // W``, lane ``e % W``; word ``x`` is bank ``x % B``,
+    bank address ``x // B``. Everyone (DMA, vector unit, GEMM engine, compiler) addresses data
+    by linear element address.
+Skewed matrices
+    A matrix is stored row-major with a row pitch of ``row_words`` words, ``row_words % B == 1``
+    (:meth:`ScratchpadConfig.row_pitch`). Then the same word of B consecutive rows lies in B
+    distinct banks (word ``x + r·pitch`` is bank ``(x + r) % B``), and so do any B consecutive
+    words of one row: either is one parallel read, one address per bank.
+
+Ports (each bank has one read and one write port per user):
+
+``access`` (DMA, vector unit)
+    one cycle reads or writes a *run* of ``run_elements`` consecutive elements starting at any
+    element address; a run spans at most B words, so all in distinct banks. ``mask`` selects
+    the elements written; read data arrives on ``rdata`` the next cycle (and holds until the
+    next read).
+``feed`` (GEMM engine, reads)
+    one word per bank at its own bank address; data the next cycle, held while ``en`` is low.
+``store`` (GEMM engine, writes)
+    one word per bank at its own bank address, a lane mask per bank.
+
+With power-of-two W and B the access port's address split is wiring; otherwise it divides by
+constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..golden import sign_extend
+from ..params import param, validate
+from ...arith import ceil_div
+
+
+def skewed_pitch(words: int, banks: int) -> int:
+    """The smallest row pitch (words) of at least ``words`` with ``pitch % banks == 1 % banks``."""
+    if words < 1:
+        raise ValueError(f"row of {words!r} words; need at least 1")
+    return words + (1 - words) % banks
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScratchpadConfig:
+    """Parameters of :class:`Scratchpad`."""
+
+    banks: int = param(4, "banks B, one memory each", low=1, high=64)
+    word_elements: int = param(4, "elements W per word", low=1, high=256)
+    element_bits: int = param(8, "width of one element (bits)", low=1, high=64)
+    signed: bool = param(True, "elements are two's complement (else unsigned)")
+    depth: int = param(64, "words per bank", low=2, high=1 << 20)
+    run: int = param(0, "elements per access-port run; 0: the most, (B - 1)·W + 1", low=0, high=1 << 14)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.run > self.max_run:
+            raise ValueError(f"ScratchpadConfig.run={self.run!r} spans more than banks={self.banks!r} words; "
+                             f"allowed 0..{self.max_run}")
+
+    @property
+    def max_run(self) -> int:
+        """The longest run that spans at most B words from any start: (B - 1)·W + 1 elements."""
+        return (self.banks - 1) * self.word_elements + 1
+
+    @property
+    def run_elements(self) -> int:
+        """Elements of one access-port run."""
+        return self.run or self.max_run
+
+    @property
+    def element_shape(self):
+        return signed(self.element_bits) if self.signed else unsigned(self.element_bits)
+
+    @property
+    def word_bits(self) -> int:
+        return self.word_elements * self.element_bits
+
+    @property
+    def words(self) -> int:
+        """Words of the whole scratchpad (B · depth)."""
+        return self.banks * self.depth
+
+    @property
+    def elements(self) -> int:
+        """Elements of the whole scratchpad (the linear element space)."""
+        return self.words * self.word_elements
+
+    @property
+    def kib(self) -> float:
+        """Capacity (KiB)."""
+        return self.elements * self.element_bits / 8192
+
+    # --- layout helpers (compiler, DMA, tests) ---------------------------------------------------
+
+    def row_pitch(self, cols: int) -> int:
+        """Skewed row pitch (words) of a row of ``cols`` elements: at least ceil(cols / W) words,
+        ``pitch % B == 1`` (any pitch when B = 1)."""
+        return skewed_pitch(ceil_div(cols, self.word_elements), self.banks)
+
+    def is_skewed(self, pitch: int) -> bool:
+        return pitch % self.banks == 1 % self.banks
+
+    def element_address(self, base: int, pitch: int, row: int, col: int) -> int:
+        """Linear element address of ``(row, col)`` of a matrix at element ``base`` with a row
+        pitch of ``pitch`` words."""
+        return base + row * pitch * self.word_elements + col
+
+    def check_matrix(self, name: str, base: int, pitch: int, rows: int, cols: int) -> None:
+        """Raise ``ValueError`` unless a ``rows x cols`` matrix at ``base`` (word-aligned) with a
+        skewed ``pitch`` of at least its row's words fits in the scratchpad."""
+        W = self.word_elements
+        if base % W:
+            raise ValueError(f"{name} base={base!r} is not word-aligned; a multiple of {W} elements")
+        if not self.is_skewed(pitch) or pitch < ceil_div(cols, W):
+            raise ValueError(f"{name} pitch={pitch!r} words; need >= {ceil_div(cols, W)} and "
+                             f"pitch % {self.banks} == {1 % self.banks} (e.g. {self.row_pitch(cols)})")
+        end = self.element_address(base, pitch, rows - 1, cols)
+        if base < 0 or end > self.elements:
+            raise ValueError(f"{name} at base={base!r} ends at element {end}, beyond {self.elements}")
+
+    def pack(self, image: np.ndarray, matrix, base: int, pitch: int) -> np.ndarray:
+        """Write ``matrix`` (rows x cols) into ``image`` (the linear element space, a numpy
+        array of ``elements`` integers) at ``base`` with ``pitch``; returns ``image``."""
+        matrix = np.asarray(matrix)
+        for row in range(matrix.shape[0]):
+            start = self.element_address(base, pitch, row, 0)
+            image[start:start + matrix.shape[1]] = matrix[row]
+        return image
+
+    def unpack(self, image: np.ndarray, base: int, pitch: int, rows: int, cols: int) -> np.ndarray:
+        """The ``rows x cols`` matrix at ``base`` with ``pitch`` in ``image``."""
+        return np.stack([image[self.element_address(base, pitch, r, 0):][:cols] for r in range(rows)])
+
+    def blank(self) -> np.ndarray:
+        """An all-zero linear element space (``int64``)."""
+        return np.zeros(self.elements, dtype=np.int64)
+
+    def bank_words(self, image: np.ndarray) -> list[list[int]]:
+        """``image`` as each bank's words (the ``init`` of its memory)."""
+        W, B, bits = self.word_elements, self.banks, self.element_bits
+        codes = np.asarray(image, dtype=object).reshape(self.words, W) % (1 << bits)
+        words = [sum(int(code) << (lane * bits) for lane, code in enumerate(row)) for row in codes]
+        return [words[b::B] for b in range(B)]
+
+    def from_bank_words(self, banks: list[list[int]]) -> np.ndarray:
+        """The linear element space held by each bank's words (inverse of :meth:`bank_words`)."""
+        W, B, bits = self.word_elements, self.banks, self.element_bits
+        words = [banks[x % B][x // B] for x in range(self.words)]
+        codes = np.array([(word >> (lane * bits)) & ((1 << bits) - 1) for word in words for lane in range(W)],
+                         dtype=np.int64)
+        return sign_extend(codes, bits) if self.signed else codes
+
+    # --- port signatures -------------------------------------------------------------------------
+
+    def word_layout(self) -> data.ArrayLayout:
+        return data.ArrayLayout(self.element_shape, self.word_elements)
+
+    def access_signature(self) -> wiring.Signature:
+        """The run port, from the user's side: ``en`` (an access this cycle), ``we`` (it writes),
+        ``addr`` (element address of the run's first element), ``mask`` / ``wdata`` (elements
+        written), ``rdata`` (the run read in the previous access, one cycle later)."""
+        P = self.run_elements
+        return wiring.Signature({
+            "en": Out(1), "we": Out(1), "addr": Out(range(self.elements)), "mask": Out(P),
+            "wdata": Out(data.ArrayLayout(self.element_shape, P)),
+            "rdata": In(data.ArrayLayout(self.element_shape, P)),
+        })
+
+    def feed_signature(self) -> wiring.Signature:
+        """Per-bank read port, from the user's side: ``en``, one ``addr`` per bank, ``data``
+        (each bank's word, one cycle later, held while ``en`` is low)."""
+        B = self.banks
+        return wiring.Signature({
+            "en": Out(1), "addr": Out(data.ArrayLayout(range(self.depth), B)),
+            "data": In(data.ArrayLayout(self.word_layout(), B)),
+        })
+
+    def store_signature(self) -> wiring.Signature:
+        """Per-bank write port, from the user's side: ``en`` (a lane mask per bank), ``addr``
+        and ``data`` per bank."""
+        B = self.banks
+        return wiring.Signature({
+            "en": Out(data.ArrayLayout(self.word_elements, B)), "addr": Out(data.ArrayLayout(range(self.depth), B)),
+            "data": Out(data.ArrayLayout(self.word_layout(), B)),
+        })
+
+
+class Scratchpad(wiring.Component):
+    """Banked scratchpad (see the module docstring for addressing and ports).
+
+    Parameters
+    ----------
+    config : the geometry.
+    init : optional linear element space to start from (:meth:`ScratchpadConfig.blank` shape),
+        e.g. what a test would have the DMA write.
+    """
+
+    def __init__(self, config: ScratchpadConfig, *, init: np.ndarray | None = None):
+        self.config = config
+        self._init = config.bank_words(init) if init is not None else [[] for _ in range(config.banks)]
+        super().__init__({
+            "access": In(config.access_signature()),
+            "feed": In(config.feed_signature()),
+            "store": In(config.store_signature()),
+        })
+        self.banks = [Memory(shape=unsigned(config.word_bits), depth=config.depth, init=self._init[b])
+                      for b in range(config.banks)]
+
+    def contents(self, get) -> np.ndarray:
+        """The linear element space now, read in a testbench with ``get`` (e.g. ``ctx.get``)."""
+        cfg = self.config
+        return cfg.from_bank_words([[int(get(mem.data[i])) for i in range(cfg.depth)] for mem in self.banks])
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        B, W, P = cfg.banks, cfg.word_elements, cfg.run_elements
+        acc = self.access
+
+        # Run geometry: its first word x0 (bank r0, bank address q0) and lane s; bank b holds
+        # word x0 + ((b - r0) mod B) of the run, at bank address q0 + (b < r0).
+        x0, s = acc.addr // W, acc.addr % W
+        q0, r0 = x0 // B, x0 % B
+        offset = [Signal(range(B), name=f"offset_{b}") for b in range(B)]  # word of the run in bank b
+        for b in range(B):
+            m.d.comb += offset[b].eq((b - r0 + B) % B)
+        s_read = Signal(range(W))
+        r0_read = Signal(range(B))
+        reading = acc.en & ~acc.we
+        with m.If(reading):
+            m.d.sync += [s_read.eq(s), r0_read.eq(r0)]
+
+        bank_data = []
+        for b, mem in enumerate(self.banks):
+            m.submodules[f"bank{b}"] = mem
+            run_rd = mem.read_port()
+            feed_rd = mem.read_port()
+            run_wr = mem.write_port(granularity=cfg.element_bits)
+            store_wr = mem.write_port(granularity=cfg.element_bits)
+            address = q0 + (b < r0)
+            m.d.comb += [run_rd.addr.eq(address), run_rd.en.eq(reading), run_wr.addr.eq(address)]
+            # Lane l of bank b is run element offset·W + l - s, written if inside and masked.
+            for lane in range(W):
+                index = Signal(range(-W, B * W), name=f"index_{b}_{lane}")
+                m.d.comb += index.eq(offset[b] * W + lane - s)
+                inside = (index >= 0) & (index < P)
+                wdata = acc.wdata.as_value().word_select(index.as_unsigned()[:max(1, (P - 1).bit_length())],
+                                                         cfg.element_bits)
+                m.d.comb += [run_wr.data.word_select(lane, cfg.element_bits).eq(wdata),
+                             run_wr.en[lane].eq(acc.en & acc.we & inside & acc.mask.bit_select(index.as_unsigned(), 1))]
+            m.d.comb += [feed_rd.addr.eq(self.feed.addr[b]), feed_rd.en.eq(self.feed.en),
+                         self.feed.data[b].eq(feed_rd.data),
+                         store_wr.addr.eq(self.store.addr[b]), store_wr.data.eq(self.store.data[b]),
+                         store_wr.en.eq(self.store.en[b])]
+            bank_data.append(run_rd.data)
+
+        # Read data: run element i is lane (s + i) % W of the word (s + i) // W words after x0.
+        words = Cat(*bank_data)
+        for i in range(P):
+            word = (r0_read + (s_read + i) // W) % B
+            lane = (s_read + i) % W
+            m.d.comb += acc.rdata[i].eq(words.word_select(word * W + lane, cfg.element_bits))
+        return m
