@@ -117,13 +117,13 @@ class ScratchpadConfig:
         pitch of ``pitch`` words."""
         return base + row * pitch * self.word_elements + col
 
-    def check_matrix(self, name: str, base: int, pitch: int, rows: int, cols: int) -> None:
+    def check_matrix(self, name: str, base: int, pitch: int, rows: int, cols: int, *, skewed: bool = True) -> None:
         """Raise ``ValueError`` unless a ``rows x cols`` matrix at ``base`` (word-aligned) with a
-        skewed ``pitch`` of at least its row's words fits in the scratchpad."""
+        ``pitch`` of at least its row's words (skewed, unless ``skewed`` is false) fits."""
         W = self.word_elements
         if base % W:
             raise ValueError(f"{name} base={base!r} is not word-aligned; a multiple of {W} elements")
-        if not self.is_skewed(pitch) or pitch < ceil_div(cols, W):
+        if (skewed and not self.is_skewed(pitch)) or pitch < ceil_div(cols, W):
             raise ValueError(f"{name} pitch={pitch!r} words; need >= {ceil_div(cols, W)} and "
                              f"pitch % {self.banks} == {1 % self.banks} (e.g. {self.row_pitch(cols)})")
         end = self.element_address(base, pitch, rows - 1, cols)
@@ -134,6 +134,10 @@ class ScratchpadConfig:
         """Write ``matrix`` (rows x cols) into ``image`` (the linear element space, a numpy
         array of ``elements`` integers) at ``base`` with ``pitch``; returns ``image``."""
         matrix = np.asarray(matrix)
+        end = self.element_address(base, pitch, matrix.shape[0] - 1, matrix.shape[1])
+        if base < 0 or end > len(image):
+            raise ValueError(f"a {matrix.shape[0]}x{matrix.shape[1]} matrix at base={base!r} with pitch={pitch!r} "
+                             f"ends at element {end}, beyond {len(image)}")
         for row in range(matrix.shape[0]):
             start = self.element_address(base, pitch, row, 0)
             image[start:start + matrix.shape[1]] = matrix[row]
