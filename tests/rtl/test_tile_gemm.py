@@ -124,6 +124,7 @@ def gemm_sequence(cfg: GemmEngineConfig, rng: np.random.Generator):
     R, C = cfg.array.rows, cfg.array.cols
     jobs = [(stim.random(R + 1, 2 * cfg.array.k_per_fold + 1, C + 1), False),  # not multiples of the array
             (stim.random(1, 1, 1), False),
+            (stim.random(2, 2 * (cfg.group or cfg.array.k_per_fold) + 3, C), False),  # several groups of metadata
             (stim.random(max(1, R - 1), int(rng.integers(2, 12)), 1), False),  # M < R, N = 1
             (stim.random(int(rng.integers(1, 8)), 1, int(rng.integers(2, 8))), False),  # K = 1
             (stim.constant(R + 1, 9, C + 1, stim.a_min, "most negative"), False),
