@@ -41,7 +41,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..systolic import SystolicArray, SystolicConfig
-from .spad import Scratchpad, ScratchpadConfig
+from .spad import Scratchpad, ScratchpadConfig, divmod_const
 from .unit import unit_ports
 from ...arith import ceil_div
 
@@ -210,12 +210,13 @@ def _gather(m: Module, feed, words: list, banks: int, fetch, name: str) -> list:
     for i, word in enumerate(words):
         bank = Signal(range(banks), name=f"{name}_bank{i}")
         held = Signal(range(banks), name=f"{name}_held{i}")
-        m.d.comb += bank.eq(word % banks)
+        address, index = divmod_const(word, banks)
+        m.d.comb += bank.eq(index)
         with m.If(fetch):
             m.d.sync += held.eq(bank)
         for b in range(banks):
             with m.If(bank == b):
-                m.d.comb += feed.addr[b].eq(word // banks)
+                m.d.comb += feed.addr[b].eq(address)
         picks.append(feed.data[held])
     m.d.comb += feed.en.eq(fetch)
     return picks
@@ -246,7 +247,6 @@ class GemmEngine(wiring.Component):
         cfg = self.config
         ac = cfg.array
         pe = ac.pe_config
-        R, C, L = ac.rows, ac.cols, ac.lanes
         m = Module()
         m.submodules.array = array = SystolicArray(ac)
 
@@ -419,9 +419,10 @@ class GemmEngine(wiring.Component):
                         m.d.sync += [n0.eq(n0 + C), block.eq(block + 1), row.eq(fold_row), row_ptr.eq(fold_ptr)]
 
         rd = self.out_read
+        word_addr, word_bank = divmod_const(word, B)
         m.d.comb += rd.en.eq(out.valid)
         for b in range(B):
-            m.d.comb += rd.addr[b].eq(word // B)
+            m.d.comb += rd.addr[b].eq(word_addr)
         pending = Signal()
         last = Signal()
         bank = Signal(range(B))
@@ -430,7 +431,7 @@ class GemmEngine(wiring.Component):
         values = Signal(data.ArrayLayout(signed(OUT_BITS), C))
         m.d.sync += pending.eq(out.valid)
         with m.If(out.valid):
-            m.d.sync += [last.eq(out.payload.last), bank.eq(word % B), addr.eq(word // B)]
+            m.d.sync += [last.eq(out.payload.last), bank.eq(word_bank), addr.eq(word_addr)]
             m.d.sync += [mask[c].eq(n0 + c < N) for c in range(C)]
             m.d.sync += [values[c].eq(out.payload.acc[c]) for c in range(C)]
         wr = self.out_write

@@ -26,8 +26,8 @@ Ports (each bank has one read and one write port per user):
 ``store`` (GEMM engine, writes)
     one word per bank at its own bank address, a lane mask per bank.
 
-With power-of-two W and B the access port's address split is wiring; otherwise it divides by
-constants.
+With power-of-two W and B every address split (:func:`divmod_const`) is wiring; otherwise it
+divides by a constant.
 """
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ from amaranth.lib.wiring import In, Out
 from ..golden import sign_extend
 from ..params import param, validate
 from ...arith import ceil_div
+
+
+def divmod_const(value, divisor: int) -> tuple:
+    """``(value // divisor, value % divisor)`` of an unsigned Amaranth value by a constant: a bit
+    split when ``divisor`` is a power of two (wiring), else a constant division."""
+    if divisor & (divisor - 1) == 0:
+        bits = divisor.bit_length() - 1
+        return value >> bits, value[:bits] if bits else 0
+    return value // divisor, value % divisor
 
 
 def skewed_pitch(words: int, banks: int) -> int:
@@ -235,8 +244,8 @@ class Scratchpad(wiring.Component):
 
         # Run geometry: its first word x0 (bank r0, bank address q0) and lane s; bank b holds
         # word x0 + ((b - r0) mod B) of the run, at bank address q0 + (b < r0).
-        x0, s = acc.addr // W, acc.addr % W
-        q0, r0 = x0 // B, x0 % B
+        x0, s = divmod_const(acc.addr, W)
+        q0, r0 = divmod_const(x0, B)
         offset = [Signal(range(B), name=f"offset_{b}") for b in range(B)]  # word of the run in bank b
         for b in range(B):
             m.d.comb += offset[b].eq((b - r0 + B) % B)

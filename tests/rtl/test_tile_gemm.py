@@ -10,8 +10,6 @@ elements, with every other element untouched; every command must take exactly
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module
@@ -154,7 +152,8 @@ def test_gemm_engine_matches_golden_and_cycles(name, dataflow):
     # Back to back: each command is taken the cycle the previous one is done.
     assert [t.accepted for t in timings[1:]] == [t.ready for t in timings[:-1]]
     wrong = np.flatnonzero(out != placer.model)
-    assert wrong.size == 0, f"{wrong.size} elements differ, first at {wrong[:8]}: {out[wrong[:8]]} != {placer.model[wrong[:8]]}"
+    first = wrong[:8]
+    assert wrong.size == 0, f"{wrong.size} elements differ, first at {first}: {out[first]} != {placer.model[first]}"
 
 
 def test_overhead_is_the_arrays_cycles_plus_four():
