@@ -17,6 +17,7 @@ from amaranth.sim import Simulator
 
 from peforge.arith import ceil_div
 from peforge.hw.golden import wrap
+from peforge.hw.pe import PE_KINDS
 from peforge.hw.pe.bitserial import BitSerialConfig
 from peforge.hw.pe.mac import MacConfig
 from peforge.hw.pe.mixed import MixedConfig
@@ -40,9 +41,9 @@ CASES = [(name, df) for name in ARRAYS for df in ("ws", "os")]
 SEEDS = {case: seed for seed, case in enumerate(CASES)}
 
 
-def engine_config(name: str, dataflow: str) -> GemmEngineConfig:
-    spec = dict(ARRAYS[name])
-    array = SystolicConfig(pe=name.split("-")[0], dataflow=dataflow, max_m=12, max_k=40, max_n=12, **spec)
+def engine_config(name: str, dataflow: str, *, max_k: int = 40, **spec) -> GemmEngineConfig:
+    spec = spec or ARRAYS[name]
+    array = SystolicConfig(pe=name.split("-")[0], dataflow=dataflow, max_m=12, max_k=max_k, max_n=12, **spec)
     return GemmEngineConfig.for_array(array, act_depth=256, weight_depth=256, out_depth=160, out_banks=2,
                                       meta_depth=128)
 
@@ -129,7 +130,8 @@ def gemm_sequence(cfg: GemmEngineConfig, rng: np.random.Generator):
             (stim.constant(3, 5, 2, stim.a_max, "max"), False)]
     jobs += [(stim.random(*stim.random_shape()), False) for _ in range(6)]
     # A K-blocked pair: C = A[:, :k1] B[:k1] + A[:, k1:] B[k1:], the second added to the first.
-    g = stim.random(int(rng.integers(1, 7)), int(rng.integers(8, 20)), int(rng.integers(1, 7)))
+    step = cfg.group or 1
+    g = stim.random(int(rng.integers(1, 7)), int(rng.integers(step + 1, step + 12)), int(rng.integers(1, 7)))
     k1 = k_split(cfg, g.shape[1])
     groups = k1 // (cfg.group or 1)  # metadata rows are quantization groups of k
     first = Gemm(g.a[:, :k1], g.b[:k1], {key: np.asarray(v)[:groups] for key, v in g.meta.items()}, g.w_bits)
@@ -138,10 +140,8 @@ def gemm_sequence(cfg: GemmEngineConfig, rng: np.random.Generator):
     return jobs
 
 
-@pytest.mark.parametrize("name, dataflow", CASES, ids=[f"{name}-{df}" for name, df in CASES])
-def test_gemm_engine_matches_golden_and_cycles(name, dataflow):
-    cfg = engine_config(name, dataflow)
-    rng = np.random.default_rng(SEEDS[name, dataflow])
+def check_engine(cfg: GemmEngineConfig, seed: int) -> None:
+    rng = np.random.default_rng(seed)
     placer = Placer(cfg, rng)
     cmds = []
     for g, accumulate in gemm_sequence(cfg, rng):
@@ -154,6 +154,19 @@ def test_gemm_engine_matches_golden_and_cycles(name, dataflow):
     wrong = np.flatnonzero(out != placer.model)
     first = wrong[:8]
     assert wrong.size == 0, f"{wrong.size} elements differ, first at {first}: {out[first]} != {placer.model[first]}"
+
+
+@pytest.mark.parametrize("name, dataflow", CASES, ids=[f"{name}-{df}" for name, df in CASES])
+def test_gemm_engine_matches_golden_and_cycles(name, dataflow):
+    check_engine(engine_config(name, dataflow), SEEDS[name, dataflow])
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+@pytest.mark.parametrize("pe", list(PE_KINDS))
+def test_every_registered_kind_with_its_defaults(pe, dataflow):
+    """Any PE the registry lists (float ones too) runs in the engine with its default parameters
+    (their quantization group of 128 k values: K up to 2 groups and more)."""
+    check_engine(engine_config(pe, dataflow, max_k=300, rows=2, cols=2), 40)
 
 
 def test_overhead_is_the_arrays_cycles_plus_four():
