@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -248,7 +248,7 @@ class Scratchpad(wiring.Component):
         q0, r0 = divmod_const(x0, B)
         offset = [Signal(range(B), name=f"offset_{b}") for b in range(B)]  # word of the run in bank b
         for b in range(B):
-            m.d.comb += offset[b].eq((b - r0 + B) % B)
+            m.d.comb += offset[b].eq(Mux(r0 > b, b + B - r0, b - r0))
         s_read = Signal(range(W))
         r0_read = Signal(range(B))
         reading = acc.en & ~acc.we
@@ -282,7 +282,8 @@ class Scratchpad(wiring.Component):
         # Read data: run element i is lane (s + i) % W of the word (s + i) // W words after x0.
         words = Cat(*bank_data)
         for i in range(P):
-            word = (r0_read + (s_read + i) // W) % B
-            lane = (s_read + i) % W
+            later, lane = divmod_const(s_read + i, W)  # later < B: the run spans at most B words
+            word = Signal(range(B), name=f"run_word_{i}")
+            m.d.comb += word.eq(Mux(r0_read + later >= B, r0_read + later - B, r0_read + later))
             m.d.comb += acc.rdata[i].eq(words.word_select(word * W + lane, cfg.element_bits))
         return m
