@@ -1,7 +1,9 @@
 """GEMM engine: a :class:`~peforge.hw.systolic.SystolicArray` fed from scratchpads, a tile unit.
 
 One command computes ``C = A · B`` (A: ``m x k`` activations, B: ``k x n`` weight codes) and
-writes, or with ``accumulate`` adds (for K-blocked tilings), C into the output scratchpad.
+writes, or with ``accumulate`` adds (for K-blocked tilings), C into the output scratchpad: the
+array's results (:func:`~peforge.hw.systolic.systolic_gemm`) wrapped to 32-bit elements, the
+addition a 32-bit integer one (a float PE's result codes are written, not meant to be added).
 
 Where operands live (linear element addresses, :mod:`peforge.hw.tile.spad`)
     A row-major in the activation spad (B = R banks, W = lanes), row pitch ``a_pitch`` words;
@@ -28,7 +30,7 @@ array is.
 Timing (command taken in cycle t): the command is latched (t), beat 0 is read (t + 1) and
 taken by the array (t + 2); the array's last output row is valid in cycle
 ``t + 2 + SystolicConfig.cycles``; its old value is read then and the sum written the cycle
-after; ``ready`` is high again one cycle later. Hence :attr:`OVERHEAD` = 4 cycles.
+after; ``ready`` is high again one cycle later. Hence :data:`OVERHEAD` = 4 cycles.
 """
 
 from __future__ import annotations
@@ -73,6 +75,13 @@ class GemmCommand:
     meta_base: int = 0
     meta_pitch: int = 1
     pe_fields: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("a_base", "a_pitch", "b_base", "b_pitch", "c_base", "c_pitch", "m", "k", "n",
+                     "meta_base", "meta_pitch"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise ValueError(f"GemmCommand.{name}={value!r}; must be an integer >= 0")
 
     @property
     def w_bits(self) -> int | None:

@@ -95,3 +95,10 @@ def test_cycles_are_the_arrays_plus_four():
     array = SystolicConfig(pe="mac", rows=3, cols=2, pe_config=MacConfig())
     cfg = GemmEngineConfig(array=array)
     assert cfg.cycles(GemmCommand(m=4, k=5, n=3)) == 28
+
+
+def test_command_fields_are_integers():
+    with pytest.raises(ValueError, match=r"GemmCommand.m=-1; must be an integer >= 0"):
+        GemmCommand(m=-1)
+    with pytest.raises(ValueError, match=r"GemmCommand.a_pitch=2.0; must be an integer >= 0"):
+        GemmCommand(a_pitch=2.0)
