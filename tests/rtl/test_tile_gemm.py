@@ -91,9 +91,9 @@ class Placer:
         return cmd
 
 
-def run_slice(cfg: GemmEngineConfig, init: dict, payloads: list[int]):
+def run_slice(cfg: GemmEngineConfig, init: dict, payloads: list[int], *, beside=None):
     """Run the commands back to back on a :class:`GemmSlice`; returns their timings and the
-    output spad afterwards."""
+    output spad afterwards. ``beside(ctx, dut)``: a testbench run alongside (e.g. a DMA's writes)."""
     dut = GemmSlice(cfg, init=init)
     top = Module()
     top.domains.sync = domain = ClockDomain("sync")
@@ -107,6 +107,11 @@ def run_slice(cfg: GemmEngineConfig, init: dict, payloads: list[int]):
         outcome["out"] = dut.spads["out"].contents(ctx.get)
 
     sim.add_testbench(bench)
+    if beside is not None:
+        async def other(ctx):
+            await beside(ctx, dut)
+
+        sim.add_testbench(other)
     sim.run()
     return outcome["timings"], outcome["out"]
 
@@ -178,6 +183,45 @@ def test_overhead_is_the_arrays_cycles_plus_four():
     cmd = placer.command(stim.random(2, 3, 2))
     timings, _ = run_slice(cfg, placer.images, [cmd.pack(cfg)])
     assert timings[0].cycles - cfg.array.cycles(2, 3, 2) == 4
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_access_port_fills_the_other_buffer_while_a_command_runs(dataflow):
+    """Double buffering: while the first GEMM reads its A, the access port writes the second
+    GEMM's A into another region (runs of ``run_elements``, one per cycle); the second command,
+    taken right after the first, computes with what was written."""
+    cfg = engine_config("mixed", dataflow)
+    rng = np.random.default_rng(21)
+    placer = Placer(cfg, rng)
+    stim = Stimulus(cfg.array, rng)
+    first = placer.command(stim.random(5, 12, 4))
+    second = placer.command(stim.random(4, 10, 5))
+    act = cfg.act
+    start = second.a_base
+    end = act.element_address(start, second.a_pitch, second.m - 1, second.k)
+    written = placer.images["act"][start:end].copy()
+    placer.images["act"][start:end] = 0  # not there until the access port writes it
+    P = act.run_elements
+    done = {}
+
+    async def dma(ctx, dut):
+        port = dut.act_access
+        await ctx.tick().repeat(3)  # the first command runs
+        for cycle, at in enumerate(range(start, end, P)):
+            chunk = written[at - start:at - start + P]
+            ctx.set(port.en, 1)
+            ctx.set(port.we, 1)
+            ctx.set(port.addr, at)
+            ctx.set(port.mask, (1 << len(chunk)) - 1)
+            ctx.set(port.wdata, [int(v) for v in chunk] + [0] * (P - len(chunk)))
+            await ctx.tick()
+        ctx.set(port.en, 0)
+        done["cycle"] = 3 + cycle + 1
+
+    timings, out = run_slice(cfg, placer.images, [first.pack(cfg), second.pack(cfg)], beside=dma)
+    assert done["cycle"] < timings[0].ready  # the writes ended while the first command ran
+    assert [t.cycles for t in timings] == [cfg.cycles(first), cfg.cycles(second)]
+    assert out.tolist() == placer.model.tolist()
 
 
 # --- scratchpad --------------------------------------------------------------------------------
