@@ -143,10 +143,7 @@ class ScratchpadConfig:
         """Write ``matrix`` (rows x cols) into ``image`` (the linear element space, a numpy
         array of ``elements`` integers) at ``base`` with ``pitch``; returns ``image``."""
         matrix = np.asarray(matrix)
-        end = self.element_address(base, pitch, matrix.shape[0] - 1, matrix.shape[1])
-        if base < 0 or end > len(image):
-            raise ValueError(f"a {matrix.shape[0]}x{matrix.shape[1]} matrix at base={base!r} with pitch={pitch!r} "
-                             f"ends at element {end}, beyond {len(image)}")
+        self._check_fits(image, base, pitch, *matrix.shape)
         for row in range(matrix.shape[0]):
             start = self.element_address(base, pitch, row, 0)
             image[start:start + matrix.shape[1]] = matrix[row]
@@ -154,7 +151,14 @@ class ScratchpadConfig:
 
     def unpack(self, image: np.ndarray, base: int, pitch: int, rows: int, cols: int) -> np.ndarray:
         """The ``rows x cols`` matrix at ``base`` with ``pitch`` in ``image``."""
+        self._check_fits(image, base, pitch, rows, cols)
         return np.stack([image[self.element_address(base, pitch, r, 0):][:cols] for r in range(rows)])
+
+    def _check_fits(self, image: np.ndarray, base: int, pitch: int, rows: int, cols: int) -> None:
+        end = self.element_address(base, pitch, rows - 1, cols)
+        if base < 0 or end > len(image):
+            raise ValueError(f"a {rows}x{cols} matrix at base={base!r} with pitch={pitch!r} "
+                             f"ends at element {end}, beyond {len(image)}")
 
     def blank(self) -> np.ndarray:
         """An all-zero linear element space (``int64``)."""

@@ -41,11 +41,15 @@ CASES = [(name, df) for name in ARRAYS for df in ("ws", "os")]
 SEEDS = {case: seed for seed, case in enumerate(CASES)}
 
 
+OUT_BANKS = {"mac": 1, "mixed-signed": 3}  # else 2
+
+
 def engine_config(name: str, dataflow: str, *, max_k: int = 40, **spec) -> GemmEngineConfig:
     spec = spec or ARRAYS[name]
     array = SystolicConfig(pe=name.split("-")[0], dataflow=dataflow, max_m=12, max_k=max_k, max_n=12, **spec)
-    return GemmEngineConfig.for_array(array, act_depth=256, weight_depth=256, out_depth=160, out_banks=2,
-                                      meta_depth=128)
+    banks = OUT_BANKS.get(name, 2)
+    return GemmEngineConfig.for_array(array, act_depth=256, weight_depth=256, out_depth=ceil_div(320, banks),
+                                      out_banks=banks, meta_depth=128)
 
 
 class Placer:

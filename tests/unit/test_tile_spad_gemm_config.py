@@ -102,3 +102,9 @@ def test_command_fields_are_integers():
         GemmCommand(m=-1)
     with pytest.raises(ValueError, match=r"GemmCommand.a_pitch=2.0; must be an integer >= 0"):
         GemmCommand(a_pitch=2.0)
+
+
+def test_unpack_beyond_the_space_is_an_error():
+    cfg = ScratchpadConfig(banks=2, word_elements=2, depth=2)
+    with pytest.raises(ValueError, match=r"a 2x3 matrix at base=4 with pitch=3 ends at element 13, beyond 8"):
+        cfg.unpack(cfg.blank(), 4, 3, 2, 3)
