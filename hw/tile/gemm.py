@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -211,24 +211,38 @@ def spad_rules(array: SystolicConfig) -> dict[str, dict | None]:
     }
 
 
+def _rotate(m: Module, items: list, by, name: str) -> list:
+    """``items`` rotated so that entry ``i`` is ``items[(i + by) % len(items)]`` (``by`` a
+    signal below ``len(items)``): a barrel shifter, log2(len) stages."""
+    width = len(items[0])
+    both = Cat(*items, *items)
+    out = Signal(width * len(items), name=name)
+    m.d.comb += out.eq(both.bit_select(by * width, width * len(items)))
+    return [out[i * width:(i + 1) * width] for i in range(len(items))]
+
+
 def _gather(m: Module, feed, words: list, banks: int, fetch, name: str) -> list:
-    """Read word ``words[i]`` (word addresses, in distinct banks) for each slot ``i`` through a
-    per-bank ``feed`` port when ``fetch``; returns each slot's word, valid the cycle after and
-    held until the next fetch."""
-    picks = []
-    for i, word in enumerate(words):
-        bank = Signal(range(banks), name=f"{name}_bank{i}")
-        held = Signal(range(banks), name=f"{name}_held{i}")
-        address, index = divmod_const(word, banks)
-        m.d.comb += bank.eq(index)
-        with m.If(fetch):
-            m.d.sync += held.eq(bank)
-        for b in range(banks):
-            with m.If(bank == b):
-                m.d.comb += feed.addr[b].eq(address)
-        picks.append(feed.data[held])
+    """Read word ``words[i]`` (word addresses) for each slot ``i`` through a per-bank ``feed``
+    port when ``fetch``; returns each slot's word, valid the cycle after and held until the
+    next fetch. There are ``banks`` slots and the skewed layout puts word ``i`` in bank
+    ``(b0 + i) % banks``, b0 the bank of word 0, so addresses and data are rotations by b0."""
+    assert len(words) == banks
+    split = [divmod_const(word, banks) for word in words]
+    b0 = Signal(range(banks), name=f"{name}_b0")
+    held = Signal(range(banks), name=f"{name}_held")
+    m.d.comb += b0.eq(split[0][1])
+    with m.If(fetch):
+        m.d.sync += held.eq(b0)
+    addresses = [Signal(len(feed.addr[0]), name=f"{name}_addr{i}") for i in range(banks)]
+    m.d.comb += [address.eq(q) for address, (q, _) in zip(addresses, split)]
+    # bank b serves slot (b - b0) mod banks
+    back = Signal(range(banks), name=f"{name}_back")
+    m.d.comb += back.eq(Mux(b0 == 0, 0, banks - b0))
+    for b, address in enumerate(_rotate(m, addresses, back, f"{name}_to_banks")):
+        m.d.comb += feed.addr[b].eq(address)
     m.d.comb += feed.en.eq(fetch)
-    return picks
+    words_in = [feed.data[b].as_value() for b in range(banks)]
+    return _rotate(m, words_in, held, f"{name}_from_banks")
 
 
 class GemmEngine(wiring.Component):
@@ -290,7 +304,7 @@ class GemmEngine(wiring.Component):
                 offset = 0
                 for key, shape in pe.column_fields().items():
                     width = Shape.cast(shape).width
-                    m.d.comb += getattr(p, key)[c].eq(word.as_value()[offset:offset + width])
+                    m.d.comb += getattr(p, key)[c].eq(word[offset:offset + width])
                     offset += width
         m.d.comb += [p.m.eq(cmd.m), p.k.eq(cmd.k), p.n.eq(cmd.n)]
         m.d.comb += [getattr(p, key).eq(getattr(cmd, key)) for key in pe.array_fields()]
