@@ -38,12 +38,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..systolic import SystolicArray, SystolicConfig
-from .spad import Scratchpad, ScratchpadConfig, divmod_const
+from .spad import Scratchpad, ScratchpadConfig, divmod_const, rotate
 from .unit import unit_ports
 from ...arith import ceil_div
 
@@ -211,16 +211,6 @@ def spad_rules(array: SystolicConfig) -> dict[str, dict | None]:
     }
 
 
-def _rotate(m: Module, items: list, by, name: str) -> list:
-    """``items`` rotated so that entry ``i`` is ``items[(i + by) % len(items)]`` (``by`` a
-    signal below ``len(items)``): a barrel shifter, log2(len) stages."""
-    width = len(items[0])
-    both = Cat(*items, *items)
-    out = Signal(width * len(items), name=name)
-    m.d.comb += out.eq(both.bit_select(by * width, width * len(items)))
-    return [out[i * width:(i + 1) * width] for i in range(len(items))]
-
-
 def _gather(m: Module, feed, words: list, banks: int, fetch, name: str) -> list:
     """Read word ``words[i]`` (word addresses) for each slot ``i`` through a per-bank ``feed``
     port when ``fetch``; returns each slot's word, valid the cycle after and held until the
@@ -238,11 +228,11 @@ def _gather(m: Module, feed, words: list, banks: int, fetch, name: str) -> list:
     # bank b serves slot (b - b0) mod banks
     back = Signal(range(banks), name=f"{name}_back")
     m.d.comb += back.eq(Mux(b0 == 0, 0, banks - b0))
-    for b, address in enumerate(_rotate(m, addresses, back, f"{name}_to_banks")):
+    for b, address in enumerate(rotate(m, addresses, back, f"{name}_to_banks")):
         m.d.comb += feed.addr[b].eq(address)
     m.d.comb += feed.en.eq(fetch)
     words_in = [feed.data[b].as_value() for b in range(banks)]
-    return _rotate(m, words_in, held, f"{name}_from_banks")
+    return rotate(m, words_in, held, f"{name}_from_banks")
 
 
 class GemmEngine(wiring.Component):

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -52,6 +52,15 @@ def divmod_const(value, divisor: int) -> tuple:
         bits = divisor.bit_length() - 1
         return value >> bits, value[:bits] if bits else 0
     return value // divisor, value % divisor
+
+
+def rotate(m: Module, items: list, by, name: str) -> list:
+    """``items`` (values of one width) rotated so that entry ``i`` is ``items[(i + by) % len(items)]``,
+    ``by`` a signal below ``len(items)``: a barrel shifter of log2(len) stages, not a crossbar."""
+    width = len(items[0])
+    out = Signal(width * len(items), name=name)
+    m.d.comb += out.eq(Cat(*items, *items).bit_select(by * width, width * len(items)))
+    return [out[i * width:(i + 1) * width] for i in range(len(items))]
 
 
 def skewed_pitch(words: int, banks: int) -> int:
@@ -246,18 +255,22 @@ class Scratchpad(wiring.Component):
         B, W, P = cfg.banks, cfg.word_elements, cfg.run_elements
         acc = self.access
 
-        # Run geometry: its first word x0 (bank r0, bank address q0) and lane s; bank b holds
-        # word x0 + ((b - r0) mod B) of the run, at bank address q0 + (b < r0).
-        x0, s = divmod_const(acc.addr, W)
-        q0, r0 = divmod_const(x0, B)
-        offset = [Signal(range(B), name=f"offset_{b}") for b in range(B)]  # word of the run in bank b
-        for b in range(B):
-            m.d.comb += offset[b].eq(Mux(r0 > b, b + B - r0, b - r0))
-        s_read = Signal(range(W))
-        r0_read = Signal(range(B))
+        # Run geometry: the banks' words side by side (bank 0 first) are B·W lanes; the run
+        # starts at lane `off` = addr mod B·W and wraps around; bank b is read at q0 + 1 if its
+        # whole word lies before the start (it holds the run's wrapped tail), else at q0.
+        BW = B * W
+        q0, off = divmod_const(acc.addr, BW)
+        off_read = Signal(range(BW))
         reading = acc.en & ~acc.we
         with m.If(reading):
-            m.d.sync += [s_read.eq(s), r0_read.eq(r0)]
+            m.d.sync += off_read.eq(off)
+        to_lanes = Signal(range(BW))  # rotation from run elements to lanes
+        m.d.comb += to_lanes.eq(Mux(off == 0, 0, BW - off))
+        pad = BW - P
+        bits = cfg.element_bits
+        written = [acc.wdata.as_value()[i * bits:(i + 1) * bits] for i in range(P)]
+        wdata = rotate(m, written + [C(0, bits)] * pad, to_lanes, "run_wdata")
+        mask = rotate(m, [acc.mask[i] for i in range(P)] + [C(0, 1)] * pad, to_lanes, "run_mask")
 
         bank_data = []
         for b, mem in enumerate(self.banks):
@@ -266,28 +279,18 @@ class Scratchpad(wiring.Component):
             feed_rd = mem.read_port()
             run_wr = mem.write_port(granularity=cfg.element_bits)
             store_wr = mem.write_port(granularity=cfg.element_bits)
-            address = q0 + (b < r0)
-            m.d.comb += [run_rd.addr.eq(address), run_rd.en.eq(reading), run_wr.addr.eq(address)]
-            # Lane l of bank b is run element offset·W + l - s, written if inside and masked.
-            for lane in range(W):
-                index = Signal(range(-W, B * W), name=f"index_{b}_{lane}")
-                m.d.comb += index.eq(offset[b] * W + lane - s)
-                inside = (index >= 0) & (index < P)
-                wdata = acc.wdata.as_value().word_select(index.as_unsigned()[:max(1, (P - 1).bit_length())],
-                                                         cfg.element_bits)
-                m.d.comb += [run_wr.data.word_select(lane, cfg.element_bits).eq(wdata),
-                             run_wr.en[lane].eq(acc.en & acc.we & inside & acc.mask.bit_select(index.as_unsigned(), 1))]
+            address = q0 + ((b + 1) * W <= off)
+            lanes = range(b * W, (b + 1) * W)
+            m.d.comb += [run_rd.addr.eq(address), run_rd.en.eq(reading), run_wr.addr.eq(address),
+                         run_wr.data.eq(Cat(*(wdata[j] for j in lanes))),
+                         run_wr.en.eq(Mux(acc.en & acc.we, Cat(*(mask[j] for j in lanes)), 0))]
             m.d.comb += [feed_rd.addr.eq(self.feed.addr[b]), feed_rd.en.eq(self.feed.en),
                          self.feed.data[b].eq(feed_rd.data),
                          store_wr.addr.eq(self.store.addr[b]), store_wr.data.eq(self.store.data[b]),
                          store_wr.en.eq(self.store.en[b])]
-            bank_data.append(run_rd.data)
+            bank_data += [run_rd.data[lane * bits:(lane + 1) * bits] for lane in range(W)]
 
-        # Read data: run element i is lane (s + i) % W of the word (s + i) // W words after x0.
-        words = Cat(*bank_data)
-        for i in range(P):
-            later, lane = divmod_const(s_read + i, W)  # later < B: the run spans at most B words
-            word = Signal(range(B), name=f"run_word_{i}")
-            m.d.comb += word.eq(Mux(r0_read + later >= B, r0_read + later - B, r0_read + later))
-            m.d.comb += acc.rdata[i].eq(words.word_select(word * W + lane, cfg.element_bits))
+        # Read data: run element i is lane (off + i) mod B·W of the previous read.
+        for i, element in enumerate(rotate(m, bank_data, off_read, "run_rdata")[:P]):
+            m.d.comb += acc.rdata[i].eq(element)
         return m
