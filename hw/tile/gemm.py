@@ -23,7 +23,8 @@ Every operand pitch is skewed (``pitch % banks == 1``), so each beat of the arra
 (:meth:`SystolicConfig.plan`) is one parallel read: the ws activations of a beat are R
 consecutive words of one row of A, the os activations one word of each of R consecutive
 rows, the weights (and metadata) of a beat one word of each of C consecutive rows of B^T;
-either way all in distinct banks. The engine reads beat ``i + 1`` in the cycle the array
+either way in consecutive banks from the first word's (mod B), so one rotation routes the
+addresses to the banks and another the words back to the array. The engine reads beat ``i + 1`` in the cycle the array
 takes beat ``i`` (the read data holds until the next read), so a beat is ready whenever the
 array is.
 
