@@ -87,6 +87,17 @@ class ScratchpadConfig:
             raise ValueError(f"ScratchpadConfig.run={self.run!r} spans more than banks={self.banks!r} words; "
                              f"allowed 0..{self.max_run}")
 
+    @classmethod
+    def sized(cls, kib: float, **fields) -> ScratchpadConfig:
+        """The scratchpad of ``fields`` (banks, word_elements, element_bits, ...) with the most
+        words per bank that fit in ``kib`` KiB (e.g. a design's ``sram.*_kib`` share)."""
+        probe = cls(**{**fields, "depth": 2})
+        depth = int(kib * 8192) // (probe.banks * probe.word_bits)
+        if depth < 2:
+            raise ValueError(f"{kib!r} KiB holds {depth} words per bank of {probe.banks} banks x "
+                             f"{probe.word_bits} bits; need at least 2")
+        return cls(**{**fields, "depth": depth})
+
     @property
     def max_run(self) -> int:
         """The longest run that spans at most B words from any start: (B - 1)·W + 1 elements."""

@@ -108,3 +108,11 @@ def test_unpack_beyond_the_space_is_an_error():
     cfg = ScratchpadConfig(banks=2, word_elements=2, depth=2)
     with pytest.raises(ValueError, match=r"a 2x3 matrix at base=4 with pitch=3 ends at element 13, beyond 8"):
         cfg.unpack(cfg.blank(), 4, 3, 2, 3)
+
+
+def test_scratchpad_sized_from_kib():
+    cfg = ScratchpadConfig.sized(4, banks=4, word_elements=8, element_bits=8)  # 4 KiB / (4 x 64 bits)
+    assert cfg.depth == 128 and cfg.kib == 4
+    assert ScratchpadConfig.sized(1.5, banks=3, word_elements=1, element_bits=32).depth == 128
+    with pytest.raises(ValueError, match=r"0.01 KiB holds 0 words per bank of 4 banks x 64 bits; need at least 2"):
+        ScratchpadConfig.sized(0.01, banks=4, word_elements=8, element_bits=8)
