@@ -150,7 +150,8 @@ def synthesize_with_macros(verilog: str, top: str) -> MacroSynthResult:
         synth_mod.run_yosys(work, synth_mod.front_commands(top) + ["write_json memories.json"])
         netlist, memories = cut_memories(json.loads((work / "memories.json").read_text()), top)
         (work / "cut.json").write_text(json.dumps(netlist))
-        synth_mod.run_yosys(work, ["read_json cut.json", f"hierarchy -check -top {top}",
+        # opt_clean: the coarse figures then count what the plain flow's would (no dead cells)
+        synth_mod.run_yosys(work, ["read_json cut.json", f"hierarchy -check -top {top}", "opt_clean",
                                    *synth_mod.measure_commands(top)])
         return MacroSynthResult(logic=synth_mod.measure_outputs(work, top), memories=memories)
 
