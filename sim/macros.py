@@ -359,6 +359,8 @@ class TileFigures:
     cycles : cycles of the run priced, or ``None`` (no activity given)
     logic_pj : energy of the logic over the run (pJ; gates toggling and flop clock pins), or ``None``
     macro_pj : each macro's access energy over the run (pJ) by memory name, or ``None``
+    constants : the logic's technology constants used, with their sources (each macro's are in
+        its :attr:`MacroCost.sources`)
     """
 
     tech: str
@@ -369,6 +371,7 @@ class TileFigures:
     cycles: int | None = None
     logic_pj: float | None = None
     macro_pj: dict[str, float] | None = None
+    constants: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
 
     @property
     def total_mm2(self) -> float:
@@ -430,9 +433,11 @@ def tile_figures(component_or_verilog: wiring.Component | str, tech: TechPreset 
     synthesized = cached_synthesis(text, top, cache_dir=cache_dir)
     macros = tuple(price_macros(synthesized.memories, preset))
     logic = synthesized.logic
+    used = ("um2_per_nand2",) + (() if activity is None else ("pj_per_gate_toggle", "pj_per_flop_clock"))
     figures = dict(tech=preset.name, synth=synthesized, macros=macros,
                    logic_mm2=preset.area_um2(logic.nand2_eq) / 1e6,
-                   macro_mm2={c.memory.name: c.area_um2 / 1e6 for c in macros})
+                   macro_mm2={c.memory.name: c.area_um2 / 1e6 for c in macros},
+                   constants={name: asdict(preset.constants()[name]) for name in used})
     if activity is None:
         return TileFigures(**figures)
     names = {c.memory.name for c in macros}

@@ -170,6 +170,8 @@ def test_tile_figures_by_hand(cache, monkeypatch):
     assert figures.logic_pj == pytest.approx(logic_pj)
     assert figures.total_pj == pytest.approx(logic_pj + accesses * 13 * pj_per_bit)
     assert figures.cycles == activity.cycles
+    assert set(figures.constants) == {"um2_per_nand2", "pj_per_gate_toggle", "pj_per_flop_clock"}
+    assert all(c["source"] for c in figures.constants.values())
     # the second call is a cache hit: no synthesis, the result read back equals the first
     assert len(list(cache.iterdir())) == 1
 
