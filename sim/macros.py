@@ -86,7 +86,8 @@ class MacroSynthResult:
 
     Parameters
     ----------
-    logic : the logic alone (no storage flops; ``memory_bits`` 0)
+    logic : the logic alone (no storage flops; ``memory_bits`` counts only ROMs Yosys inferred
+        from ``case`` tables, which it maps to gates)
     memories : the memories cut out, by name
     """
 
@@ -113,15 +114,18 @@ _DRIVEN = "RD_DATA"
 
 
 def cut_memories(netlist: dict[str, Any], top: str) -> tuple[dict[str, Any], tuple[MacroMemory, ...]]:
-    """Remove every ``$mem_v2`` cell of module ``top`` of a flattened Yosys JSON netlist.
+    """Remove every RTL memory (``$mem_v2`` cell with a public name) of module ``top`` of a
+    flattened Yosys JSON netlist.
 
     Returns the netlist (changed in place) and the memories. Each memory's read data bits become
     an input port ``<name>__macro_rd`` and its other non-constant, non-clock pins (addresses,
     write data, enables) an output port ``<name>__macro_in``, so what drives and reads them stays.
+    ROMs Yosys infers from ``case`` tables (``$auto$proc_rom...``: no name of the RTL's) are
+    logic and stay, to be mapped to gates.
     """
     module = synth_mod.top_module(netlist, top)
     memories = []
-    for name in sorted(n for n, c in module["cells"].items() if c["type"].startswith("$mem")):
+    for name in sorted(n for n, c in module["cells"].items() if c["type"].startswith("$mem") and n[0] != "$"):
         cell = module["cells"].pop(name)
         if cell["type"] != "$mem_v2":
             raise synth_mod.SynthesisError(f"memory cell {name!r} has type {cell['type']!r}, expected $mem_v2")

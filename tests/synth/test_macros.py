@@ -96,6 +96,20 @@ endmodule
     assert result.logic.flops == 0  # the read register belongs to the macro (Yosys merges it in)
 
 
+def test_a_case_table_stays_logic():
+    """Yosys turns a case table into a ROM ($mem_v2); it is no RTL memory, so it is mapped."""
+    text = """
+module top(input [2:0] a, output reg [7:0] y);
+  always @* case (a)
+    0: y = 8'd3; 1: y = 8'd17; 2: y = 8'd99; 3: y = 8'd1; 4: y = 8'd200; 5: y = 8'd77; 6: y = 8'd5; 7: y = 8'd13;
+  endcase
+endmodule
+"""
+    result = synthesize_with_macros(text, "top")
+    assert result.memories == () and result.logic.memory_bits == 8 * 8
+    assert result.logic.gates > 0 and result.logic.flops == 0
+
+
 class Nested(wiring.Component):
     """A named submodule with a memory and an unnamed one with another (names as Amaranth gives them)."""
 

@@ -61,15 +61,17 @@ def _netlist():
                         "WR_CLK": [2], "WR_EN": [7, 7], "WR_ADDR": [4, 3], "WR_DATA": [5, 6]},
     }
     gate = {"type": "$and", "parameters": {}, "port_directions": {"Y": "output"}, "connections": {"Y": [10]}}
+    rom = {**memory, "connections": {"RD_ADDR": [3, 4], "RD_DATA": [11, 12]}}  # from a case table
     return {"modules": {"top": {"ports": {"clk": {"direction": "input", "bits": [2]}},
-                                "cells": {"spad.bank": memory, "$and$1": gate}, "netnames": {}}}}
+                                "cells": {"spad.bank": memory, "$and$1": gate, "$auto$proc_rom.cc:1$2": rom},
+                                "netnames": {}}}}
 
 
 def test_cut_turns_memory_pins_into_ports():
     netlist, memories = cut_memories(_netlist(), "top")
     module = netlist["modules"]["top"]
     assert memories == (MacroMemory(name="spad.bank", width=2, depth=4, read_ports=1, write_ports=1),)
-    assert set(module["cells"]) == {"$and$1"}
+    assert set(module["cells"]) == {"$and$1", "$auto$proc_rom.cc:1$2"}  # Yosys' ROM is logic
     assert module["ports"]["spad.bank__macro_rd"] == {"direction": "input", "bits": [8, 9]}
     # each pin bit once, constants and the clock left out
     ports_in = module["ports"]["spad.bank__macro_in"]
