@@ -377,6 +377,10 @@ class TileFigures:
     macro_pj: dict[str, float] | None = None
     constants: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field (nested records as dicts) and the totals, for JSON reports."""
+        return {**asdict(self), "total_mm2": self.total_mm2, "total_pj": self.total_pj}
+
     @property
     def total_mm2(self) -> float:
         """Logic plus macros (mm²)."""

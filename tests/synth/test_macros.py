@@ -3,6 +3,7 @@ RTL declares, the logic left excludes their storage, and tile figures price them
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -186,6 +187,8 @@ def test_tile_figures_by_hand(cache, monkeypatch):
     assert figures.cycles == activity.cycles
     assert set(figures.constants) == {"um2_per_nand2", "pj_per_gate_toggle", "pj_per_flop_clock"}
     assert all(c["source"] for c in figures.constants.values())
+    report = json.loads(json.dumps(figures.to_dict()))
+    assert report["total_pj"] == pytest.approx(figures.total_pj) and report["macros"][0]["memory"]["width"] == 13
     # the second call is a cache hit: no synthesis, the result read back equals the first
     assert len(list(cache.iterdir())) == 1
 
