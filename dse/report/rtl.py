@@ -1,6 +1,7 @@
-"""Verilog of a chosen design point's compute block, with a testbench that runs on it.
+"""Verilog of a chosen design point: its compute blocks and its whole accelerator tile, each with a
+testbench that runs on it.
 
-For trial N of a study, ``export_design`` writes a folder::
+For trial N of a study (or a design file), ``export_design`` writes a folder::
 
     README.md        what is here and how to check it
     design.toml      the design point (a design file: `load_design` reads it)
@@ -10,10 +11,14 @@ For trial N of a study, ``export_design`` writes a folder::
     array_small/systolic.v   a small array (at most 4 x 4) of the same PE and dataflow: simulable
     array/systolic.v         the array at the design's size, when it is small enough to generate
                              quickly (or asked for) and within the array generator's limits
+    tile/, tile_full/, layer/, run_tile.py
+                     the accelerator tile (simulable and full size) with the tiny Llama layer's
+                     program, DRAM images and testbench runner (:mod:`peforge.dse.report.tile_rtl`)
 
-The testbench is the block's own (golden model, corner cases, exact cycle counts), run
+The block testbenches are the blocks' own (golden model, corner cases, exact cycle counts), run
 under cocotb on Verilator or Icarus against the files here, not regenerated ones;
-``peforge verify <block> <KEY=VALUE ...>`` runs the same testbench on the same parameters.
+``peforge verify <block> <KEY=VALUE ...>`` runs the same testbench on the same parameters, and
+``peforge verify-design DIR`` the tile's on the folder's files.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ...hw.export import export
 from ..search import storage as st
 from ..design.point import DesignPoint, design_from_dict
 from ..design.dump import dumps
+from .tile_rtl import export_tile_files
 
 SMALL_SIDE = 4           # the simulable array: at most SMALL_SIDE x SMALL_SIDE
 FULL_AUTO_PES = 256      # generate the full-size array by default up to this many PEs (16 x 16: ~30 s)
@@ -40,11 +46,16 @@ SMALL_GEMM = {"max_m": 16, "max_k": 64, "max_n": 16}  # keeps the small array's 
 
 @dataclass
 class Exported:
+    """An export folder: the trial it came from (None: a design file), what was written, the
+    README's rows of the tile's files, notes on what could not be."""
+
     folder: Path
-    trial: int
+    trial: int | None
     files: list[Path] = field(default_factory=list)
     blocks: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    tile_rows: list[tuple[str, str]] = field(default_factory=list)
+    has_layer: bool = False
 
 
 def assignments(config: Any) -> list[str]:
@@ -95,14 +106,20 @@ def array_configs(design: DesignPoint) -> tuple[Any, Any | None, str]:
     return small, full, ""
 
 
-def export_design(folder: Path, number: int, out: Path, *, full_size: bool | None = None,
+def export_design(folder: Path | None, number: int | None, out: Path, *, full_size: bool | None = None,
+                  design: DesignPoint | None = None, tile: bool = True,
                   say: Callable[[str], None] = lambda text: None) -> Exported:
-    """Write the RTL folder of trial ``number`` (see the module docstring) to ``out``.
+    """Write the RTL folder of trial ``number`` of the study in ``folder`` (or of ``design``, a
+    design point, with ``folder`` and ``number`` None; see the module docstring) to ``out``.
 
-    ``full_size``: True always generates the full-size array, False never, None when it has
-    at most :data:`FULL_AUTO_PES` PEs.
+    ``full_size``: True always generates the full-size array and tile, False never, None when
+    they have at most :data:`FULL_AUTO_PES` PEs. ``tile``: also the accelerator tile and the tiny
+    layer's testbench files.
     """
-    design, metrics = trial_design(Path(folder), number)
+    if design is None:
+        design, metrics = trial_design(Path(folder), number)
+    else:
+        metrics = {}
     out = Path(out)
     result = Exported(out, number)
     small, full, why = array_configs(design)
@@ -129,7 +146,13 @@ def export_design(folder: Path, number: int, out: Path, *, full_size: bool | Non
                               "verilog": f"{sub}/{path.name}", "params": assignments(config), "what": what})
     if why:
         result.notes.append(why)
-    write_atomic(out / "design.toml", dumps(design.to_dict(), f"trial {number} of the study in {folder}"))
+    if tile:
+        tiles = export_tile_files(design, out, full_size=full_size, say=say)
+        result.files += tiles.files
+        result.tile_rows, result.has_layer = tiles.rows, tiles.has_layer
+        result.notes += tiles.notes
+    origin = f"trial {number} of the study in {folder}" if number is not None else f"design {design.name}"
+    write_atomic(out / "design.toml", dumps(design.to_dict(), origin))
     write_atomic(out / "blocks.json", json.dumps(result.blocks, indent=2) + "\n")
     write_atomic(out / "run_tb.py", _RUNNER)
     write_atomic(out / "README.md", _readme(design, number, folder, metrics, result))
@@ -156,18 +179,25 @@ def run_exported(folder: Path, simulator: str, build_dir: Path, *, seed: int = 0
     return reports
 
 
-def _readme(design: DesignPoint, number: int, folder: Path, metrics: dict[str, float], result: Exported) -> str:
+def _readme(design: DesignPoint, number: int | None, folder: Path | None, metrics: dict[str, float],
+            result: Exported) -> str:
     compute = design.compute
-    lines = [f"# Trial {number}: {compute.arrays} x ({compute.rows} x {compute.cols}) {compute.pe} array, "
+    title = f"Trial {number}" if number is not None else f"Design {design.name}"
+    command = (f"peforge export-design {folder} --trial {number}" if number is not None
+               else "peforge export-design --design FILE")
+    covers = ("its compute blocks and its accelerator tile (arrays, scratchpads, DMA, vector unit, sequencer)"
+              if result.tile_rows else "its compute block")
+    lines = [f"# {title}: {compute.arrays} x ({compute.rows} x {compute.cols}) {compute.pe} array, "
              f"{compute.dataflow.upper()}, {compute.clock_mhz:g} MHz", "",
-             f"Exported by `peforge export-design {folder} --trial {number}`. `design.toml` is the whole design "
-             f"point (buffers, memory, PIM); the Verilog covers its compute block.", ""]
+             f"Exported by `{command}`. `design.toml` is the whole design point (buffers, memory, PIM); the "
+             f"Verilog covers {covers}.", ""]
     if metrics:
         shown = ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()
                           if k in ("tokens_per_s", "tpot_s", "ttft_s", "j_per_token", "area_mm2", "power_w"))
         lines += [f"Cost-model figures: {shown}.", ""]
     lines += ["| file | block | what |", "|---|---|---|"]
     lines += [f"| `{b['verilog']}` | `{b['block']}` | {b['what']} |" for b in result.blocks]
+    lines += [f"| `{path}` | {'`tile`' if path.endswith('.v') else ''} | {what} |" for path, what in result.tile_rows]
     if compute.arrays > 1:
         lines += ["", f"The design has {compute.arrays} such arrays working side by side."]
     for note in result.notes:
@@ -179,6 +209,15 @@ def _readme(design: DesignPoint, number: int, folder: Path, metrics: dict[str, f
               "The same testbench on the same parameters, with the Verilog regenerated:", "", "```sh"]
     lines += [f"peforge verify {b['block']} {' '.join(b['params'])} --sim verilator" for b in result.blocks]
     lines += ["```", ""]
+    if result.has_layer:
+        lines += ["## The tile", "",
+                  "The tile testbench runs the tiny Llama layer (`tiny-llama`, seeded INT8 weights) on the simulable "
+                  "tile's Verilog: a prefill of 16 tokens, then one decode step on the KV cache the prefill left in "
+                  "DRAM. The DRAM is cocotbext-axi's AxiRam at the design's bandwidth per cycle and a stated "
+                  "latency (`layer/manifest.json`, `memory`); the program goes in through AXI4-Lite. Every tensor the "
+                  "program leaves in DRAM is compared with the integer golden model bit for bit, and the tile's cycle "
+                  "counter with the compiler's prediction (per operator too):", "", "```sh",
+                  "peforge verify-design . --sim verilator      # or: python run_tile.py --sim verilator", "```", ""]
     return "\n".join(lines)
 
 

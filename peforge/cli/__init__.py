@@ -24,6 +24,7 @@ COMMANDS = {
     "sweep": "sweep",
     "report": "report",
     "export-design": "export_design",
+    "verify-design": "verify_design",
 }
 
 
