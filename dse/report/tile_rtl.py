@@ -8,7 +8,8 @@ the check that runs them (``peforge verify-design``).
     tile_full/accelerator_tile.v   the tile at the design's sizes (when generated)
     layer/manifest.json            the tile's parameters, the memory model, the layer (model, seed,
                                    token ids) and per phase: files, carried KV-cache ranges, the
-                                   tensors to compare (DRAM addresses), predicted cycles
+                                   symbol table (every tensor's DRAM bytes), the tensors to
+                                   compare, predicted cycles (per instruction and operator)
     layer/<phase>.program.hex      the compiled program of the simulable tile, one instruction word
                                    per line (hex), for the prefill and the decode step
     layer/<phase>.dram.bin         the DRAM image each phase starts from (weights, inputs, tables)
@@ -92,9 +93,10 @@ def export_tile_files(design: Any, out: Path, *, full_size: bool | None = None, 
                       say: Callable[[str], None] = lambda text: None) -> TileExport:
     """Write the tile Verilog and the tiny layer's testbench files of ``design`` under ``out``
     (see the module docstring). ``full_size``: True always generates the full-size tile, False
-    never, None up to :data:`peforge.dse.report.rtl.FULL_AUTO_PES` PEs over all arrays. ``mappings``: the GEMM mappings by phase
-    (default: the cost model's, :func:`peforge.dse.tile.bench.tile_mappings`). A design the tile
-    or the compiler cannot take gets a note, not an error."""
+    never, None up to :data:`peforge.dse.report.rtl.FULL_AUTO_PES` PEs over all arrays.
+    ``mappings``: the GEMM mappings by phase (default: the cost model's,
+    :func:`peforge.dse.tile.bench.tile_mappings`). A design the tile or the compiler cannot take
+    gets a note, not an error."""
     from ...sim.tile_layer import export_tile
     from ..tile.bench import plan_layer, tile_mappings
     from .rtl import FULL_AUTO_PES
@@ -106,6 +108,13 @@ def export_tile_files(design: Any, out: Path, *, full_size: bool | None = None, 
     except ValueError as error:
         result.notes.append(f"no accelerator tile: {error}")
         return result
+    say("compiling the tiny layer for the simulable tile ...")
+    plan = None
+    try:
+        plan = plan_layer(design, small, mappings if mappings is not None else tile_mappings(design))
+        small = plan.tile  # its instruction memory holds the programs
+    except ValueError as error:
+        result.notes.append(f"the tiny layer does not compile for this tile, so there is no tile testbench: {error}")
     say("exporting the accelerator tile (simulable size) ...")
     path = export_tile(small, out / TILE_FOLDER)
     result.files.append(path)
@@ -123,14 +132,12 @@ def export_tile_files(design: Any, out: Path, *, full_size: bool | None = None, 
             result.files.append(path)
             result.rows.append((f"{FULL_TILE_FOLDER}/{path.name}", f"the accelerator tile at the design's sizes: "
                                                                     f"{_describe(full)}"))
+    elif full_size is False:
+        result.notes.append("the full-size tile was not asked for (--no-full-size)")
     else:
         result.notes.append(f"the full-size tile ({pes} PEs) was not generated (slow beyond {FULL_AUTO_PES} PEs); "
                             f"`--full-size` generates it")
-    say("compiling the tiny layer for the simulable tile ...")
-    try:
-        plan = plan_layer(design, small, mappings if mappings is not None else tile_mappings(design))
-    except ValueError as error:
-        result.notes.append(f"the tiny layer does not compile for this tile, so there is no tile testbench: {error}")
+    if plan is None:
         return result
     layer_dir = out / LAYER_FOLDER
     phases = []
@@ -142,10 +149,12 @@ def export_tile_files(design: Any, out: Path, *, full_size: bool | None = None, 
                                                            f"of {small.sequencer.width} bits (hex, one per line)"),
                         (f"{LAYER_FOLDER}/{image.name}", f"the DRAM image the {p.name} starts from "
                                                          f"({len(p.image)} bytes)")]
-        phases.append({"name": p.name, "program": program.name, "image": image.name, "carry": [list(c) for c in p.carry],
-                       "tags": list(p.tags), "limit": p.limit,
+        phases.append({"name": p.name, "program": program.name, "image": image.name,
+                       "carry": [list(c) for c in p.carry], "tags": list(p.tags), "limit": p.limit,
                        "tensors": {name: {"addr": s.addr, "shape": list(s.shape), "elem_bytes": s.elem_bytes}
                                    for name, s in p.tensors.items()},
+                       "symbols": {name: {"addr": s.addr, "bytes": s.size, "layout": s.layout}
+                                   for name, s in p.symbols.items()},
                        "predicted": {"cycles": p.predicted_cycles, "issued": list(p.predicted_issued),
                                      "operators": p.predicted_operators}})
     manifest = {"tile": tile_to_dict(small), "memory": asdict(plan.memory),
@@ -155,7 +164,7 @@ def export_tile_files(design: Any, out: Path, *, full_size: bool | None = None, 
     result.rows.append((f"{LAYER_FOLDER}/{MANIFEST}", "the testbench's inputs: tile parameters, memory model, layer, "
                                                       "token ids, per phase the tensors checked and predicted cycles"))
     result.files.append(write_atomic(out / "run_tile.py", _RUNNER))
-    result.rows.append(("run_tile.py", "runs the tile testbench on these files (`peforge verify-design` does the same)"))
+    result.rows.append(("run_tile.py", "runs the tile testbench on these files (as `peforge verify-design` does)"))
     return result
 
 
@@ -163,7 +172,7 @@ def _describe(tile: TileConfig) -> str:
     a = tile.array
     return (f"{tile.arrays} x ({a.rows} x {a.cols}) {a.pe} {a.dataflow.upper()}, scratchpads of {tile.act_depth} / "
             f"{tile.weight_depth} / {tile.out_depth} words per bank (activation / weight / output), "
-            f"{tile.vector_lanes} vector lanes, {tile.bus_bytes}-byte AXI4 bus")
+            f"{tile.vector_lanes} vector lanes, {tile.bus_bytes}-byte AXI4 bus, {tile.imem_depth} instructions")
 
 
 def load_plan(folder: Path):
@@ -188,8 +197,8 @@ def load_plan(folder: Path):
             phases.append(PhasePlan(
                 name=p["name"], words=tuple(read_words(folder / LAYER_FOLDER / p["program"])), tags=tuple(p["tags"]),
                 image=(folder / LAYER_FOLDER / p["image"]).read_bytes(), carry=tuple(tuple(c) for c in p["carry"]),
-                tensors=tensors, predicted_cycles=predicted["cycles"], predicted_issued=tuple(predicted["issued"]),
-                predicted_operators=predicted["operators"]))
+                tensors=tensors, symbols={}, predicted_cycles=predicted["cycles"],
+                predicted_issued=tuple(predicted["issued"]), predicted_operators=predicted["operators"]))
         return LayerPlan(tile=tile, memory=MemoryModel(**manifest["memory"]),
                          layer=IntLayerConfig(model=manifest["layer"]["model"], seed=manifest["layer"]["seed"]),
                          tokens=tuple(manifest["tokens"]), phases=tuple(phases))

@@ -23,7 +23,7 @@ operator) measured beside the predicted.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from .predict import predict
 
 __all__ = ["PREFILL_TOKENS", "READ_LATENCY", "WRITE_LATENCY", "MAPPING_QUANT", "PhasePlan", "LayerPlan",
            "Mismatch", "PhaseReport", "LayerReport", "memory_model", "token_ids", "golden", "plan_layer",
-           "check_phase", "run_plan", "tile_mappings"]
+           "check_phase", "run_plan", "tile_mappings", "uncharacterized_costs", "operator_totals"]
 
 PREFILL_TOKENS = 16
 READ_LATENCY = 16  # cycles from a burst's address to its first beat (a stated DRAM latency)
@@ -48,6 +48,7 @@ WRITE_LATENCY = 8  # cycles from a burst's last beat to its write response
 MAPPING_QUANT = "w8a8kv8"  # the integer layer's formats: INT8 weights, activations, KV cache
 LIMIT_FACTOR = 4  # a run may take this many times its predicted cycles (plus LIMIT_SLACK) before it fails
 LIMIT_SLACK = 10_000
+MAX_IMEM = 1 << 16  # instructions: the sequencer's largest instruction memory
 
 
 def memory_model(design: Any, tile: TileConfig, *, read_latency: int = READ_LATENCY,
@@ -80,7 +81,7 @@ class PhasePlan:
     """One compiled phase: the program's instruction ``words`` and each instruction's operator
     (``tags``, the ``End`` tagged ``end``), its DRAM ``image``, the ``carry`` ranges ``(from, to,
     size)`` taken over from the previous phase's DRAM, the tensors to compare (their symbols)
-    and the prediction's timeline."""
+    and every tensor's place in DRAM (``symbols``), the prediction's timeline."""
 
     name: str
     words: tuple[int, ...]
@@ -88,6 +89,7 @@ class PhasePlan:
     image: bytes
     carry: tuple[tuple[int, int, int], ...]
     tensors: dict[str, Symbol]
+    symbols: dict[str, Symbol]
     predicted_cycles: int
     predicted_issued: tuple[int, ...]
     predicted_operators: dict[str, dict[str, int]]
@@ -107,6 +109,17 @@ class LayerPlan:
     layer: IntLayerConfig
     tokens: tuple[int, ...]
     phases: tuple[PhasePlan, ...]
+
+
+def uncharacterized_costs(design: Any) -> Any:
+    """Unit costs of ``design`` for the mapper without characterizing its PE: the memory, SRAM and
+    vector figures of its technology (what the mapping's time depends on) and neutral PE figures
+    (1 µm², 1 pJ per MAC, Fmax at the design's clock), which only break the mapper's ties."""
+    from ..cost.units import UnitCosts
+
+    return UnitCosts(pe_area_um2=1.0, pj_per_mac=1.0, fmax_mhz=design.compute.clock_mhz, pim_pj_per_mac=0.0,
+                     pim_lane_area_um2=0.0, **memory_costs(design),
+                     sources={"pe_area_um2": "not characterized", "pj_per_mac": "not characterized"})
 
 
 def tile_mappings(design: Any, costs: Any | None = None) -> dict[str, dict[str, Any]]:
@@ -132,12 +145,16 @@ def _checked(compiled: Compiled, expected: dict[str, np.ndarray]) -> dict[str, S
 
 def plan_layer(design: Any, tile: TileConfig, mappings: dict[str, dict[str, Any]], *,
                memory: MemoryModel | None = None, layer: IntLayerConfig | None = None,
-               token_seed: int = 0) -> LayerPlan:
+               token_seed: int = 0, fit_imem: bool = True) -> LayerPlan:
     """Compile the tiny layer's prefill and decode for ``tile`` (``design``'s, e.g.
     ``TileConfig.from_design(design, scaled=True)``) with ``mappings`` (by phase, then GEMM name:
     :func:`tile_mappings`), and predict their cycles over ``memory`` (default
-    :func:`memory_model`). Raises ``ValueError`` (one line) when the layer does not compile."""
+    :func:`memory_model`). ``fit_imem``: the plan's tile (the one to export) has the smallest
+    power-of-two instruction memory holding the longer program, whatever ``tile`` has. Raises
+    ``ValueError`` (one line) when the layer does not compile."""
     memory = memory or memory_model(design, tile)
+    if fit_imem:
+        tile = replace(tile, imem_depth=MAX_IMEM)
     layer_config = layer or IntLayerConfig()
     int_layer = IntLayer(layer_config)
     tokens = token_ids(int_layer, token_seed)
@@ -156,10 +173,14 @@ def plan_layer(design: Any, tile: TileConfig, mappings: dict[str, dict[str, Any]
         prediction = predict(compiled, memory)
         phases.append(PhasePlan(name=name, words=tuple(tile.encode(compiled.program)), tags=tuple(compiled.tags),
                                 image=bytes(compiled.image(rows)), carry=carry,
-                                tensors=_checked(compiled, expected[name]), predicted_cycles=timeline.cycles,
+                                tensors=_checked(compiled, expected[name]), symbols=dict(compiled.symbols),
+                                predicted_cycles=timeline.cycles,
                                 predicted_issued=tuple(step.issued for step in timeline.steps),
                                 predicted_operators={op: asdict(o) for op, o in prediction.operators.items()}))
         previous = compiled
+    if fit_imem:
+        longest = max(len(p.words) for p in phases)
+        tile = replace(tile, imem_depth=max(2, 1 << (longest - 1).bit_length()))
     return LayerPlan(tile=tile, memory=memory, layer=layer_config, tokens=tuple(tokens), phases=tuple(phases))
 
 

@@ -1,4 +1,4 @@
-"""Write the Verilog of one trial's design (PE, arrays, the accelerator tile), the tiny layer's program and DRAM images, testbench runners and a README."""
+"""Write one trial's Verilog (PE, arrays, the accelerator tile), the tiny layer's program and DRAM images, testbenches, a README."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run the tile testbench of an exported design folder: the tiny layer's prefill and decode on its tile Verilog, bit for bit, cycles against the prediction."""
+"""Run an exported design's tile testbench: the tiny layer on its tile Verilog, bit for bit, cycles against the prediction."""
 
 from __future__ import annotations
 
