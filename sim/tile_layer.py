@@ -90,8 +90,8 @@ def run_tile_phases(source: Path, config, phases: list[TilePhase], memory: Memor
     ``probe``: watch the sequencer's decode (instruction by instruction timing) and restart the
     AxiRam's beat pattern at each DMA command, through the tile's internal signals. Build
     products, logs, the phases' final DRAM dumps and the report go to ``build_dir``. Returns one
-    result per phase that ran (a phase that did not finish ends the run). Raises
-    ``RuntimeError`` when the simulation ends without a report (the log named).
+    result per phase that ran (a phase that did not finish in its limit ends the run). Raises
+    ``RuntimeError`` when the simulation stops inside a phase (the log named).
     """
     from .runners import run_cocotb_module
 
@@ -115,14 +115,16 @@ def run_tile_phases(source: Path, config, phases: list[TilePhase], memory: Memor
     spec_file = write_atomic(build_dir / f"tile-{simulator}.json", json.dumps(spec))
     run_cocotb_module(Path(source), TILE_MODULE, COCOTB_MODULE, simulator, build_dir,
                       plusargs=[f"+peforge_tile={spec_file}"], quick_build=quick_build)
-    if not report.exists():
+    got_phases = json.loads(report.read_text())["phases"] if report.exists() else []
+    if len(got_phases) < len(entries) and (not got_phases or got_phases[-1]["done"]):
+        # the run stopped inside a phase (an AxiRam assertion, a simulator error), not at a hang
         log = build_dir / f"test-{simulator}.log"
         errors = [line.strip() for line in log.read_text(errors="replace").splitlines() if "Error" in line] \
             if log.exists() else []
-        raise RuntimeError(f"the tile's cocotb run on {simulator} wrote no report "
+        raise RuntimeError(f"the tile's cocotb run on {simulator} stopped in phase {entries[len(got_phases)]['name']} "
                            f"({errors[-1] if errors else 'no error logged'}); see {log}")
     results = []
-    for entry, got in zip(entries, json.loads(report.read_text())["phases"]):
+    for entry, got in zip(entries, got_phases):
         issued = None if got["issued"] is None else tuple((int(i), int(c)) for i, c in got["issued"])
         results.append(PhaseResult(name=got["name"], done=bool(got["done"]), cycles=int(got["cycles"]),
                                    dram=Path(entry["dump"]).read_bytes(), issued=issued))
