@@ -63,7 +63,10 @@ class _Probe:
             await First(self.pc.value_change, self.running.value_change)
             await ReadOnly()
             cycle = int(get_sim_time("ns") // CLOCK_NS) - 1  # the cycle this edge ends
-            pc, running = int(self.pc.value), int(self.running.value)
+            pc, running = self.pc.value, self.running.value
+            if not (pc.is_resolvable and running.is_resolvable):  # Icarus, before the reset settles
+                continue
+            pc, running = int(pc), int(running)
             if running and not self._running:
                 self.started = cycle
             elif self._running and pc != self._pc:
