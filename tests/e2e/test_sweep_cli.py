@@ -395,7 +395,7 @@ def test_report_and_export_design(peforge, exported, tmp_path):
         assert (rtl / block["verilog"]).read_text().lstrip().startswith(("/*", "module", "//", "(*"))
         check = peforge("verify", block["block"], *block["params"], "--sim", "amaranth")
         assert check.returncode == 0 and check.stdout.startswith("PASS"), check.stdout + check.stderr
-    assert (rtl / "README.md").read_text().count("peforge verify") == len(blocks)
+    assert (rtl / "README.md").read_text().count("peforge verify ") == len(blocks)  # not verify-design
     assert (rtl / "design.toml").exists() and (rtl / "run_tb.py").exists()
     bad = peforge("export-design", str(out), "--trial", "999", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "--trial 999" in bad.stderr and not (tmp_path / "x").exists()
