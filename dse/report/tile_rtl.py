@@ -206,9 +206,11 @@ def load_plan(folder: Path):
         raise ValueError(f"{path}: not a tile testbench manifest (missing or bad {error})") from None
 
 
-def verify_folder(folder: Path, simulator: str, build_dir: Path, *, quick_build: bool = True):
+def verify_folder(folder: Path, simulator: str, build_dir: Path, *, quick_build: bool = True,
+                  only: tuple[str, ...] | None = None):
     """Run the tile testbench on an exported folder's files (:func:`load_plan`) under
-    ``simulator``; returns the :class:`~peforge.dse.tile.bench.LayerReport`."""
+    ``simulator`` (``only``: these phases, see :func:`~peforge.dse.tile.bench.run_plan`); returns
+    the :class:`~peforge.dse.tile.bench.LayerReport`."""
     from ..tile.bench import run_plan
 
     folder = Path(folder)
@@ -216,7 +218,7 @@ def verify_folder(folder: Path, simulator: str, build_dir: Path, *, quick_build:
     source = folder / TILE_FOLDER / "accelerator_tile.v"
     if not source.is_file():
         raise ValueError(f"{folder}: no {TILE_FOLDER}/accelerator_tile.v to run the testbench on")
-    return run_plan(plan, source, simulator, build_dir, quick_build=quick_build)
+    return run_plan(plan, source, simulator, build_dir, quick_build=quick_build, only=only)
 
 
 _RUNNER = '''#!/usr/bin/env python

@@ -334,19 +334,36 @@ def check_phase(*, name: str, done: bool, measured: int, dram: bytes, issued: li
                        divergence=divergence, checked=tuple(tensors), mismatches=tuple(mismatches), limit=limit)
 
 
-def run_plan(plan: LayerPlan, source: Path, simulator: str, build_dir: Path, *,
-             quick_build: bool = True) -> LayerReport:
+def run_plan(plan: LayerPlan, source: Path, simulator: str, build_dir: Path, *, quick_build: bool = True,
+             only: tuple[str, ...] | None = None) -> LayerReport:
     """Run ``plan``'s phases on the tile Verilog ``source`` (an export of ``plan.tile``) under
     ``simulator`` and check them against the golden model (recomputed from the plan's layer and
-    tokens, not taken from the plan)."""
+    tokens, not taken from the plan).
+
+    ``only``: run just these phases (names); a phase whose predecessor does not run starts from
+    the golden model's KV cache, written into its image, instead of the one a run would carry over.
+    """
     from ...sim.tile_layer import TilePhase, run_tile_phases
 
-    phases = [TilePhase(name=p.name, image=p.image, words=p.words, carry=p.carry, limit=p.limit)
-              for p in plan.phases]
-    results = run_tile_phases(source, plan.tile, phases, plan.memory, simulator, build_dir, quick_build=quick_build)
+    names = [p.name for p in plan.phases]
+    if only is not None and (not only or not set(only) <= set(names)):
+        raise ValueError(f"phases {', '.join(only) or '(none)'}: choose among {', '.join(names)}")
     expected = golden(IntLayer(plan.layer), list(plan.tokens))
+    chosen, phases = [], []
+    for i, p in enumerate(plan.phases):
+        if only is not None and p.name not in only:
+            continue
+        image, carry = p.image, p.carry
+        if carry and (not chosen or chosen[-1] is not plan.phases[i - 1]):
+            image = bytearray(image)
+            for name in CACHE_NAMES:
+                p.tensors[name].write(image, expected[plan.phases[i - 1].name][name])
+            image, carry = bytes(image), ()
+        chosen.append(p)
+        phases.append(TilePhase(name=p.name, image=image, words=p.words, carry=carry, limit=p.limit))
+    results = run_tile_phases(source, plan.tile, phases, plan.memory, simulator, build_dir, quick_build=quick_build)
     reports = []
-    for p, r in zip(plan.phases, results):
+    for p, r in zip(chosen, results):
         reports.append(check_phase(name=p.name, done=r.done, measured=r.cycles, dram=r.dram,
                                    issued=list(r.issued) if r.issued is not None else None, tensors=p.tensors,
                                    expected=expected[p.name], tags=list(p.tags), predicted=p.predicted_cycles,

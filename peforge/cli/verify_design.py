@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulator (default: verilator)")
     parser.add_argument("--build-dir", type=Path, default=None,
                         help="where cocotb builds and logs go (default: a temporary folder)")
+    parser.add_argument("--phases", default="prefill,decode",
+                        help="phases to run (default: prefill,decode; decode alone starts from the golden KV cache)")
     parser.add_argument("--exact-cycles", action="store_true",
                         help="also fail when a phase's cycles differ from the prediction")
     parser.add_argument("--json", action="store_true", help="print the JSON report (measured against predicted "
@@ -31,12 +33,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--sim {args.sim}: {why}")
     if not args.folder.is_dir():
         raise ValueError(f"{args.folder}: not a folder (one written by `peforge export-design`)")
+    only = tuple(name.strip() for name in args.phases.split(",") if name.strip())
     if args.build_dir is not None:
         check_folder(args.build_dir, "--build-dir")
-        report = verify_folder(args.folder, args.sim, args.build_dir)
+        report = verify_folder(args.folder, args.sim, args.build_dir, only=only)
     else:
         with tempfile.TemporaryDirectory(prefix="peforge-verify-design-") as tmp:
-            report = verify_folder(args.folder, args.sim, Path(tmp))
+            report = verify_folder(args.folder, args.sim, Path(tmp), only=only)
     print(json.dumps(report.to_dict(), indent=1) if args.json else report.summary())
     if not report.passed:
         print(f"peforge: verify-design: {report.problem()}", file=sys.stderr)

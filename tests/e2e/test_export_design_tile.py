@@ -1,6 +1,7 @@
 """`peforge export-design` writes a design's whole tile with the tiny layer's testbench files, and
 `peforge verify-design` runs that testbench on them: it passes on the files as exported, and a
-corrupted program word or DRAM image byte makes it fail with one line naming what differs."""
+corrupted program word or DRAM image byte makes it fail with one line naming what differs (those
+two on the decode step alone, which then starts from the golden model's KV cache)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def test_export_writes_the_tile_program_images_and_a_readme(exported):
     assert [p["name"] for p in manifest["phases"]] == ["prefill", "decode"]
     assert len(manifest["tokens"]) == 17 and manifest["layer"]["model"] == "tiny-llama"
     prefill = manifest["phases"][0]
-    assert len(read_words(out / "layer/prefill.program.hex")) == len(prefill["tags"]) == len(prefill["predicted"]["issued"])
+    words = read_words(out / "layer/prefill.program.hex")
+    assert len(words) == len(prefill["tags"]) == len(prefill["predicted"]["issued"])
 
 
 def _copy(exported_folder: Path, to: Path) -> Path:
@@ -113,7 +115,8 @@ def test_a_corrupted_program_word_fails_in_one_line(peforge, exported, tmp_path)
     words[i] = encode([Issue("dma", fields)], tile.slots)[0]
     width = len(path.read_text().splitlines()[0])
     path.write_text("".join(f"{w:0{width}x}\n" for w in words))
-    result = peforge("verify-design", str(bad), "--sim", "verilator", "--build-dir", str(build))
+    result = peforge("verify-design", str(bad), "--sim", "verilator", "--build-dir", str(build),
+                     "--phases", "decode")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("peforge: verify-design: decode: tensor "), result.stderr
@@ -124,14 +127,15 @@ def test_a_corrupted_dram_image_byte_fails_in_one_line(peforge, exported, tmp_pa
     out, build = exported
     bad = _copy(out, tmp_path / "bad")
     manifest = json.loads((bad / "layer/manifest.json").read_text())
-    x = manifest["phases"][0]["symbols"]["x"]  # the prefill's input rows
-    image = bytearray((bad / "layer/prefill.dram.bin").read_bytes())
+    x = manifest["phases"][1]["symbols"]["x"]  # the decode step's input row
+    image = bytearray((bad / "layer/decode.dram.bin").read_bytes())
     image[x["addr"] + 5] ^= 0x40
-    (bad / "layer/prefill.dram.bin").write_bytes(bytes(image))
-    result = peforge("verify-design", str(bad), "--sim", "verilator", "--build-dir", str(build))
+    (bad / "layer/decode.dram.bin").write_bytes(bytes(image))
+    result = peforge("verify-design", str(bad), "--sim", "verilator", "--build-dir", str(build),
+                     "--phases", "decode")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("peforge: verify-design: prefill: tensor "), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("peforge: verify-design: decode: tensor "), result.stderr
 
 
 def test_verify_design_on_a_folder_without_a_tile_is_one_line(peforge, tmp_path):

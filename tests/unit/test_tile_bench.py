@@ -111,3 +111,15 @@ def test_program_files_are_hex_words_and_a_bad_line_is_named(tmp_path):
     bad.write_text("0001\nzz\n")
     with pytest.raises(ValueError, match=r"q.hex:2: 'zz' is not a hex instruction word"):
         read_words(bad)
+
+
+def test_run_plan_refuses_unknown_phases_before_simulating(tmp_path):
+    from peforge.dse.tile.bench import LayerPlan, PhasePlan, run_plan
+    from peforge.dse.tile.intlayer import IntLayerConfig
+    from peforge.hw.tile.dma import MemoryModel
+
+    phase = PhasePlan(name="prefill", words=(0,), tags=("end",), image=b"", carry=(), tensors={}, symbols={},
+                      predicted_cycles=2, predicted_issued=(1,), predicted_operators={})
+    plan = LayerPlan(tile=None, memory=MemoryModel(), layer=IntLayerConfig(), tokens=(1, 2), phases=(phase,))
+    with pytest.raises(ValueError, match="phases decode: choose among prefill"):
+        run_plan(plan, tmp_path / "none.v", "verilator", tmp_path, only=("decode",))
