@@ -22,7 +22,8 @@ from ..hw.tile.axi import verilog_ports
 from ..hw.tile.dma import MemoryModel
 from .axi_ram import check_memory
 
-__all__ = ["COCOTB_MODULE", "TILE_MODULE", "PhaseResult", "TilePhase", "export_tile", "run_tile_phases"]
+__all__ = ["COCOTB_MODULE", "TILE_MODULE", "PhaseResult", "TilePhase", "export_tile", "program_writes",
+           "run_tile_phases"]
 
 TILE_MODULE = "accelerator_tile"
 COCOTB_MODULE = "peforge.sim.cocotb_tile"
@@ -72,6 +73,21 @@ class PhaseResult:
     issued: tuple[tuple[int, int], ...] | None
 
 
+def program_writes(config, words: list[int]) -> list[tuple[int, int]]:
+    """The AXI4-Lite writes storing ``words`` (``config.program_writes``) without those that store
+    into an instruction-data register the value it already holds from the previous word: the
+    registers keep their values, and half a program's writes are often such repeats."""
+    held = {config.register_address(f"imem_data{i}") for i in range(config.data_registers)}
+    last: dict[int, int] = {}
+    out = []
+    for address, value in config.program_writes(words):
+        if address in held and last.get(address) == value:
+            continue
+        last[address] = value
+        out.append((address, value))
+    return out
+
+
 def export_tile(config, out_dir: Path) -> Path:
     """Write ``out_dir/accelerator_tile.v``: the tile of ``config`` (a ``TileConfig``) with AXI
     port names (``m_axi_*``, ``s_axil_*``); returns its path."""
@@ -105,7 +121,7 @@ def run_tile_phases(source: Path, config, phases: list[TilePhase], memory: Memor
     entries = []
     for i, phase in enumerate(phases):
         image = write_atomic(build_dir / f"{i}-{phase.name}.image.bin", bytes(phase.image))
-        writes = config.program_writes(list(phase.words))
+        writes = program_writes(config, list(phase.words))
         entries.append({"name": phase.name, "image": str(image), "carry": [list(c) for c in phase.carry],
                         "writes": [list(w) for w in writes], "limit": phase.limit,
                         "dump": str(build_dir / f"{i}-{phase.name}.final.bin")})

@@ -123,3 +123,28 @@ def test_run_plan_refuses_unknown_phases_before_simulating(tmp_path):
     plan = LayerPlan(tile=None, memory=MemoryModel(), layer=IntLayerConfig(), tokens=(1, 2), phases=(phase,))
     with pytest.raises(ValueError, match="phases decode: choose among prefill"):
         run_plan(plan, tmp_path / "none.v", "verilator", tmp_path, only=("decode",))
+
+
+def test_program_writes_skip_data_registers_already_holding_the_value():
+    from peforge.sim.tile_layer import program_writes
+
+    tile = TileConfig()
+    n = tile.data_registers
+    addr = tile.register_address
+    word = (0x1234 << 32) | 0xABCD  # pieces 0 and 1 set, the rest 0
+    writes = program_writes(tile, [word, word, word | 7])
+    data = {addr(f"imem_data{i}"): i for i in range(n)}
+    assert [(a, v) for a, v in writes if a not in data] == [
+        (addr("imem_addr"), 0), (addr("imem_write"), 1), (addr("imem_addr"), 1), (addr("imem_write"), 1),
+        (addr("imem_addr"), 2), (addr("imem_write"), 1)]
+    stored = [(data[a], v) for a, v in writes if a in data]
+    # the first word writes every piece; the second none; the third only piece 0
+    assert stored == [(0, 0xABCD), (1, 0x1234), *((i, 0) for i in range(2, n)), (0, 0xABCD | 7)]
+    # what the registers hold when each imem_write pulses is the full word
+    held, seen = {}, []
+    for a, v in writes:
+        if a in data:
+            held[data[a]] = v
+        elif a == addr("imem_write"):
+            seen.append(sum(held[i] << (32 * i) for i in range(n)))
+    assert seen == [word, word, word | 7]
