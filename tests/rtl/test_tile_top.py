@@ -15,7 +15,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from peforge.arith import ceil_div
-from peforge.dse.design.point import Compute, DesignPoint, Memory, Pim, Sram
+from peforge.dse.design.point import Compute, DesignPoint, Memory, Sram
 from peforge.hw import intops
 from peforge.hw.golden import wrap
 from peforge.hw.systolic import systolic_gemm
@@ -25,21 +25,35 @@ from peforge.hw.tile.gemm import OUT_BITS, GemmCommand
 from peforge.hw.tile.isa import End, Issue, Wait, program_cycles
 from peforge.hw.tile.tile import AcceleratorTile
 from peforge.hw.tile.vector import VecOp, VectorCommand
+from peforge.sim.testbench.systolic import Gemm, Stimulus
 
 pytestmark = pytest.mark.rtl
 
 READ_LATENCY, WRITE_LATENCY = 3, 2
 MEMORY = MemoryModel(read_latency=READ_LATENCY, write_latency=WRITE_LATENCY)
 DRAM_BYTES = 1 << 14
-A_AT, B_AT, C_AT, Q_AT = 0x0000, 0x0400, 0x0800, 0x0C00  # DRAM byte addresses of A, B^T, C, requantized C
+A_AT, B_AT, M_AT, C_AT, Q_AT = 0x0002, 0x0400, 0x0804, 0x1000, 0x1800  # DRAM bytes: A, B^T, metadata, C, requantized C
+# (A and the metadata off the bus alignment: DMA rows start mid-beat)
 
 
-def mac_design(arrays: int) -> DesignPoint:
-    """A MAC design the tile scales down to 4 x 4 arrays (8-bit activations and weights)."""
-    compute = Compute(pe="mac", rows=16, cols=16, arrays=arrays, clock_mhz=500.0,
-                      pe_params=(("a_bits", 8), ("w_bits", 8)))
+def design(pe: str = "mac", arrays: int = 1, dataflow: str = "ws", **pe_params) -> DesignPoint:
+    """A design of ``pe`` arrays the tile scales down to 4 x 4."""
+    compute = Compute(pe=pe, rows=16, cols=16, arrays=arrays, dataflow=dataflow, clock_mhz=500.0,
+                      pe_params=tuple(sorted(pe_params.items())))
     return DesignPoint(compute=compute, sram=Sram(weight_kib=64, activation_kib=64, output_kib=64),
                        memory=Memory(technology="DDR4", units=1))
+
+
+# Designs of every kind of PE the tile runs: plain integers, run-time weight precision, per-group
+# metadata (its own scratchpad), floats; both dataflows.
+DESIGNS = {
+    "mac-ws": design(a_bits=8, w_bits=8),
+    "mac-ws-2x": design(arrays=2, a_bits=8, w_bits=8),
+    "mac-os-2x": design(arrays=2, dataflow="os", a_bits=8, w_bits=8),
+    "bitserial": design("bitserial", lanes=4, k=2, max_w_bits=6),
+    "mixed-os": design("mixed", dataflow="os", lanes=4, group=8),
+    "fpmac": design("fpmac"),
+}
 
 
 # --- the testbench's AXI4 memory and AXI4-Lite master ---------------------------------------------
@@ -129,7 +143,7 @@ async def axil_read(ctx, bus, addr: int) -> int:
 def run_tile(config: TileConfig, program: list, dram: bytearray, *, timeout: int = 20_000) -> dict:
     """Write ``program`` through ``s_axil``, start it, poll ``status`` until done; ``dram`` is
     updated in place. Returns the cycles measured from ``start`` to ``done``, the ``cycles``
-    register and the status words."""
+    register, the status words and every scratchpad's linear element space afterwards."""
     tile = AcceleratorTile(config)
     sim = Simulator(tile)
     sim.add_clock(1e-8)
@@ -155,6 +169,8 @@ def run_tile(config: TileConfig, program: list, dram: bytearray, *, timeout: int
             raise TimeoutError(f"the tile did not finish in {timeout} polls")
         out["status"] = status
         out["cycles_register"] = await axil_read(ctx, lite, config.register_address("cycles"))
+        out["spads"] = {(i, name): spad.contents(ctx.get)
+                        for i, gemm in enumerate(tile.slices) for name, spad in gemm.spads.items()}
 
     sim.add_testbench(host)
     sim.run()
@@ -165,8 +181,8 @@ def run_tile(config: TileConfig, program: list, dram: bytearray, *, timeout: int
 
 
 def put(dram: bytearray, at: int, matrix, size: int) -> None:
-    """Store ``matrix`` row-major at byte ``at``, ``size`` bytes per element, little-endian."""
-    data = b"".join(int(v).to_bytes(size, "little", signed=True) for v in np.asarray(matrix).ravel())
+    """Store ``matrix`` row-major at byte ``at``, ``size`` bytes per element (two's complement codes)."""
+    data = b"".join((int(v) % (1 << 8 * size)).to_bytes(size, "little") for v in np.asarray(matrix).ravel())
     dram[at:at + len(data)] = data
 
 
@@ -208,67 +224,94 @@ def unit_cycles(config: TileConfig):
     return cycles
 
 
-def operands(M: int, K: int, N: int, seed: int):
-    rng = np.random.default_rng(seed)
-    a = rng.integers(-128, 128, (M, K))
-    b = rng.integers(-128, 128, (K, N))
-    a[0, :] = -128  # extremes: the largest products
-    b[:, 0] = -128
-    return a, b
+def operands(config: TileConfig, M: int, K: int, N: int, seed: int) -> Gemm:
+    """A random GEMM for the tile's PE (codes, metadata, run-time precision), its first row of A
+    and column of B at the extremes where the PE's codes are plain integers."""
+    stim = Stimulus(config.array, np.random.default_rng(seed))
+    g = stim.random(M, K, N)
+    if config.array.pe == "mac":
+        g.a[0, :], g.b[:, 0] = stim.a_min, stim.w_min  # the largest products
+    return g
 
 
-def gemm_program(config: TileConfig, a, b, splits: int) -> tuple[list, np.ndarray]:
-    """A GEMM of ``a`` by ``b`` with N split over ``splits`` slices: A broadcast to all, each
-    slice's columns of B^T, the GEMMs in parallel, each slice's C stored to its columns.
-    Returns the program (without END) and the golden C."""
-    M, K = a.shape
-    N = b.shape[1]
-    act, weight, out = (config.spads[name] for name in ("act", "weight", "out"))
+def gemm_program(config: TileConfig, g: Gemm, splits: int):
+    """The GEMM ``g`` with N split over ``splits`` slices: A broadcast to all, each slice's
+    columns of B^T (and of the metadata), the GEMMs in parallel, each slice's C stored to its
+    columns of C in DRAM. Returns the program (without END), the golden C and C's placement."""
+    M, K, N = g.shape
+    act, weight, out, meta = (config.spads.get(name) for name in ("act", "weight", "out", "meta"))
     a_pitch, b_pitch = act.row_pitch(K), weight.row_pitch(K)
     a_base, b_base, c_base = act.word_elements, 0, out.word_elements  # not all at element 0
     cut = ceil_div(N, splits)
     parts = [(s * cut, min(N, (s + 1) * cut)) for s in range(splits)]
     c_pitch = ceil_div(cut, out.word_elements) + 1
+    pe_fields = {} if g.w_bits is None else {"w_bits": g.w_bits}
     program = [load(config, "act", A_AT, a_base, a_pitch, M, K, slices=(1 << splits) - 1)]
+    groups = config.gemm.groups(K)
+    extra = {}
     for s, (n0, n1) in enumerate(parts):
-        program.append(load(config, "weight", B_AT + n0 * K, b_base, b_pitch, n1 - n0, K, slices=1 << s))
+        program.append(load(config, "weight", B_AT + n0 * K * config.element_bytes("weight"), b_base, b_pitch,
+                            n1 - n0, K, slices=1 << s))
+        if meta is not None:
+            extra = dict(meta_base=meta.word_elements, meta_pitch=meta.row_pitch(groups))
+            program.append(load(config, "meta", M_AT + n0 * groups * config.element_bytes("meta"),
+                                extra["meta_base"], extra["meta_pitch"], n1 - n0, groups, slices=1 << s))
     program.append(Wait("dma"))
     for s, (n0, n1) in enumerate(parts):
         program.append(Issue(f"gemm{s}", GemmCommand(a_base=a_base, a_pitch=a_pitch, b_base=b_base, b_pitch=b_pitch,
-                                                     c_base=c_base, c_pitch=c_pitch, m=M, k=K, n=n1 - n0)))
+                                                     c_base=c_base, c_pitch=c_pitch, m=M, k=K, n=n1 - n0,
+                                                     pe_fields=pe_fields, **extra)))
     program.append(Wait(tuple(f"gemm{s}" for s in range(splits))))
     for s, (n0, n1) in enumerate(parts):
         program.append(store(config, "out", C_AT + 4 * n0, N, c_base, c_pitch, M, n1 - n0, slice=s))
-    pe = config.array.pe_config
-    golden = wrap(systolic_gemm(a, b, pe, acc_bits=config.array.acc_bits, rows=config.array.rows,
-                                dataflow=config.array.dataflow), OUT_BITS).astype(np.int64)
-    return program, golden, dict(c_base=c_base, c_pitch=c_pitch)
+    array = config.array
+    golden = wrap(systolic_gemm(g.a, g.b, array.pe_config, acc_bits=array.acc_bits, w_bits=g.w_bits, meta=g.meta,
+                                rows=array.rows, dataflow=array.dataflow), OUT_BITS).astype(np.int64)
+    # What each scratchpad must hold afterwards (they start at zero): exactly these matrices.
+    images = {}
+    for s, (n0, n1) in enumerate(parts):
+        images[s, "act"] = act.pack(act.blank(), g.a, a_base, a_pitch)
+        images[s, "weight"] = weight.pack(weight.blank(), np.asarray(g.b).T[n0:n1], b_base, b_pitch)
+        images[s, "out"] = out.pack(out.blank(), golden[:, n0:n1], c_base, c_pitch)
+        if meta is not None:
+            codes = config.gemm.meta_codes(g.meta)[n0:n1]
+            images[s, "meta"] = meta.pack(meta.blank(), codes, extra["meta_base"], extra["meta_pitch"])
+    return program, golden, dict(c_base=c_base, c_pitch=c_pitch, images=images)
 
 
-def dram_with(a, b) -> bytearray:
+def dram_with(config: TileConfig, g: Gemm) -> bytearray:
+    """Random DRAM holding A, B^T (weights [n][k]) and the metadata matrix [n][groups]."""
     dram = bytearray(np.random.default_rng(7).integers(0, 256, DRAM_BYTES, dtype=np.uint8).tobytes())
-    put(dram, A_AT, a, 1)
-    put(dram, B_AT, np.asarray(b).T, 1)  # weights [n][k]
+    put(dram, A_AT, g.a, config.element_bytes("act"))
+    put(dram, B_AT, np.asarray(g.b).T, config.element_bytes("weight"))
+    if "meta" in config.spads:
+        put(dram, M_AT, config.gemm.meta_codes(g.meta), config.element_bytes("meta"))
     return dram
 
 
 # --- tests ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arrays", [1, 2])
-def test_gemm_program(arrays):
-    """DMA loads A and B^T, GEMM(s), WAIT, DMA stores C, END: C exact, cycles as the timeline says."""
-    config = TileConfig.from_design(mac_design(arrays), scaled=True)
-    assert (config.arrays, config.array.rows, config.array.cols) == (arrays, 4, 4)
-    a, b = operands(5, 9, 7, seed=arrays)
-    program, golden, _ = gemm_program(config, a, b, splits=arrays)
+@pytest.mark.parametrize("name", list(DESIGNS))
+def test_gemm_program(name):
+    """DMA loads A and B^T (and metadata), GEMM(s), WAIT, DMA stores C, END: C exact, cycles as the
+    timeline says; with two slices N is split over them and both GEMMs run in parallel."""
+    config = TileConfig.from_design(DESIGNS[name], scaled=True)
+    assert (config.array.rows, config.array.cols) == (4, 4)
+    splits = config.arrays
+    M, K, N = 5, 2 * config.array.k_per_fold + 3, 7
+    g = operands(config, M, K, N, seed=len(name))
+    program, golden, placed = gemm_program(config, g, splits)
     program.append(End())
-    dram = dram_with(a, b)
+    dram = dram_with(config, g)
     before = bytes(dram)
     result = run_tile(config, program, dram)
-    np.testing.assert_array_equal(get(dram, C_AT, 5, 7, 4), golden)
+    np.testing.assert_array_equal(get(dram, C_AT, M, N, 4), golden)
+    assert result["spads"].keys() == placed["images"].keys()
+    for key, image in placed["images"].items():
+        np.testing.assert_array_equal(result["spads"][key], image, err_msg=f"scratchpad {key}")
     changed = [i for i in range(DRAM_BYTES) if dram[i] != before[i]]
-    assert all(C_AT <= i < C_AT + 5 * 7 * 4 for i in changed), "the DMA wrote outside C"
+    assert all(C_AT <= i < C_AT + M * N * 4 for i in changed), "the DMA wrote outside C"
     expected = program_cycles(program, unit_cycles(config))
     assert result["measured"] == expected
     assert result["cycles_register"] == expected
@@ -278,9 +321,9 @@ def test_gemm_program(arrays):
 def test_vector_requantizes_gemm_output():
     """Then the vector unit requantizes C (output spad) into the activation spad of slice 0,
     and the DMA stores the 8-bit result."""
-    config = TileConfig.from_design(mac_design(1), scaled=True)
-    a, b = operands(4, 6, 5, seed=11)
-    program, golden, at = gemm_program(config, a, b, splits=1)
+    config = TileConfig.from_design(DESIGNS["mac-ws"], scaled=True)
+    g = operands(config, 4, 6, 5, seed=11)
+    program, golden, at = gemm_program(config, g, splits=1)
     act, out = config.spads["act"], config.spads["out"]
     q_base, q_pitch = 48 * act.word_elements, act.row_pitch(5)
     multiplier, shift = 3, 9
@@ -294,7 +337,7 @@ def test_vector_requantizes_gemm_output():
         store(config, "act", Q_AT, 5, q_base, q_pitch, 4, 5),
         End(),
     ]
-    dram = dram_with(a, b)
+    dram = dram_with(config, g)
     result = run_tile(config, program, dram)
     np.testing.assert_array_equal(get(dram, C_AT, 4, 5, 4), golden)
     want = intops.requantize(golden, multiplier, shift, 8)
