@@ -35,7 +35,7 @@ def test_exp_within_its_relative_bound_on_every_code(log2_scale, bound):
 def test_exp_rejects_positive_inputs_and_coarse_scales():
     with pytest.raises(ValueError, match="<= 0"):
         intops.i_exp([1], 0.01)
-    with pytest.raises(ValueError, match="coarser than ln 2"):
+    with pytest.raises(ValueError, match="outside"):
         intops.i_exp([-1], 1.0)
 
 
@@ -79,3 +79,44 @@ def test_silu_within_0_4_percent_of_x(log2_scale):
     error = np.abs(codes * out_scale - x / (1 + np.exp(-x)))
     assert (error <= 0.004 * np.abs(x)).all()
     assert codes[q == 0].tolist() == [0]
+
+
+def test_rope_by_hand_and_within_its_bound_on_every_pair():
+    # a quarter turn: (x_i, x_j) -> (-x_j, x_i); no turn: unchanged
+    assert intops.i_rope([3, 5], [0], [1 << 14], 14).tolist() == [-5, 3]
+    assert intops.i_rope([3, -7, 5, 2], [1 << 14, 1 << 14], [0, 0], 14).tolist() == [3, -7, 5, 2]
+    codes = np.arange(-128, 128)
+    pairs = np.stack(np.meshgrid(codes, codes), axis=-1).reshape(-1, 2)  # every (x_i, x_j) of INT8
+    for angle in (0.3, 1.0, 2.5, -2.0):
+        for frac_bits in (8, 14):
+            cos, sin = (round(f(angle) * 2 ** frac_bits) for f in (math.cos, math.sin))
+            out = intops.i_rope(pairs, [cos], [sin], frac_bits)
+            exact = np.stack([pairs[:, 0] * math.cos(angle) - pairs[:, 1] * math.sin(angle),
+                              pairs[:, 1] * math.cos(angle) + pairs[:, 0] * math.sin(angle)], axis=-1)
+            bound = 0.5 + np.abs(pairs).sum(axis=-1, keepdims=True) * 2.0 ** -(frac_bits + 1)
+            assert (np.abs(out - exact) <= bound + 1e-9).all()
+    with pytest.raises(ValueError, match="even last axis"):
+        intops.i_rope([1, 2, 3], [1], [0], 14)
+
+
+@pytest.mark.parametrize("log2_scale", [-15, -11, -8, -5, -1])
+def test_exp_reciprocal_divides_exactly(log2_scale):
+    # the vector unit's z = floor(n * recip / 2**recip_shift) must be n // q_ln2 on all of [0, 2**31]
+    k = intops.ExpConstants.of(2.0 ** log2_scale)
+    rng = np.random.default_rng(-log2_scale)
+    n = [int(v) for v in rng.integers(0, (1 << 31) + 1, 20000)] + [0, 1, (1 << 31) - 1, 1 << 31]
+    n += [j * k.q_ln2 + d for j in (1, 2, 1000, (1 << 31) // k.q_ln2) for d in (-1, 0, 1)]
+    n = [v for v in n if 0 <= v <= 1 << 31]
+    assert [v * k.recip >> k.recip_shift for v in n] == [v // k.q_ln2 for v in n]
+    assert k.one < 1 << 30 <= 2 * k.one  # exp(0) has 30 bits: every code fits a 32-bit element
+
+
+def test_reciprocals_by_hand():
+    assert intops.i_recip([1, 3, 0, -5, 1 << 20], 20).tolist() == [(1 << 20), 349525, 1 << 20, 1 << 20, 1]
+    assert intops.i_recip([1], 40).tolist() == [(1 << 31) - 1]  # saturated to 32 bits
+    # sum of squares 4 * 9 = 36 over n = 4 -> mean 9 -> (9 << 4) = 144, root 12 (guard 2): 2**10 // 12 = 85
+    assert intops.i_rsqrt_mean([36], 4, 2, 10).tolist() == [85]
+    with pytest.raises(ValueError, match="outside 0..62"):
+        intops.i_recip([1], 63)
+    with pytest.raises(ValueError, match="sums of squares"):
+        intops.i_rsqrt_mean([1 << 50], 4, 8, 40)

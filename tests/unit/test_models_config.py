@@ -21,6 +21,9 @@ PUBLISHED = {
     "opt-6.7b": (6.66e9, 0.01e9),  # facebook/opt-6.7b: 6.66B
     "qwen2-0.5b": (494e6, 1e6),  # Qwen/Qwen2-0.5B: 494M (Qwen2 technical report: 0.49B)
     "gpt2": (124e6, 1e6),  # openai-community/gpt2: "the smallest version of GPT-2, with 124M parameters"
+    # the tile's test model, no checkpoint: from its shapes (h 64, KV width 32, I 176, V 256), exact:
+    # 2 V h (embedding, LM head) + 2 h^2 + 2 h 32 (q, o; k, v) + 3 h I + 2 h (norms) + h (final norm)
+    "tiny-llama": (2 * 256 * 64 + 2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 176 + 2 * 64 + 64, 1),
 }
 
 
