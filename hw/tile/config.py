@@ -39,10 +39,10 @@ from ..systolic import SystolicConfig
 from .axi import Register
 from .dma import DmaCommand, DmaConfig, MemoryModel
 from .gemm import GemmCommand, GemmEngineConfig, spad_rules
-from .isa import Instruction, Issue, Slot, program_cycles
+from .isa import Instruction, Issue, Slot, program_cycles, program_timeline
 from .sequencer import SequencerConfig
 from .spad import ScratchpadConfig
-from .vector import VectorCommand, VectorConfig
+from .vector import REDUCTIONS, BMode, VectorCommand, VectorConfig
 
 SPADS = ("act", "weight", "out", "meta")  # scratchpad ids of the address map, in id order
 SPAD_ID_BITS = 2
@@ -182,6 +182,16 @@ class TileConfig:
         self._spad(spad)
         return SPADS.index(spad) << self.offset_bits
 
+    def locate(self, address: int) -> tuple[int, str, int]:
+        """``(slice, spad, element offset)`` of a tile element address (the vector unit's)."""
+        offset = address & ((1 << self.offset_bits) - 1)
+        spad = address >> self.offset_bits & ((1 << SPAD_ID_BITS) - 1)
+        slice = address >> (self.offset_bits + SPAD_ID_BITS)
+        if slice >= self.arrays or SPADS[spad] not in self.spads or offset >= self.spads[SPADS[spad]].elements:
+            raise ValueError(f"tile element address {address:#x} is in no scratchpad (slice {slice}, spad field "
+                             f"{spad}, offset {offset})")
+        return slice, SPADS[spad], offset
+
     def _spad(self, name: str) -> ScratchpadConfig:
         if name not in self.spads:
             raise ValueError(f"no scratchpad {name!r} in this tile; it has {', '.join(self.spads)}")
@@ -197,7 +207,62 @@ class TileConfig:
         config = self._unit_config(slot, command)
         if slot == "dma":
             self.check_dma(command)
+        elif slot == "vec":
+            self.check_vector(command)
         return command.pack(config)
+
+    def vector_ports(self, cmd: VectorCommand) -> dict[str, tuple[int, str]]:
+        """The ``(slice, spad)`` each operand of ``cmd`` lies in (``a``, ``d`` and ``b`` unless
+        ``CONST``), checked to stay in one scratchpad over all its rows."""
+        spans = {"a": (cmd.src_a, cmd.pitch_a, cmd.length), "d": (cmd.dst, cmd.pitch_d, cmd.length)}
+        if cmd.b_mode != BMode.CONST:
+            spans["b"] = (cmd.src_b, cmd.pitch_b, cmd.length if cmd.b_mode == BMode.STREAM else 1)
+        if cmd.op in REDUCTIONS:
+            spans["d"] = (cmd.dst, cmd.pitch_d, 1)
+        ports = {}
+        for name, (first, pitch, length) in spans.items():
+            ends = [self.locate(first)[:2], self.locate(first + (cmd.rows - 1) * pitch + length - 1)[:2]]
+            if ends[0] != ends[1]:
+                raise ValueError(f"VectorCommand operand {name} runs from slice {ends[0][0]} {ends[0][1]} into "
+                                 f"slice {ends[1][0]} {ends[1][1]}; an operand lies in one scratchpad")
+            ports[name] = ends[0]
+        return ports
+
+    def check_vector(self, cmd: VectorCommand) -> None:
+        """Raise ``ValueError`` unless ``cmd``'s operands lie in scratchpads of the tile, each in
+        its own: the unit reads A and B and writes in the same cycle, one access per port."""
+        ports = self.vector_ports(cmd)
+        for x, y in (("a", "b"), ("a", "d"), ("b", "d")):
+            if x in ports and y in ports and ports[x] == ports[y]:
+                raise ValueError(f"VectorCommand operands {x} and {y} are both in slice {ports[x][0]}'s "
+                                 f"{ports[x][1]} scratchpad; each must be in its own")
+
+    def access_ports(self, slot: str, command: Any) -> set[tuple[int, str]]:
+        """The scratchpad access ports ``(slice, spad)`` a command uses while it runs (a GEMM
+        engine uses its own per-bank ports: none)."""
+        if slot == "dma":
+            name = SPADS[command.spad_addr >> self.offset_bits]
+            return {(i, name) for i in range(self.arrays) if command.slice_mask >> i & 1}
+        if slot == "vec":
+            return set(self.vector_ports(command).values())
+        return set()
+
+    def check_program(self, program: Sequence[Instruction], memory: MemoryModel) -> None:
+        """Raise ``ValueError`` if two commands of ``program`` use one scratchpad access port in
+        overlapping cycles (the program's rule, :mod:`peforge.hw.tile.tile`), on the exact timeline."""
+        steps = [step for step in program_timeline(program, lambda slot, command: self.unit_cycles(
+            slot, command, memory)).steps if isinstance(step.instruction, Issue)]
+        for i, one in enumerate(steps):
+            for other in steps[i + 1:]:
+                if other.issued >= one.completed:
+                    continue
+                shared = (self.access_ports(one.instruction.slot, one.instruction.command)
+                          & self.access_ports(other.instruction.slot, other.instruction.command))
+                if shared:
+                    slice, name = min(shared)
+                    raise ValueError(f"instructions {one.index} ({one.instruction.slot}) and {other.index} "
+                                     f"({other.instruction.slot}) both use slice {slice}'s {name} scratchpad in cycles "
+                                     f"{other.issued}..{min(one.completed, other.completed) - 1}; WAIT between them")
 
     def check_dma(self, cmd: DmaCommand) -> None:
         """Raise ``ValueError`` unless ``cmd`` moves whole elements of one scratchpad of the tile."""
@@ -312,18 +377,16 @@ class TileConfig:
             need = max(lanes, AXI4_MAX_BUS_BYTES // 4)
             out_banks = max(2, 1 + -(-(need - 1) // cols))
 
-        def depth(kib: float, name: str, cap: int) -> int:
-            rule = rules[name]
+        def depth(name: str, key: str, cap: int) -> int:
+            rule, kib = rules[name], getattr(design.sram, key)
             banks = out_banks if name == "out" else rule["banks"]
             words = int(kib * 8192 / arrays) // (banks * rule["word_elements"] * rule["element_bits"])
             if words < 2:
-                raise ValueError(f"sram.{name if name != 'act' else 'activation'}_kib={kib!r}: under 2 words per "
-                                 f"bank of each of {arrays} slices")
+                raise ValueError(f"sram.{key}={kib!r}: under 2 words per bank of each of {arrays} slices")
             return min(words, cap) if scaled else min(words, 1 << 20)
 
-        s = design.sram
-        depths = dict(act_depth=depth(s.activation_kib, "act", 64), weight_depth=depth(s.weight_kib, "weight", 64),
-                      out_depth=depth(s.output_kib, "out", 32))
+        depths = dict(act_depth=depth("act", "activation_kib", 64), weight_depth=depth("weight", "weight_kib", 64),
+                      out_depth=depth("out", "output_kib", 32))
         group = getattr(array.pe_config, "group", None) if rules["meta"] else None
         if group:
             depths["meta_depth"] = max(2, -(-depths["weight_depth"] * array.lanes // group))

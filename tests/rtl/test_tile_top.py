@@ -144,6 +144,7 @@ def run_tile(config: TileConfig, program: list, dram: bytearray, *, timeout: int
     """Write ``program`` through ``s_axil``, start it, poll ``status`` until done; ``dram`` is
     updated in place. Returns the cycles measured from ``start`` to ``done``, the ``cycles``
     register, the status words and every scratchpad's linear element space afterwards."""
+    config.check_program(program, MEMORY)  # no two commands on one scratchpad port at once
     tile = AcceleratorTile(config)
     sim = Simulator(tile)
     sim.add_clock(1e-8)
