@@ -8,10 +8,12 @@ period 1). Results in the memory must equal the golden models bit for bit, and t
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 import numpy as np
 import pytest
+from amaranth.back import verilog
 from amaranth.sim import Simulator
 
 from peforge.arith import ceil_div
@@ -19,6 +21,7 @@ from peforge.dse.design.point import Compute, DesignPoint, Memory, Sram
 from peforge.hw import intops
 from peforge.hw.golden import wrap
 from peforge.hw.systolic import systolic_gemm
+from peforge.hw.tile.axi import verilog_ports
 from peforge.hw.tile.config import TileConfig
 from peforge.hw.tile.dma import DmaCommand, MemoryModel
 from peforge.hw.tile.gemm import OUT_BITS, GemmCommand
@@ -32,7 +35,8 @@ pytestmark = pytest.mark.rtl
 READ_LATENCY, WRITE_LATENCY = 3, 2
 MEMORY = MemoryModel(read_latency=READ_LATENCY, write_latency=WRITE_LATENCY)
 DRAM_BYTES = 1 << 14
-A_AT, B_AT, M_AT, C_AT, Q_AT = 0x0002, 0x0400, 0x0804, 0x1000, 0x1800  # DRAM bytes: A, B^T, metadata, C, requantized C
+# DRAM bytes: A, B^T, metadata, C, requantized C, the next GEMM's B^T and C
+A_AT, B_AT, M_AT, C_AT, Q_AT, B2_AT, C2_AT = 0x0002, 0x0400, 0x0804, 0x1000, 0x1800, 0x0600, 0x1400
 # (A and the metadata off the bus alignment: DMA rows start mid-beat)
 
 
@@ -319,30 +323,60 @@ def test_gemm_program(name):
     assert result["idle"] == 0 and result["status"] == 1  # done, not busy
 
 
-def test_vector_requantizes_gemm_output():
-    """Then the vector unit requantizes C (output spad) into the activation spad of slice 0,
-    and the DMA stores the 8-bit result."""
+def test_vector_requantizes_for_the_next_gemm():
+    """Then the vector unit requantizes C (output spad) into the activation spad of slice 0 while
+    the DMA loads the next weights; the next GEMM takes the 8-bit result as its A while the DMA
+    stores it; the DMA stores that GEMM's C too."""
     config = TileConfig.from_design(DESIGNS["mac-ws"], scaled=True)
     g = operands(config, 4, 6, 5, seed=11)
     program, golden, at = gemm_program(config, g, splits=1)
-    act, out = config.spads["act"], config.spads["out"]
+    act, weight, out = (config.spads[name] for name in ("act", "weight", "out"))
     q_base, q_pitch = 48 * act.word_elements, act.row_pitch(5)
+    b2_base, b2_pitch = 48, weight.row_pitch(5)
+    c2_base, c2_pitch = 64, 1
+    b2 = np.random.default_rng(12).integers(-128, 128, (5, 3))
     multiplier, shift = 3, 9
     program += [
-        Wait("dma"),  # C is in DRAM, and the DMA leaves the output spad to the vector unit
+        Wait("dma"),  # C is in DRAM: the DMA leaves the output spad to the vector unit
         Issue("vec", VectorCommand(op=VecOp.MULSHIFT, src_a=config.spad_base(0, "out") + at["c_base"],
                                    dst=config.spad_base(0, "act") + q_base, length=5, rows=4,
                                    pitch_a=at["c_pitch"] * out.word_elements, pitch_d=q_pitch * act.word_elements,
                                    mult=multiplier, shift=shift, out_bits=8)),
-        Wait("vec"),
-        store(config, "act", Q_AT, 5, q_base, q_pitch, 4, 5),
+        load(config, "weight", B2_AT, b2_base, b2_pitch, 3, 5),
+        Wait(("vec", "dma")),
+        Issue("gemm0", GemmCommand(a_base=q_base, a_pitch=q_pitch, b_base=b2_base, b_pitch=b2_pitch, c_base=c2_base,
+                                   c_pitch=c2_pitch, m=4, k=5, n=3)),
+        store(config, "act", Q_AT, 5, q_base, q_pitch, 4, 5),  # beside the GEMM: it reads A on its own port
+        Wait(("gemm0", "dma")),
+        store(config, "out", C2_AT, 3, c2_base, c2_pitch, 4, 3),
         End(),
     ]
     dram = dram_with(config, g)
+    put(dram, B2_AT, b2.T, 1)
     result = run_tile(config, program, dram)
     np.testing.assert_array_equal(get(dram, C_AT, 4, 5, 4), golden)
     want = intops.requantize(golden, multiplier, shift, 8)
-    assert np.abs(want).max() > 60  # the data exercise the range
+    assert np.abs(want).max() > 60 and (np.abs(want) == 127).any()  # the data exercise the range and saturate
     np.testing.assert_array_equal(get(dram, Q_AT, 4, 5, 1), want)
+    pe = config.array.pe_config
+    next_c = wrap(systolic_gemm(want, b2, pe, acc_bits=config.array.acc_bits, rows=4, dataflow="ws"), OUT_BITS)
+    np.testing.assert_array_equal(get(dram, C2_AT, 4, 3, 4), next_c.astype(np.int64))
     expected = program_cycles(program, unit_cycles(config))
     assert result["measured"] == result["cycles_register"] == expected
+
+
+def test_verilog_top_has_axi_port_names():
+    """Exported with :func:`~peforge.hw.tile.axi.verilog_ports`, the top module's ports are the
+    clock, the reset and AXI signal names, as AXI verification IP binds them."""
+    config = TileConfig()
+    tile = AcceleratorTile(config)
+    text = verilog.convert(tile, name="tile", ports=verilog_ports(tile))
+    header = re.search(r"module tile\((.*?)\);", text, re.S).group(1)
+    ports = {name.strip() for name in header.split(",")}
+    axi = {f"m_axi_{ch}{sig}" for ch in ("aw", "ar") for sig in ("id", "addr", "len", "size", "burst", "valid", "ready")}
+    axi |= {f"m_axi_{name}" for name in ("wdata", "wstrb", "wlast", "wvalid", "wready", "bid", "bresp", "bvalid",
+                                          "bready", "rid", "rdata", "rresp", "rlast", "rvalid", "rready")}
+    lite = {f"s_axil_{name}" for name in ("awaddr", "awvalid", "awready", "wdata", "wstrb", "wvalid", "wready",
+                                           "bresp", "bvalid", "bready", "araddr", "arvalid", "arready", "rdata",
+                                           "rresp", "rvalid", "rready")}
+    assert ports == {"clk", "rst"} | axi | lite
