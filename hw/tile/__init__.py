@@ -11,8 +11,10 @@ from .config import SPADS, TileConfig
 from .dma import DmaCommand, MemoryModel
 from .gemm import GemmCommand
 from .isa import End, Issue, Nop, Wait, program_cycles, program_timeline
+from .rules import check_program
 from .tile import AcceleratorTile
 from .vector import BMode, Post, VecOp, VectorCommand
 
 __all__ = ["SPADS", "AcceleratorTile", "BMode", "DmaCommand", "End", "GemmCommand", "Issue", "MemoryModel", "Nop",
-           "Post", "TileConfig", "VecOp", "VectorCommand", "Wait", "program_cycles", "program_timeline"]
+           "Post", "TileConfig", "VecOp", "VectorCommand", "Wait", "check_program", "program_cycles",
+           "program_timeline"]

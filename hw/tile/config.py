@@ -39,7 +39,7 @@ from ..systolic import SystolicConfig
 from .axi import Register
 from .dma import DmaCommand, DmaConfig, MemoryModel
 from .gemm import GemmCommand, GemmEngineConfig, spad_rules
-from .isa import Instruction, Issue, Slot, program_cycles, program_timeline
+from .isa import Instruction, Issue, Slot, program_cycles
 from .sequencer import SequencerConfig
 from .spad import ScratchpadConfig
 from .vector import REDUCTIONS, BMode, VectorCommand, VectorConfig
@@ -211,17 +211,22 @@ class TileConfig:
             self.check_vector(command)
         return command.pack(config)
 
-    def vector_ports(self, cmd: VectorCommand) -> dict[str, tuple[int, str]]:
-        """The ``(slice, spad)`` each operand of ``cmd`` lies in (``a``, ``d`` and ``b`` unless
-        ``CONST``), checked to stay in one scratchpad over all its rows."""
-        spans = {"a": (cmd.src_a, cmd.pitch_a, cmd.length), "d": (cmd.dst, cmd.pitch_d, cmd.length)}
-        if cmd.b_mode != BMode.CONST:
+    def vector_spans(self, cmd: VectorCommand) -> dict[str, tuple[int, int]]:
+        """The first and last tile element address each operand of ``cmd`` touches (``a``, ``d``,
+        and ``b`` unless ``CONST``)."""
+        spans = {"a": (cmd.src_a, cmd.pitch_a, cmd.length),
+                 "d": (cmd.dst, cmd.pitch_d, 1 if cmd.op in REDUCTIONS else cmd.length)}
+        if cmd.b_mode != BMode.CONST:  # the unit reads B whatever the op
             spans["b"] = (cmd.src_b, cmd.pitch_b, cmd.length if cmd.b_mode == BMode.STREAM else 1)
-        if cmd.op in REDUCTIONS:
-            spans["d"] = (cmd.dst, cmd.pitch_d, 1)
+        return {name: (first, first + (cmd.rows - 1) * pitch + length - 1)
+                for name, (first, pitch, length) in spans.items()}
+
+    def vector_ports(self, cmd: VectorCommand) -> dict[str, tuple[int, str]]:
+        """The ``(slice, spad)`` each operand of ``cmd`` lies in, checked to stay in one
+        scratchpad over all its rows."""
         ports = {}
-        for name, (first, pitch, length) in spans.items():
-            ends = [self.locate(first)[:2], self.locate(first + (cmd.rows - 1) * pitch + length - 1)[:2]]
+        for name, (first, last) in self.vector_spans(cmd).items():
+            ends = [self.locate(first)[:2], self.locate(last)[:2]]
             if ends[0] != ends[1]:
                 raise ValueError(f"VectorCommand operand {name} runs from slice {ends[0][0]} {ends[0][1]} into "
                                  f"slice {ends[1][0]} {ends[1][1]}; an operand lies in one scratchpad")
@@ -236,33 +241,6 @@ class TileConfig:
             if x in ports and y in ports and ports[x] == ports[y]:
                 raise ValueError(f"VectorCommand operands {x} and {y} are both in slice {ports[x][0]}'s "
                                  f"{ports[x][1]} scratchpad; each must be in its own")
-
-    def access_ports(self, slot: str, command: Any) -> set[tuple[int, str]]:
-        """The scratchpad access ports ``(slice, spad)`` a command uses while it runs (a GEMM
-        engine uses its own per-bank ports: none)."""
-        if slot == "dma":
-            name = SPADS[command.spad_addr >> self.offset_bits]
-            return {(i, name) for i in range(self.arrays) if command.slice_mask >> i & 1}
-        if slot == "vec":
-            return set(self.vector_ports(command).values())
-        return set()
-
-    def check_program(self, program: Sequence[Instruction], memory: MemoryModel) -> None:
-        """Raise ``ValueError`` if two commands of ``program`` use one scratchpad access port in
-        overlapping cycles (the program's rule, :mod:`peforge.hw.tile.tile`), on the exact timeline."""
-        steps = [step for step in program_timeline(program, lambda slot, command: self.unit_cycles(
-            slot, command, memory)).steps if isinstance(step.instruction, Issue)]
-        for i, one in enumerate(steps):
-            for other in steps[i + 1:]:
-                if other.issued >= one.completed:
-                    continue
-                shared = (self.access_ports(one.instruction.slot, one.instruction.command)
-                          & self.access_ports(other.instruction.slot, other.instruction.command))
-                if shared:
-                    slice, name = min(shared)
-                    raise ValueError(f"instructions {one.index} ({one.instruction.slot}) and {other.index} "
-                                     f"({other.instruction.slot}) both use slice {slice}'s {name} scratchpad in cycles "
-                                     f"{other.issued}..{min(one.completed, other.completed) - 1}; WAIT between them")
 
     def check_dma(self, cmd: DmaCommand) -> None:
         """Raise ``ValueError`` unless ``cmd`` moves whole elements of one scratchpad of the tile."""

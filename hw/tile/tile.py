@@ -9,8 +9,9 @@ activation, weight, output and metadata scratchpads), the :class:`~peforge.hw.ti
 The DMA and the vector unit reach every scratchpad's access port through the address map of
 :mod:`peforge.hw.tile.config`; each port is shared by OR of its users' enables (each user's
 address, write data and mask gated by its own enable), and read data goes back to whoever read
-in the previous cycle. So it is **the program's rule** (the compiler's, with ``WAIT``) that at
-most one user reaches a scratchpad's access port in a cycle:
+in the previous cycle. So it is **the program's rule** (the compiler's, with ``WAIT``; checked by
+:func:`peforge.hw.tile.rules.check_program`) that at most one user reaches a scratchpad's access
+port in a cycle:
 
 - two running commands never use the same scratchpad's access port: a DMA transfer and a vector
   command touch different scratchpads, or the later one waits for the earlier;
@@ -188,7 +189,8 @@ class AcceleratorTile(wiring.Component):
         wr = vec.wr
         for (i, name), port in ports.items():
             bits = port.spad.element_bits
-            data = Cat(*(wr.data.as_value().word_select(k, ELEM_BITS)[:bits] for k in range(lanes)))  # the op saturated it to fit
+            # Truncated: the command's out_bits saturated each value to the scratchpad's elements.
+            data = Cat(*(wr.data.as_value().word_select(k, ELEM_BITS)[:bits] for k in range(lanes)))
             port.write(hit(wr, i, name), wr.addr[:ob], Cat(wr.mask, Const(0, port.spad.run_elements - lanes)), data)
 
     def _return_reads(self, m: Module, en, picks: list, data, name: str) -> None:

@@ -26,6 +26,7 @@ from peforge.hw.tile.config import TileConfig
 from peforge.hw.tile.dma import DmaCommand, MemoryModel
 from peforge.hw.tile.gemm import OUT_BITS, GemmCommand
 from peforge.hw.tile.isa import End, Issue, Wait, program_cycles
+from peforge.hw.tile.rules import check_program
 from peforge.hw.tile.tile import AcceleratorTile
 from peforge.hw.tile.vector import VecOp, VectorCommand
 from peforge.sim.testbench.systolic import Gemm, Stimulus
@@ -148,7 +149,7 @@ def run_tile(config: TileConfig, program: list, dram: bytearray, *, timeout: int
     """Write ``program`` through ``s_axil``, start it, poll ``status`` until done; ``dram`` is
     updated in place. Returns the cycles measured from ``start`` to ``done``, the ``cycles``
     register, the status words and every scratchpad's linear element space afterwards."""
-    config.check_program(program, MEMORY)  # no two commands on one scratchpad port at once
+    check_program(config, program, MEMORY)  # the program keeps its commands apart
     tile = AcceleratorTile(config)
     sim = Simulator(tile)
     sim.add_clock(1e-8)
@@ -213,7 +214,8 @@ def store(config: TileConfig, spad: str, dram_at: int, dram_cols: int, spad_elem
     a row-major matrix of ``dram_cols`` columns at ``dram_at``."""
     size = config.element_bytes(spad)
     words = config.spads[spad].word_elements
-    return Issue("dma", DmaCommand(dir="store", dram_addr=dram_at, spad_addr=config.dma_base(spad) + spad_element * size,
+    return Issue("dma", DmaCommand(dir="store", dram_addr=dram_at,
+                                   spad_addr=config.dma_base(spad) + spad_element * size,
                                    rows=rows, row_bytes=cols * size, dram_stride=dram_cols * size,
                                    spad_stride=pitch * words * size, slice_mask=1 << slice))
 
@@ -372,7 +374,8 @@ def test_verilog_top_has_axi_port_names():
     text = verilog.convert(tile, name="tile", ports=verilog_ports(tile))
     header = re.search(r"module tile\((.*?)\);", text, re.S).group(1)
     ports = {name.strip() for name in header.split(",")}
-    axi = {f"m_axi_{ch}{sig}" for ch in ("aw", "ar") for sig in ("id", "addr", "len", "size", "burst", "valid", "ready")}
+    axi = {f"m_axi_{ch}{sig}" for ch in ("aw", "ar")
+           for sig in ("id", "addr", "len", "size", "burst", "valid", "ready")}
     axi |= {f"m_axi_{name}" for name in ("wdata", "wstrb", "wlast", "wvalid", "wready", "bid", "bresp", "bvalid",
                                           "bready", "rid", "rdata", "rresp", "rlast", "rvalid", "rready")}
     lite = {f"s_axil_{name}" for name in ("awaddr", "awvalid", "awready", "wdata", "wstrb", "wvalid", "wready",

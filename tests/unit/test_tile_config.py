@@ -11,6 +11,7 @@ from peforge.hw.tile.config import TileConfig
 from peforge.hw.tile.dma import DmaCommand, MemoryModel
 from peforge.hw.tile.gemm import GemmCommand
 from peforge.hw.tile.isa import End, Issue, Wait
+from peforge.hw.tile.rules import Region, check_program, regions
 from peforge.hw.tile.vector import BMode, VecOp, VectorCommand
 
 pytestmark = pytest.mark.unit
@@ -112,13 +113,47 @@ def test_check_program_finds_two_commands_on_one_port():
     t = two_slices()
     load = Issue("dma", DmaCommand(dir="load", dram_addr=0, spad_addr=t.dma_base("act"), rows=1, row_bytes=4,
                                    slice_mask=0b10))
-    vec = Issue("vec", VectorCommand(op=VecOp.MULSHIFT, src_a=t.spad_base(1, "out"), dst=t.spad_base(1, "act"),
+    vec = Issue("vec", VectorCommand(op=VecOp.MULSHIFT, src_a=t.spad_base(1, "out"), dst=t.spad_base(1, "act") + 8,
                                      length=4, mult=1, shift=0, out_bits=8))
-    with pytest.raises(ValueError, match=r"instructions 0 \(dma\) and 1 \(vec\) both use slice 1's act scratchpad"):
-        t.check_program([load, vec, End()], MEMORY)
-    t.check_program([load, Wait("dma"), vec, End()], MEMORY)  # waited: fine
-    gemm = Issue("gemm1", GemmCommand(a_pitch=1, b_pitch=1, c_pitch=1))
-    t.check_program([load, gemm, End()], MEMORY)  # the engine has its own ports
+    with pytest.raises(ValueError, match=r"instructions 0 \(dma\) and 1 \(vec\) run together in cycles 2\.\.\d+ "
+                                         r"and both use slice 1's act scratchpad port"):
+        check_program(t, [load, vec, End()], MEMORY)
+    check_program(t, [load, Wait("dma"), vec, End()], MEMORY)  # waited: fine
+
+
+def test_check_program_finds_data_hazards():
+    t = two_slices()
+    # The DMA loads elements 0..7 of slice 1's activations (2 rows of 4, pitch 4).
+    load = Issue("dma", DmaCommand(dir="load", dram_addr=0, spad_addr=t.dma_base("act"), rows=2, row_bytes=4,
+                                   spad_stride=4, slice_mask=0b10))
+    # A GEMM on slice 1 reading A at elements 8.. (the other buffer) runs beside it: fine; one
+    # reading 5.. (pitch 5, 2 rows of 3: elements 5..12) overlaps the load.
+    other_buffer = GemmCommand(a_base=8, a_pitch=5, b_pitch=1, c_pitch=1, m=2, k=3)
+    check_program(t, [load, Issue("gemm1", other_buffer), End()], MEMORY)
+    overlapping = GemmCommand(a_base=4, a_pitch=5, b_pitch=1, c_pitch=1, m=2, k=3)
+    with pytest.raises(ValueError, match=r"elements 4\.\.7 of slice 1's act scratchpad are written by one"):
+        check_program(t, [load, Issue("gemm1", overlapping), End()], MEMORY)
+    check_program(t, [load, Issue("gemm0", overlapping), End()], MEMORY)  # slice 0: another scratchpad
+    # The vector unit reading the output rows a GEMM writes.
+    # C's rows at 4 and 12: elements 4..16.
+    gemm = Issue("gemm0", GemmCommand(a_pitch=1, b_pitch=1, c_base=4, c_pitch=2, m=2, n=5))
+    read_c = VectorCommand(op=VecOp.MULSHIFT, src_a=t.spad_base(0, "out") + 12, dst=t.spad_base(0, "act") + 64,
+                           length=4, mult=1, shift=0, out_bits=8)
+    with pytest.raises(ValueError, match=r"elements 12\.\.15 of slice 0's out scratchpad"):
+        check_program(t, [gemm, Issue("vec", read_c), End()], MEMORY)
+    assert check_program(t, [gemm, Wait("gemm0"), Issue("vec", read_c), End()], MEMORY).cycles > 0
+
+
+def test_regions_by_hand():
+    t = two_slices()
+    store = DmaCommand(dir="store", dram_addr=0, spad_addr=t.dma_base("out") + 16, rows=3, row_bytes=8,
+                       spad_stride=32, slice_mask=0b10)
+    # Elements 4 .. 4 + (2 * 32 + 8) / 4 - 1 of slice 1's output spad, read.
+    assert regions(t, "dma", store) == [Region(1, "out", 4, 22, False)]
+    gemm = GemmCommand(a_base=2, a_pitch=5, b_base=1, b_pitch=9, c_base=8, c_pitch=3, m=3, k=4, n=2)
+    assert regions(t, "gemm1", gemm) == [Region(1, "act", 2, 2 + 2 * 5 + 4, False),
+                                         Region(1, "weight", 1, 1 + 9 + 4, False),
+                                         Region(1, "out", 8, 8 + 2 * 3 * 4 + 2, True)]
 
 
 def test_cycles_of_a_program_use_each_units_formula():
