@@ -167,13 +167,14 @@ def run_tile(config: TileConfig, program: list, dram: bytearray, *, timeout: int
             await axil_write(ctx, lite, addr, value)
         out["idle"] = await axil_read(ctx, lite, config.register_address("status"))
         await axil_write(ctx, lite, config.register_address("start"), 1)
+        seen = []
         for _ in range(timeout):
-            status = await axil_read(ctx, lite, config.register_address("status"))
-            if status & 1:
+            seen.append(await axil_read(ctx, lite, config.register_address("status")))
+            if seen[-1] & 1:
                 break
         else:
             raise TimeoutError(f"the tile did not finish in {timeout} polls")
-        out["status"] = status
+        out["status"], out["running"] = seen[-1], set(seen[:-1])
         out["cycles_register"] = await axil_read(ctx, lite, config.register_address("cycles"))
         out["spads"] = {(i, name): spad.contents(ctx.get)
                         for i, gemm in enumerate(tile.slices) for name, spad in gemm.spads.items()}
@@ -322,7 +323,7 @@ def test_gemm_program(name):
     expected = program_cycles(program, unit_cycles(config))
     assert result["measured"] == expected
     assert result["cycles_register"] == expected
-    assert result["idle"] == 0 and result["status"] == 1  # done, not busy
+    assert result["idle"] == 0 and result["running"] == {2} and result["status"] == 1  # busy, then done
 
 
 def test_vector_requantizes_for_the_next_gemm():
