@@ -368,6 +368,43 @@ def test_vector_requantizes_for_the_next_gemm():
     assert result["measured"] == result["cycles_register"] == expected
 
 
+def test_double_buffered_k_blocks():
+    """A K-blocked GEMM with double buffering: the DMA loads the second K block of A and B^T into
+    the other halves of the activation and weight scratchpads while the GEMM engine computes the
+    first block from them; the second GEMM accumulates onto the first's C."""
+    config = TileConfig.from_design(DESIGNS["mac-ws"], scaled=True)
+    M, K, N, cut = 6, 20, 5, 12
+    g = operands(config, M, K, N, seed=5)
+    act, weight, out = (config.spads[name] for name in ("act", "weight", "out"))
+    half = act.elements // 2
+    c_base, c_pitch = 0, 2
+    program, gemms = [], []
+    for block, (k0, k1) in enumerate([(0, cut), (cut, K)]):
+        a_pitch, b_pitch = act.row_pitch(k1 - k0), weight.row_pitch(k1 - k0)
+        base = block * half  # buffer 0, then buffer 1
+        program += [
+            Issue("dma", DmaCommand(dir="load", dram_addr=A_AT + k0, spad_addr=config.dma_base("act") + base,
+                                    rows=M, row_bytes=k1 - k0, dram_stride=K, spad_stride=a_pitch)),
+            Issue("dma", DmaCommand(dir="load", dram_addr=B_AT + k0, spad_addr=config.dma_base("weight") + base,
+                                    rows=N, row_bytes=k1 - k0, dram_stride=K, spad_stride=b_pitch)),
+        ]
+        gemms.append(Issue("gemm0", GemmCommand(a_base=base, a_pitch=a_pitch, b_base=base, b_pitch=b_pitch,
+                                                c_base=c_base, c_pitch=c_pitch, m=M, k=k1 - k0, n=N,
+                                                accumulate=block == 1)))
+    # load block 0, WAIT, GEMM 0 beside the loads of block 1, WAIT, GEMM 1 (accumulating), store C
+    program = [*program[:2], Wait("dma"), gemms[0], *program[2:], Wait(("dma", "gemm0")), gemms[1],
+               Wait("gemm0"), store(config, "out", C_AT, N, c_base, c_pitch, M, N), End()]
+    timeline = check_program(config, program, MEMORY)
+    gemm0, loads = timeline.steps[3], timeline.steps[4:6]
+    assert all(step.issued < gemm0.completed for step in loads)  # the loads do overlap the GEMM
+    dram = dram_with(config, g)
+    result = run_tile(config, program, dram)
+    golden = wrap(systolic_gemm(g.a, g.b, config.array.pe_config, acc_bits=config.array.acc_bits, rows=4,
+                                dataflow="ws"), OUT_BITS)
+    np.testing.assert_array_equal(get(dram, C_AT, M, N, 4), golden.astype(np.int64))
+    assert result["measured"] == result["cycles_register"] == program_cycles(program, unit_cycles(config))
+
+
 def test_verilog_top_has_axi_port_names():
     """Exported with :func:`~peforge.hw.tile.axi.verilog_ports`, the top module's ports are the
     clock, the reset and AXI signal names, as AXI verification IP binds them."""
