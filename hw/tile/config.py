@@ -237,6 +237,10 @@ class TileConfig:
         """Raise ``ValueError`` unless ``cmd``'s operands lie in scratchpads of the tile, each in
         its own: the unit reads A and B and writes in the same cycle, one access per port."""
         ports = self.vector_ports(cmd)
+        destination = self.spads[ports["d"][1]]
+        if cmd.out_bits > destination.element_bits:  # the tile keeps an element's low bits
+            raise ValueError(f"VectorCommand.out_bits={cmd.out_bits!r} exceeds the {ports['d'][1]} scratchpad's "
+                             f"{destination.element_bits}-bit elements")
         for x, y in (("a", "b"), ("a", "d"), ("b", "d")):
             if x in ports and y in ports and ports[x] == ports[y]:
                 raise ValueError(f"VectorCommand operands {x} and {y} are both in slice {ports[x][0]}'s "

@@ -178,14 +178,14 @@ class AcceleratorTile(wiring.Component):
                 selects &= bus.addr[ob + SPAD_ID_BITS:ob + SPAD_ID_BITS + cfg.slice_bits] == i
             return bus.en & selects
 
-        for reader in (vec.rd_a, vec.rd_b):
+        for operand, reader in (("a", vec.rd_a), ("b", vec.rd_b)):
             picks = []
             for (i, name), port in ports.items():
                 read_hit = hit(reader, i, name)
                 port.read(read_hit, reader.addr[:ob])
                 picks.append((read_hit, Cat(*(_widen(port.element(k), ELEM_BITS, port.spad.signed)
                                               for k in range(lanes)))))
-            self._return_reads(m, reader.en, picks, reader.data, "vec")
+            self._return_reads(m, reader.en, picks, reader.data, f"vec_{operand}")
         wr = vec.wr
         for (i, name), port in ports.items():
             bits = port.spad.element_bits

@@ -104,6 +104,9 @@ def test_vector_operands_each_in_their_own_spad():
     in_place = VectorCommand(op=VecOp.MULSHIFT, src_a=out0, dst=out0, length=4, mult=1, shift=1)
     with pytest.raises(ValueError, match="operands a and d are both in slice 0's out scratchpad"):
         t.pack("vec", in_place)
+    too_wide = VectorCommand(op=VecOp.MULSHIFT, src_a=out0, dst=act0, length=4, mult=1, shift=1, out_bits=9)
+    with pytest.raises(ValueError, match="out_bits=9 exceeds the act scratchpad's 8-bit elements"):
+        t.pack("vec", too_wide)
     spill = VectorCommand(op=VecOp.ADD, src_a=out0 + 250, dst=act0, length=4, rows=2, pitch_a=4)
     with pytest.raises(ValueError, match="in no scratchpad"):  # row 1 ends past the output spad
         t.pack("vec", spill)
