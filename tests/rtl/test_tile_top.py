@@ -14,10 +14,11 @@ from collections import deque
 import numpy as np
 import pytest
 from amaranth.back import verilog
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from peforge.arith import ceil_div
-from peforge.dse.design.point import Compute, DesignPoint, Memory, Sram
+from peforge.dse.design.point import Compute, DesignPoint, Memory, Sram, design_named
 from peforge.hw import intops
 from peforge.hw.golden import wrap
 from peforge.hw.systolic import systolic_gemm
@@ -28,7 +29,7 @@ from peforge.hw.tile.gemm import OUT_BITS, GemmCommand
 from peforge.hw.tile.isa import End, Issue, Wait, program_cycles
 from peforge.hw.tile.rules import check_program
 from peforge.hw.tile.tile import AcceleratorTile
-from peforge.hw.tile.vector import VecOp, VectorCommand
+from peforge.hw.tile.vector import VecOp, VectorCommand, VectorConfig, VectorUnit
 from peforge.sim.testbench.systolic import Gemm, Stimulus
 
 pytestmark = pytest.mark.rtl
@@ -420,3 +421,17 @@ def test_verilog_top_has_axi_port_names():
                                            "bresp", "bvalid", "bready", "araddr", "arvalid", "arready", "rdata",
                                            "rresp", "rvalid", "rready")}
     assert ports == {"clk", "rst"} | axi | lite
+
+
+def test_widest_vector_unit_elaborates():
+    """32 lanes (a full-size design's default, cols x arrays) elaborate: no expression in the
+    unit grows with 2**lanes."""
+    Fragment.get(VectorUnit(VectorConfig(lanes=32, addr_bits=24)), None)
+
+
+@pytest.mark.slow
+def test_edge_design_tile_elaborates_at_full_size():
+    """The shipped edge design's tile (one 32 x 32 bit-serial array, 512 KiB scratchpads, a 64-byte
+    bus, 32 vector lanes) elaborates."""
+    config = TileConfig.from_design(design_named("edge"), scaled=False)
+    Fragment.get(AcceleratorTile(config), None)
