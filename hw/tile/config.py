@@ -360,12 +360,13 @@ class TileConfig:
             out_banks = max(2, 1 + -(-(need - 1) // cols))
 
         def depth(name: str, key: str, cap: int) -> int:
-            rule, kib = rules[name], getattr(design.sram, key)
-            banks = out_banks if name == "out" else rule["banks"]
-            words = int(kib * 8192 / arrays) // (banks * rule["word_elements"] * rule["element_bits"])
-            if words < 2:
-                raise ValueError(f"sram.{key}={kib!r}: under 2 words per bank of each of {arrays} slices")
-            return min(words, cap) if scaled else min(words, 1 << 20)
+            kib = getattr(design.sram, key)
+            fields = {**rules[name], **({"banks": out_banks} if name == "out" else {})}
+            try:
+                words = ScratchpadConfig.sized(kib / arrays, **fields).depth
+            except ValueError as error:
+                raise ValueError(f"sram.{key}={kib!r} split over {arrays} slice(s): {error}") from None
+            return min(words, cap) if scaled else words
 
         depths = dict(act_depth=depth("act", "activation_kib", 64), weight_depth=depth("weight", "weight_kib", 64),
                       out_depth=depth("out", "output_kib", 32))
