@@ -234,17 +234,13 @@ class TileConfig:
         return ports
 
     def check_vector(self, cmd: VectorCommand) -> None:
-        """Raise ``ValueError`` unless ``cmd``'s operands lie in scratchpads of the tile, each in
-        its own: the unit reads A and B and writes in the same cycle, one access per port."""
+        """Raise ``ValueError`` unless each operand of ``cmd`` lies in one scratchpad of the tile
+        and its results fit the destination's elements."""
         ports = self.vector_ports(cmd)
         destination = self.spads[ports["d"][1]]
         if cmd.out_bits > destination.element_bits:  # the tile keeps an element's low bits
             raise ValueError(f"VectorCommand.out_bits={cmd.out_bits!r} exceeds the {ports['d'][1]} scratchpad's "
                              f"{destination.element_bits}-bit elements")
-        for x, y in (("a", "b"), ("a", "d"), ("b", "d")):
-            if x in ports and y in ports and ports[x] == ports[y]:
-                raise ValueError(f"VectorCommand operands {x} and {y} are both in slice {ports[x][0]}'s "
-                                 f"{ports[x][1]} scratchpad; each must be in its own")
 
     def check_dma(self, cmd: DmaCommand) -> None:
         """Raise ``ValueError`` unless ``cmd`` moves whole elements of one scratchpad of the tile."""

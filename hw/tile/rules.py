@@ -3,10 +3,10 @@
 The sequencer issues in order and only ``WAIT`` orders the units, so a program must itself keep
 two running commands apart (the compiler's job; :func:`check_program` checks it):
 
-1. **Ports.** A scratchpad's access port serves one user per cycle (:mod:`peforge.hw.tile.tile`
-   shares it by OR of enables): no two running commands use the access port of the same
-   scratchpad of the same slice (the DMA's transfers and the vector unit's operands; a GEMM
-   engine has its own per-bank ports).
+1. **Ports.** The DMA and the vector unit's writes share one access port of each scratchpad
+   (:mod:`peforge.hw.tile.tile`, by OR of enables): a DMA transfer and a vector command whose
+   destination is the same scratchpad of the same slice never run together (the vector unit
+   reads its operands on ports of their own; a GEMM engine has its per-bank ports).
 2. **Data.** No running command reads or writes elements another running command writes: the
    element ranges (from a command's first element to its last, pitch gaps included) of two
    commands in one scratchpad of one slice are disjoint unless both only read. Double buffering
@@ -70,11 +70,14 @@ def regions(config: TileConfig, slot: str, command: Any) -> list[Region]:
             for name, base, pitch, rows, cols, writes in operands]
 
 
-def access_ports(config: TileConfig, slot: str, command: Any) -> set[tuple[int, str]]:
-    """The scratchpad access ports ``(slice, spad)`` a command uses (none for a GEMM engine)."""
-    if slot.startswith("gemm"):
-        return set()
-    return {(region.slice, region.spad) for region in regions(config, slot, command)}
+def shared_ports(config: TileConfig, slot: str, command: Any) -> set[tuple[int, str]]:
+    """The shared access ports ``(slice, spad)`` a command uses: the DMA's scratchpad in every
+    slice of its mask, a vector command's destination, nothing for a GEMM engine."""
+    if slot == "dma":
+        return {(region.slice, region.spad) for region in regions(config, slot, command)}
+    if slot == "vec":
+        return {config.vector_ports(command)["d"]}
+    return set()
 
 
 def check_program(config: TileConfig, program: Sequence[Instruction], memory: MemoryModel) -> Timeline:
@@ -89,10 +92,11 @@ def check_program(config: TileConfig, program: Sequence[Instruction], memory: Me
             a, b = one.instruction, other.instruction
             where = (f"instructions {one.index} ({a.slot}) and {other.index} ({b.slot}) run together in cycles "
                      f"{other.issued}..{min(one.completed, other.completed) - 1}")
-            shared = access_ports(config, a.slot, a.command) & access_ports(config, b.slot, b.command)
+            shared = shared_ports(config, a.slot, a.command) & shared_ports(config, b.slot, b.command)
             if shared:
                 slice, name = min(shared)
-                raise ValueError(f"{where} and both use slice {slice}'s {name} scratchpad port; WAIT between them")
+                raise ValueError(f"{where} and both use the shared port of slice {slice}'s {name} scratchpad; "
+                                 f"WAIT between them")
             for x in regions(config, a.slot, a.command):
                 for y in regions(config, b.slot, b.command):
                     if x.conflicts(y):

@@ -6,22 +6,23 @@ Inside: an AXI4-Lite register file (the control registers of :mod:`peforge.hw.ti
 activation, weight, output and metadata scratchpads), the :class:`~peforge.hw.tile.dma.Dma`
 (its AXI4 master is the tile's ``m_axi``) and the :class:`~peforge.hw.tile.vector.VectorUnit`.
 
-The DMA and the vector unit reach every scratchpad's access port through the address map of
-:mod:`peforge.hw.tile.config`; each port is shared by OR of its users' enables (each user's
-address, write data and mask gated by its own enable), and read data goes back to whoever read
-in the previous cycle. So it is **the program's rule** (the compiler's, with ``WAIT``; checked by
-:func:`peforge.hw.tile.rules.check_program`) that at most one user reaches a scratchpad's access
-port in a cycle:
+The DMA and the vector unit reach every scratchpad through the address map of
+:mod:`peforge.hw.tile.config`, on three access ports per scratchpad (:data:`ACCESS_PORTS`):
 
-- two running commands never use the same scratchpad's access port: a DMA transfer and a vector
-  command touch different scratchpads, or the later one waits for the earlier;
-- a vector command's operand A, operand B (unless ``CONST``) and destination lie in three
-  different scratchpads (the unit reads both operands and writes in the same cycle).
+- ``access``: the DMA's runs (reads and writes) and the vector unit's writes, shared by OR of
+  their enables (each user's address, write data and mask gated by its own enable);
+- ``access1``: the vector unit's operand A; ``access2``: its operand B;
+
+read data goes back to whoever read in the previous cycle. So a vector command may read both
+operands from, and write into, one scratchpad (in place, as the vector unit allows), and it is
+**the program's rule** (the compiler's, with ``WAIT``; checked by
+:func:`peforge.hw.tile.rules.check_program`) that a DMA transfer and a vector command writing
+into the same scratchpad of the same slice never run together.
 
 The GEMM engines use their own per-bank ports (feed and store), so a GEMM may run while the DMA
-fills another region of the same scratchpad (double buffering); it must not read a region a
-running command writes. No arithmetic happens here: only wiring, field selects, widening and
-truncation of elements.
+fills another region of the same scratchpad (double buffering); no running command may touch a
+region another running command writes (the rules' data rule). No arithmetic happens here: only
+wiring, field selects, widening and truncation of elements.
 """
 
 from __future__ import annotations
@@ -38,8 +39,12 @@ from .config import SPAD_ID_BITS, SPADS, TileConfig
 from .dma import Dma
 from .gemm import GemmSlice
 from .sequencer import Sequencer
-from .spad import ScratchpadConfig
+from .spad import ScratchpadConfig, access_name
 from .vector import ELEM_BITS, VectorUnit
+
+
+ACCESS_PORTS = 3  # per scratchpad: DMA and vector writes, vector operand A, vector operand B
+SHARED, OPERAND_A, OPERAND_B = range(ACCESS_PORTS)
 
 
 def _any(values):
@@ -106,7 +111,7 @@ class AcceleratorTile(wiring.Component):
         })
         self.registers = AxiLiteRegisters(list(config.registers), addr_bits=config.axil_addr_bits)
         self.sequencer = Sequencer(config.sequencer)
-        self.slices = [GemmSlice(config.gemm) for _ in range(config.arrays)]
+        self.slices = [GemmSlice(config.gemm, access_ports=ACCESS_PORTS) for _ in range(config.arrays)]
         self.dma = Dma(config.dma)
         self.vector = VectorUnit(config.vector)
 
@@ -132,8 +137,9 @@ class AcceleratorTile(wiring.Component):
             seq.connect_unit(m, name, gemm)
         seq.connect_unit(m, "vec", vec)
 
-        ports = {(i, name): _SharedPort(getattr(gemm, f"{name}_access"), spad)
-                 for i, gemm in enumerate(self.slices) for name, spad in cfg.spads.items()}
+        ports = {(i, name, k): _SharedPort(getattr(gemm, f"{name}_{access_name(k)}"), spad)
+                 for i, gemm in enumerate(self.slices) for name, spad in cfg.spads.items()
+                 for k in range(ACCESS_PORTS)}
         self._dma_ports(m, ports)
         self._vector_ports(m, ports)
         for port in ports.values():
@@ -147,7 +153,9 @@ class AcceleratorTile(wiring.Component):
         ob = cfg.offset_bits
         w, rd = self.dma.spad_w, self.dma.spad_r
         picks = []
-        for (i, name), port in ports.items():
+        for (i, name, k), port in ports.items():
+            if k != SHARED:
+                continue
             size = cfg.element_bytes(name)
             shift = size.bit_length() - 1  # byte offset -> element offset
             elements = cfg.bus_bytes // size
@@ -178,16 +186,20 @@ class AcceleratorTile(wiring.Component):
                 selects &= bus.addr[ob + SPAD_ID_BITS:ob + SPAD_ID_BITS + cfg.slice_bits] == i
             return bus.en & selects
 
-        for operand, reader in (("a", vec.rd_a), ("b", vec.rd_b)):
+        for operand, reader, index in (("a", vec.rd_a, OPERAND_A), ("b", vec.rd_b, OPERAND_B)):
             picks = []
-            for (i, name), port in ports.items():
+            for (i, name, k), port in ports.items():
+                if k != index:
+                    continue
                 read_hit = hit(reader, i, name)
                 port.read(read_hit, reader.addr[:ob])
                 picks.append((read_hit, Cat(*(_widen(port.element(k), ELEM_BITS, port.spad.signed)
                                               for k in range(lanes)))))
             self._return_reads(m, reader.en, picks, reader.data, f"vec_{operand}")
         wr = vec.wr
-        for (i, name), port in ports.items():
+        for (i, name, k), port in ports.items():
+            if k != SHARED:
+                continue
             bits = port.spad.element_bits
             # Truncated: the command's out_bits saturated each value to the scratchpad's elements.
             data = Cat(*(wr.data.as_value().word_select(k, ELEM_BITS)[:bits] for k in range(lanes)))

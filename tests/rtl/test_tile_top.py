@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ from peforge.hw.tile.gemm import OUT_BITS, GemmCommand
 from peforge.hw.tile.isa import End, Issue, Wait, program_cycles
 from peforge.hw.tile.rules import check_program
 from peforge.hw.tile.tile import AcceleratorTile
-from peforge.hw.tile.vector import VecOp, VectorCommand, VectorConfig, VectorUnit
+from peforge.hw.tile.vector import VecOp, VectorCommand, VectorConfig, VectorUnit, execute, softmax_program
 from peforge.sim.testbench.systolic import Gemm, Stimulus
 
 pytestmark = pytest.mark.rtl
@@ -367,6 +368,33 @@ def test_vector_requantizes_for_the_next_gemm():
     np.testing.assert_array_equal(get(dram, C2_AT, 4, 3, 4), next_c.astype(np.int64))
     expected = program_cycles(program, unit_cycles(config))
     assert result["measured"] == result["cycles_register"] == expected
+
+
+def test_softmax_in_one_scratchpad():
+    """The vector unit's softmax program over C, its operands A and B and its destination all in
+    slice 0's output scratchpad (in place for the last step): each on its own access port. The
+    output scratchpad afterwards equals the unit's golden model command by command."""
+    config = TileConfig.from_design(DESIGNS["mac-ws"], scaled=True)
+    g = operands(config, 4, 6, 5, seed=13)
+    program, golden, at = gemm_program(config, g, splits=1)
+    out = config.spads["out"]
+    base = config.spad_base(0, "out")
+    pitch = at["c_pitch"] * out.word_elements
+    d_base, scratch = 64, 120  # element offsets in the output spad: the result and the row values
+    softmax = softmax_program(src=base + at["c_base"], dst=base + d_base, scratch=base + scratch, length=5, rows=4,
+                              pitch=pitch, scale=2.0 ** -10)
+    program += [Wait("dma"), *(Issue("vec", cmd) for cmd in softmax), Wait("vec"),
+                store(config, "out", Q_AT, 5, d_base, at["c_pitch"], 4, 5), End()]
+    dram = dram_with(config, g)
+    result = run_tile(config, program, dram)
+    image = at["images"][0, "out"]
+    for cmd in softmax:  # the golden model on the output spad alone: offsets from its base
+        image = execute(replace(cmd, src_a=cmd.src_a - base, src_b=cmd.src_b - base, dst=cmd.dst - base), image)
+    np.testing.assert_array_equal(result["spads"][0, "out"], image)
+    probabilities = get(dram, Q_AT, 4, 5, 4)
+    np.testing.assert_array_equal(probabilities, out.unpack(image, d_base, at["c_pitch"], 4, 5))
+    assert probabilities.max() > 100 and probabilities.min() >= 0  # 8-bit probabilities, the largest near 1
+    assert result["measured"] == result["cycles_register"] == program_cycles(program, unit_cycles(config))
 
 
 def test_double_buffered_k_blocks():

@@ -94,34 +94,42 @@ def test_dma_commands_move_whole_elements_of_one_spad():
         t.pack("dma", GemmCommand())
 
 
-def test_vector_operands_each_in_their_own_spad():
+def test_vector_operands_lie_in_one_spad_each():
     t = two_slices()
     out0, act0, out1 = t.spad_base(0, "out"), t.spad_base(0, "act"), t.spad_base(1, "out")
     fine = VectorCommand(op=VecOp.ADD, src_a=out0, src_b=out1, dst=act0, length=4, rows=2, pitch_a=8, pitch_b=8,
                          pitch_d=8, b_mode=BMode.STREAM, out_bits=8)
     assert t.vector_ports(fine) == {"a": (0, "out"), "b": (1, "out"), "d": (0, "act")}
     t.pack("vec", fine)
-    in_place = VectorCommand(op=VecOp.MULSHIFT, src_a=out0, dst=out0, length=4, mult=1, shift=1)
-    with pytest.raises(ValueError, match="operands a and d are both in slice 0's out scratchpad"):
-        t.pack("vec", in_place)
+    # In place, B from the same scratchpad: each operand has its own port.
+    t.pack("vec", VectorCommand(op=VecOp.ADD, src_a=out0, src_b=out0 + 64, dst=out0, length=4, b_mode=BMode.STREAM))
     too_wide = VectorCommand(op=VecOp.MULSHIFT, src_a=out0, dst=act0, length=4, mult=1, shift=1, out_bits=9)
     with pytest.raises(ValueError, match="out_bits=9 exceeds the act scratchpad's 8-bit elements"):
         t.pack("vec", too_wide)
-    spill = VectorCommand(op=VecOp.ADD, src_a=out0 + 250, dst=act0, length=4, rows=2, pitch_a=4)
+    spill = VectorCommand(op=VecOp.ADD, src_a=out0 + 250, dst=act0, length=4, rows=2, pitch_a=4, out_bits=8)
     with pytest.raises(ValueError, match="in no scratchpad"):  # row 1 ends past the output spad
         t.pack("vec", spill)
+    full = TileConfig(act_depth=256)  # 1024 activations: the act spad fills its offset range
+    across = VectorCommand(op=VecOp.ADD, src_a=full.spad_base(0, "out"), dst=1020, length=4, rows=2, pitch_d=4,
+                           out_bits=8)  # row 1 lands in the weight spad
+    with pytest.raises(ValueError, match="operand d runs from slice 0 act into slice 0 weight"):
+        full.pack("vec", across)
 
 
-def test_check_program_finds_two_commands_on_one_port():
+def test_check_program_finds_two_commands_on_the_shared_port():
     t = two_slices()
     load = Issue("dma", DmaCommand(dir="load", dram_addr=0, spad_addr=t.dma_base("act"), rows=1, row_bytes=4,
                                    slice_mask=0b10))
     vec = Issue("vec", VectorCommand(op=VecOp.MULSHIFT, src_a=t.spad_base(1, "out"), dst=t.spad_base(1, "act") + 8,
                                      length=4, mult=1, shift=0, out_bits=8))
     with pytest.raises(ValueError, match=r"instructions 0 \(dma\) and 1 \(vec\) run together in cycles 2\.\.\d+ "
-                                         r"and both use slice 1's act scratchpad port"):
+                                         r"and both use the shared port of slice 1's act scratchpad"):
         check_program(t, [load, vec, End()], MEMORY)
     check_program(t, [load, Wait("dma"), vec, End()], MEMORY)  # waited: fine
+    # Reading, not writing, the scratchpad the DMA fills (another region): the vector's own port.
+    reads = Issue("vec", VectorCommand(op=VecOp.MULSHIFT, src_a=t.spad_base(1, "act") + 8, dst=t.spad_base(1, "out"),
+                                       length=4, mult=1, shift=0))
+    check_program(t, [load, reads, End()], MEMORY)
 
 
 def test_check_program_finds_data_hazards():
