@@ -38,9 +38,9 @@ pytestmark = pytest.mark.rtl
 READ_LATENCY, WRITE_LATENCY = 3, 2
 MEMORY = MemoryModel(read_latency=READ_LATENCY, write_latency=WRITE_LATENCY)
 DRAM_BYTES = 1 << 14
-# DRAM bytes: A, B^T, metadata, C, requantized C, the next GEMM's B^T and C
+# DRAM bytes: A, B^T, metadata, C, requantized C, the next GEMM's B^T and C (A and the metadata
+# off the bus alignment: DMA rows start mid-beat)
 A_AT, B_AT, M_AT, C_AT, Q_AT, B2_AT, C2_AT = 0x0002, 0x0400, 0x0804, 0x1000, 0x1800, 0x0600, 0x1400
-# (A and the metadata off the bus alignment: DMA rows start mid-beat)
 
 
 def design(pe: str = "mac", arrays: int = 1, dataflow: str = "ws", **pe_params) -> DesignPoint:
