@@ -370,6 +370,30 @@ def test_vector_requantizes_for_the_next_gemm():
     assert result["measured"] == result["cycles_register"] == expected
 
 
+def test_vector_moves_between_slices():
+    """With two slices the vector unit reads slice 1's output scratchpad (its half of C) and
+    writes the requantized values into slice 0's activations (the slice field of its addresses)."""
+    config = TileConfig.from_design(DESIGNS["mac-ws-2x"], scaled=True)
+    g = operands(config, 4, 6, 7, seed=17)
+    program, golden, at = gemm_program(config, g, splits=2)
+    act, out = config.spads["act"], config.spads["out"]
+    n0, cols = 4, 3  # slice 1 holds columns 4..6 of C
+    q_base, q_pitch = 64, act.row_pitch(cols)
+    program += [
+        Issue("vec", VectorCommand(op=VecOp.MULSHIFT, src_a=config.spad_base(1, "out") + at["c_base"],
+                                   dst=config.spad_base(0, "act") + q_base, length=cols, rows=4,
+                                   pitch_a=at["c_pitch"] * out.word_elements, pitch_d=q_pitch * act.word_elements,
+                                   mult=5, shift=10, out_bits=8)),
+        Wait("vec"),
+        store(config, "act", Q_AT, cols, q_base, q_pitch, 4, cols, slice=0),
+        End(),
+    ]
+    dram = dram_with(config, g)
+    result = run_tile(config, program, dram)
+    np.testing.assert_array_equal(get(dram, Q_AT, 4, cols, 1), intops.requantize(golden[:, n0:], 5, 10, 8))
+    assert result["measured"] == result["cycles_register"] == program_cycles(program, unit_cycles(config))
+
+
 def test_softmax_in_one_scratchpad():
     """The vector unit's softmax program over C, its operands A and B and its destination all in
     slice 0's output scratchpad (in place for the last step): each on its own access port. The
