@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 from peforge.dse.design.point import design_from_dict
-from peforge.dse.tile.bench import plan_layer, run_plan, tile_mappings, uncharacterized_costs
-from peforge.hw.tile.config import TileConfig
+from peforge.dse.tile.bench import layer_tile, plan_layer, run_plan, tile_mappings, uncharacterized_costs
 from peforge.sim.tile_layer import export_tile
 from peforge.sim.tools import missing_simulator
 
@@ -39,7 +38,7 @@ def main() -> int:
         return 2
     design = design_from_dict(DESIGN)
     t0 = time.perf_counter()
-    plan = plan_layer(design, TileConfig.from_design(design, scaled=True),
+    plan = plan_layer(design, layer_tile(design),
                       tile_mappings(design, uncharacterized_costs(design)))
     t1 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="peforge-tile-bench-") as tmp:

@@ -3,7 +3,7 @@ the check that runs them (``peforge verify-design``).
 
 :func:`export_tile_files` adds to a design's RTL folder (:mod:`peforge.dse.report.rtl`)::
 
-    tile/accelerator_tile.v        the tile at a simulable size (TileConfig.from_design(scaled=True)):
+    tile/accelerator_tile.v        the tile at a simulable size (peforge.dse.tile.bench.layer_tile):
                                    the same structure, small arrays and scratchpads
     tile_full/accelerator_tile.v   the tile at the design's sizes (when generated)
     layer/manifest.json            the tile's parameters, the memory model, the layer (model, seed,
@@ -98,13 +98,13 @@ def export_tile_files(design: Any, out: Path, *, full_size: bool | None = None, 
     :func:`peforge.dse.tile.bench.tile_mappings`). A design the tile or the compiler cannot take
     gets a note, not an error."""
     from ...sim.tile_layer import export_tile
-    from ..tile.bench import plan_layer, tile_mappings
+    from ..tile.bench import layer_tile, plan_layer, tile_mappings
     from .rtl import FULL_AUTO_PES
 
     out = Path(out)
     result = TileExport()
     try:
-        small = TileConfig.from_design(design, scaled=True)
+        small = layer_tile(design)
     except ValueError as error:
         result.notes.append(f"no accelerator tile: {error}")
         return result

@@ -40,7 +40,8 @@ from .predict import predict
 
 __all__ = ["PREFILL_TOKENS", "READ_LATENCY", "WRITE_LATENCY", "MAPPING_QUANT", "PhasePlan", "LayerPlan",
            "Mismatch", "PhaseReport", "LayerReport", "memory_model", "token_ids", "golden", "plan_layer",
-           "check_phase", "run_plan", "tile_mappings", "uncharacterized_costs", "operator_totals"]
+           "check_phase", "run_plan", "tile_mappings", "uncharacterized_costs", "operator_totals", "layer_tile",
+           "LAYER_SPAD_WORDS"]
 
 PREFILL_TOKENS = 16
 READ_LATENCY = 16  # cycles from a burst's address to its first beat (a stated DRAM latency)
@@ -49,6 +50,10 @@ MAPPING_QUANT = "w8a8kv8"  # the integer layer's formats: INT8 weights, activati
 LIMIT_FACTOR = 4  # a run may take this many times its predicted cycles (plus LIMIT_SLACK) before it fails
 LIMIT_SLACK = 10_000
 MAX_IMEM = 1 << 16  # instructions: the sequencer's largest instruction memory
+# Words per bank of the tiny layer's simulable tile (output: half). TileConfig.from_design's scaled
+# tile keeps 64 (32): its GEMM tiles then hold a few rows, and the 16-token prefill becomes ~29,000
+# instructions and ~580,000 cycles on a 4 x 4 MAC array instead of ~900 and ~120,000.
+LAYER_SPAD_WORDS = 512
 
 
 def memory_model(design: Any, tile: TileConfig, *, read_latency: int = READ_LATENCY,
@@ -59,6 +64,18 @@ def memory_model(design: Any, tile: TileConfig, *, read_latency: int = READ_LATE
     bytes_per_cycle = units * 1e3 / design.compute.clock_mhz
     period = max(1, math.ceil(tile.bus_bytes / bytes_per_cycle))
     return MemoryModel(read_latency=read_latency, write_latency=write_latency, period=period)
+
+
+def layer_tile(design: Any) -> TileConfig:
+    """The simulable tile the tiny layer runs on: ``TileConfig.from_design(design, scaled=True)``
+    (the design's structure at a simulable size) with activation and weight scratchpads of at
+    least :data:`LAYER_SPAD_WORDS` words per bank and an output one of half that (a metadata
+    scratchpad grown with the weights)."""
+    tile = TileConfig.from_design(design, scaled=True)
+    weight = max(tile.weight_depth, LAYER_SPAD_WORDS)
+    return replace(tile, act_depth=max(tile.act_depth, LAYER_SPAD_WORDS), weight_depth=weight,
+                   out_depth=max(tile.out_depth, LAYER_SPAD_WORDS // 2),
+                   meta_depth=-(-tile.meta_depth * weight // tile.weight_depth))
 
 
 def token_ids(layer: IntLayer, seed: int = 0) -> list[int]:
@@ -147,7 +164,7 @@ def plan_layer(design: Any, tile: TileConfig, mappings: dict[str, dict[str, Any]
                memory: MemoryModel | None = None, layer: IntLayerConfig | None = None,
                token_seed: int = 0, fit_imem: bool = True) -> LayerPlan:
     """Compile the tiny layer's prefill and decode for ``tile`` (``design``'s, e.g.
-    ``TileConfig.from_design(design, scaled=True)``) with ``mappings`` (by phase, then GEMM name:
+    :func:`layer_tile`) with ``mappings`` (by phase, then GEMM name:
     :func:`tile_mappings`), and predict their cycles over ``memory`` (default
     :func:`memory_model`). ``fit_imem``: the plan's tile (the one to export) has the smallest
     power-of-two instruction memory holding the longer program, whatever ``tile`` has. Raises

@@ -20,8 +20,7 @@ import pytest
 from tools import need
 
 from peforge.dse.design.point import design_from_dict
-from peforge.dse.tile.bench import plan_layer, run_plan, tile_mappings, uncharacterized_costs
-from peforge.hw.tile.config import TileConfig
+from peforge.dse.tile.bench import layer_tile, plan_layer, run_plan, tile_mappings, uncharacterized_costs
 from peforge.sim.tile_layer import export_tile
 from peforge.sim.tools import missing_simulator
 
@@ -45,7 +44,7 @@ def run_layer(tmp_path, simulator: str, **choice):
     need(missing_simulator(simulator))
     d = design(**choice)
     # the mapper's choice on the design's memory; the PE left uncharacterized (no Yosys in a cocotb test)
-    plan = plan_layer(d, TileConfig.from_design(d, scaled=True), tile_mappings(d, uncharacterized_costs(d)))
+    plan = plan_layer(d, layer_tile(d), tile_mappings(d, uncharacterized_costs(d)))
     source = export_tile(plan.tile, tmp_path / "rtl")
     report = run_plan(plan, source, simulator, tmp_path)
     (tmp_path / "report.json").write_text(json.dumps(report.to_dict(), indent=1))
