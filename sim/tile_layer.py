@@ -12,6 +12,7 @@ this module knows the tile, not the workload.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -129,7 +130,13 @@ def run_tile_phases(source: Path, config, phases: list[TilePhase], memory: Memor
             "registers": {name: config.register_address(name) for name in ("start", "status", "cycles")},
             "phases": entries, "report": str(report)}
     spec_file = write_atomic(build_dir / f"tile-{simulator}.json", json.dumps(spec))
-    run_cocotb_module(Path(source), TILE_MODULE, COCOTB_MODULE, simulator, build_dir,
+    # Built from one path per build folder: Verilator skips an unchanged input, so runs of the same
+    # Verilog from other folders (a copied export) reuse the build.
+    staged = build_dir / "rtl" / f"{TILE_MODULE}.v"
+    if Path(source).resolve() != staged and (not staged.exists() or staged.read_bytes() != Path(source).read_bytes()):
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, staged)
+    run_cocotb_module(staged, TILE_MODULE, COCOTB_MODULE, simulator, build_dir,
                       plusargs=[f"+peforge_tile={spec_file}"], quick_build=quick_build)
     got_phases = json.loads(report.read_text())["phases"] if report.exists() else []
     if len(got_phases) < len(entries) and (not got_phases or got_phases[-1]["done"]):

@@ -81,7 +81,23 @@ def _copy(exported_folder: Path, to: Path) -> Path:
     return to
 
 
-def test_verify_design_passes_on_the_exported_files(peforge, exported, tmp_path):
+def test_verify_design_passes_on_the_exported_files(peforge, exported):
+    """The decode step (from the golden KV cache): the prefill then decode run is the cocotb
+    test's (tests/cocotb/test_tile_layer.py) and the slow test's below."""
+    out, build = exported
+    result = peforge("verify-design", str(out), "--sim", "verilator", "--build-dir", str(build), "--exact-cycles",
+                     "--json", "--phases", "decode")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] and report["cycles_exact"] and list(report["phases"]) == ["decode"]
+    decode = json.loads((out / "layer/manifest.json").read_text())["phases"][1]
+    got = report["phases"]["decode"]
+    assert got["measured"] == got["predicted"] == decode["predicted"]["cycles"]
+    assert got["divergence"] is None and {"out", "k_cache", "v_cache_t"} <= set(got["checked"])
+
+
+@pytest.mark.slow
+def test_verify_design_prefill_then_decode(peforge, exported):
     out, build = exported
     result = peforge("verify-design", str(out), "--sim", "verilator", "--build-dir", str(build), "--exact-cycles",
                      "--json")
