@@ -40,6 +40,9 @@ TILE_FOLDER = "tile"
 FULL_TILE_FOLDER = "tile_full"
 LAYER_FOLDER = "layer"
 MANIFEST = "manifest.json"
+# The full-size tile by default up to this many PEs over all arrays: one of 16 x 16 bit-serial
+# PEs with 512 KiB scratchpads takes ~95 s to generate (12 MB of Verilog), an array ~30 s.
+FULL_TILE_AUTO_PES = 64
 
 
 @dataclass
@@ -93,13 +96,12 @@ def export_tile_files(design: Any, out: Path, *, full_size: bool | None = None, 
                       say: Callable[[str], None] = lambda text: None) -> TileExport:
     """Write the tile Verilog and the tiny layer's testbench files of ``design`` under ``out``
     (see the module docstring). ``full_size``: True always generates the full-size tile, False
-    never, None up to :data:`peforge.dse.report.rtl.FULL_AUTO_PES` PEs over all arrays.
+    never, None up to :data:`FULL_TILE_AUTO_PES` PEs over all arrays.
     ``mappings``: the GEMM mappings by phase (default: the cost model's,
     :func:`peforge.dse.tile.bench.tile_mappings`). A design the tile or the compiler cannot take
     gets a note, not an error."""
     from ...sim.tile_layer import export_tile
     from ..tile.bench import layer_tile, plan_layer, tile_mappings
-    from .rtl import FULL_AUTO_PES
 
     out = Path(out)
     result = TileExport()
@@ -121,7 +123,7 @@ def export_tile_files(design: Any, out: Path, *, full_size: bool | None = None, 
     result.rows.append((f"{TILE_FOLDER}/{path.name}", f"the accelerator tile, simulable: {_describe(small)}"))
     compute = design.compute
     pes = compute.rows * compute.cols * compute.arrays
-    if full_size is True or (full_size is None and pes <= FULL_AUTO_PES):
+    if full_size is True or (full_size is None and pes <= FULL_TILE_AUTO_PES):
         try:
             full = TileConfig.from_design(design, scaled=False)
         except ValueError as error:
@@ -135,8 +137,8 @@ def export_tile_files(design: Any, out: Path, *, full_size: bool | None = None, 
     elif full_size is False:
         result.notes.append("the full-size tile was not asked for (--no-full-size)")
     else:
-        result.notes.append(f"the full-size tile ({pes} PEs) was not generated (slow beyond {FULL_AUTO_PES} PEs); "
-                            f"`--full-size` generates it")
+        result.notes.append(f"the full-size tile ({pes} PEs) was not generated (slow beyond {FULL_TILE_AUTO_PES} "
+                            f"PEs); `--full-size` generates it")
     if plan is None:
         return result
     layer_dir = out / LAYER_FOLDER

@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="export a shipped design or a design file instead of a study's trial")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--full-size", action=argparse.BooleanOptionalAction, default=None,
-                        help="generate the array and the tile at the design's size (default: only up to 16 x 16 PEs)")
+                        help="generate the array and the tile at the design's size (default: arrays up to 16 x 16 PEs, "
+                             "the tile up to 64 PEs)")
     parser.add_argument("--tile", action=argparse.BooleanOptionalAction, default=True,
                         help="also the accelerator tile and the tiny layer's testbench files (default: yes)")
 
