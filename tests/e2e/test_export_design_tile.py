@@ -159,3 +159,18 @@ def test_verify_design_on_a_folder_without_a_tile_is_one_line(peforge, tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no layer/manifest.json" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("export-design", "--out", "x"), "give a study folder DIR with --trial N, or --design"),
+    (("export-design", "somewhere", "--design", "edge", "--out", "x"), "takes no study folder or --trial"),
+    (("export-design", "--design", "no-such-design", "--out", "x"), "no-such-design"),
+    (("verify-design", "no-such-folder"), "not a folder"),
+    (("verify-design", ".", "--sim", "amaranth"), "invalid choice"),
+])
+def test_bad_export_and_verify_arguments_are_one_line(peforge, tmp_path, args, message):
+    result = peforge(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "x").exists()
