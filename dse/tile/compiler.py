@@ -1,0 +1,874 @@
+"""The compiler from the integer decoder layer and the mapper's mappings to the tile's program.
+
+:func:`compile_layer` lowers the steps of :meth:`IntLayer.steps
+<peforge.dse.tile.intlayer.IntLayer.steps>` one by one:
+
+- every named tensor lives in DRAM (:mod:`peforge.dse.tile.dram`): the inputs, the constants
+  (weights packed in the tiles the GEMMs load, RoPE's tables in the vector unit's layout, per-channel
+  requantization multipliers), each step's output and the KV cache (at the same addresses for any
+  ``tokens`` and ``position``, so a decode image takes over a prefill's cache); a step loads its
+  operands tile by tile into the scratchpads and stores its result;
+- a :class:`~peforge.dse.tile.intlayer.Gemm` follows its operator's :class:`OperatorMapping`: the
+  products side by side or one at a time over the arrays, each product's arrays splitting M or N
+  (a shared operand is loaded once into every slice that needs it, by the DMA's slice mask), the
+  tiling family as the loop order (*on chip* and *activations resident*: a row block of A stays
+  while weight tiles stream; *weights resident*: the converse; *K-blocked*: output tiles whose K
+  blocks of one array fold accumulate in the output scratchpad), the mapping's tile sizes
+  (shrunk, and said so in :attr:`Compiled.plans`, where a slice's scratchpads or the array's GEMM
+  limits cannot hold them; the free side of a resident family as large as fits), and double
+  buffering (two copies of each streamed operand and of the output tile: the DMA fills one while
+  the array reads the other). Runs: a K split (``K``, ``KN``) and ``MN`` over several arrays, fused
+  attention, several accumulation passes, a PE with per-column metadata (the mixed PE: its
+  weights are not INT8) raise a ``ValueError`` naming the operator;
+- a :class:`~peforge.dse.tile.intlayer.Vector` step runs on the vector unit over row blocks in
+  slice 0's scratchpads (32-bit data in the output scratchpad, 8-bit in the activation one),
+  double-buffered where two copies fit: ``requantize`` one ``MULSHIFT`` (per-channel multipliers
+  as a streamed row), ``rmsnorm`` and ``softmax`` the unit's programs (the causal rows of a token
+  as one command group of their length, the rest of the row zero), ``rope`` the unit's rotation
+  program per head, ``silu``, ``mul``, ``add`` one command each;
+- a :class:`~peforge.dse.tile.intlayer.Move` is DMA only: rows loaded into a scratchpad, stored
+  back in the new layout by 2-D transfers (the V cache's transposed columns one byte per row).
+
+``Wait`` instructions come from :class:`~peforge.dse.tile.program.ProgramBuilder`: only where a
+command depends on, or would overwrite, what another unit may still be doing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from itertools import zip_longest
+from typing import Any, Callable
+
+import numpy as np
+
+from ...arith import ceil_div
+from ...hw import intops
+from ...hw.tile.config import SPAD_ID_BITS, SPADS, TileConfig
+from ...hw.tile.dma import DmaCommand
+from ...hw.tile.gemm import GemmCommand
+from ...hw.tile.isa import Instruction
+from ...hw.tile.vector import BMode, VecOp, VectorCommand, rmsnorm_program, rope_program, softmax_program
+from ..cost import mapper
+from .dram import ALIGN, Symbol, Tile, storage_bytes
+from .intlayer import ACT_BITS, NORM_BITS, PROB_BITS, SILU_BITS, Gemm, IntLayer, KVCache, Move, Step, Vector, \
+    output_bits
+from .mapping import OperatorMapping
+from .program import ProgramBuilder, Region
+
+__all__ = ["Compiled", "compile_layer", "operator_of_steps", "split_address", "CACHE_NAMES"]
+
+CACHE_NAMES = ("k_cache", "v_cache_t")
+VECTOR_SLICE = 0  # the vector unit works in slice 0's scratchpads
+# The graph operator of a step that is not a Gemm, by the tensor it writes (a requantization of a
+# GEMM's accumulators is that GEMM's epilogue, found by its input).
+_OPERATOR_OF_OUTPUT = {
+    "attn_norm_rms": "input_norm", "attn_norm": "input_norm", "q_rot": "rope", "k_rot": "rope",
+    "k_cache": "attn.score", "v_cache_t": "attn.context", "q_heads": "attn.score", "probs": "attn.softmax",
+    "attn": "attn.context", "h": "residual_add", "mlp_norm_rms": "post_attention_norm",
+    "mlp_norm": "post_attention_norm", "gate_silu": "mlp.silu_mul", "gate_up": "mlp.silu_mul",
+    "mlp_act": "mlp.silu_mul", "out": "residual_add",
+}
+
+
+def operator_of_steps(steps: list[Step]) -> list[str]:
+    """The operator of :mod:`peforge.models.graph` each step belongs to (the cycle table's rows)."""
+    producer: dict[str, str] = {}
+    names = []
+    for step in steps:
+        if isinstance(step, Gemm):
+            name = step.name
+        elif isinstance(step, Vector) and step.op == "requantize" and step.inputs[0] in producer:
+            name = producer[step.inputs[0]]
+        else:
+            name = _OPERATOR_OF_OUTPUT.get(step.out, step.out)
+        producer[step.out] = name
+        names.append(name)
+    return names
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A layer compiled for a tile.
+
+    Attributes
+    ----------
+    tile : TileConfig
+    tokens, position : int
+        The new tokens and the first one's position (the cache holds ``position`` tokens).
+    program : tuple of Instruction
+        Ends with ``End``; ``Issue`` commands are the units' command dataclasses.
+    tags : tuple of str
+        The graph operator of each instruction (``end`` for the ``End``).
+    symbols : dict of str to Symbol
+        Every named tensor in DRAM.
+    dram_bytes : int
+        Size of the DRAM image.
+    constants : dict of str to numpy array
+        The constant tensors the image holds (the layer's, and the derived tables).
+    plans : dict of str to str
+        Per step (``"<index> <operator>"``): the mapping followed, tiles and buffers used.
+    lifetimes : dict of str to tuple of int
+        Per named tensor: the first step writing it and the last reading it (-1: an input / none).
+    """
+
+    tile: TileConfig
+    tokens: int
+    position: int
+    program: tuple[Instruction, ...]
+    tags: tuple[str, ...]
+    symbols: dict[str, Symbol]
+    dram_bytes: int
+    constants: dict[str, np.ndarray]
+    plans: dict[str, str]
+    lifetimes: dict[str, tuple[int, int]]
+
+    def image(self, x, cache: KVCache | None = None) -> bytearray:
+        """The DRAM image to start from: constants, the input rows ``x`` ``[tokens][hidden]`` and
+        ``cache`` (zeros if None)."""
+        dram = bytearray(self.dram_bytes)
+        for name, value in self.constants.items():
+            self.symbols[name].write(dram, value)
+        self.symbols["x"].write(dram, x)
+        if cache is not None:
+            self.symbols["k_cache"].write(dram, cache.k)
+            self.symbols["v_cache_t"].write(dram, cache.v_t)
+        return dram
+
+    def read(self, dram: bytes, name: str) -> np.ndarray:
+        """Named tensor ``name`` as held in ``dram``."""
+        return self.symbols[name].read(dram)
+
+
+# --- the context of one compilation ----------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    tile: TileConfig
+    builder: ProgramBuilder
+    symbols: dict[str, Symbol]
+    constants: dict[str, np.ndarray]
+    top: int  # next free DRAM byte
+    plans: dict[str, str] = field(default_factory=dict)
+
+    def allocate(self, size: int) -> int:
+        addr = self.top
+        self.top += -(-size // ALIGN) * ALIGN
+        return addr
+
+    def add(self, name: str, shape, bits: int) -> Symbol:
+        symbol = Symbol(name=name, addr=0, shape=tuple(int(s) for s in shape), elem_bytes=storage_bytes(bits))
+        symbol = replace(symbol, addr=self.allocate(symbol.size))
+        self.symbols[name] = symbol
+        return symbol
+
+    def constant(self, name: str, value: np.ndarray, bits: int) -> Symbol:
+        if name not in self.symbols:
+            self.add(name, value.shape, bits)
+            self.constants[name] = value
+        return self.symbols[name]
+
+    # addresses of scratchpad elements, for the DMA (bytes) and the vector unit (elements)
+    def dma_spad(self, spad: str, offset: int) -> int:
+        return self.tile.dma_base(spad) + offset * self.tile.element_bytes(spad)
+
+    def vec(self, spad: str, offset: int) -> int:
+        return self.tile.spad_base(VECTOR_SLICE, spad) + offset
+
+    def load(self, *, tag, symbol_addr, spad, offset, rows, elems, dram_stride, pitch, slices, elem_bytes):
+        """A 2-D DMA load of ``rows`` rows of ``elems`` elements into ``spad`` at ``offset`` (row
+        pitch ``pitch`` elements) of every slice in ``slices``."""
+        eb = self.tile.element_bytes(spad)
+        if eb != elem_bytes:
+            raise ValueError(f"{tag}: {elem_bytes}-byte elements cannot land in the {eb}-byte {spad} scratchpad")
+        cmd = DmaCommand(dir="load", dram_addr=symbol_addr, spad_addr=self.dma_spad(spad, offset), rows=rows,
+                         row_bytes=elems * eb, dram_stride=dram_stride if rows > 1 else 0,
+                         spad_stride=pitch * eb if rows > 1 else 0, slice_mask=sum(1 << s for s in slices))
+        extent = (rows - 1) * pitch + elems
+        self.builder.issue("dma", cmd, writes=[Region(s, spad, offset, offset + extent) for s in slices], tag=tag)
+
+    def store(self, *, tag, symbol_addr, spad, offset, rows, elems, dram_stride, pitch, slice_):
+        eb = self.tile.element_bytes(spad)
+        cmd = DmaCommand(dir="store", dram_addr=symbol_addr, spad_addr=self.dma_spad(spad, offset), rows=rows,
+                         row_bytes=elems * eb, dram_stride=dram_stride if rows > 1 else 0,
+                         spad_stride=pitch * eb if rows > 1 else 0, slice_mask=1 << slice_)
+        extent = (rows - 1) * pitch + elems
+        self.builder.issue("dma", cmd, reads=[Region(slice_, spad, offset, offset + extent)], tag=tag)
+
+
+class _Arena:
+    """Bump allocation of word-aligned regions in each scratchpad of a slice (the same offsets in
+    every slice), for one step."""
+
+    def __init__(self, tile: TileConfig):
+        self.tile = tile
+        self.top = {name: 0 for name in tile.spads}
+
+    def fits(self, needs: dict[str, int]) -> bool:
+        return all(self._end(spad, self.top[spad], size) <= self.tile.spads[spad].elements
+                   for spad, size in needs.items())
+
+    def _end(self, spad: str, start: int, size: int) -> int:
+        w = self.tile.spads[spad].word_elements
+        return -(-start // w) * w + size
+
+    def alloc(self, spad: str, size: int, tag: str) -> int:
+        w = self.tile.spads[spad].word_elements
+        start = -(-self.top[spad] // w) * w
+        if start + size > self.tile.spads[spad].elements:
+            raise ValueError(f"{tag}: {size} elements do not fit the {spad} scratchpad "
+                             f"({self.tile.spads[spad].elements - start} free)")
+        self.top[spad] = start + size
+        return start
+
+
+# --- GEMM ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Share:
+    """One array's part of one product: rows ``m0 .. m1 - 1`` and columns ``n0 .. n1 - 1`` of C."""
+
+    slice: int
+    product: int
+    m0: int
+    m1: int
+    n0: int
+    n1: int
+
+
+@dataclass(frozen=True)
+class _Job:
+    share: _Share
+    m0: int
+    m1: int
+    n0: int
+    n1: int
+    k0: int
+    k1: int
+    first: bool  # the first K block of its output tile
+    last: bool  # the last: the tile is stored after it
+
+
+def _parts(total: int, parts: int, unit: int) -> list[tuple[int, int]]:
+    """``total`` cut into at most ``parts`` ranges of whole ``unit`` multiples (the last shorter)."""
+    size = ceil_div(ceil_div(total, unit), parts) * unit
+    return [(lo, min(total, lo + size)) for lo in range(0, total, size)]
+
+
+def _shares(tile: TileConfig, step: Gemm, mapping: OperatorMapping) -> list[list[_Share]]:
+    """The products' shares per round (products side by side, or one at a time)."""
+    arrays, count = tile.arrays, step.count
+    in_flight = min(count, arrays) if mapping.side_by_side else 1
+    per_product = min(max(1, mapping.arrays), arrays // in_flight)
+    split = mapping.split
+    if per_product > 1 and split not in ("M", "N"):
+        raise ValueError(f"{step.name}: a {split} split over {per_product} arrays; the tile compiler runs M and N "
+                         f"splits (and any split on one array)")
+    rounds = []
+    for first in range(0, count, in_flight):
+        shares = []
+        for i, product in enumerate(range(first, min(count, first + in_flight))):
+            slices = range(i * per_product, (i + 1) * per_product)
+            if per_product == 1 or split == "N":
+                cuts = _parts(step.n, per_product, tile.array.cols)
+                shares += [_Share(s, product, 0, step.m, n0, n1) for s, (n0, n1) in zip(slices, cuts)]
+            else:
+                cuts = _parts(step.m, per_product, 1)
+                shares += [_Share(s, product, m0, m1, 0, step.n) for s, (m0, m1) in zip(slices, cuts)]
+        rounds.append(shares)
+    return rounds
+
+
+@dataclass(frozen=True)
+class _Tiling:
+    tm: int
+    tn: int
+    kb: int
+    copies: dict[str, int]  # act, weight, out
+    order: str  # "a" (A row block resident), "b" (weights resident), "k" (K-blocked)
+
+
+def _gemm_needs(tile: TileConfig, tm: int, tn: int, kb: int, copies: dict[str, int]) -> dict[str, int]:
+    g = tile.gemm
+    return {"act": copies["act"] * tm * g.act.row_pitch(kb) * g.act.word_elements,
+            "weight": copies["weight"] * tn * g.weight.row_pitch(kb) * g.weight.word_elements,
+            "out": copies["out"] * tm * ceil_div(tn, g.out.word_elements) * g.out.word_elements}
+
+
+def _tiling(tile: TileConfig, step: Gemm, mapping: OperatorMapping, ms: int, ns: int) -> tuple[_Tiling, str]:
+    """Tile sizes and buffer copies for shares of at most ``ms x ns`` outputs, and a note of how
+    they differ from the mapping's."""
+    a = tile.array
+    family = mapping.family
+    if family == mapper.FUSED:
+        raise ValueError(f"{step.name}: fused attention; the tile compiler runs the unfused score, softmax, context")
+    if mapping.k_passes > 1:
+        raise ValueError(f"{step.name}: {mapping.k_passes} accumulation passes over K; the tile compiler runs one")
+    copy = 2 if mapping.double else 1
+    order = {mapper.ON_CHIP: "a", mapper.ACT_RESIDENT: "a", mapper.WEIGHT_RESIDENT: "b", mapper.K_BLOCKED: "k"}[family]
+    copies = {"act": 1 if order == "a" else copy, "weight": 1 if order == "b" else copy, "out": copy}
+    k = step.k
+    kb = min(k, a.rows * a.lanes) if order == "k" else k
+    want_m = ms if family == mapper.ON_CHIP else min(mapping.tile_m, ms)
+    want_n = ns if family == mapper.ON_CHIP else min(mapping.tile_n, ns)
+    free = {"a": "n", "b": "m"}.get(order) if family != mapper.ON_CHIP else None
+
+    def fits(tm, tn, kb_):
+        return (tm <= a.max_m and tn <= a.max_n and kb_ <= a.max_k
+                and _Arena(tile).fits(_gemm_needs(tile, tm, tn, kb_, copies))
+                and tn * tile.gemm.weight.row_pitch(kb_) * tile.gemm.weight.word_elements < 1 << tile.dma.count_bits)
+
+    def widest(limit, unit, other, is_m):
+        """The largest size of the free side up to ``limit`` that fits: whole, else whole units of
+        the array, else any (0: none)."""
+        probe = (lambda v: fits(v, other, kb)) if is_m else (lambda v: fits(other, v, kb))
+        candidates = [limit, *range(limit // unit * unit, 0, -unit), *range(min(limit, unit - 1), 0, -1)]
+        return next((v for v in candidates if probe(v)), 0)
+
+    tm, tn = want_m, want_n
+    if free == "n":
+        tm_fixed = tm
+        while tm_fixed >= 1 and widest(ns, a.cols, tm_fixed, False) == 0:
+            tm_fixed //= 2
+        tm, tn = tm_fixed, widest(ns, a.cols, tm_fixed, False) if tm_fixed else 0
+    elif free == "m":
+        tn_fixed = tn
+        while tn_fixed >= 1 and widest(ms, a.rows, tn_fixed, True) == 0:
+            tn_fixed //= 2
+        tn, tm = tn_fixed, widest(ms, a.rows, tn_fixed, True) if tn_fixed else 0
+    else:
+        while tm >= 1 and tn >= 1 and not fits(tm, tn, kb):
+            if tn >= tm and tn > 1:
+                tn = max(1, tn // 2)
+            else:
+                tm = max(1, tm // 2) if tm > 1 else 0
+    if tm < 1 or tn < 1 or not fits(tm, tn, kb):
+        raise ValueError(f"{step.name}: no {mapper.FAMILIES[family]} tile of K = {kb} fits a slice's scratchpads "
+                         f"({', '.join(f'{n} {s.elements}' for n, s in tile.spads.items())} elements)")
+    note = ""
+    if (family == mapper.ON_CHIP and (tm, tn) != (ms, ns)) or (free != "n" and tn != want_n) or \
+            (free != "m" and tm != want_m):
+        note = f" (the mapping's {want_m}x{want_n} does not fit a slice)"
+    return _Tiling(tm, tn, kb, copies, order), note
+
+
+def _jobs(share: _Share, t: _Tiling, k: int) -> list[_Job]:
+    ms = [(lo, min(share.m1, lo + t.tm)) for lo in range(share.m0, share.m1, t.tm)]
+    ns = [(lo, min(share.n1, lo + t.tn)) for lo in range(share.n0, share.n1, t.tn)]
+    ks = [(lo, min(k, lo + t.kb)) for lo in range(0, k, t.kb)]
+    if t.order == "b":
+        grid = [(mr, nr) for nr in ns for mr in ms]
+    else:
+        grid = [(mr, nr) for mr in ms for nr in ns]
+    return [_Job(share, m0, m1, n0, n1, k0, k1, i == 0, i == len(ks) - 1)
+            for (m0, m1), (n0, n1) in grid for i, (k0, k1) in enumerate(ks)]
+
+
+class _Ring:
+    """The copies of one operand's buffer in one slice: the tile each holds, filled in turn."""
+
+    def __init__(self, base: int, size: int, copies: int):
+        self.base, self.size, self.copies = base, size, copies
+        self.held: list[Any] = [None] * copies
+        self.next = 0
+        self.latest = -1
+
+    def place(self, key) -> tuple[int, bool]:
+        """The offset holding tile ``key``, and whether it must be loaded."""
+        if self.latest >= 0 and self.held[self.latest] == key:
+            return self.base + self.latest * self.size, False
+        slot = self.next
+        self.held[slot], self.latest, self.next = key, slot, (slot + 1) % self.copies
+        return self.base + slot * self.size, True
+
+
+def _pe_fields(tile: TileConfig, tag: str) -> dict[str, int]:
+    pe = tile.array.pe_config
+    if pe.column_fields():
+        raise ValueError(f"{tag}: the {tile.array.pe} PE takes per-column metadata and low-bit weights; the "
+                         f"integer layer's weights are INT8 (the tile compiler runs PEs without column fields)")
+    fields = pe.array_fields()
+    if set(fields) - {"w_bits"}:
+        raise ValueError(f"{tag}: run-time PE fields {sorted(fields)}; the tile compiler sets only w_bits")
+    return {"w_bits": ACT_BITS} if "w_bits" in fields else {}
+
+
+def _weight_tile(ctx: _Context, symbol: Symbol, n0, n1, k0, k1, pitch: int) -> Tile:
+    """The packed tile of ``symbol`` (allocated on first use)."""
+    for t in symbol.tiles:
+        if (t.n0, t.n1, t.k0, t.k1) == (n0, n1, k0, k1):
+            return t
+    size = (n1 - n0) * pitch
+    t = Tile(n0=n0, n1=n1, k0=k0, k1=k1, addr=ctx.allocate(size), pitch=pitch, size=size)
+    ctx.symbols[symbol.name] = replace(symbol, tiles=(*symbol.tiles, t))
+    return t
+
+
+def _lower_gemm(ctx: _Context, step: Gemm, mapping: OperatorMapping, tag: str, label: str) -> None:
+    tile = ctx.tile
+    g = tile.gemm
+    pe_fields = _pe_fields(tile, step.name)
+    rounds = _shares(tile, step, mapping)
+    all_shares = [s for r in rounds for s in r]
+    ms = max(s.m1 - s.m0 for s in all_shares)
+    ns = max(s.n1 - s.n0 for s in all_shares)
+    t, note = _tiling(tile, step, mapping, ms, ns)
+    arena = _Arena(tile)
+    pitch_a, pitch_b = g.act.row_pitch(t.kb), g.weight.row_pitch(t.kb)
+    c_words = ceil_div(t.tn, g.out.word_elements)
+    size = {"act": t.tm * pitch_a * g.act.word_elements, "weight": t.tn * pitch_b * g.weight.word_elements,
+            "out": t.tm * c_words * g.out.word_elements}
+    bases = {spad: arena.alloc(spad, size[spad] * t.copies[spad], step.name) for spad in size}
+    rings = {(s, spad): _Ring(bases[spad], size[spad], t.copies[spad])
+             for s in range(tile.arrays) for spad in size}
+    a_sym, b_sym, c_sym = ctx.symbols[step.a], ctx.symbols[step.b_t], ctx.symbols[step.out]
+    lead = step.count > 1
+    ctx.plans[label] = (f"{mapping.describe()} -> {len(all_shares)} shares on slices "
+                        f"{sorted({s.slice for s in all_shares})}, tiles {t.tm}x{t.tn}, K blocks of {t.kb}, "
+                        f"copies {t.copies}{note}")
+
+    groups = []
+    for shares in rounds:
+        per_share = [_jobs(s, t, step.k) for s in shares]
+        groups += [[j for j in group if j is not None] for group in zip_longest(*per_share)]
+
+    out_ring: dict[int, int] = {}  # slice -> output copies used so far
+    c_offset: dict[_Share, int] = {}
+
+    def emit_loads(group):
+        loads: dict[tuple, list[int]] = {}  # (operand, key, offset) -> slices
+        for job in group:
+            s, p = job.share.slice, job.share.product
+            for spad, key in (("act", (p, job.m0, job.m1, job.k0, job.k1)), ("weight", (p, job.n0, job.n1, job.k0, job.k1))):
+                offset, fresh = rings[s, spad].place(key)
+                if fresh:
+                    loads.setdefault((spad, key, offset), []).append(s)
+        for (spad, key, offset), slices in loads.items():
+            p, lo, hi, k0, k1 = key
+            if spad == "act":
+                ctx.load(tag=tag, symbol_addr=a_sym.address(*((p,) if lead else ()), lo, k0), spad="act", offset=offset,
+                         rows=hi - lo, elems=k1 - k0, dram_stride=a_sym.row_bytes, pitch=pitch_a * g.act.word_elements,
+                         slices=slices, elem_bytes=a_sym.elem_bytes)
+            elif b_sym.name in ctx.constants:  # a weight: its packed tile, one linear transfer
+                w = _weight_tile(ctx, ctx.symbols[b_sym.name], lo, hi, k0, k1, pitch_b * g.weight.word_elements)
+                ctx.load(tag=tag, symbol_addr=w.addr, spad="weight", offset=offset, rows=1, elems=w.size, dram_stride=0,
+                         pitch=0, slices=slices, elem_bytes=1)
+            else:
+                ctx.load(tag=tag, symbol_addr=b_sym.address(*((p,) if lead else ()), lo, k0), spad="weight",
+                         offset=offset, rows=hi - lo, elems=k1 - k0, dram_stride=b_sym.row_bytes,
+                         pitch=pitch_b * g.weight.word_elements, slices=slices, elem_bytes=b_sym.elem_bytes)
+
+    def emit_gemm(job):
+        s = job.share.slice
+        key = (job.share, job.m0, job.n0)
+        if job.first:
+            used = out_ring.get(s, 0)
+            c_offset[key] = bases["out"] + (used % t.copies["out"]) * size["out"]
+            out_ring[s] = used + 1
+        a_off = rings[s, "act"].base + rings[s, "act"].latest * size["act"]
+        b_off = rings[s, "weight"].base + rings[s, "weight"].latest * size["weight"]
+        c_off = c_offset[key]
+        m, n, k = job.m1 - job.m0, job.n1 - job.n0, job.k1 - job.k0
+        cmd = GemmCommand(a_base=a_off, a_pitch=pitch_a, b_base=b_off, b_pitch=pitch_b, c_base=c_off,
+                          c_pitch=c_words, m=m, k=k, n=n, accumulate=not job.first, pe_fields=dict(pe_fields))
+        we = g.act.word_elements
+        ctx.builder.issue(f"gemm{s}", cmd, tag=tag,
+                          reads=[Region(s, "act", a_off, a_off + (m - 1) * pitch_a * we + k),
+                                 Region(s, "weight", b_off, b_off + (n - 1) * pitch_b * g.weight.word_elements + k)],
+                          writes=[Region(s, "out", c_off, c_off + m * c_words * g.out.word_elements)])
+
+    def emit_store(job):
+        s, p = job.share.slice, job.share.product
+        c_off = c_offset.pop((job.share, job.m0, job.n0))
+        ctx.store(tag=tag, symbol_addr=c_sym.address(*((p,) if lead else ()), job.m0, job.n0), spad="out",
+                  offset=c_off, rows=job.m1 - job.m0, elems=job.n1 - job.n0, dram_stride=c_sym.row_bytes,
+                  pitch=c_words * g.out.word_elements, slice_=s)
+
+    # software pipeline: the next group's loads and the previous group's stores overlap a group's GEMMs
+    pending: list[_Job] = []
+    if groups:
+        emit_loads(groups[0])
+    for i, group in enumerate(groups):
+        if t.copies["out"] == 1:  # one output copy: stored before the next GEMM overwrites it
+            for job in pending:
+                emit_store(job)
+            pending = []
+        for job in group:
+            emit_gemm(job)
+        for job in pending:
+            emit_store(job)
+        pending = [job for job in group if job.last]
+        if i + 1 < len(groups):
+            emit_loads(groups[i + 1])
+    for job in pending:
+        emit_store(job)
+
+
+# --- vector steps ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Buffer:
+    """A block of rows of one tensor in a slice-0 scratchpad: ``kind`` ``in`` (loaded), ``out``
+    (stored), ``tmp``, or ``const`` (loaded once, one copy); ``pitch`` elements per row in the
+    scratchpad; DRAM rows from ``row0`` on of ``cols`` elements, ``dram_pitch`` bytes apart."""
+
+    name: str
+    kind: str
+    spad: str
+    pitch: int
+    symbol: Symbol | None = None
+    cols: int = 0
+    row0: int = 0
+    rows: int | None = None  # const: its rows (else the block's)
+
+
+def _spad_of(symbol: Symbol) -> str:
+    return "act" if symbol.elem_bytes == 1 else "out"
+
+
+def _vector_blocks(ctx: _Context, tag: str, label: str, rows: int, granule: int, buffers: list[_Buffer],
+                   body: Callable[[int, int, dict[str, int]], list[tuple[VectorCommand, list, list]]]) -> None:
+    """Run ``body`` over blocks of rows (multiples of ``granule``), loading the ``in`` buffers and
+    storing the ``out`` ones around it; double-buffered where two copies fit."""
+    tile = ctx.tile
+    consts = [b for b in buffers if b.kind == "const"]
+    blocked = [b for b in buffers if b.kind != "const"]
+
+    def needs(block, copies):
+        need: dict[str, int] = {}
+        for b in consts:
+            need[b.spad] = need.get(b.spad, 0) + b.rows * b.pitch + tile.spads[b.spad].word_elements
+        for b in blocked:
+            need[b.spad] = need.get(b.spad, 0) + copies * (block * b.pitch + tile.spads[b.spad].word_elements)
+        return need
+
+    choice = None
+    for copies in (2, 1):
+        for block in range(rows, 0, -granule):
+            if block % granule == 0 and _Arena(tile).fits(needs(block, copies)):
+                choice = (block, copies)
+                break
+        if choice and (copies == 1 or choice[0] >= min(rows, granule)):
+            break
+    if choice is None:
+        raise ValueError(f"{tag}: rows of {', '.join(f'{b.name} {b.pitch}' for b in blocked)} elements do not fit "
+                         f"slice {VECTOR_SLICE}'s scratchpads")
+    block, copies = choice
+    arena = _Arena(tile)
+    const_at = {b.name: arena.alloc(b.spad, b.rows * b.pitch, tag) for b in consts}
+    base = {b.name: arena.alloc(b.spad, copies * block * b.pitch, tag) for b in blocked}
+    ctx.plans[label] = f"vector unit, blocks of {block} rows, {copies} cop{'ies' if copies > 1 else 'y'}"
+
+    def transfer(b: _Buffer, offset: int, r0: int, count: int):
+        symbol = b.symbol
+        addr = symbol.addr + (b.row0 + r0) * symbol.row_bytes
+        if b.kind == "out":
+            ctx.store(tag=tag, symbol_addr=addr, spad=b.spad, offset=offset, rows=count, elems=b.cols,
+                      dram_stride=symbol.row_bytes, pitch=b.pitch, slice_=VECTOR_SLICE)
+        else:
+            ctx.load(tag=tag, symbol_addr=addr, spad=b.spad, offset=offset, rows=count, elems=b.cols,
+                     dram_stride=symbol.row_bytes, pitch=b.pitch, slices=[VECTOR_SLICE], elem_bytes=symbol.elem_bytes)
+
+    for b in consts:
+        transfer(b, const_at[b.name], 0, b.rows)
+    starts = list(range(0, rows, block))
+
+    def at(i):
+        return {**{b.name: ctx.vec(b.spad, const_at[b.name]) for b in consts},
+                **{b.name: ctx.vec(b.spad, base[b.name] + (i % copies) * block * b.pitch) for b in blocked}}
+
+    def loads(i):
+        r0 = starts[i]
+        for b in blocked:
+            if b.kind == "in":
+                transfer(b, base[b.name] + (i % copies) * block * b.pitch, r0, min(block, rows - r0))
+
+    def stores(i):
+        r0 = starts[i]
+        for b in blocked:
+            if b.kind == "out":
+                transfer(b, base[b.name] + (i % copies) * block * b.pitch, r0, min(block, rows - r0))
+
+    loads(0)
+    for i, r0 in enumerate(starts):
+        if i and copies == 1:  # one copy: stored before the next block overwrites it
+            stores(i - 1)
+        for cmd, reads, writes in body(r0, min(block, rows - r0), at(i)):
+            ctx.builder.issue("vec", cmd, reads=reads, writes=writes, tag=tag)
+        if i and copies > 1:
+            stores(i - 1)
+        if i + 1 < len(starts):
+            loads(i + 1)
+    stores(len(starts) - 1)
+
+
+def _span(tile: TileConfig, address: int, rows: int, pitch: int, length: int) -> Region:
+    """The region a vector command's operand covers (``rows`` rows of ``length`` at ``pitch``)."""
+    slice_, spad, offset = split_address(tile, address)
+    return Region(slice_, spad, offset, offset + (rows - 1) * pitch + length)
+
+
+def split_address(tile: TileConfig, address: int) -> tuple[int, str, int]:
+    """``(slice, scratchpad, element offset)`` of a tile element address (the vector unit's)."""
+    bits = tile.offset_bits
+    return address >> (bits + SPAD_ID_BITS), SPADS[(address >> bits) & ((1 << SPAD_ID_BITS) - 1)], \
+        address & ((1 << bits) - 1)
+
+
+def _access(tile: TileConfig, cmd: VectorCommand) -> tuple[list[Region], list[Region]]:
+    """What a vector command reads and writes."""
+    reads = [_span(tile, cmd.src_a, cmd.rows, cmd.pitch_a, cmd.length)]
+    if cmd.b_mode == BMode.STREAM:
+        reads.append(_span(tile, cmd.src_b, cmd.rows, cmd.pitch_b, cmd.length))
+    elif cmd.b_mode == BMode.ROW:
+        reads.append(_span(tile, cmd.src_b, cmd.rows, cmd.pitch_b, 1))
+    reduces = cmd.op in (VecOp.RMAX, VecOp.RSUM, VecOp.RSUMSQ)
+    writes = [_span(tile, cmd.dst, cmd.rows, cmd.pitch_d, 1 if reduces else cmd.length)]
+    return reads, writes
+
+
+def _with_access(tile: TileConfig, commands: list[VectorCommand]):
+    return [(cmd, *_access(tile, cmd)) for cmd in commands]
+
+
+def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntLayer) -> None:
+    tile, c = ctx.tile, step.constants
+    ins = [ctx.symbols[name] for name in step.inputs]
+    out = ctx.symbols[step.out]
+    x = ins[0]
+    width = x.shape[-1]
+    rows = int(np.prod(x.shape[:-1]))
+    io = [_Buffer(name=f"in{i}", kind="in", spad=_spad_of(s), pitch=width, symbol=s, cols=width)
+          for i, s in enumerate(ins)]
+    res = _Buffer(name="out", kind="out", spad=_spad_of(out), pitch=width, symbol=out, cols=width)
+    op = step.op
+    ob = c.get("bits", 32)
+
+    if op == "requantize":
+        mult = c["multiplier"]
+        buffers = [io[0], res]
+        if not isinstance(mult, int):
+            m_sym = ctx.constant(f"{step.out}.multiplier", np.asarray(mult, dtype=np.int64)[None, :], 32)
+            buffers.append(_Buffer(name="mult", kind="const", spad="out", pitch=width, symbol=m_sym, cols=width, rows=1))
+
+        def body(r0, n, a):
+            if isinstance(mult, int):
+                cmd = VectorCommand(op=VecOp.MULSHIFT, src_a=a["in0"], dst=a["out"], length=width, rows=n,
+                                    pitch_a=width, pitch_d=width, mult=mult, shift=c["shift"], out_bits=ob)
+            else:
+                cmd = VectorCommand(op=VecOp.MULSHIFT, src_a=a["in0"], src_b=a["mult"], dst=a["out"], length=width,
+                                    rows=n, pitch_a=width, pitch_b=0, pitch_d=width, b_mode=BMode.STREAM,
+                                    shift=c["shift"], out_bits=ob)
+            return _with_access(tile, [cmd])
+        _vector_blocks(ctx, tag, label, rows, 1, buffers, body)
+
+    elif op == "rmsnorm":
+        scratch = _Buffer(name="scratch", kind="tmp", spad="out", pitch=1)
+
+        def body(r0, n, a):
+            return _with_access(tile, rmsnorm_program(src=a["in0"], dst=a["out"], scratch=a["scratch"], length=width,
+                                                      rows=n, pitch=width, out_bits=NORM_BITS))
+        _vector_blocks(ctx, tag, label, rows, 1, [io[0], res, scratch], body)
+
+    elif op in ("add", "mul"):
+        vec_op = VecOp.ADD if op == "add" else VecOp.MUL
+
+        def body(r0, n, a):
+            return _with_access(tile, [VectorCommand(op=vec_op, src_a=a["in0"], src_b=a["in1"], dst=a["out"], length=width,
+                                                     rows=n, pitch_a=width, pitch_b=width, pitch_d=width,
+                                                     b_mode=BMode.STREAM, out_bits=ob)])
+        _vector_blocks(ctx, tag, label, rows, 1, [io[0], io[1], res], body)
+
+    elif op == "silu":
+        k = intops.ExpConstants.of(c["scale"])
+
+        def body(r0, n, a):
+            return _with_access(tile, [VectorCommand(op=VecOp.SILU, src_a=a["in0"], dst=a["out"], length=width, rows=n,
+                                                     pitch_a=width, pitch_d=width, exp=k, mult=k.one, shift=SILU_BITS)])
+        _vector_blocks(ctx, tag, label, rows, 1, [io[0], res], body)
+
+    elif op == "rope":
+        d, p, fb = c["head_dim"], c["position"], c["frac_bits"]
+        cos, sin = (layer.constants[n] for n in ("rope_cos", "rope_sin"))
+        # the rotation program's tables: [cos, cos] and [-sin, sin] per position
+        cos_sym = ctx.constant("rope_cos.vector", np.concatenate([cos, cos], axis=1), 32)
+        sin_sym = ctx.constant("rope_sin.vector", np.concatenate([-sin, sin], axis=1), 32)
+        tables = [_Buffer(name=name, kind="in", spad="out", pitch=width, symbol=s, cols=d, row0=p)
+                  for name, s in (("cos", cos_sym), ("sin", sin_sym))]
+        tmp = [_Buffer(name=name, kind="tmp", spad="out", pitch=width) for name in ("rot", "scratch")]
+
+        def body(r0, n, a):
+            commands = []
+            for h in range(width // d):
+                program = rope_program(x=a["in0"] + h * d, cos=a["cos"], sin=a["sin"], dst=a["rot"] + h * d,
+                                       scratch=a["scratch"] + h * d, dim=d, rows=n, pitch=width, shift=fb,
+                                       out_bits=ACT_BITS)
+                commands += [*program[:-1], replace(program[-1], dst=a["out"] + h * d)]
+            return _with_access(tile, commands)
+        _vector_blocks(ctx, tag, label, rows, 1, [io[0], *tables, *tmp, res], body)
+
+    elif op == "softmax":
+        groups, group_rows, keys = x.shape
+        tokens, p = c["tokens"], c["position"]
+        scratch = _Buffer(name="scratch", kind="tmp", spad="out", pitch=1)
+        exp = _Buffer(name="exp", kind="tmp", spad="out", pitch=keys)
+
+        def body(r0, n, a):
+            # the whole block zero first: a row's keys beyond its causal length stay 0
+            commands = [VectorCommand(op=VecOp.MUL, src_a=a["in0"], dst=a["out"], length=keys, rows=n, pitch_a=keys,
+                                      pitch_d=keys, mult=0, out_bits=ACT_BITS)]
+            blocks = n // tokens
+            for t in range(tokens):
+                length = p + t + 1
+                program = softmax_program(src=a["in0"] + t * keys, dst=a["exp"] + t * keys, scratch=a["scratch"],
+                                          length=length, rows=blocks, pitch=tokens * keys, scale=c["scale"],
+                                          out_bits=PROB_BITS)
+                commands += [*program[:-1], replace(program[-1], dst=a["out"] + t * keys, out_bits=ACT_BITS)]
+            return _with_access(tile, commands)
+        _vector_blocks(ctx, tag, label, groups * group_rows, tokens, [io[0], exp, scratch, res], body)
+    else:
+        raise ValueError(f"{tag}: vector op {op!r} has no lowering")
+
+
+# --- moves -----------------------------------------------------------------------------------
+
+
+def _lower_move(ctx: _Context, step: Move, tag: str, label: str) -> None:
+    """Rows of the source into slice 0's scratchpad, then 2-D stores into the new layout."""
+    src, out = ctx.symbols[step.src], ctx.symbols[step.out]
+    c = step.constants
+    g, r, d = c["kv_heads"], c["group"], c["head_dim"]
+    spad = _spad_of(src)
+    if out.elem_bytes != src.elem_bytes:
+        raise ValueError(f"{tag}: a move keeps element widths, not {src.elem_bytes} to {out.elem_bytes} bytes")
+    width = src.shape[-1]
+    rows = int(np.prod(src.shape[:-1]))
+    eb = src.elem_bytes
+    free = ctx.tile.spads[spad].elements
+    block = min(rows, free // width)
+    tokens = src.shape[1] // r if step.op == "merge_heads" else src.shape[0]
+    if step.op == "merge_heads":
+        block = min(rows, (free // (width * tokens)) * tokens)  # whole (group, head) blocks of tokens
+    if block < 1:
+        raise ValueError(f"{tag}: a row of {width} elements does not fit the {spad} scratchpad")
+    ctx.plans[label] = f"DMA, blocks of {block} rows through the {spad} scratchpad"
+    P = out.shape[1] if step.op == "cache_rows" else (out.shape[2] if step.op == "cache_columns" else 0)
+    for r0 in range(0, rows, block):
+        n = min(block, rows - r0)
+        ctx.load(tag=tag, symbol_addr=src.addr + r0 * src.row_bytes, spad=spad, offset=0, rows=n, elems=width,
+                 dram_stride=src.row_bytes, pitch=width, slices=[VECTOR_SLICE], elem_bytes=eb)
+
+        def put(addr, offset, count, elems, dram_stride, pitch):
+            ctx.store(tag=tag, symbol_addr=addr, spad=spad, offset=offset, rows=count, elems=elems,
+                      dram_stride=dram_stride, pitch=pitch, slice_=VECTOR_SLICE)
+
+        if step.op == "split_heads":  # [T][G r d] -> [G][r T][d]
+            for head in range(g * r):
+                put(out.address(head // r, (head % r) * tokens + r0), head * d, n, d, d * eb, width)
+        elif step.op == "merge_heads":  # [G][r T][d] -> [T][G r d]
+            for b in range(r0 // tokens, (r0 + n) // tokens):
+                put(out.address(0) + b * d * eb, (b * tokens - r0) * width, tokens, d, out.row_bytes, width)
+        elif step.op == "cache_rows":  # [T][G d] -> rows p.. of [G][P][d]
+            for head in range(g):
+                put(out.address(head, c["position"] + r0), head * d, n, d, d * eb, width)
+        elif step.op == "cache_columns":  # [T][G d] -> columns p.. of [G][d][P]: one element per DMA row
+            for t in range(n):
+                put(out.address(0) + (c["position"] + r0 + t) * eb, t * width, g * d, 1, P * eb, 1)
+        else:
+            raise ValueError(f"{tag}: move {step.op!r} has no lowering")
+
+
+# --- the layer -------------------------------------------------------------------------------
+
+
+def _shapes(layer: IntLayer, steps: list[Step], tokens: int) -> dict[str, tuple[int, ...]]:
+    """Shape of every named tensor the steps read or write."""
+    cfg = layer.config.model
+    g, d, p = cfg.num_kv_heads, cfg.head_dim, cfg.max_positions
+    shapes = {name: tuple(v.shape) for name, v in layer.constants.items()}
+    shapes.update(x=(tokens, cfg.hidden_size), k_cache=(g, p, d), v_cache_t=(g, d, p))
+    for step in steps:
+        if isinstance(step, Gemm):
+            shapes[step.out] = (step.count, step.m, step.n) if step.count > 1 else (step.m, step.n)
+        elif isinstance(step, Vector):
+            shapes[step.out] = shapes[step.inputs[0]]
+        elif step.op == "split_heads":
+            c = step.constants
+            shapes[step.out] = (c["kv_heads"], c["group"] * tokens, c["head_dim"])
+        elif step.op == "merge_heads":
+            c = step.constants
+            shapes[step.out] = (tokens, c["kv_heads"] * c["group"] * c["head_dim"])
+    return shapes
+
+
+def compile_layer(layer: IntLayer, tokens: int, position: int, tile_config: TileConfig,
+                  mappings: dict[str, OperatorMapping]) -> Compiled:
+    """Compile ``layer``'s steps for ``tokens`` new tokens at positions ``position ..`` (the cache
+    holding ``position`` tokens) for the tile ``tile_config``.
+
+    Parameters
+    ----------
+    layer : IntLayer
+    tokens, position : int
+    tile_config : TileConfig
+    mappings : dict of str to OperatorMapping
+        The mapping of each GEMM operator by name (the cost model's: :func:`cost_model_mappings
+        <peforge.dse.tile.mapping.cost_model_mappings>` of the phase).
+
+    Raises ``ValueError`` (one line naming the operator) for a mapping or a shape the tile cannot
+    run (see the module docstring for what it can).
+    """
+    steps = layer.steps(tokens, position)
+    bits = output_bits(steps)
+    shapes = _shapes(layer, steps, tokens)
+    ctx = _Context(tile=tile_config, builder=ProgramBuilder(), symbols={}, constants={}, top=0)
+    # the caches first, at addresses that do not depend on tokens or position
+    for name in CACHE_NAMES:
+        ctx.add(name, shapes[name], ACT_BITS)
+    for name, value in layer.constants.items():
+        if name.startswith("w_"):
+            # a weight: its packed tiles are placed as the GEMM's plan needs them
+            ctx.symbols[name] = Symbol(name=name, addr=0, shape=tuple(value.shape), elem_bytes=1, layout="tiles")
+            ctx.constants[name] = value
+        else:
+            ctx.constant(name, value, 32)
+    ctx.add("x", shapes["x"], ACT_BITS)
+    for step in steps:
+        if step.out not in ctx.symbols:
+            ctx.add(step.out, shapes[step.out], bits[step.out])
+
+    names = operator_of_steps(steps)
+    lifetimes: dict[str, list[int]] = {}
+    for index, (step, name) in enumerate(zip(steps, names)):
+        label = f"{index} {name}"
+        reads = (step.a, step.b_t) if isinstance(step, Gemm) else (step.inputs if isinstance(step, Vector) else (step.src,))
+        for tensor in reads:
+            lifetimes.setdefault(tensor, [-1, -1])[1] = index
+        life = lifetimes.setdefault(step.out, [-1, -1])
+        life[0] = index if life[0] < 0 else life[0]
+        if isinstance(step, Gemm):
+            if step.name not in mappings:
+                raise ValueError(f"{step.name}: no mapping given; known: {', '.join(sorted(mappings)) or 'none'}")
+            _lower_gemm(ctx, step, mappings[step.name], name, label)
+        elif isinstance(step, Vector):
+            _lower_vector(ctx, step, name, label, layer)
+        else:
+            _lower_move(ctx, step, name, label)
+    ctx.builder.end()
+    # the packed weights' symbols start at their first tile
+    for name, symbol in list(ctx.symbols.items()):
+        if symbol.layout == "tiles":
+            if not symbol.tiles:
+                del ctx.symbols[name], ctx.constants[name]  # no step reads it
+            else:
+                ctx.symbols[name] = replace(symbol, addr=symbol.tiles[0].addr)
+    if ctx.top > 1 << tile_config.dram_addr_bits:
+        raise ValueError(f"the layer's DRAM image of {ctx.top} bytes exceeds the tile's "
+                         f"{tile_config.dram_addr_bits}-bit address space")
+    return Compiled(tile=tile_config, tokens=tokens, position=position, program=tuple(ctx.builder.instructions),
+                    tags=tuple(ctx.builder.tags), symbols=dict(ctx.symbols), dram_bytes=ctx.top,
+                    constants=dict(ctx.constants), plans=dict(ctx.plans),
+                    lifetimes={k: (v[0], v[1]) for k, v in lifetimes.items()})
