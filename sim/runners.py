@@ -83,6 +83,30 @@ def run_cocotb_on(source: Path, config: Any, simulator: str, build_dir: Path, se
     """Run ``config``'s testbench under cocotb on ``simulator`` against the Verilog file ``source``
     (an export of ``config``, e.g. one shipped in a design's RTL folder); ``shapes`` and
     ``quick_build`` as in :func:`run_cocotb`."""
+    block = block_of(config)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    spec = build_dir / f"bench-{simulator}.json"
+    result = build_dir / f"report-{simulator}.json"
+    result.unlink(missing_ok=True)
+    spec.write_text(json.dumps({"block": block.name, "params": params.as_dict(config), "seed": seed,
+                                "report": str(result), "shapes": shapes}))
+    run_cocotb_module(source, block.module_name, COCOTB_MODULE, simulator, build_dir, seed=seed,
+                      plusargs=[f"+peforge_bench={spec}"], waves=waves, quick_build=quick_build)
+    if not result.exists():
+        raise RuntimeError(f"cocotb run on {simulator} of {source} produced no report; "
+                           f"see {build_dir / f'test-{simulator}.log'}")
+    report = Report.from_dict(json.loads(result.read_text()))
+    report.simulator = simulator
+    return report
+
+
+def run_cocotb_module(source: Path, toplevel: str, test_module: str, simulator: str, build_dir: Path, *,
+                      seed: int = 0, plusargs: list[str] = (), waves: bool = False, quick_build: bool = False) -> None:
+    """Build the Verilog file ``source`` (top module ``toplevel``) for ``simulator`` (verilator or
+    icarus) under ``build_dir`` and run the cocotb tests of ``test_module`` (an importable module)
+    on it, with ``plusargs``. A failing cocotb test does not raise: the test module reports through
+    a file of its own. Logs: ``build-<simulator>.log``, ``test-<simulator>.log`` in ``build_dir``."""
     from cocotb_tools.runner import get_runner
 
     from .tools import missing_simulator
@@ -92,15 +116,8 @@ def run_cocotb_on(source: Path, config: Any, simulator: str, build_dir: Path, se
     why = missing_simulator(simulator)
     if why:
         raise ValueError(f"--sim {simulator}: {why}")
-    block = block_of(config)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
-    spec = build_dir / f"bench-{simulator}.json"
-    result = build_dir / f"report-{simulator}.json"
-    result.unlink(missing_ok=True)
-    spec.write_text(json.dumps({"block": block.name, "params": params.as_dict(config), "seed": seed,
-                                "report": str(result), "shapes": shapes}))
-
     build_args: list[str] = []
     if simulator == "verilator":
         setup_verilator()
@@ -110,22 +127,16 @@ def run_cocotb_on(source: Path, config: Any, simulator: str, build_dir: Path, se
     if simulator == "verilator":
         runner.env["MAKEFLAGS"] = VERILATOR_MAKEFLAGS + (" " + VERILATOR_QUICK_MAKEFLAGS if quick_build else "")
     sim_dir = build_dir / f"sim_build_{simulator}"
-    runner.build(sources=[Path(source).resolve()], hdl_toplevel=block.module_name, build_dir=sim_dir,
+    runner.build(sources=[Path(source).resolve()], hdl_toplevel=toplevel, build_dir=sim_dir,
                  build_args=build_args, timescale=("1ns", "1ps"), waves=waves, always=True,
                  log_file=build_dir / f"build-{simulator}.log")
     try:
-        runner.test(test_module=COCOTB_MODULE, hdl_toplevel=block.module_name, build_dir=sim_dir,
-                    test_dir=build_dir, seed=seed, plusargs=[f"+peforge_bench={spec}"], waves=waves,
+        runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=sim_dir,
+                    test_dir=build_dir, seed=seed, plusargs=list(plusargs), waves=waves,
                     timescale=("1ns", "1ps"), log_file=build_dir / f"test-{simulator}.log",
                     results_xml=str(build_dir / f"results-{simulator}.xml"))
-    except SystemExit:  # the runner exits when the cocotb test fails: the report, if written, says why
+    except SystemExit:  # the runner exits when the cocotb test fails: the module's report says why
         pass
-    if not result.exists():
-        raise RuntimeError(f"cocotb run on {simulator} of {source} produced no report; "
-                           f"see {build_dir / f'test-{simulator}.log'}")
-    report = Report.from_dict(json.loads(result.read_text()))
-    report.simulator = simulator
-    return report
 
 
 def _dying_with_us(runner):

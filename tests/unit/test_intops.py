@@ -35,7 +35,7 @@ def test_exp_within_its_relative_bound_on_every_code(log2_scale, bound):
 def test_exp_rejects_positive_inputs_and_coarse_scales():
     with pytest.raises(ValueError, match="<= 0"):
         intops.i_exp([1], 0.01)
-    with pytest.raises(ValueError, match="coarser than ln 2"):
+    with pytest.raises(ValueError, match="outside"):
         intops.i_exp([-1], 1.0)
 
 
@@ -97,3 +97,26 @@ def test_rope_by_hand_and_within_its_bound_on_every_pair():
             assert (np.abs(out - exact) <= bound + 1e-9).all()
     with pytest.raises(ValueError, match="even last axis"):
         intops.i_rope([1, 2, 3], [1], [0], 14)
+
+
+@pytest.mark.parametrize("log2_scale", [-15, -11, -8, -5, -1])
+def test_exp_reciprocal_divides_exactly(log2_scale):
+    # the vector unit's z = floor(n * recip / 2**recip_shift) must be n // q_ln2 on all of [0, 2**31]
+    k = intops.ExpConstants.of(2.0 ** log2_scale)
+    rng = np.random.default_rng(-log2_scale)
+    n = [int(v) for v in rng.integers(0, (1 << 31) + 1, 20000)] + [0, 1, (1 << 31) - 1, 1 << 31]
+    n += [j * k.q_ln2 + d for j in (1, 2, 1000, (1 << 31) // k.q_ln2) for d in (-1, 0, 1)]
+    n = [v for v in n if 0 <= v <= 1 << 31]
+    assert [v * k.recip >> k.recip_shift for v in n] == [v // k.q_ln2 for v in n]
+    assert k.one < 1 << 30 <= 2 * k.one  # exp(0) has 30 bits: every code fits a 32-bit element
+
+
+def test_reciprocals_by_hand():
+    assert intops.i_recip([1, 3, 0, -5, 1 << 20], 20).tolist() == [(1 << 20), 349525, 1 << 20, 1 << 20, 1]
+    assert intops.i_recip([1], 40).tolist() == [(1 << 31) - 1]  # saturated to 32 bits
+    # sum of squares 4 * 9 = 36 over n = 4 -> mean 9 -> (9 << 4) = 144, root 12 (guard 2): 2**10 // 12 = 85
+    assert intops.i_rsqrt_mean([36], 4, 2, 10).tolist() == [85]
+    with pytest.raises(ValueError, match="outside 0..62"):
+        intops.i_recip([1], 63)
+    with pytest.raises(ValueError, match="sums of squares"):
+        intops.i_rsqrt_mean([1 << 50], 4, 8, 40)
