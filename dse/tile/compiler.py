@@ -35,7 +35,6 @@ command depends on, or would overwrite, what another unit may still be doing.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from itertools import zip_longest
 from typing import Any, Callable
@@ -299,7 +298,9 @@ def _gemm_needs(tile: TileConfig, tm: int, tn: int, kb: int, copies: dict[str, i
 
 def _tiling(tile: TileConfig, step: Gemm, mapping: OperatorMapping, ms: int, ns: int) -> tuple[_Tiling, str]:
     """Tile sizes and buffer copies for shares of at most ``ms x ns`` outputs, and a note of how
-    they differ from the mapping's."""
+    they differ from the mapping's. Where no tile of the mapping's family fits a slice (K longer
+    than a scratchpad row or the array's ``max_k``), the K-blocked tiling of the widest K block of
+    whole array folds that fits."""
     a = tile.array
     family = mapping.family
     if family == mapper.FUSED:
@@ -308,50 +309,63 @@ def _tiling(tile: TileConfig, step: Gemm, mapping: OperatorMapping, ms: int, ns:
         raise ValueError(f"{step.name}: {mapping.k_passes} accumulation passes over K; the tile compiler runs one")
     copy = 2 if mapping.double else 1
     order = {mapper.ON_CHIP: "a", mapper.ACT_RESIDENT: "a", mapper.WEIGHT_RESIDENT: "b", mapper.K_BLOCKED: "k"}[family]
-    copies = {"act": 1 if order == "a" else copy, "weight": 1 if order == "b" else copy, "out": copy}
-    k = step.k
-    kb = min(k, a.rows * a.lanes) if order == "k" else k
+    fold = a.rows * a.lanes  # the mapper's K block: one array fold
     want_m = ms if family == mapper.ON_CHIP else min(mapping.tile_m, ms)
     want_n = ns if family == mapper.ON_CHIP else min(mapping.tile_n, ns)
     free = {"a": "n", "b": "m"}.get(order) if family != mapper.ON_CHIP else None
+    chosen = _fit(tile, step.k if order != "k" else min(step.k, fold), order, copy, want_m, want_n, free, ms, ns)
+    note = ""
+    if chosen is None and order != "k":
+        for kb in range(min(step.k, a.max_k) // fold * fold or min(step.k, a.max_k), 0, -fold):
+            chosen = _fit(tile, kb, "k", copy, want_m, want_n, None, ms, ns)
+            if chosen is not None:
+                note = f" (K-blocked: no {mapper.FAMILIES[family]} tile of K = {step.k} fits a slice)"
+                break
+    if chosen is None:
+        raise ValueError(f"{step.name}: no {mapper.FAMILIES[family]} tile fits a slice's scratchpads "
+                         f"({', '.join(f'{n} {s.elements}' for n, s in tile.spads.items())} elements)")
+    t = chosen
+    if not note and ((family == mapper.ON_CHIP and (t.tm, t.tn) != (ms, ns)) or (free != "n" and t.tn != want_n)
+                     or (free != "m" and t.tm != want_m)):
+        note = f" (the mapping's {want_m}x{want_n} does not fit a slice)"
+    return t, note
 
-    def fits(tm, tn, kb_):
-        return (tm <= a.max_m and tn <= a.max_n and kb_ <= a.max_k
-                and _Arena(tile).fits(_gemm_needs(tile, tm, tn, kb_, copies))
-                and tn * tile.gemm.weight.row_pitch(kb_) * tile.gemm.weight.word_elements < 1 << tile.dma.count_bits)
 
-    def widest(limit, unit, other, is_m):
-        """The largest size of the free side up to ``limit`` that fits: whole, else whole units of
-        the array, else any (0: none)."""
-        probe = (lambda v: fits(v, other, kb)) if is_m else (lambda v: fits(other, v, kb))
+def _fit(tile: TileConfig, kb: int, order: str, copy: int, want_m: int, want_n: int, free: str | None, ms: int,
+         ns: int) -> _Tiling | None:
+    """The tiling of K blocks of ``kb`` in loop ``order``: the wanted sides halved until they fit,
+    the ``free`` side (``m``, ``n`` or None) as wide as fits; None where none does."""
+    a = tile.array
+    copies = {"act": 1 if order == "a" else copy, "weight": 1 if order == "b" else copy, "out": copy}
+
+    def fits(tm, tn):
+        return (tm <= a.max_m and tn <= a.max_n and kb <= a.max_k
+                and _Arena(tile).fits(_gemm_needs(tile, tm, tn, kb, copies))
+                and tn * tile.gemm.weight.row_pitch(kb) * tile.gemm.weight.word_elements < 1 << tile.dma.count_bits)
+
+    def widest(limit, unit, probe):
+        """The largest size up to ``limit`` that fits: whole, else whole units of the array, else any."""
         candidates = [limit, *range(limit // unit * unit, 0, -unit), *range(min(limit, unit - 1), 0, -1)]
         return next((v for v in candidates if probe(v)), 0)
 
     tm, tn = want_m, want_n
     if free == "n":
-        tm_fixed = tm
-        while tm_fixed >= 1 and widest(ns, a.cols, tm_fixed, False) == 0:
-            tm_fixed //= 2
-        tm, tn = tm_fixed, widest(ns, a.cols, tm_fixed, False) if tm_fixed else 0
+        while tm >= 1 and not widest(ns, a.cols, lambda v: fits(tm, v)):
+            tm //= 2
+        tn = widest(ns, a.cols, lambda v: fits(tm, v)) if tm else 0
     elif free == "m":
-        tn_fixed = tn
-        while tn_fixed >= 1 and widest(ms, a.rows, tn_fixed, True) == 0:
-            tn_fixed //= 2
-        tn, tm = tn_fixed, widest(ms, a.rows, tn_fixed, True) if tn_fixed else 0
+        while tn >= 1 and not widest(ms, a.rows, lambda v: fits(v, tn)):
+            tn //= 2
+        tm = widest(ms, a.rows, lambda v: fits(v, tn)) if tn else 0
     else:
-        while tm >= 1 and tn >= 1 and not fits(tm, tn, kb):
+        while tm >= 1 and tn >= 1 and not fits(tm, tn):
             if tn >= tm and tn > 1:
-                tn = max(1, tn // 2)
+                tn //= 2
             else:
-                tm = max(1, tm // 2) if tm > 1 else 0
-    if tm < 1 or tn < 1 or not fits(tm, tn, kb):
-        raise ValueError(f"{step.name}: no {mapper.FAMILIES[family]} tile of K = {kb} fits a slice's scratchpads "
-                         f"({', '.join(f'{n} {s.elements}' for n, s in tile.spads.items())} elements)")
-    note = ""
-    if (family == mapper.ON_CHIP and (tm, tn) != (ms, ns)) or (free != "n" and tn != want_n) or \
-            (free != "m" and tm != want_m):
-        note = f" (the mapping's {want_m}x{want_n} does not fit a slice)"
-    return _Tiling(tm, tn, kb, copies, order), note
+                tm //= 2
+    if tm < 1 or tn < 1 or not fits(tm, tn):
+        return None
+    return _Tiling(tm, tn, kb, copies, order)
 
 
 def _jobs(share: _Share, t: _Tiling, k: int) -> list[_Job]:
@@ -441,7 +455,8 @@ def _lower_gemm(ctx: _Context, step: Gemm, mapping: OperatorMapping, tag: str, l
         loads: dict[tuple, list[int]] = {}  # (operand, key, offset) -> slices
         for job in group:
             s, p = job.share.slice, job.share.product
-            for spad, key in (("act", (p, job.m0, job.m1, job.k0, job.k1)), ("weight", (p, job.n0, job.n1, job.k0, job.k1))):
+            for spad, key in (("act", (p, job.m0, job.m1, job.k0, job.k1)),
+                              ("weight", (p, job.n0, job.n1, job.k0, job.k1))):
                 offset, fresh = rings[s, spad].place(key)
                 if fresh:
                     loads.setdefault((spad, key, offset), []).append(s)
@@ -652,7 +667,8 @@ def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntL
         buffers = [io[0], res]
         if not isinstance(mult, int):
             m_sym = ctx.constant(f"{step.out}.multiplier", np.asarray(mult, dtype=np.int64)[None, :], 32)
-            buffers.append(_Buffer(name="mult", kind="const", spad="out", pitch=width, symbol=m_sym, cols=width, rows=1))
+            buffers.append(_Buffer(name="mult", kind="const", spad="out", pitch=width, symbol=m_sym, cols=width,
+                                   rows=1))
 
         def body(r0, n, a):
             if isinstance(mult, int):
@@ -677,9 +693,9 @@ def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntL
         vec_op = VecOp.ADD if op == "add" else VecOp.MUL
 
         def body(r0, n, a):
-            return _with_access(tile, [VectorCommand(op=vec_op, src_a=a["in0"], src_b=a["in1"], dst=a["out"], length=width,
-                                                     rows=n, pitch_a=width, pitch_b=width, pitch_d=width,
-                                                     b_mode=BMode.STREAM, out_bits=ob)])
+            return _with_access(tile, [VectorCommand(op=vec_op, src_a=a["in0"], src_b=a["in1"], dst=a["out"],
+                                                     length=width, rows=n, pitch_a=width, pitch_b=width,
+                                                     pitch_d=width, b_mode=BMode.STREAM, out_bits=ob)])
         _vector_blocks(ctx, tag, label, rows, 1, [io[0], io[1], res], body)
 
     elif op == "silu":
@@ -714,7 +730,6 @@ def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntL
         groups, group_rows, keys = x.shape
         tokens, p = c["tokens"], c["position"]
         scratch = _Buffer(name="scratch", kind="tmp", spad="out", pitch=1)
-        exp = _Buffer(name="exp", kind="tmp", spad="out", pitch=keys)
 
         def body(r0, n, a):
             # the whole block zero first: a row's keys beyond its causal length stay 0
@@ -723,12 +738,13 @@ def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntL
             blocks = n // tokens
             for t in range(tokens):
                 length = p + t + 1
-                program = softmax_program(src=a["in0"] + t * keys, dst=a["exp"] + t * keys, scratch=a["scratch"],
+                # exp in place over the block's copy of the scores
+                program = softmax_program(src=a["in0"] + t * keys, dst=a["in0"] + t * keys, scratch=a["scratch"],
                                           length=length, rows=blocks, pitch=tokens * keys, scale=c["scale"],
                                           out_bits=PROB_BITS)
                 commands += [*program[:-1], replace(program[-1], dst=a["out"] + t * keys, out_bits=ACT_BITS)]
             return _with_access(tile, commands)
-        _vector_blocks(ctx, tag, label, groups * group_rows, tokens, [io[0], exp, scratch, res], body)
+        _vector_blocks(ctx, tag, label, groups * group_rows, tokens, [io[0], scratch, res], body)
     else:
         raise ValueError(f"{tag}: vector op {op!r} has no lowering")
 
@@ -844,7 +860,8 @@ def compile_layer(layer: IntLayer, tokens: int, position: int, tile_config: Tile
     lifetimes: dict[str, list[int]] = {}
     for index, (step, name) in enumerate(zip(steps, names)):
         label = f"{index} {name}"
-        reads = (step.a, step.b_t) if isinstance(step, Gemm) else (step.inputs if isinstance(step, Vector) else (step.src,))
+        reads = ((step.a, step.b_t) if isinstance(step, Gemm) else
+                 step.inputs if isinstance(step, Vector) else (step.src,))
         for tensor in reads:
             lifetimes.setdefault(tensor, [-1, -1])[1] = index
         life = lifetimes.setdefault(step.out, [-1, -1])

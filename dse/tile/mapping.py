@@ -48,7 +48,8 @@ class OperatorMapping:
 
     def __post_init__(self) -> None:
         if type(self.candidate) is not int or not 0 <= self.candidate < len(mapper.CANDIDATES):
-            raise ValueError(f"OperatorMapping.candidate: allowed 0..{len(mapper.CANDIDATES) - 1}, not {self.candidate!r}")
+            raise ValueError(f"OperatorMapping.candidate: allowed 0..{len(mapper.CANDIDATES) - 1}, "
+                             f"not {self.candidate!r}")
         if type(self.family) is not int or not 0 <= self.family < len(mapper.FAMILIES):
             raise ValueError(f"OperatorMapping.family: allowed 0..{len(mapper.FAMILIES) - 1}, not {self.family!r}")
         for name in ("arrays", "tile_m", "tile_n", "k_passes"):

@@ -99,7 +99,8 @@ def cost_model_cycles(evaluation: Any, clock_mhz: float) -> dict[str, dict[str, 
 def cycle_table(predictions: dict[str, Prediction], model: dict[str, dict[str, float]] | None = None) -> str:
     """A text table: per phase and operator the tile's array, vector, DMA and total cycles and the
     cost model's cycles (``model``: :func:`cost_model_cycles`), and each phase's program total."""
-    head = f"{'phase':8} {'operator':22} {'array':>8} {'vector':>8} {'dma':>8} {'total':>8} {'model':>9} {'tile/model':>10}"
+    head = (f"{'phase':8} {'operator':22} {'array':>8} {'vector':>8} {'dma':>8} {'total':>8} {'model':>9} "
+            f"{'tile/model':>10}")
     lines = [head, "-" * len(head)]
     for phase, p in predictions.items():
         theirs = (model or {}).get(phase, {})

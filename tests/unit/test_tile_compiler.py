@@ -1,0 +1,271 @@
+"""The tile compiler against the integer layer: the interpreted program of the tiny layer's
+prefill, then of a decode step against the KV cache the prefill wrote, gives every named tensor of
+``IntLayer.execute`` bit for bit; mappings of the cost model and by hand; predicted phases against
+hand counts; a broken pitch, wait or tile offset is caught."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from peforge.dse.cost import mapper
+from peforge.dse.cost.api import load_design, prepare
+from peforge.dse.cost.model import CostModel
+from peforge.dse.cost.units import UnitCosts
+from peforge.dse.design.point import Compute
+from peforge.dse.tile.compiler import compile_layer
+from peforge.dse.tile.interpret import RaceError, interpret
+from peforge.dse.tile.intlayer import IntLayer, KVCache
+from peforge.dse.tile.mapping import OperatorMapping, cost_model_mappings
+from peforge.dse.tile.predict import cycle_table, predict
+from peforge.dse.tile.program import ProgramBuilder, Region
+from peforge.hw.systolic import SystolicConfig
+from peforge.hw.tile.config import TileConfig
+from peforge.hw.tile.dma import DmaCommand, MemoryModel
+from peforge.hw.tile.gemm import GemmCommand
+from peforge.hw.tile.isa import Issue, Wait
+
+DESIGN = Path(__file__).parent.parent / "designs" / "tile-tiny.toml"
+TOKENS = 16
+GEMMS = ("q_proj", "k_proj", "v_proj", "attn.score", "attn.context", "o_proj", "mlp.gate_proj", "mlp.up_proj",
+         "mlp.down_proj")
+# Unit costs as figures, not characterized (the mapper's choice is by time first; these only break ties)
+COSTS = UnitCosts(pe_area_um2=100.0, pj_per_mac=0.5, fmax_mhz=5000.0, memory_gb_per_s=2.0, memory_peak_gb_per_s=2.0,
+                  memory_efficiency=1.0, memory_capacity_gib=64.0, memory_pj_per_bit=4.0, weight_sram_pj_per_bit=0.2,
+                  act_sram_pj_per_bit=0.15, out_sram_pj_per_bit=0.1, weight_sram_area_um2=1.0,
+                  act_sram_area_um2=1.0, out_sram_area_um2=1.0, pim_pj_per_bit=0.0, pim_pj_per_mac=0.0,
+                  pim_lane_area_um2=0.0, vector_pj_per_op=0.3)
+MEMORY = MemoryModel(read_latency=8, period=1)
+
+
+@pytest.fixture(scope="module")
+def layer() -> IntLayer:
+    return IntLayer()
+
+
+@pytest.fixture(scope="module")
+def x(layer) -> np.ndarray:
+    """Prefill rows, then the decode row."""
+    return layer.embed(np.random.default_rng(7).integers(0, layer.config.model.vocab_size, TOKENS + 1))
+
+
+def design(**compute):
+    base = load_design(DESIGN)
+    return dataclasses.replace(base, compute=dataclasses.replace(base.compute, **compute))
+
+
+def tile_of(d) -> TileConfig:
+    """The design's tile at its own buffer sizes (``sram.*_kib`` split over the arrays: activation
+    and weight scratchpads of R, C banks of ``lanes`` 8-bit elements, an output one of 2 banks of
+    C 32-bit elements). ``TileConfig.from_design(scaled=False)`` would give the DMA the memory's
+    32 bytes per cycle, more than these small scratchpads take per cycle: 4 bytes, 4 vector lanes."""
+    c, s = d.compute, d.sram
+    array = SystolicConfig(rows=c.rows, cols=c.cols, pe=c.pe, pe_config=c.pe_config, dataflow=c.dataflow, max_m=32,
+                           max_k=256, max_n=64)
+    lanes = array.lanes
+
+    def depth(kib, banks, elements, bits):
+        return kib * 8192 // c.arrays // (banks * elements * bits)
+
+    return TileConfig(array=array, arrays=c.arrays, act_depth=depth(s.activation_kib, c.rows, lanes, 8),
+                      weight_depth=depth(s.weight_kib, c.cols, lanes, 8), out_depth=depth(s.output_kib, 2, c.cols, 32),
+                      out_banks=2, vector_lanes=4, bus_bytes=4)
+
+
+def model_mappings(d):
+    workload = prepare("tiny-llama", batch=1, seq=TOKENS, gen=2, quant="w8a8kv8")
+    return cost_model_mappings(CostModel([d], [COSTS]), workload)
+
+
+def run(layer, tile, mappings, x_rows, cache=None, position=0):
+    compiled = compile_layer(layer, len(x_rows), position, tile, mappings)
+    return compiled, interpret(compiled, compiled.image(x_rows, cache), MEMORY)
+
+
+def assert_every_tensor(compiled, dram, expected):
+    checked = [name for name in expected if name in compiled.symbols]
+    assert {"x", "q_acc", "scores", "probs", "context", "attn", "h", "gate_up", "out", "k_cache",
+            "v_cache_t"} <= set(checked)
+    for name in checked:
+        np.testing.assert_array_equal(compiled.read(dram, name), expected[name], err_msg=name)
+
+
+@pytest.mark.parametrize("arrays, dataflow", [(1, "ws"), (2, "ws"), (1, "os"), (2, "os")])
+def test_prefill_then_decode_bit_exact_with_the_cost_models_mappings(layer, x, arrays, dataflow):
+    d = design(arrays=arrays, dataflow=dataflow)
+    maps, tile = model_mappings(d), tile_of(d)
+    if arrays == 2:  # the projections split over both arrays (ws: N, os: M), the KV heads side by side
+        q, score = maps["prefill"]["q_proj"], maps["prefill"]["attn.score"]
+        assert q.split == {"ws": "N", "os": "M"}[dataflow] and q.arrays == 2
+        assert score.side_by_side and score.arrays == 1
+    prefill, dram = run(layer, tile, maps["prefill"], x[:TOKENS])
+    golden = layer.execute(x[:TOKENS])
+    assert_every_tensor(prefill, dram, golden)
+    # decode against the cache the prefill wrote: same cache addresses in both images
+    cache = KVCache(k=prefill.read(dram, "k_cache"), v_t=prefill.read(dram, "v_cache_t"), length=TOKENS)
+    decode, dram = run(layer, tile, maps["decode"], x[TOKENS:], cache, position=TOKENS)
+    for name in ("k_cache", "v_cache_t"):
+        assert decode.symbols[name].addr == prefill.symbols[name].addr
+    golden_cache = KVCache(k=golden["k_cache"], v_t=golden["v_cache_t"], length=TOKENS)
+    assert_every_tensor(decode, dram, layer.execute(x[TOKENS:], golden_cache))
+
+
+FAMILY_CASES = {
+    "activations resident, single-buffered": OperatorMapping(family=mapper.ACT_RESIDENT, tile_m=8, double=False),
+    "weights resident": OperatorMapping(family=mapper.WEIGHT_RESIDENT, tile_n=16),
+    "K-blocked": OperatorMapping(family=mapper.K_BLOCKED, tile_m=8, tile_n=8),
+    "K-blocked, single-buffered": OperatorMapping(family=mapper.K_BLOCKED, tile_m=16, tile_n=4, double=False),
+}
+
+
+@pytest.mark.parametrize("case", FAMILY_CASES)
+def test_tiling_families_bit_exact(layer, x, case):
+    mapping = FAMILY_CASES[case]
+    prefill, dram = run(layer, tile_of(design()), {name: mapping for name in GEMMS}, x[:TOKENS])
+    assert mapper.FAMILIES[mapping.family] in prefill.plans["2 q_proj"]
+    assert_every_tensor(prefill, dram, layer.execute(x[:TOKENS]))
+
+
+def test_m_split_and_products_one_at_a_time_bit_exact(layer, x):
+    m_split = OperatorMapping(candidate=mapper.CANDIDATES.index((True, "M")), arrays=2)
+    one_at_a_time = OperatorMapping(candidate=mapper.CANDIDATES.index((False, "N")), arrays=2)
+    maps = {name: one_at_a_time if name.startswith("attn") else m_split for name in GEMMS}
+    prefill, dram = run(layer, tile_of(design(arrays=2)), maps, x[:TOKENS])
+    assert "slices [0, 1]" in prefill.plans["2 q_proj"] and "slices [0, 1]" in prefill.plans["13 attn.score"]
+    assert_every_tensor(prefill, dram, layer.execute(x[:TOKENS]))
+
+
+def test_bit_serial_pe_bit_exact(layer, x):
+    d = design()
+    d = dataclasses.replace(d, compute=Compute(pe="bitserial", rows=4, cols=4, dataflow="ws", vector_lanes=4,
+                                               pe_params=(("lanes", 4), ("k", 2))))
+    prefill, dram = run(layer, tile_of(d), model_mappings(d)["prefill"], x[:TOKENS])
+    gemms = [ins.command for ins in prefill.program if isinstance(ins, Issue) and ins.slot == "gemm0"]
+    assert gemms and all(cmd.pe_fields == {"w_bits": 8} for cmd in gemms)
+    assert_every_tensor(prefill, dram, layer.execute(x[:TOKENS]))
+
+
+def test_mappings_the_tile_cannot_run_name_the_operator(layer):
+    tile = tile_of(design(arrays=2))
+    k_split = OperatorMapping(candidate=mapper.CANDIDATES.index((True, "K")), arrays=2)
+    with pytest.raises(ValueError, match=r"^q_proj: a K split over 2 arrays; the tile compiler runs M and N"):
+        compile_layer(layer, TOKENS, 0, tile, {name: k_split for name in GEMMS})
+    fused = {name: OperatorMapping(family=mapper.FUSED) if name.startswith("attn") else OperatorMapping()
+             for name in GEMMS}
+    with pytest.raises(ValueError, match=r"^attn.score: fused attention"):
+        compile_layer(layer, TOKENS, 0, tile, fused)
+    with pytest.raises(ValueError, match=r"^mlp.up_proj: no mapping given"):
+        compile_layer(layer, TOKENS, 0, tile, {name: OperatorMapping() for name in GEMMS if name != "mlp.up_proj"})
+    mixed = SystolicConfig(rows=4, cols=4, pe="mixed", max_m=32, max_k=256, max_n=64)
+    with pytest.raises(ValueError, match=r"^q_proj: the mixed PE takes per-column metadata"):
+        compile_layer(layer, TOKENS, 0, TileConfig(array=mixed, vector_lanes=4, bus_bytes=4, act_depth=512,
+                                                   weight_depth=512, out_depth=128),
+                      {name: OperatorMapping() for name in GEMMS})
+
+
+def test_waits_only_on_conflicts():
+    b = ProgramBuilder()
+    a0, a1 = Region(0, "act", 0, 16), Region(0, "act", 16, 32)
+    b.issue("dma", "load a0", writes=[a0], tag="t")
+    b.issue("gemm0", "read a0", reads=[a0], tag="t")  # needs the load: WAIT dma
+    b.issue("dma", "load a1", writes=[a1], tag="t")  # elsewhere: no wait
+    b.issue("dma", "load a0 again", writes=[a0], tag="t")  # the GEMM may still read a0: WAIT gemm0
+    b.issue("gemm0", "read a1", reads=[a1], tag="t")  # a1's load is done: the DMA took the next command
+    b.issue("gemm0", "read a1 again", reads=[a1], tag="t")  # nothing new
+    b.issue("dma", "load elsewhere", writes=[Region(1, "act", 0, 16)], tag="t")  # another slice: no wait
+    b.end()
+    kinds = [ins.slots if isinstance(ins, Wait) else ins.command if isinstance(ins, Issue) else "end"
+             for ins in b.instructions]
+    assert kinds == ["load a0", ("dma",), "read a0", "load a1", ("gemm0",), "load a0 again", "read a1",
+                     "read a1 again", "load elsewhere", "end"]
+
+
+# --- predicted cycles ---------------------------------------------------------------------
+
+
+def test_predicted_phases_against_a_hand_count(layer, x):
+    """One decode step, each GEMM one command (whole tiles on a tile with large scratchpads), one
+    4x4 MAC array (ws, edge stages 0, one beat per cycle), 4 vector lanes."""
+    array = SystolicConfig(rows=4, cols=4, pe="mac", max_m=32, max_k=256, max_n=256)
+    tile = TileConfig(array=array, act_depth=1024, weight_depth=8192, out_depth=256, out_banks=2, vector_lanes=4,
+                      bus_bytes=4)
+    compiled = compile_layer(layer, 1, TOKENS, tile, {name: OperatorMapping() for name in GEMMS})
+    p = predict(compiled, MEMORY).operators
+    # q_proj: M 1, K 64, N 64: F = (64 / 4) (64 / 4) = 256 folds of P = max(M, R) = 4 beats:
+    # (R + (F - 1) P + M - 1 + R + C) + 1 = 4 + 1020 + 0 + 8 + 1 = 1033, and the engine's 4
+    assert p["q_proj"].array == 1037
+    # attn.score: two KV heads one after the other, M = 2 query heads, K 16, N 17 keys:
+    # F = 4 x 5 = 20, (4 + 19 x 4 + 1 + 8) + 1 + 4 = 94 each
+    assert p["attn.score"].array == 2 * 94
+    # requantization of q's 64 accumulators: 16 beats of 4 + 3 pipeline stages + 1
+    assert p["q_proj"].vector == 20
+    # input_norm: RSUMSQ with its RSQRT tail, 1 + (16 beats + 4 + (64 + 1 + 32 + 1 + 41) + 1) = 161;
+    # the MULSHIFT by the row's reciprocal 20; the gain's requantization 20
+    assert p["input_norm"].vector == 161 + 20 + 20
+    # rope: per head MUL 16 (4 + 3 + 1), two MUL 8 (2 + 3 + 1 each), ADD 16, MULSHIFT 16: 36; 4 q + 2 k heads
+    assert p["rope"].vector == 6 * 36
+    assert p["q_proj"].dma > 0 and p["attn.softmax"].array == 0
+    timeline_total = predict(compiled, MEMORY).cycles
+    assert sum(o.total for o in p.values()) == timeline_total == tile.program_cycles(compiled.program, MEMORY)
+    table = cycle_table({"decode": predict(compiled, MEMORY)}, {"decode": {"q_proj": 1000.0}})
+    assert "q_proj" in table and "(layer)" in table
+
+
+# --- the tests can fail ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def decode(layer, x):
+    d = design()
+    compiled = compile_layer(layer, 1, TOKENS, tile_of(d), model_mappings(d)["decode"])
+    cache = KVCache(k=np.zeros((2, 128, 16), np.int64), v_t=np.zeros((2, 16, 128), np.int64), length=TOKENS)
+    expected = layer.execute(x[TOKENS:], cache)
+    return compiled, compiled.image(x[TOKENS:], cache), expected
+
+
+def _broken(compiled, index, instruction=None):
+    program = list(compiled.program)
+    if instruction is None:
+        del program[index]
+    else:
+        program[index] = instruction
+    return dataclasses.replace(compiled, program=tuple(program),
+                               tags=compiled.tags[:index] + compiled.tags[index + (instruction is None):])
+
+
+def test_the_decode_step_is_bit_exact_before_breaking_it(decode):
+    compiled, image, expected = decode
+    assert_every_tensor(compiled, interpret(compiled, image, MEMORY), expected)
+
+
+def test_a_wrong_pitch_is_caught(decode):
+    compiled, image, expected = decode
+    i, ins = next((i, ins) for i, ins in enumerate(compiled.program)  # the scores' GEMM: 2 rows of A
+                  if isinstance(ins, Issue) and isinstance(ins.command, GemmCommand) and ins.command.m > 1)
+    banks = compiled.tile.gemm.act.banks  # still skewed, but not the pitch the rows were loaded at
+    wrong = dataclasses.replace(ins.command, a_pitch=ins.command.a_pitch + banks)
+    broken = _broken(compiled, i, Issue(ins.slot, wrong))
+    dram = interpret(broken, image, MEMORY)
+    assert compiled.tags[i] == "attn.score"
+    assert not np.array_equal(broken.read(dram, "scores"), expected["scores"])
+
+
+def test_a_missing_wait_is_caught(decode):
+    compiled, image, _ = decode
+    i = next(i for i, ins in enumerate(compiled.program) if isinstance(ins, Wait))
+    with pytest.raises(RaceError, match="runs while instruction"):
+        interpret(_broken(compiled, i), image, MEMORY)
+
+
+def test_a_wrong_tile_offset_is_caught(decode):
+    compiled, image, expected = decode
+    i, ins = next((i, ins) for i, ins in enumerate(compiled.program) if isinstance(ins, Issue) and
+                  isinstance(ins.command, DmaCommand) and compiled.tags[i] == "q_proj" and ins.command.dir == "load")
+    word = compiled.tile.gemm.act.word_elements
+    wrong = dataclasses.replace(ins.command, spad_addr=ins.command.spad_addr + word)
+    broken = _broken(compiled, i, Issue("dma", wrong))
+    dram = interpret(broken, image, MEMORY)
+    assert not np.array_equal(broken.read(dram, "q_acc"), expected["q_acc"])
