@@ -20,6 +20,7 @@ constants.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from .testbench import activity_for
 from .tools import scratch_dir
 
 IGNORED_SIGNALS = ("clk", "rst")
+_MEMORY_ROW = re.compile(r".+\[\d+\]")  # row i of a memory in Amaranth's waves: `name[i]`
 
 @dataclass
 class Toggles:
@@ -53,8 +55,12 @@ def _value(text: str) -> int:
     """A VCD vector or scalar value as an integer; ``x`` and ``z`` read as 0."""
     return int("".join("1" if c == "1" else "0" for c in text) or "0", 2)
 
-def count_toggles(path: Path) -> Toggles:
-    """Count bit toggles per signal in the VCD file at ``path`` (see the module docstring)."""
+def count_toggles(path: Path, *, memory_rows: bool = True) -> Toggles:
+    """Count bit toggles per signal in the VCD file at ``path`` (see the module docstring).
+
+    ``memory_rows=False`` leaves out the rows of RTL memories (Amaranth writes row ``i`` of
+    memory ``mem`` as a signal ``mem[i]``): storage a macro holds, not logic.
+    """
     names: dict[str, tuple[str, int]] = {}  # id -> (name, width)
     last: dict[str, int] = {}
     counts: dict[str, int] = {}
@@ -74,7 +80,8 @@ def count_toggles(path: Path) -> Toggles:
                     width, ident, name = int(parts[2]), parts[3], parts[4].lstrip("\\")
                     if name == "clk" and clk_id is None:
                         clk_id = ident
-                    if "." in name or name in IGNORED_SIGNALS or ident in names:
+                    row = not memory_rows and _MEMORY_ROW.fullmatch(name) is not None
+                    if "." in name or name in IGNORED_SIGNALS or row or ident in names:
                         names.setdefault(ident, (name, 0))  # known id, not counted
                         continue
                     names[ident] = (name, width)
@@ -231,8 +238,13 @@ class Energy:
 
 def energy(activity: Activity, nand2_eq: float, flops: int, tech: TechPreset) -> Energy:
     """Apply the energy model of the module docstring to a measured ``activity``."""
-    logic = activity.alpha * nand2_eq * tech.pj_per_gate_toggle.value
-    clock = flops * tech.pj_per_flop_clock.value
+    logic, clock = cycle_pj(activity.alpha, nand2_eq, flops, tech)
     total = (logic + clock) * activity.cycles
     return Energy(pj_per_op=total / activity.ops, pj_per_mac=total / max(1, activity.macs),
                   logic_pj_per_cycle=logic, clock_pj_per_cycle=clock)
+
+def cycle_pj(alpha: float, nand2_eq: float, flops: int, tech: TechPreset) -> tuple[float, float]:
+    """Energy of one cycle (pJ) as ``(gates, clock)``: ``alpha x nand2_eq x pj_per_gate_toggle``
+    for gates toggling with probability ``alpha`` (toggles per bit per cycle) and
+    ``flops x pj_per_flop_clock`` for the flip-flops' clock pins (the module docstring's model)."""
+    return alpha * nand2_eq * tech.pj_per_gate_toggle.value, flops * tech.pj_per_flop_clock.value

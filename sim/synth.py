@@ -110,12 +110,20 @@ def _run(args: list[str], cwd: Path, *, timeout: float = 600) -> str:
         raise SynthesisError(f"Yosys exited with {done.returncode}: {errors[0] if errors else 'no output'}")
     return done.stdout
 
-def _script(top: str) -> str:
-    return "; ".join([
+def front_commands(top: str) -> list[str]:
+    """Yosys commands from reading ``design.v`` to the coarse netlist (memories kept as ``$mem_v2``)."""
+    return [
         "read_verilog design.v",
         f"hierarchy -check -top {top}",
         # flattening leaves $scopeinfo markers of the submodules: bookkeeping, not logic
         "proc", "flatten", "delete t:$scopeinfo", "opt_expr", "opt_clean", "memory -nomap",
+    ]
+
+
+def measure_commands(top: str) -> list[str]:
+    """Yosys commands from the coarse netlist to the files :func:`measure_outputs` reads: its
+    statistics and netlist, technology mapping (:data:`ABC_SCRIPT`), the mapped statistics and netlist."""
+    return [
         "tee -q -o coarse.json stat -json",
         "write_json coarse_netlist.json",
         f"synth -top {top} -flatten -noabc",
@@ -126,7 +134,13 @@ def _script(top: str) -> str:
         "tee -q -o gates.json stat -json",
         "tee -q -o cmos.json stat -json -tech cmos",
         "write_json netlist.json",
-    ])
+    ]
+
+
+def run_yosys(work: Path, commands: list[str]) -> None:
+    """Run ``commands`` (one script) in folder ``work``; :class:`SynthesisError` on failure."""
+    _run(["-q", "-p", "; ".join(commands)], work)
+
 
 def _module_stat(path: Path, top: str) -> dict[str, Any]:
     data = json.loads(path.read_text())
@@ -141,15 +155,20 @@ def synthesize(verilog: str, top: str, *, ice40: bool = False) -> SynthResult:
     with scratch_dir("synth") as tmp:
         work = Path(tmp)
         (work / "design.v").write_text(verilog)
-        _run(["-q", "-p", _script(top)], work)
-        coarse = dict(_module_stat(work / "coarse.json", top)["num_cells_by_type"])
-        gates = _module_stat(work / "gates.json", top)
-        cells = {k: int(v) for k, v in gates["num_cells_by_type"].items()}
-        cmos = _module_stat(work / "cmos.json", top)
-        transistors = int(str(cmos.get("estimated_num_transistors", "0")).rstrip("+"))
-        depth = logic_depth(json.loads((work / "netlist.json").read_text()), top)
-        memory_bits = _memory_bits(json.loads((work / "coarse_netlist.json").read_text()), top)
+        run_yosys(work, front_commands(top) + measure_commands(top))
         fpga = _ice40(work, top) if ice40 else None
+        return measure_outputs(work, top, ice40=fpga)
+
+
+def measure_outputs(work: Path, top: str, *, ice40: dict[str, int] | None = None) -> SynthResult:
+    """The :class:`SynthResult` of the files :func:`measure_commands` wrote in ``work``."""
+    coarse = dict(_module_stat(work / "coarse.json", top)["num_cells_by_type"])
+    gates = _module_stat(work / "gates.json", top)
+    cells = {k: int(v) for k, v in gates["num_cells_by_type"].items()}
+    cmos = _module_stat(work / "cmos.json", top)
+    transistors = int(str(cmos.get("estimated_num_transistors", "0")).rstrip("+"))
+    depth = logic_depth(json.loads((work / "netlist.json").read_text()), top)
+    memory_bits = _memory_bits(json.loads((work / "coarse_netlist.json").read_text()), top)
     unknown = sorted(set(cells) - set(NAND2_WEIGHTS))
     if unknown:
         raise SynthesisError(f"mapped netlist has cells without a NAND2 weight: {', '.join(unknown)}")
@@ -164,11 +183,17 @@ def synthesize(verilog: str, top: str, *, ice40: bool = False) -> SynthResult:
         multipliers=sum(n for t, n in coarse.items() if t in MULTIPLIER_CELLS),
         memory_bits=memory_bits,
         storage_nand2_eq=round(memory_bits * NAND2_WEIGHTS["$_DFF_P_"], 2),
-        ice40=fpga,
+        ice40=ice40,
     )
 
+
+def top_module(netlist: dict[str, Any], top: str) -> dict[str, Any]:
+    """Module ``top`` of a Yosys JSON netlist (its name with or without the leading backslash)."""
+    return netlist["modules"].get(top) or netlist["modules"][f"\\{top}"]
+
+
 def _memory_bits(netlist: dict[str, Any], top: str) -> int:
-    module = netlist["modules"].get(top) or netlist["modules"][f"\\{top}"]
+    module = top_module(netlist, top)
     bits = 0
     for cell in module["cells"].values():
         if cell["type"].startswith("$mem"):
@@ -193,7 +218,7 @@ def logic_depth(netlist: dict[str, Any], top: str) -> int:
     deepest input. The result is the deepest gate feeding a flip-flop or an output (every
     gate counts, since the netlist holds only mapped gates).
     """
-    module = netlist["modules"].get(top) or netlist["modules"][f"\\{top}"]
+    module = top_module(netlist, top)
     driver: dict[int, str] = {}
     gates: dict[str, tuple[list[int], list[int]]] = {}
     for name, cell in module["cells"].items():

@@ -103,7 +103,7 @@ class TechPreset:
         period_ps = depth_levels * self.ps_per_gate_level.value + self.ps_flop_overhead.value
         return 1e6 / period_ps
 
-    def sram_pj_per_bit(self, size_bytes: int) -> float:
+    def sram_pj_per_bit(self, size_bytes: float) -> float:
         """Read energy (pJ/bit) of an SRAM of ``size_bytes``, log-log interpolated between the
         preset's points and extrapolated along the nearest segment outside them."""
         if size_bytes <= 0:
@@ -117,8 +117,8 @@ class TechPreset:
         t = (math.log(size_bytes) - math.log(s0)) / (math.log(s1) - math.log(s0))
         return math.exp(math.log(e0) + t * (math.log(e1) - math.log(e0)))
 
-    def sram_area_um2(self, size_bytes: int) -> float:
-        """Area (µm²) of an SRAM of ``size_bytes``."""
+    def sram_area_um2(self, size_bytes: float) -> float:
+        """Area (µm²) of an SRAM of ``size_bytes`` (a fraction for a size not a whole number of bytes)."""
         return 8 * size_bytes * self.sram_um2_per_bit.value
 
     def constants(self) -> dict[str, Sourced]:
