@@ -19,7 +19,7 @@ import numpy as np
 
 __all__ = ["ALIGN", "Tile", "Symbol", "storage_bytes"]
 
-ALIGN = 64  # bytes: every tensor and tile starts on a boundary no bus is wider than... in the tile's use
+ALIGN = 64  # bytes: each tensor and packed tile starts on a boundary of whole bus beats (buses up to 64 bytes)
 
 
 def storage_bytes(bits: int) -> int:
