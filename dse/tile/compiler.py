@@ -185,7 +185,8 @@ class _Context:
                          row_bytes=elems * eb, dram_stride=dram_stride if rows > 1 else 0,
                          spad_stride=pitch * eb if rows > 1 else 0, slice_mask=sum(1 << s for s in slices))
         extent = (rows - 1) * pitch + elems
-        self.builder.issue("dma", cmd, writes=[Region(s, spad, offset, offset + extent) for s in slices], tag=tag)
+        self.builder.issue("dma", cmd, writes=[Region(s, spad, offset, offset + extent) for s in slices],
+                           ports=[(s, spad) for s in slices], tag=tag)
 
     def store(self, *, tag, symbol_addr, spad, offset, rows, elems, dram_stride, pitch, slice_):
         eb = self.tile.element_bytes(spad)
@@ -193,7 +194,8 @@ class _Context:
                          row_bytes=elems * eb, dram_stride=dram_stride if rows > 1 else 0,
                          spad_stride=pitch * eb if rows > 1 else 0, slice_mask=1 << slice_)
         extent = (rows - 1) * pitch + elems
-        self.builder.issue("dma", cmd, reads=[Region(slice_, spad, offset, offset + extent)], tag=tag)
+        self.builder.issue("dma", cmd, reads=[Region(slice_, spad, offset, offset + extent)],
+                           ports=[(slice_, spad)], tag=tag)
 
 
 class _Arena:
@@ -612,7 +614,8 @@ def _vector_blocks(ctx: _Context, tag: str, label: str, rows: int, granule: int,
         if i and copies == 1:  # one copy: stored before the next block overwrites it
             stores(i - 1)
         for cmd, reads, writes in body(r0, min(block, rows - r0), at(i)):
-            ctx.builder.issue("vec", cmd, reads=reads, writes=writes, tag=tag)
+            ports = [(r.slice, r.spad) for r in (*reads, *writes)]
+            ctx.builder.issue("vec", cmd, reads=reads, writes=writes, ports=ports, tag=tag)
         if i and copies > 1:
             stores(i - 1)
         if i + 1 < len(starts):

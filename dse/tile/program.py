@@ -1,12 +1,15 @@
 """A tile program as it is built: instructions tagged with their operator, and the ``Wait``s a
 dependency or a scratchpad write conflict needs, no more.
 
-Each command declares the scratchpad elements it reads and writes (:class:`Region`). The
-sequencer issues in order and a unit runs one command at a time, so a command ``p`` is known
+Each command declares the scratchpad elements it reads and writes (:class:`Region`) and the
+scratchpad access ports it uses (``(slice, spad)``: the DMA's transfers and the vector unit's
+operands; a scratchpad's access port serves one of them at a time, a GEMM engine has its own).
+The sequencer issues in order and a unit runs one command at a time, so a command ``p`` is known
 complete once a later command of its unit has been issued (the unit took it: ``p`` was done) or
 a ``Wait`` on its unit passed. Before a command ``c`` goes to its unit, every earlier command of
-another unit that may still run and that writes what ``c`` reads or writes, or reads what ``c``
-writes, gets one ``Wait`` on its unit. DRAM needs no such care: only the DMA touches it, in order.
+another unit that may still run and that writes what ``c`` reads or writes, reads what ``c``
+writes, or uses an access port ``c`` uses, gets one ``Wait`` on its unit. DRAM needs no such
+care: only the DMA touches it, in order.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class _Running:
     slot: str
     reads: tuple[Region, ...]
     writes: tuple[Region, ...]
+    ports: frozenset
 
 
 @dataclass
@@ -55,16 +59,16 @@ class ProgramBuilder:
     tags: list[str] = field(default_factory=list)
     _running: list[_Running] = field(default_factory=list)
 
-    def issue(self, slot: str, command: Any, *, reads=(), writes=(), tag: str) -> None:
+    def issue(self, slot: str, command: Any, *, reads=(), writes=(), ports=(), tag: str) -> None:
         """Append ``command`` for the unit of ``slot``, after the ``Wait`` its accesses need."""
-        reads, writes = tuple(reads), tuple(writes)
+        reads, writes, ports = tuple(reads), tuple(writes), frozenset(ports)
         blocking = sorted({p.slot for p in self._running
-                           if p.slot != slot and _conflict(p.reads, p.writes, reads, writes)})
+                           if p.slot != slot and (p.ports & ports or _conflict(p.reads, p.writes, reads, writes))})
         if blocking:
             self.wait(blocking, tag=tag)
         # the unit takes this command only once its previous one is complete
         self._running = [p for p in self._running if p.slot != slot]
-        self._running.append(_Running(slot, reads, writes))
+        self._running.append(_Running(slot, reads, writes, ports))
         self.instructions.append(Issue(slot, command))
         self.tags.append(tag)
 

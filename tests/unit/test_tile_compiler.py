@@ -17,7 +17,7 @@ from peforge.dse.cost.model import CostModel
 from peforge.dse.cost.units import UnitCosts
 from peforge.dse.design.point import Compute
 from peforge.dse.tile.compiler import compile_layer
-from peforge.dse.tile.interpret import RaceError, interpret
+from peforge.dse.tile.interpret import RaceError, interpret, shared_operands
 from peforge.dse.tile.intlayer import IntLayer, KVCache
 from peforge.dse.tile.mapping import OperatorMapping, cost_model_mappings
 from peforge.dse.tile.predict import cycle_table, predict
@@ -269,3 +269,15 @@ def test_a_wrong_tile_offset_is_caught(decode):
     broken = _broken(compiled, i, Issue("dma", wrong))
     dram = interpret(broken, image, MEMORY)
     assert not np.array_equal(broken.read(dram, "q_acc"), expected["q_acc"])
+
+
+def test_vector_commands_sharing_a_scratchpad_are_listed(decode):
+    """The tile's vector unit reads A and B and writes in one cycle through scratchpad access
+    ports that serve one access each: softmax's exp (scores, their row maximum, the exps: three
+    32-bit operands) cannot have them apart on a tile whose slices have one 32-bit scratchpad."""
+    compiled, _, _ = decode
+    shared = shared_operands(compiled)
+    exps = [i for i, ins in enumerate(compiled.program)
+            if isinstance(ins, Issue) and ins.slot == "vec" and ins.command.op.name == "EXP"]
+    assert exps and set(exps) <= {i for i, _, _ in shared}
+    assert all(where[1] in compiled.tile.spads for _, _, where in shared)
