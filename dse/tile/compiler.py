@@ -838,7 +838,8 @@ def compile_layer(layer: IntLayer, tokens: int, position: int, tile_config: Tile
         <peforge.dse.tile.mapping.cost_model_mappings>` of the phase).
 
     Raises ``ValueError`` (one line naming the operator) for a mapping or a shape the tile cannot
-    run (see the module docstring for what it can).
+    run (see the module docstring for what it can), and for a program longer than the
+    sequencer's instruction memory or an image beyond the DRAM address space.
     """
     steps = layer.steps(tokens, position)
     bits = output_bits(steps)
@@ -885,6 +886,9 @@ def compile_layer(layer: IntLayer, tokens: int, position: int, tile_config: Tile
                 del ctx.symbols[name], ctx.constants[name]  # no step reads it
             else:
                 ctx.symbols[name] = replace(symbol, addr=symbol.tiles[0].addr)
+    if len(ctx.builder.instructions) > tile_config.imem_depth:
+        raise ValueError(f"the layer's program of {len(ctx.builder.instructions)} instructions exceeds the "
+                         f"sequencer's imem_depth={tile_config.imem_depth}")
     if ctx.top > 1 << tile_config.dram_addr_bits:
         raise ValueError(f"the layer's DRAM image of {ctx.top} bytes exceeds the tile's "
                          f"{tile_config.dram_addr_bits}-bit address space")

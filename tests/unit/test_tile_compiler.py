@@ -72,7 +72,7 @@ def tile_of(d) -> TileConfig:
 
     return TileConfig(array=array, arrays=c.arrays, act_depth=depth(s.activation_kib, c.rows, lanes, 8),
                       weight_depth=depth(s.weight_kib, c.cols, lanes, 8), out_depth=depth(s.output_kib, 2, c.cols, 32),
-                      out_banks=2, vector_lanes=4, bus_bytes=4)
+                      out_banks=2, vector_lanes=4, bus_bytes=4, imem_depth=1 << 15)
 
 
 def model_mappings(d):
@@ -111,13 +111,16 @@ def test_prefill_then_decode_bit_exact_with_the_cost_models_mappings(layer, x, a
         assert decode.symbols[name].addr == prefill.symbols[name].addr
     golden_cache = KVCache(k=golden["k_cache"], v_t=golden["v_cache_t"], length=TOKENS)
     assert_every_tensor(decode, dram, layer.execute(x[TOKENS:], golden_cache))
+    # every command packs into its unit's fields, the program into the sequencer's memory
+    for compiled in (decode, prefill) if (arrays, dataflow) == (2, "os") else (decode,):
+        assert len(tile.encode(compiled.program)) == len(compiled.program)
 
 
 FAMILY_CASES = {
     "activations resident, single-buffered": OperatorMapping(family=mapper.ACT_RESIDENT, tile_m=8, double=False),
     "weights resident": OperatorMapping(family=mapper.WEIGHT_RESIDENT, tile_n=16),
     "K-blocked": OperatorMapping(family=mapper.K_BLOCKED, tile_m=8, tile_n=8),
-    "K-blocked, single-buffered": OperatorMapping(family=mapper.K_BLOCKED, tile_m=16, tile_n=4, double=False),
+    "K-blocked, single-buffered": OperatorMapping(family=mapper.K_BLOCKED, tile_m=16, tile_n=8, double=False),
 }
 
 
@@ -164,6 +167,10 @@ def test_mappings_the_tile_cannot_run_name_the_operator(layer):
         compile_layer(layer, TOKENS, 0, TileConfig(array=mixed, vector_lanes=4, bus_bytes=4, act_depth=512,
                                                    weight_depth=512, out_depth=128),
                       {name: OperatorMapping() for name in GEMMS})
+    with pytest.raises(ValueError, match=r"^the layer's program of \d+ instructions exceeds the sequencer's "
+                                         r"imem_depth=256"):
+        compile_layer(layer, TOKENS, 0, dataclasses.replace(tile, imem_depth=256),
+                      model_mappings(design(arrays=2))["prefill"])
 
 
 def test_waits_only_on_conflicts():
@@ -191,7 +198,7 @@ def test_predicted_phases_against_a_hand_count(layer, x):
     4x4 MAC array (ws, edge stages 0, one beat per cycle), 4 vector lanes."""
     array = SystolicConfig(rows=4, cols=4, pe="mac", max_m=32, max_k=256, max_n=256)
     tile = TileConfig(array=array, act_depth=1024, weight_depth=8192, out_depth=256, out_banks=2, vector_lanes=4,
-                      bus_bytes=4)
+                      bus_bytes=4, imem_depth=1024)
     compiled = compile_layer(layer, 1, TOKENS, tile, {name: OperatorMapping() for name in GEMMS})
     p = predict(compiled, MEMORY).operators
     # q_proj: M 1, K 64, N 64: F = (64 / 4) (64 / 4) = 256 folds of P = max(M, R) = 4 beats:
