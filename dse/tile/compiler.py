@@ -25,7 +25,7 @@
   double-buffered where two copies fit: ``requantize`` one ``MULSHIFT`` (per-channel multipliers
   as a streamed row), ``rmsnorm`` and ``softmax`` the unit's programs (the causal rows of a token
   as one command group of their length, the rest of the row zero), ``rope`` the unit's rotation
-  program per head, ``silu``, ``mul``, ``add`` one command each;
+  program per head (the tables and products at one head's pitch), ``silu``, ``mul``, ``add`` one command each;
 - a :class:`~peforge.dse.tile.intlayer.Move` is DMA only: rows loaded into a scratchpad, stored
   back in the new layout by 2-D transfers (the V cache's transposed columns one byte per row).
 
@@ -47,7 +47,7 @@ from ...hw.tile.config import SPAD_ID_BITS, SPADS, TileConfig
 from ...hw.tile.dma import DmaCommand
 from ...hw.tile.gemm import GemmCommand
 from ...hw.tile.isa import Instruction
-from ...hw.tile.vector import BMode, VecOp, VectorCommand, rmsnorm_program, rope_program, softmax_program
+from ...hw.tile.vector import BMode, VecOp, VectorCommand, rmsnorm_program, softmax_program
 from ..cost import mapper
 from .dram import ALIGN, Symbol, Tile, storage_bytes
 from .intlayer import ACT_BITS, NORM_BITS, PROB_BITS, SILU_BITS, Gemm, IntLayer, KVCache, Move, Step, Vector, \
@@ -546,81 +546,96 @@ def _spad_of(symbol: Symbol) -> str:
     return "act" if symbol.elem_bytes == 1 else "out"
 
 
-def _vector_blocks(ctx: _Context, tag: str, label: str, rows: int, granule: int, buffers: list[_Buffer],
-                   body: Callable[[int, int, dict[str, int]], list[tuple[VectorCommand, list, list]]]) -> None:
-    """Run ``body`` over blocks of rows (multiples of ``granule``), loading the ``in`` buffers and
-    storing the ``out`` ones around it; double-buffered where two copies fit."""
-    tile = ctx.tile
-    consts = [b for b in buffers if b.kind == "const"]
-    blocked = [b for b in buffers if b.kind != "const"]
+@dataclass(frozen=True)
+class _Block:
+    """One block of a vector step: rows ``r0 .. r0 + rows - 1``, columns ``c0 .. c0 + cols - 1`` of
+    the split width (all of it unless split), held at ``pitch`` elements per row."""
 
-    def needs(block, copies):
+    r0: int
+    rows: int
+    c0: int
+    cols: int
+    pitch: int
+
+
+def _vector_blocks(ctx: _Context, tag: str, label: str, rows: int, granule: int, buffers: list[_Buffer],
+                   body: Callable[[_Block, dict[str, int]], list[tuple[VectorCommand, list, list]]],
+                   split: int | None = None) -> None:
+    """Run ``body`` over blocks of rows (multiples of ``granule``) and, for an elementwise op
+    (``split``: the width of its tensors), of columns where a whole row does not fit, loading the
+    ``in`` and ``const`` buffers and storing the ``out`` ones around it; double-buffered where two
+    copies fit."""
+    tile = ctx.tile
+    follows = lambda b: split is not None and b.cols == split and b.pitch == split  # noqa: E731
+
+    def pitch_of(b, width):
+        return width if follows(b) else b.pitch
+
+    def needs(block, copies, width):
         need: dict[str, int] = {}
-        for b in consts:
-            need[b.spad] = need.get(b.spad, 0) + b.rows * b.pitch + tile.spads[b.spad].word_elements
-        for b in blocked:
-            need[b.spad] = need.get(b.spad, 0) + copies * (block * b.pitch + tile.spads[b.spad].word_elements)
+        for b in buffers:
+            count, size = (1, b.rows) if b.kind == "const" else (copies, block)
+            need[b.spad] = need.get(b.spad, 0) + count * (size * pitch_of(b, width) + tile.spads[b.spad].word_elements)
         return need
 
-    choice = None
-    for copies in (2, 1):
-        for block in range(rows, 0, -granule):
-            if block % granule == 0 and _Arena(tile).fits(needs(block, copies)):
-                choice = (block, copies)
-                break
-        if choice and (copies == 1 or choice[0] >= min(rows, granule)):
-            break
+    widths = sorted({-(-split // parts) for parts in range(1, split + 1)}, reverse=True) if split else [None]
+    choice = next(((block, copies, width) for width in widths for copies in (2, 1)
+                   for block in range(rows // granule * granule, 0, -granule)
+                   if _Arena(tile).fits(needs(block, copies, width))), None)
     if choice is None:
-        raise ValueError(f"{tag}: rows of {', '.join(f'{b.name} {b.pitch}' for b in blocked)} elements do not fit "
+        raise ValueError(f"{tag}: rows of {', '.join(f'{b.name} {b.pitch}' for b in buffers)} elements do not fit "
                          f"slice {VECTOR_SLICE}'s scratchpads")
-    block, copies = choice
+    block, copies, width = choice
     arena = _Arena(tile)
-    const_at = {b.name: arena.alloc(b.spad, b.rows * b.pitch, tag) for b in consts}
-    base = {b.name: arena.alloc(b.spad, copies * block * b.pitch, tag) for b in blocked}
-    ctx.plans[label] = f"vector unit, blocks of {block} rows, {copies} cop{'ies' if copies > 1 else 'y'}"
+    base = {b.name: arena.alloc(b.spad, (1 if b.kind == "const" else copies) * (b.rows if b.kind == "const" else block)
+                                * pitch_of(b, width), tag) for b in buffers}
+    columns = f", columns in blocks of {width}" if width and width < split else ""
+    ctx.plans[label] = f"vector unit, blocks of {block} rows{columns}, {copies} cop{'ies' if copies > 1 else 'y'}"
+    chunks = [(c0, min(width, split - c0)) for c0 in range(0, split, width)] if split else [(0, 0)]
+    blocks = [_Block(r0, min(block, rows - r0), c0, cols, width or 0) for c0, cols in chunks
+              for r0 in range(0, rows, block)]
 
-    def transfer(b: _Buffer, offset: int, r0: int, count: int):
-        symbol = b.symbol
-        addr = symbol.addr + (b.row0 + r0) * symbol.row_bytes
+    def offset(b, i):
+        return base[b.name] if b.kind == "const" else base[b.name] + (i % copies) * block * pitch_of(b, width)
+
+    def transfer(b: _Buffer, i: int):
+        blk, symbol = blocks[i], b.symbol
+        r0, count = (0, b.rows) if b.kind == "const" else (blk.r0, blk.rows)
+        elems, c0 = (blk.cols, blk.c0) if follows(b) else (b.cols, 0)
+        addr = symbol.addr + (b.row0 + r0) * symbol.row_bytes + c0 * symbol.elem_bytes
         if b.kind == "out":
-            ctx.store(tag=tag, symbol_addr=addr, spad=b.spad, offset=offset, rows=count, elems=b.cols,
-                      dram_stride=symbol.row_bytes, pitch=b.pitch, slice_=VECTOR_SLICE)
+            ctx.store(tag=tag, symbol_addr=addr, spad=b.spad, offset=offset(b, i), rows=count, elems=elems,
+                      dram_stride=symbol.row_bytes, pitch=pitch_of(b, width), slice_=VECTOR_SLICE)
         else:
-            ctx.load(tag=tag, symbol_addr=addr, spad=b.spad, offset=offset, rows=count, elems=b.cols,
-                     dram_stride=symbol.row_bytes, pitch=b.pitch, slices=[VECTOR_SLICE], elem_bytes=symbol.elem_bytes)
-
-    for b in consts:
-        transfer(b, const_at[b.name], 0, b.rows)
-    starts = list(range(0, rows, block))
-
-    def at(i):
-        return {**{b.name: ctx.vec(b.spad, const_at[b.name]) for b in consts},
-                **{b.name: ctx.vec(b.spad, base[b.name] + (i % copies) * block * b.pitch) for b in blocked}}
+            ctx.load(tag=tag, symbol_addr=addr, spad=b.spad, offset=offset(b, i), rows=count, elems=elems,
+                     dram_stride=symbol.row_bytes, pitch=pitch_of(b, width), slices=[VECTOR_SLICE],
+                     elem_bytes=symbol.elem_bytes)
 
     def loads(i):
-        r0 = starts[i]
-        for b in blocked:
-            if b.kind == "in":
-                transfer(b, base[b.name] + (i % copies) * block * b.pitch, r0, min(block, rows - r0))
+        for b in buffers:
+            # a constant once, or once per column block
+            fresh = b.kind == "const" and (i == 0 or (follows(b) and blocks[i].c0 != blocks[i - 1].c0))
+            if b.kind == "in" or fresh:
+                transfer(b, i)
 
     def stores(i):
-        r0 = starts[i]
-        for b in blocked:
+        for b in buffers:
             if b.kind == "out":
-                transfer(b, base[b.name] + (i % copies) * block * b.pitch, r0, min(block, rows - r0))
+                transfer(b, i)
 
     loads(0)
-    for i, r0 in enumerate(starts):
+    for i, blk in enumerate(blocks):
         if i and copies == 1:  # one copy: stored before the next block overwrites it
             stores(i - 1)
-        for cmd, reads, writes in body(r0, min(block, rows - r0), at(i)):
+        addresses = {b.name: ctx.vec(b.spad, offset(b, i)) for b in buffers}
+        for cmd, reads, writes in body(blk, addresses):
             ports = [(r.slice, r.spad) for r in (*reads, *writes)]
             ctx.builder.issue("vec", cmd, reads=reads, writes=writes, ports=ports, tag=tag)
         if i and copies > 1:
             stores(i - 1)
-        if i + 1 < len(starts):
+        if i + 1 < len(blocks):
             loads(i + 1)
-    stores(len(starts) - 1)
+    stores(len(blocks) - 1)
 
 
 def _span(tile: TileConfig, address: int, rows: int, pitch: int, length: int) -> Region:
@@ -673,41 +688,43 @@ def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntL
             buffers.append(_Buffer(name="mult", kind="const", spad="out", pitch=width, symbol=m_sym, cols=width,
                                    rows=1))
 
-        def body(r0, n, a):
+        def body(blk, a):
+            rows_of = dict(length=blk.cols, rows=blk.rows, pitch_a=blk.pitch, pitch_d=blk.pitch, shift=c["shift"],
+                           out_bits=ob)
             if isinstance(mult, int):
-                cmd = VectorCommand(op=VecOp.MULSHIFT, src_a=a["in0"], dst=a["out"], length=width, rows=n,
-                                    pitch_a=width, pitch_d=width, mult=mult, shift=c["shift"], out_bits=ob)
-            else:
-                cmd = VectorCommand(op=VecOp.MULSHIFT, src_a=a["in0"], src_b=a["mult"], dst=a["out"], length=width,
-                                    rows=n, pitch_a=width, pitch_b=0, pitch_d=width, b_mode=BMode.STREAM,
-                                    shift=c["shift"], out_bits=ob)
+                cmd = VectorCommand(op=VecOp.MULSHIFT, src_a=a["in0"], dst=a["out"], mult=mult, **rows_of)
+            else:  # the multipliers' row again for every row
+                cmd = VectorCommand(op=VecOp.MULSHIFT, src_a=a["in0"], src_b=a["mult"], dst=a["out"], pitch_b=0,
+                                    b_mode=BMode.STREAM, **rows_of)
             return _with_access(tile, [cmd])
-        _vector_blocks(ctx, tag, label, rows, 1, buffers, body)
+        _vector_blocks(ctx, tag, label, rows, 1, buffers, body, split=width)
 
     elif op == "rmsnorm":
         scratch = _Buffer(name="scratch", kind="tmp", spad="out", pitch=1)
 
-        def body(r0, n, a):
+        def body(blk, a):
             return _with_access(tile, rmsnorm_program(src=a["in0"], dst=a["out"], scratch=a["scratch"], length=width,
-                                                      rows=n, pitch=width, out_bits=NORM_BITS))
+                                                      rows=blk.rows, pitch=width, out_bits=NORM_BITS))
         _vector_blocks(ctx, tag, label, rows, 1, [io[0], res, scratch], body)
 
     elif op in ("add", "mul"):
         vec_op = VecOp.ADD if op == "add" else VecOp.MUL
 
-        def body(r0, n, a):
+        def body(blk, a):
             return _with_access(tile, [VectorCommand(op=vec_op, src_a=a["in0"], src_b=a["in1"], dst=a["out"],
-                                                     length=width, rows=n, pitch_a=width, pitch_b=width,
-                                                     pitch_d=width, b_mode=BMode.STREAM, out_bits=ob)])
-        _vector_blocks(ctx, tag, label, rows, 1, [io[0], io[1], res], body)
+                                                     length=blk.cols, rows=blk.rows, pitch_a=blk.pitch,
+                                                     pitch_b=blk.pitch, pitch_d=blk.pitch, b_mode=BMode.STREAM,
+                                                     out_bits=ob)])
+        _vector_blocks(ctx, tag, label, rows, 1, [io[0], io[1], res], body, split=width)
 
     elif op == "silu":
         k = intops.ExpConstants.of(c["scale"])
 
-        def body(r0, n, a):
-            return _with_access(tile, [VectorCommand(op=VecOp.SILU, src_a=a["in0"], dst=a["out"], length=width, rows=n,
-                                                     pitch_a=width, pitch_d=width, exp=k, mult=k.one, shift=SILU_BITS)])
-        _vector_blocks(ctx, tag, label, rows, 1, [io[0], res], body)
+        def body(blk, a):
+            return _with_access(tile, [VectorCommand(op=VecOp.SILU, src_a=a["in0"], dst=a["out"], length=blk.cols,
+                                                     rows=blk.rows, pitch_a=blk.pitch, pitch_d=blk.pitch, exp=k,
+                                                     mult=k.one, shift=SILU_BITS)])
+        _vector_blocks(ctx, tag, label, rows, 1, [io[0], res], body, split=width)
 
     elif op == "rope":
         d, p, fb = c["head_dim"], c["position"], c["frac_bits"]
@@ -715,17 +732,27 @@ def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntL
         # the rotation program's tables: [cos, cos] and [-sin, sin] per position
         cos_sym = ctx.constant("rope_cos.vector", np.concatenate([cos, cos], axis=1), 32)
         sin_sym = ctx.constant("rope_sin.vector", np.concatenate([-sin, sin], axis=1), 32)
-        tables = [_Buffer(name=name, kind="in", spad="out", pitch=width, symbol=s, cols=d, row0=p)
+        tables = [_Buffer(name=name, kind="in", spad="out", pitch=d, symbol=s, cols=d, row0=p)
                   for name, s in (("cos", cos_sym), ("sin", sin_sym))]
-        tmp = [_Buffer(name=name, kind="tmp", spad="out", pitch=width) for name in ("rot", "scratch")]
+        tmp = [_Buffer(name=name, kind="tmp", spad="out", pitch=d) for name in ("rot", "scratch")]
 
-        def body(r0, n, a):
+        def body(blk, a):
+            # the unit's rotation program (rope_program) per head, rows of x at the tensor's pitch
+            # and the tables and products at one head's
+            half, n = d // 2, blk.rows
+            rows_of = dict(rows=n, pitch_a=width, pitch_b=d, pitch_d=d, b_mode=BMode.STREAM)
             commands = []
             for h in range(width // d):
-                program = rope_program(x=a["in0"] + h * d, cos=a["cos"], sin=a["sin"], dst=a["rot"] + h * d,
-                                       scratch=a["scratch"] + h * d, dim=d, rows=n, pitch=width, shift=fb,
-                                       out_bits=ACT_BITS)
-                commands += [*program[:-1], replace(program[-1], dst=a["out"] + h * d)]
+                x_h, rot, scr = a["in0"] + h * d, a["rot"], a["scratch"]
+                commands += [
+                    VectorCommand(op=VecOp.MUL, src_a=x_h, src_b=a["cos"], dst=rot, length=d, **rows_of),
+                    VectorCommand(op=VecOp.MUL, src_a=x_h + half, src_b=a["sin"], dst=scr, length=half, **rows_of),
+                    VectorCommand(op=VecOp.MUL, src_a=x_h, src_b=a["sin"] + half, dst=scr + half, length=half,
+                                  **rows_of),
+                    VectorCommand(op=VecOp.ADD, src_a=rot, src_b=scr, dst=rot, length=d, rows=n, pitch_a=d, pitch_b=d,
+                                  pitch_d=d, b_mode=BMode.STREAM),
+                    VectorCommand(op=VecOp.MULSHIFT, src_a=rot, dst=a["out"] + h * d, length=d, rows=n, pitch_a=d,
+                                  pitch_d=width, mult=1, shift=fb, out_bits=ACT_BITS)]
             return _with_access(tile, commands)
         _vector_blocks(ctx, tag, label, rows, 1, [io[0], *tables, *tmp, res], body)
 
@@ -734,20 +761,25 @@ def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntL
         tokens, p = c["tokens"], c["position"]
         scratch = _Buffer(name="scratch", kind="tmp", spad="out", pitch=1)
 
-        def body(r0, n, a):
-            # the whole block zero first: a row's keys beyond its causal length stay 0
-            commands = [VectorCommand(op=VecOp.MUL, src_a=a["in0"], dst=a["out"], length=keys, rows=n, pitch_a=keys,
-                                      pitch_d=keys, mult=0, out_bits=ACT_BITS)]
-            blocks = n // tokens
+        def body(blk, a):
+            # row i is token i % tokens; its keys beyond its causal length stay 0
+            r0, n = blk.r0, blk.rows
+            commands = []
+            if tokens > 1:
+                commands.append(VectorCommand(op=VecOp.MUL, src_a=a["in0"], dst=a["out"], length=keys, rows=n,
+                                              pitch_a=keys, pitch_d=keys, mult=0, out_bits=ACT_BITS))
             for t in range(tokens):
-                length = p + t + 1
+                first = r0 + (t - r0) % tokens  # the block's first row of token t
+                if first >= r0 + n:
+                    continue
+                count, local = (r0 + n - 1 - first) // tokens + 1, (first - r0) * keys
                 # exp in place over the block's copy of the scores
-                program = softmax_program(src=a["in0"] + t * keys, dst=a["in0"] + t * keys, scratch=a["scratch"],
-                                          length=length, rows=blocks, pitch=tokens * keys, scale=c["scale"],
+                program = softmax_program(src=a["in0"] + local, dst=a["in0"] + local, scratch=a["scratch"],
+                                          length=p + t + 1, rows=count, pitch=tokens * keys, scale=c["scale"],
                                           out_bits=PROB_BITS)
-                commands += [*program[:-1], replace(program[-1], dst=a["out"] + t * keys, out_bits=ACT_BITS)]
+                commands += [*program[:-1], replace(program[-1], dst=a["out"] + local, out_bits=ACT_BITS)]
             return _with_access(tile, commands)
-        _vector_blocks(ctx, tag, label, groups * group_rows, tokens, [io[0], scratch, res], body)
+        _vector_blocks(ctx, tag, label, groups * group_rows, 1, [io[0], scratch, res], body)
     else:
         raise ValueError(f"{tag}: vector op {op!r} has no lowering")
 

@@ -116,6 +116,19 @@ def test_prefill_then_decode_bit_exact_with_the_cost_models_mappings(layer, x, a
         assert len(tile.encode(compiled.program)) == len(compiled.program)
 
 
+def test_decode_on_the_designs_scaled_tile(layer, x):
+    """``TileConfig.from_design(scaled=True)``: the simulable tile (scratchpads of 256 elements, GEMMs
+    up to 16 x 64 x 32), far smaller than the design's buffers: the mappings' tiles shrink, a K of
+    176 is K-blocked; still every tensor bit for bit."""
+    d = design(arrays=2)
+    tile = dataclasses.replace(TileConfig.from_design(d, scaled=True), imem_depth=1 << 15)
+    golden = layer.execute(x[:TOKENS])
+    cache = KVCache(k=golden["k_cache"], v_t=golden["v_cache_t"], length=TOKENS)
+    decode, dram = run(layer, tile, model_mappings(d)["decode"], x[TOKENS:], cache, position=TOKENS)
+    assert "K-blocked" in decode.plans["30 mlp.down_proj"]
+    assert_every_tensor(decode, dram, layer.execute(x[TOKENS:], cache))
+
+
 FAMILY_CASES = {
     "activations resident, single-buffered": OperatorMapping(family=mapper.ACT_RESIDENT, tile_m=8, double=False),
     "weights resident": OperatorMapping(family=mapper.WEIGHT_RESIDENT, tile_n=16),
