@@ -17,15 +17,19 @@
   (shrunk, and said so in :attr:`Compiled.plans`, where a slice's scratchpads or the array's GEMM
   limits cannot hold them; the free side of a resident family as large as fits), and double
   buffering (two copies of each streamed operand and of the output tile: the DMA fills one while
-  the array reads the other). Runs: a K split (``K``, ``KN``) and ``MN`` over several arrays, fused
-  attention, several accumulation passes, a PE with per-column metadata (the mixed PE: its
-  weights are not INT8) raise a ``ValueError`` naming the operator;
-- a :class:`~peforge.dse.tile.intlayer.Vector` step runs on the vector unit over row blocks in
-  slice 0's scratchpads (32-bit data in the output scratchpad, 8-bit in the activation one),
-  double-buffered where two copies fit: ``requantize`` one ``MULSHIFT`` (per-channel multipliers
-  as a streamed row), ``rmsnorm`` and ``softmax`` the unit's programs (the causal rows of a token
-  as one command group of their length, the rest of the row zero), ``rope`` the unit's rotation
-  program per head (the tables and products at one head's pitch), ``silu``, ``mul``, ``add`` one command each;
+  the array reads the other). Where no tile of the mapping's family fits a slice, the K-blocked
+  tiling of the widest K block that does. Refused, with a ``ValueError`` naming the operator: a
+  K split (``K``, ``KN``) or ``MN`` over several arrays, fused attention, several accumulation
+  passes, a PE with per-column metadata (the mixed PE: its weights are not INT8);
+- a :class:`~peforge.dse.tile.intlayer.Vector` step runs on the vector unit over row blocks (and
+  column blocks for an elementwise op whose rows do not fit) in slice 0's scratchpads (32-bit
+  data in the output scratchpad, 8-bit in the activation one), double-buffered where two copies
+  fit: ``requantize`` one ``MULSHIFT`` (per-channel multipliers as a streamed row), ``rmsnorm``
+  and ``softmax`` the unit's programs (the causal rows of a token as one command group of their
+  length, the rest of the row zero), ``rope`` the unit's rotation program per head (the tables
+  and products at one head's pitch), ``silu``, ``mul``, ``add`` one command each. Operands of
+  one command often share a scratchpad (a slice has one 32-bit scratchpad):
+  :func:`~peforge.dse.tile.interpret.shared_operands` lists those commands;
 - a :class:`~peforge.dse.tile.intlayer.Move` is DMA only: rows loaded into a scratchpad, stored
   back in the new layout by 2-D transfers (the V cache's transposed columns one byte per row).
 

@@ -19,11 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ...hw.tile.config import TileConfig
 from ...hw.tile.dma import MemoryModel
 from ...hw.tile.isa import Issue, program_timeline
-from .compiler import Compiled
+from .compiler import Compiled, compile_layer
+from .intlayer import IntLayer
+from .mapping import OperatorMapping
 
-__all__ = ["OperatorCycles", "Prediction", "predict", "cost_model_cycles", "cycle_table"]
+__all__ = ["OperatorCycles", "Prediction", "predict", "predict_layer", "cost_model_cycles", "cycle_table"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,15 @@ def predict(compiled: Compiled, memory: MemoryModel) -> Prediction:
         operators[tag] = OperatorCycles(operator=tag, **{unit: _union(v) for unit, v in phases.items()},
                                         total=total[tag])
     return Prediction(cycles=timeline.cycles, operators=operators)
+
+
+def predict_layer(layer: IntLayer, tile: TileConfig, mappings: dict[str, dict[str, OperatorMapping]], *,
+                  seq: int, memory: MemoryModel) -> dict[str, Prediction]:
+    """Predictions of ``layer``'s prefill of ``seq`` tokens and of the decode step after it (the
+    mappings of each phase: :func:`~peforge.dse.tile.mapping.cost_model_mappings`)."""
+    runs = {"prefill": (seq, 0), "decode": (1, seq)}
+    return {phase: predict(compile_layer(layer, tokens, position, tile, mappings[phase]), memory)
+            for phase, (tokens, position) in runs.items() if phase in mappings}
 
 
 def cost_model_cycles(evaluation: Any, clock_mhz: float) -> dict[str, dict[str, float]]:
