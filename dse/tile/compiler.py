@@ -9,8 +9,9 @@
   ``tokens`` and ``position``, so a decode image takes over a prefill's cache); a step loads its
   operands tile by tile into the scratchpads and stores its result;
 - a :class:`~peforge.dse.tile.intlayer.Gemm` follows its operator's :class:`OperatorMapping`: the
-  products side by side or one at a time over the arrays, each product's arrays splitting M or N
-  (a shared operand is loaded once into every slice that needs it, by the DMA's slice mask), the
+  products side by side or one at a time over the arrays, each product's arrays splitting M, N or
+  K (a shared operand is loaded once into every slice that needs it, by the DMA's slice mask; a K
+  split's partial sums added by the vector unit into the first slice's tile, then stored), the
   tiling family as the loop order (*on chip* and *activations resident*: a row block of A stays
   while weight tiles stream; *weights resident*: the converse; *K-blocked*: output tiles whose K
   blocks of one array fold accumulate in the output scratchpad), the mapping's tile sizes
@@ -18,8 +19,8 @@
   limits cannot hold them; the free side of a resident family as large as fits), and double
   buffering (two copies of each streamed operand and of the output tile: the DMA fills one while
   the array reads the other). Where no tile of the mapping's family fits a slice, the K-blocked
-  tiling of the widest K block that does. Refused, with a ``ValueError`` naming the operator: a
-  K split (``K``, ``KN``) or ``MN`` over several arrays, fused attention, several accumulation
+  tiling of the widest K block that does. Refused, with a ``ValueError`` naming the operator: the
+  two-way splits (``MN``, ``KN``) over several arrays, fused attention, several accumulation
   passes, a PE with per-column metadata (the mixed PE: its weights are not INT8);
 - a :class:`~peforge.dse.tile.intlayer.Vector` step runs on the vector unit over row blocks (and
   column blocks for an elementwise op whose rows do not fit) in slice 0's scratchpads (32-bit
@@ -233,7 +234,8 @@ class _Arena:
 
 @dataclass(frozen=True)
 class _Share:
-    """One array's part of one product: rows ``m0 .. m1 - 1`` and columns ``n0 .. n1 - 1`` of C."""
+    """One array's part of one product: rows ``m0 .. m1 - 1`` and columns ``n0 .. n1 - 1`` of C,
+    over ``k0 .. k1 - 1`` of K (a part of K: partial sums, added by the vector unit)."""
 
     slice: int
     product: int
@@ -241,6 +243,8 @@ class _Share:
     m1: int
     n0: int
     n1: int
+    k0: int
+    k1: int
 
 
 @dataclass(frozen=True)
@@ -268,20 +272,24 @@ def _shares(tile: TileConfig, step: Gemm, mapping: OperatorMapping) -> list[list
     in_flight = min(count, arrays) if mapping.side_by_side else 1
     per_product = min(max(1, mapping.arrays), arrays // in_flight)
     split = mapping.split
-    if per_product > 1 and split not in ("M", "N"):
-        raise ValueError(f"{step.name}: a {split} split over {per_product} arrays; the tile compiler runs M and N "
+    if per_product > 1 and split not in ("M", "N", "K"):
+        raise ValueError(f"{step.name}: a {split} split over {per_product} arrays; the tile compiler runs M, N and K "
                          f"splits (and any split on one array)")
+    m, n, k = step.m, step.n, step.k
     rounds = []
     for first in range(0, count, in_flight):
         shares = []
         for i, product in enumerate(range(first, min(count, first + in_flight))):
             slices = range(i * per_product, (i + 1) * per_product)
             if per_product == 1 or split == "N":
-                cuts = _parts(step.n, per_product, tile.array.cols)
-                shares += [_Share(s, product, 0, step.m, n0, n1) for s, (n0, n1) in zip(slices, cuts)]
-            else:
-                cuts = _parts(step.m, per_product, 1)
-                shares += [_Share(s, product, m0, m1, 0, step.n) for s, (m0, m1) in zip(slices, cuts)]
+                cuts = _parts(n, per_product, tile.array.cols)
+                shares += [_Share(s, product, 0, m, n0, n1, 0, k) for s, (n0, n1) in zip(slices, cuts)]
+            elif split == "M":
+                cuts = _parts(m, per_product, 1)
+                shares += [_Share(s, product, m0, m1, 0, n, 0, k) for s, (m0, m1) in zip(slices, cuts)]
+            else:  # K in parts of whole array folds
+                cuts = _parts(k, per_product, tile.array.rows * tile.array.lanes)
+                shares += [_Share(s, product, 0, m, 0, n, k0, k1) for s, (k0, k1) in zip(slices, cuts)]
         rounds.append(shares)
     return rounds
 
@@ -302,8 +310,8 @@ def _gemm_needs(tile: TileConfig, tm: int, tn: int, kb: int, copies: dict[str, i
             "out": copies["out"] * tm * ceil_div(tn, g.out.word_elements) * g.out.word_elements}
 
 
-def _tiling(tile: TileConfig, step: Gemm, mapping: OperatorMapping, ms: int, ns: int) -> tuple[_Tiling, str]:
-    """Tile sizes and buffer copies for shares of at most ``ms x ns`` outputs, and a note of how
+def _tiling(tile: TileConfig, step: Gemm, mapping: OperatorMapping, ms: int, ns: int, ks: int) -> tuple[_Tiling, str]:
+    """Tile sizes and buffer copies for shares of at most ``ms x ns`` outputs over ``ks`` of K, and a note of how
     they differ from the mapping's. Where no tile of the mapping's family fits a slice (K longer
     than a scratchpad row or the array's ``max_k``), the K-blocked tiling of the widest K block of
     whole array folds that fits."""
@@ -319,13 +327,13 @@ def _tiling(tile: TileConfig, step: Gemm, mapping: OperatorMapping, ms: int, ns:
     want_m = ms if family == mapper.ON_CHIP else min(mapping.tile_m, ms)
     want_n = ns if family == mapper.ON_CHIP else min(mapping.tile_n, ns)
     free = {"a": "n", "b": "m"}.get(order) if family != mapper.ON_CHIP else None
-    chosen = _fit(tile, step.k if order != "k" else min(step.k, fold), order, copy, want_m, want_n, free, ms, ns)
+    chosen = _fit(tile, ks if order != "k" else min(ks, fold), order, copy, want_m, want_n, free, ms, ns)
     note = ""
     if chosen is None and order != "k":
-        for kb in range(min(step.k, a.max_k) // fold * fold or min(step.k, a.max_k), 0, -fold):
+        for kb in range(min(ks, a.max_k) // fold * fold or min(ks, a.max_k), 0, -fold):
             chosen = _fit(tile, kb, "k", copy, want_m, want_n, None, ms, ns)
             if chosen is not None:
-                note = f" (K-blocked: no {mapper.FAMILIES[family]} tile of K = {step.k} fits a slice)"
+                note = f" (K-blocked: no {mapper.FAMILIES[family]} tile of K = {ks} fits a slice)"
                 break
     if chosen is None:
         raise ValueError(f"{step.name}: no {mapper.FAMILIES[family]} tile fits a slice's scratchpads "
@@ -374,10 +382,10 @@ def _fit(tile: TileConfig, kb: int, order: str, copy: int, want_m: int, want_n: 
     return _Tiling(tm, tn, kb, copies, order)
 
 
-def _jobs(share: _Share, t: _Tiling, k: int) -> list[_Job]:
+def _jobs(share: _Share, t: _Tiling) -> list[_Job]:
     ms = [(lo, min(share.m1, lo + t.tm)) for lo in range(share.m0, share.m1, t.tm)]
     ns = [(lo, min(share.n1, lo + t.tn)) for lo in range(share.n0, share.n1, t.tn)]
-    ks = [(lo, min(k, lo + t.kb)) for lo in range(0, k, t.kb)]
+    ks = [(lo, min(share.k1, lo + t.kb)) for lo in range(share.k0, share.k1, t.kb)]
     if t.order == "b":
         grid = [(mr, nr) for nr in ns for mr in ms]
     else:
@@ -434,7 +442,7 @@ def _lower_gemm(ctx: _Context, step: Gemm, mapping: OperatorMapping, tag: str, l
     all_shares = [s for r in rounds for s in r]
     ms = max(s.m1 - s.m0 for s in all_shares)
     ns = max(s.n1 - s.n0 for s in all_shares)
-    t, note = _tiling(tile, step, mapping, ms, ns)
+    t, note = _tiling(tile, step, mapping, ms, ns, max(s.k1 - s.k0 for s in all_shares))
     arena = _Arena(tile)
     pitch_a, pitch_b = g.act.row_pitch(t.kb), g.weight.row_pitch(t.kb)
     c_words = ceil_div(t.tn, g.out.word_elements)
@@ -451,7 +459,7 @@ def _lower_gemm(ctx: _Context, step: Gemm, mapping: OperatorMapping, tag: str, l
 
     groups = []
     for shares in rounds:
-        per_share = [_jobs(s, t, step.k) for s in shares]
+        per_share = [_jobs(s, t) for s in shares]
         groups += [[j for j in group if j is not None] for group in zip_longest(*per_share)]
 
     out_ring: dict[int, int] = {}  # slice -> output copies used so far
@@ -500,12 +508,32 @@ def _lower_gemm(ctx: _Context, step: Gemm, mapping: OperatorMapping, tag: str, l
                                  Region(s, "weight", b_off, b_off + (n - 1) * pitch_b * g.weight.word_elements + k)],
                           writes=[Region(s, "out", c_off, c_off + m * c_words * g.out.word_elements)])
 
+    k_parts = {}  # product -> slices holding partial sums over parts of K
+    for share in all_shares:
+        k_parts.setdefault(share.product, set()).add(share.slice)
+    partials: dict[tuple, list[tuple[int, int]]] = {}
+    pitch_c = c_words * g.out.word_elements
+
     def emit_store(job):
         s, p = job.share.slice, job.share.product
         c_off = c_offset.pop((job.share, job.m0, job.n0))
+        rows, cols = job.m1 - job.m0, job.n1 - job.n0
+        if step.k > job.share.k1 - job.share.k0:  # a part of K: the first slice's copy takes the others' sums
+            held = partials.setdefault((p, job.m0, job.n0), [])
+            held.append((s, c_off))
+            if len(held) < len(k_parts[p]):
+                return
+            (s, c_off), *others = partials.pop((p, job.m0, job.n0))
+            sum_at = tile.spad_base(s, "out") + c_off
+            for other, offset in others:
+                cmd = VectorCommand(op=VecOp.ADD, src_a=sum_at, src_b=tile.spad_base(other, "out") + offset,
+                                    dst=sum_at, length=cols, rows=rows, pitch_a=pitch_c, pitch_b=pitch_c,
+                                    pitch_d=pitch_c, b_mode=BMode.STREAM)
+                for cmd_, reads, writes in _with_access(tile, [cmd]):
+                    ctx.builder.issue("vec", cmd_, reads=reads, writes=writes,
+                                      ports=[(r.slice, r.spad) for r in (*reads, *writes)], tag=tag)
         ctx.store(tag=tag, symbol_addr=c_sym.address(*((p,) if lead else ()), job.m0, job.n0), spad="out",
-                  offset=c_off, rows=job.m1 - job.m0, elems=job.n1 - job.n0, dram_stride=c_sym.row_bytes,
-                  pitch=c_words * g.out.word_elements, slice_=s)
+                  offset=c_off, rows=rows, elems=cols, dram_stride=c_sym.row_bytes, pitch=pitch_c, slice_=s)
 
     # software pipeline: the next group's loads and the previous group's stores overlap a group's GEMMs
     pending: list[_Job] = []

@@ -145,12 +145,16 @@ def test_tiling_families_bit_exact(layer, x, case):
     assert_every_tensor(prefill, dram, layer.execute(x[:TOKENS]))
 
 
-def test_m_split_and_products_one_at_a_time_bit_exact(layer, x):
-    m_split = OperatorMapping(candidate=mapper.CANDIDATES.index((True, "M")), arrays=2)
+@pytest.mark.parametrize("split", ["M", "K"])
+def test_m_and_k_splits_and_products_one_at_a_time_bit_exact(layer, x, split):
+    spread = OperatorMapping(candidate=mapper.CANDIDATES.index((True, split)), arrays=2)
     one_at_a_time = OperatorMapping(candidate=mapper.CANDIDATES.index((False, "N")), arrays=2)
-    maps = {name: one_at_a_time if name.startswith("attn") else m_split for name in GEMMS}
+    maps = {name: one_at_a_time if name.startswith("attn") else spread for name in GEMMS}
     prefill, dram = run(layer, tile_of(design(arrays=2)), maps, x[:TOKENS])
     assert "slices [0, 1]" in prefill.plans["2 q_proj"] and "slices [0, 1]" in prefill.plans["13 attn.score"]
+    adds = [ins.command for i, ins in enumerate(prefill.program) if isinstance(ins, Issue) and ins.slot == "vec"
+            and prefill.tags[i] == "q_proj" and ins.command.op.name == "ADD"]
+    assert bool(adds) == (split == "K")  # partial sums of the two halves of K added
     assert_every_tensor(prefill, dram, layer.execute(x[:TOKENS]))
 
 
@@ -166,9 +170,9 @@ def test_bit_serial_pe_bit_exact(layer, x):
 
 def test_mappings_the_tile_cannot_run_name_the_operator(layer):
     tile = tile_of(design(arrays=2))
-    k_split = OperatorMapping(candidate=mapper.CANDIDATES.index((True, "K")), arrays=2)
-    with pytest.raises(ValueError, match=r"^q_proj: a K split over 2 arrays; the tile compiler runs M and N"):
-        compile_layer(layer, TOKENS, 0, tile, {name: k_split for name in GEMMS})
+    two_way = OperatorMapping(candidate=mapper.CANDIDATES.index((True, "KN")), arrays=2)
+    with pytest.raises(ValueError, match=r"^q_proj: a KN split over 2 arrays; the tile compiler runs M, N and K"):
+        compile_layer(layer, TOKENS, 0, tile, {name: two_way for name in GEMMS})
     fused = {name: OperatorMapping(family=mapper.FUSED) if name.startswith("attn") else OperatorMapping()
              for name in GEMMS}
     with pytest.raises(ValueError, match=r"^attn.score: fused attention"):
