@@ -9,9 +9,10 @@
   ``tokens`` and ``position``, so a decode image takes over a prefill's cache); a step loads its
   operands tile by tile into the scratchpads and stores its result;
 - a :class:`~peforge.dse.tile.intlayer.Gemm` follows its operator's :class:`OperatorMapping`: the
-  products side by side or one at a time over the arrays, each product's arrays splitting M, N or
-  K (a shared operand is loaded once into every slice that needs it, by the DMA's slice mask; a K
-  split's partial sums added by the vector unit into the first slice's tile, then stored), the
+  products side by side or one at a time over the arrays, each product's arrays splitting M, N, K
+  or two of them (N and M, N and K, shared as :func:`~peforge.dse.cost.mapper.two_way` says; a
+  shared operand is loaded once into every slice that needs it, by the DMA's slice mask; the
+  partial sums of a K split added by the vector unit into the first slice's tile, then stored), the
   tiling family as the loop order (*on chip* and *activations resident*: a row block of A stays
   while weight tiles stream; *weights resident*: the converse; *K-blocked*: output tiles whose K
   blocks of one array fold accumulate in the output scratchpad), the mapping's tile sizes
@@ -19,9 +20,9 @@
   limits cannot hold them; the free side of a resident family as large as fits), and double
   buffering (two copies of each streamed operand and of the output tile: the DMA fills one while
   the array reads the other). Where no tile of the mapping's family fits a slice, the K-blocked
-  tiling of the widest K block that does. Refused, with a ``ValueError`` naming the operator: the
-  two-way splits (``MN``, ``KN``) over several arrays, fused attention, several accumulation
-  passes, a PE with per-column metadata (the mixed PE: its weights are not INT8);
+  tiling of the widest K block that does. Refused, with a ``ValueError`` naming the operator:
+  fused attention, several accumulation passes over K, a PE with per-column metadata (the mixed
+  PE: its weights are not INT8);
 - a :class:`~peforge.dse.tile.intlayer.Vector` step runs on the vector unit over row blocks (and
   column blocks for an elementwise op whose rows do not fit) in slice 0's scratchpads (32-bit
   data in the output scratchpad, 8-bit in the activation one), double-buffered where two copies
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from itertools import zip_longest
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -272,10 +274,13 @@ def _shares(tile: TileConfig, step: Gemm, mapping: OperatorMapping) -> list[list
     in_flight = min(count, arrays) if mapping.side_by_side else 1
     per_product = min(max(1, mapping.arrays), arrays // in_flight)
     split = mapping.split
-    if per_product > 1 and split not in ("M", "N", "K"):
-        raise ValueError(f"{step.name}: a {split} split over {per_product} arrays; the tile compiler runs M, N and K "
-                         f"splits (and any split on one array)")
     m, n, k = step.m, step.n, step.k
+    fold = tile.array.rows * tile.array.lanes
+    if per_product > 1 and split in ("MN", "KN"):
+        # the mapper's share of the arrays between N's column folds and M (or K's row folds)
+        shape = SimpleNamespace(rows=tile.array.rows, cols=tile.array.cols, lanes=tile.array.lanes)
+        parts = mapper.two_way(shape, np.float64(per_product), np.int64(mapper.SPLITS.index(split)), m, k, n)
+        n_parts, other = (int(np.ravel(v)[0]) for v in parts)
     rounds = []
     for first in range(0, count, in_flight):
         shares = []
@@ -287,9 +292,15 @@ def _shares(tile: TileConfig, step: Gemm, mapping: OperatorMapping) -> list[list
             elif split == "M":
                 cuts = _parts(m, per_product, 1)
                 shares += [_Share(s, product, m0, m1, 0, n, 0, k) for s, (m0, m1) in zip(slices, cuts)]
-            else:  # K in parts of whole array folds
-                cuts = _parts(k, per_product, tile.array.rows * tile.array.lanes)
+            elif split == "K":  # in parts of whole array folds
+                cuts = _parts(k, per_product, fold)
                 shares += [_Share(s, product, 0, m, 0, n, k0, k1) for s, (k0, k1) in zip(slices, cuts)]
+            else:  # N and M, or N and K, on a grid of the product's arrays
+                cells = [(nc, oc) for nc in _parts(n, n_parts, tile.array.cols)
+                         for oc in (_parts(m, other, 1) if split == "MN" else _parts(k, other, fold))]
+                for s, ((n0, n1), (o0, o1)) in zip(slices, cells):
+                    shares.append(_Share(s, product, o0, o1, n0, n1, 0, k) if split == "MN"
+                                  else _Share(s, product, 0, m, n0, n1, o0, o1))
         rounds.append(shares)
     return rounds
 
@@ -508,9 +519,9 @@ def _lower_gemm(ctx: _Context, step: Gemm, mapping: OperatorMapping, tag: str, l
                                  Region(s, "weight", b_off, b_off + (n - 1) * pitch_b * g.weight.word_elements + k)],
                           writes=[Region(s, "out", c_off, c_off + m * c_words * g.out.word_elements)])
 
-    k_parts = {}  # product -> slices holding partial sums over parts of K
+    k_parts: dict[tuple, set] = {}  # (product, rows, columns) of a share -> slices with its parts of K
     for share in all_shares:
-        k_parts.setdefault(share.product, set()).add(share.slice)
+        k_parts.setdefault((share.product, share.m0, share.n0), set()).add(share.slice)
     partials: dict[tuple, list[tuple[int, int]]] = {}
     pitch_c = c_words * g.out.word_elements
 
@@ -521,7 +532,7 @@ def _lower_gemm(ctx: _Context, step: Gemm, mapping: OperatorMapping, tag: str, l
         if step.k > job.share.k1 - job.share.k0:  # a part of K: the first slice's copy takes the others' sums
             held = partials.setdefault((p, job.m0, job.n0), [])
             held.append((s, c_off))
-            if len(held) < len(k_parts[p]):
+            if len(held) < len(k_parts[p, job.share.m0, job.share.n0]):
                 return
             (s, c_off), *others = partials.pop((p, job.m0, job.n0))
             sum_at = tile.spad_base(s, "out") + c_off

@@ -145,16 +145,20 @@ def test_tiling_families_bit_exact(layer, x, case):
     assert_every_tensor(prefill, dram, layer.execute(x[:TOKENS]))
 
 
-@pytest.mark.parametrize("split", ["M", "K"])
-def test_m_and_k_splits_and_products_one_at_a_time_bit_exact(layer, x, split):
-    spread = OperatorMapping(candidate=mapper.CANDIDATES.index((True, split)), arrays=2)
-    one_at_a_time = OperatorMapping(candidate=mapper.CANDIDATES.index((False, "N")), arrays=2)
+# (split, arrays, whether q_proj's K is cut): the mapper shares 4 arrays of a KN split as 4 parts
+# of q_proj's 16 column folds (fewest folds per array, the fewest folds per part on ties)
+@pytest.mark.parametrize("split, arrays, k_parts", [("M", 2, False), ("K", 2, True), ("MN", 2, False),
+                                                    ("KN", 4, False)])
+def test_splits_and_products_one_at_a_time_bit_exact(layer, x, split, arrays, k_parts):
+    spread = OperatorMapping(candidate=mapper.CANDIDATES.index((True, split)), arrays=arrays)
+    one_at_a_time = OperatorMapping(candidate=mapper.CANDIDATES.index((False, "N")), arrays=arrays)
     maps = {name: one_at_a_time if name.startswith("attn") else spread for name in GEMMS}
-    prefill, dram = run(layer, tile_of(design(arrays=2)), maps, x[:TOKENS])
-    assert "slices [0, 1]" in prefill.plans["2 q_proj"] and "slices [0, 1]" in prefill.plans["13 attn.score"]
+    prefill, dram = run(layer, tile_of(design(arrays=arrays)), maps, x[:TOKENS])
+    every = str(list(range(arrays)))
+    assert f"slices {every}" in prefill.plans["2 q_proj"] and f"slices {every}" in prefill.plans["13 attn.score"]
     adds = [ins.command for i, ins in enumerate(prefill.program) if isinstance(ins, Issue) and ins.slot == "vec"
             and prefill.tags[i] == "q_proj" and ins.command.op.name == "ADD"]
-    assert bool(adds) == (split == "K")  # partial sums of the two halves of K added
+    assert bool(adds) == k_parts  # partial sums of the parts of K added
     assert_every_tensor(prefill, dram, layer.execute(x[:TOKENS]))
 
 
@@ -170,9 +174,6 @@ def test_bit_serial_pe_bit_exact(layer, x):
 
 def test_mappings_the_tile_cannot_run_name_the_operator(layer):
     tile = tile_of(design(arrays=2))
-    two_way = OperatorMapping(candidate=mapper.CANDIDATES.index((True, "KN")), arrays=2)
-    with pytest.raises(ValueError, match=r"^q_proj: a KN split over 2 arrays; the tile compiler runs M, N and K"):
-        compile_layer(layer, TOKENS, 0, tile, {name: two_way for name in GEMMS})
     fused = {name: OperatorMapping(family=mapper.FUSED) if name.startswith("attn") else OperatorMapping()
              for name in GEMMS}
     with pytest.raises(ValueError, match=r"^attn.score: fused attention"):
