@@ -182,27 +182,28 @@ class _Context:
     def vec(self, spad: str, offset: int) -> int:
         return self.tile.spad_base(VECTOR_SLICE, spad) + offset
 
-    def load(self, *, tag, symbol_addr, spad, offset, rows, elems, dram_stride, pitch, slices, elem_bytes):
-        """A 2-D DMA load of ``rows`` rows of ``elems`` elements into ``spad`` at ``offset`` (row
-        pitch ``pitch`` elements) of every slice in ``slices``."""
+    def transfer(self, direction: str, *, tag, symbol_addr, spad, offset, rows, elems, dram_stride, pitch, slices,
+                 elem_bytes) -> None:
+        """A 2-D DMA ``load`` or ``store`` of ``rows`` rows of ``elems`` elements at ``offset`` of
+        ``spad`` (row pitch ``pitch`` elements) in every slice of ``slices`` (a store: one), the DRAM
+        rows ``dram_stride`` bytes apart from ``symbol_addr``."""
         eb = self.tile.element_bytes(spad)
         if eb != elem_bytes:
-            raise ValueError(f"{tag}: {elem_bytes}-byte elements cannot land in the {eb}-byte {spad} scratchpad")
-        cmd = DmaCommand(dir="load", dram_addr=symbol_addr, spad_addr=self.dma_spad(spad, offset), rows=rows,
+            raise ValueError(f"{tag}: {elem_bytes}-byte elements cannot move to or from the {eb}-byte {spad} "
+                             f"scratchpad")
+        cmd = DmaCommand(dir=direction, dram_addr=symbol_addr, spad_addr=self.dma_spad(spad, offset), rows=rows,
                          row_bytes=elems * eb, dram_stride=dram_stride if rows > 1 else 0,
                          spad_stride=pitch * eb if rows > 1 else 0, slice_mask=sum(1 << s for s in slices))
-        extent = (rows - 1) * pitch + elems
-        self.builder.issue("dma", cmd, writes=[Region(s, spad, offset, offset + extent) for s in slices],
-                           ports=[(s, spad) for s in slices], tag=tag)
+        touched = [Region(s, spad, offset, offset + (rows - 1) * pitch + elems) for s in slices]
+        self.builder.issue("dma", cmd, ports=[(s, spad) for s in slices], tag=tag,
+                           **({"writes": touched} if direction == "load" else {"reads": touched}))
 
-    def store(self, *, tag, symbol_addr, spad, offset, rows, elems, dram_stride, pitch, slice_):
-        eb = self.tile.element_bytes(spad)
-        cmd = DmaCommand(dir="store", dram_addr=symbol_addr, spad_addr=self.dma_spad(spad, offset), rows=rows,
-                         row_bytes=elems * eb, dram_stride=dram_stride if rows > 1 else 0,
-                         spad_stride=pitch * eb if rows > 1 else 0, slice_mask=1 << slice_)
-        extent = (rows - 1) * pitch + elems
-        self.builder.issue("dma", cmd, reads=[Region(slice_, spad, offset, offset + extent)],
-                           ports=[(slice_, spad)], tag=tag)
+    def load(self, **transfer) -> None:
+        self.transfer("load", **transfer)
+
+    def store(self, *, slice_: int, **transfer) -> None:
+        spad = transfer["spad"]
+        self.transfer("store", slices=[slice_], elem_bytes=self.tile.element_bytes(spad), **transfer)
 
 
 class _Arena:
