@@ -359,8 +359,9 @@ def _tiling(tile: TileConfig, step: Gemm, mapping: OperatorMapping, ms: int, ns:
 
 def _fit(tile: TileConfig, kb: int, order: str, copy: int, want_m: int, want_n: int, free: str | None, ms: int,
          ns: int) -> _Tiling | None:
-    """The tiling of K blocks of ``kb`` in loop ``order``: the wanted sides halved until they fit,
-    the ``free`` side (``m``, ``n`` or None) as wide as fits; None where none does."""
+    """The tiling of K blocks of ``kb`` in loop ``order``: the wanted sides cut to what fits (the
+    fixed one of a resident family halved until the ``free`` one, ``m`` or ``n``, fits too, as wide
+    as it can); None where none does."""
     a = tile.array
     copies = {"act": 1 if order == "a" else copy, "weight": 1 if order == "b" else copy, "out": copy}
 
@@ -383,12 +384,9 @@ def _fit(tile: TileConfig, kb: int, order: str, copy: int, want_m: int, want_n: 
         while tn >= 1 and not widest(ms, a.rows, lambda v: fits(v, tn)):
             tn //= 2
         tm = widest(ms, a.rows, lambda v: fits(v, tn)) if tn else 0
-    else:
-        while tm >= 1 and tn >= 1 and not fits(tm, tn):
-            if tn >= tm and tn > 1:
-                tn //= 2
-            else:
-                tm //= 2
+    else:  # both sides the mapping's, each cut to the widest that fits
+        tm = widest(want_m, a.rows, lambda v: fits(v, 1))
+        tn = widest(want_n, a.cols, lambda v: fits(tm, v)) if tm else 0
     if tm < 1 or tn < 1 or not fits(tm, tn):
         return None
     return _Tiling(tm, tn, kb, copies, order)
@@ -466,8 +464,9 @@ def _lower_gemm(ctx: _Context, step: Gemm, mapping: OperatorMapping, tag: str, l
     a_sym, b_sym, c_sym = ctx.symbols[step.a], ctx.symbols[step.b_t], ctx.symbols[step.out]
     lead = step.count > 1
     ctx.plans[label] = (f"{mapping.describe()} -> {len(all_shares)} shares on slices "
-                        f"{sorted({s.slice for s in all_shares})}, tiles {t.tm}x{t.tn}, K blocks of {t.kb}, "
-                        f"copies {t.copies}{note}")
+                        f"{sorted({s.slice for s in all_shares})}, tiles {t.tm}x{t.tn}, K blocks of {t.kb}; each "
+                        f"slice's " + ", ".join(f"{spad} {t.copies[spad]} x {size[spad]} at {bases[spad]}"
+                                                 for spad in size) + f" (elements){note}")
 
     groups = []
     for shares in rounds:
@@ -634,7 +633,8 @@ def _vector_blocks(ctx: _Context, tag: str, label: str, rows: int, granule: int,
     base = {b.name: arena.alloc(b.spad, (1 if b.kind == "const" else copies) * (b.rows if b.kind == "const" else block)
                                 * pitch_of(b, width), tag) for b in buffers}
     columns = f", columns in blocks of {width}" if width and width < split else ""
-    ctx.plans[label] = f"vector unit, blocks of {block} rows{columns}, {copies} cop{'ies' if copies > 1 else 'y'}"
+    ctx.plans[label] = (f"vector unit, blocks of {block} rows{columns}, {copies} cop{'ies' if copies > 1 else 'y'}; "
+                        "slice 0's " + ", ".join(f"{b.name} in {b.spad} at {base[b.name]}" for b in buffers))
     chunks = [(c0, min(width, split - c0)) for c0 in range(0, split, width)] if split else [(0, 0)]
     blocks = [_Block(r0, min(block, rows - r0), c0, cols, width or 0) for c0, cols in chunks
               for r0 in range(0, rows, block)]
