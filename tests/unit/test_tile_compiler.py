@@ -219,31 +219,59 @@ def test_waits_only_on_conflicts():
 # --- predicted cycles ---------------------------------------------------------------------
 
 
-def test_predicted_phases_against_a_hand_count(layer, x):
-    """One decode step, each GEMM one command (whole tiles on a tile with large scratchpads), one
-    4x4 MAC array (ws, edge stages 0, one beat per cycle), 4 vector lanes."""
+def ws_gemm(m, k, n):
+    """A 4x4 MAC ws array's GEMM command by hand: F = ceil(K / 4) ceil(N / 4) folds of P = max(M, 4)
+    beats, (R + (F - 1) P + M - 1 + R + C + 0 edge stages) + 1, plus the engine's 4."""
+    folds = -(-k // 4) * -(-n // 4)
+    return (4 + (folds - 1) * max(m, 4) + m - 1 + 4 + 4) + 1 + 4
+
+
+def elementwise(length, rows=1, depth=3):
+    """A vector command of 4 lanes: rows x ceil(length / 4) beats, the pipeline's depth, 1."""
+    return rows * -(-length // 4) + depth + 1
+
+
+def test_predicted_phases_against_a_hand_count(layer):
+    """One decode step at position 16 (17 keys), each GEMM one command (whole tiles on a tile with
+    large scratchpads), one 4x4 MAC array (ws, no edge stages, a beat per cycle), 4 vector lanes:
+    every operator's array and vector cycles (the union of its commands' busy cycles; one array
+    and one vector unit, so the sum of its commands') by hand."""
     array = SystolicConfig(rows=4, cols=4, pe="mac", max_m=32, max_k=256, max_n=256)
     tile = TileConfig(array=array, act_depth=1024, weight_depth=8192, out_depth=256, out_banks=2, vector_lanes=4,
                       bus_bytes=4, imem_depth=1024)
     compiled = compile_layer(layer, 1, TOKENS, tile, {name: OperatorMapping() for name in GEMMS})
-    p = predict(compiled, MEMORY).operators
-    # q_proj: M 1, K 64, N 64: F = (64 / 4) (64 / 4) = 256 folds of P = max(M, R) = 4 beats:
-    # (R + (F - 1) P + M - 1 + R + C) + 1 = 4 + 1020 + 0 + 8 + 1 = 1033, and the engine's 4
-    assert p["q_proj"].array == 1037
-    # attn.score: two KV heads one after the other, M = 2 query heads, K 16, N 17 keys:
-    # F = 4 x 5 = 20, (4 + 19 x 4 + 1 + 8) + 1 + 4 = 94 each
-    assert p["attn.score"].array == 2 * 94
-    # requantization of q's 64 accumulators: 16 beats of 4 + 3 pipeline stages + 1
-    assert p["q_proj"].vector == 20
-    # input_norm: RSUMSQ with its RSQRT tail, 1 + (16 beats + 4 + (64 + 1 + 32 + 1 + 41) + 1) = 161;
-    # the MULSHIFT by the row's reciprocal 20; the gain's requantization 20
-    assert p["input_norm"].vector == 161 + 20 + 20
-    # rope: per head MUL 16 (4 + 3 + 1), two MUL 8 (2 + 3 + 1 each), ADD 16, MULSHIFT 16: 36; 4 q + 2 k heads
-    assert p["rope"].vector == 6 * 36
-    assert p["q_proj"].dma > 0 and p["attn.softmax"].array == 0
-    timeline_total = predict(compiled, MEMORY).cycles
-    assert sum(o.total for o in p.values()) == timeline_total == tile.program_cycles(compiled.program, MEMORY)
-    table = cycle_table({"decode": predict(compiled, MEMORY)}, {"decode": {"q_proj": 1000.0}})
+    prediction = predict(compiled, MEMORY)
+    assert ws_gemm(1, 64, 64) == (4 + 255 * 4 + 0 + 8) + 1 + 4 == 1037  # q_proj: 16 x 16 folds
+    # rmsnorm: RSUMSQ with its RSQRT tail 1 + (16 beats + 4 + (64 + 1 + 32 + 1 + 41) + 1) = 161, the
+    # MULSHIFT by the row's reciprocal, then the gain's requantization
+    norm = 161 + elementwise(64) + elementwise(64)
+    # RoPE per head: MUL of 16, two MUL of 8, ADD of 16, MULSHIFT of 16; 4 query and 2 key heads
+    rope = 6 * (elementwise(16) + 2 * elementwise(8) + elementwise(16) + elementwise(16))
+    # softmax of 2 KV heads x 2 query heads = 4 rows of 17 keys in one group (one token): RMAX
+    # (4 x 5 beats + 4 + 1), EXP (depth 7), RSUM with its RECIP tail of 60 steps 1 + 4 (5 + 4 + 60 +
+    # 1), MULSHIFT by the row's reciprocal
+    softmax = (4 * 5 + 4 + 1) + elementwise(17, 4, depth=7) + (1 + 4 * (5 + 4 + 60 + 1)) + elementwise(17, 4)
+    silu = elementwise(176, depth=7 - 1 + 15 + 1 + 2)  # SiLU: exp's first 6 stages, 16 divider steps, 2
+    expected = {  # operator: (array, vector)
+        "input_norm": (0, norm), "post_attention_norm": (0, norm),
+        "q_proj": (ws_gemm(1, 64, 64), elementwise(64)), "o_proj": (ws_gemm(1, 64, 64), elementwise(64)),
+        "k_proj": (ws_gemm(1, 64, 32), elementwise(32)), "v_proj": (ws_gemm(1, 64, 32), elementwise(32)),
+        "rope": (0, rope),
+        "attn.score": (2 * ws_gemm(2, 16, 17), 0),  # the KV heads one after the other
+        "attn.softmax": (0, softmax),
+        "attn.context": (2 * ws_gemm(2, 17, 16), elementwise(16, 4)),
+        "residual_add": (0, 2 * elementwise(64)),  # both residual additions
+        "mlp.gate_proj": (ws_gemm(1, 64, 176), elementwise(176)),
+        "mlp.up_proj": (ws_gemm(1, 64, 176), elementwise(176)),
+        "mlp.silu_mul": (0, silu + elementwise(176) + elementwise(176)),  # SiLU, times up, requantization
+        "mlp.down_proj": (ws_gemm(1, 176, 64), elementwise(64)),
+    }
+    got = {name: (o.array, o.vector) for name, o in prediction.operators.items()}
+    assert got == expected
+    assert all(o.dma > 0 for o in prediction.operators.values())
+    assert sum(o.total for o in prediction.operators.values()) == prediction.cycles == \
+        tile.program_cycles(compiled.program, MEMORY)
+    table = cycle_table({"decode": prediction}, {"decode": {"q_proj": 1000.0}})
     assert "q_proj" in table and "(layer)" in table
 
 
