@@ -124,6 +124,20 @@ def test_prefill_then_decode_bit_exact_with_the_cost_models_mappings(layer, x, a
         assert len(encode(tile, compiled.program)) == len(compiled.program)
 
 
+def test_chunked_prefill_bit_exact(layer, x):
+    """5 tokens, then 7 more at position 5 against the cache of the first: causal rows of keys
+    beyond a block of tokens, RoPE's table rows from the position on."""
+    d = design(arrays=2, dataflow="os")
+    maps, tile = model_mappings(d)["prefill"], tile_of(d)
+    first, dram = run(layer, tile, maps, x[:5])
+    golden = layer.execute(x[:5])
+    assert_every_tensor(first, dram, golden)
+    cache = KVCache(k=first.read(dram, "k_cache"), v_t=first.read(dram, "v_cache_t"), length=5)
+    second, dram = run(layer, tile, maps, x[5:12], cache, position=5)
+    golden_cache = KVCache(k=golden["k_cache"], v_t=golden["v_cache_t"], length=5)
+    assert_every_tensor(second, dram, layer.execute(x[5:12], golden_cache))
+
+
 def test_decode_on_the_designs_scaled_tile(layer, x):
     """``TileConfig.from_design(scaled=True)``: the simulable tile (scratchpads of 256 elements, GEMMs
     up to 16 x 64 x 32), far smaller than the design's buffers: the mappings' tiles shrink, a K of
