@@ -112,6 +112,11 @@ def test_prefill_then_decode_bit_exact_with_the_cost_models_mappings(layer, x, a
     prefill, dram = run(layer, tile, maps["prefill"], x[:TOKENS])
     golden = layer.execute(x[:TOKENS])
     assert_every_tensor(prefill, dram, golden)
+    # the weights packed in the tiles the GEMMs load, read back whole; lifetimes by step
+    assert prefill.symbols["w_gate"].layout == "tiles" and len(prefill.symbols["w_gate"].tiles) > 1
+    for name in ("w_q", "w_gate", "w_down"):
+        np.testing.assert_array_equal(prefill.read(dram, name), layer.constants[name])
+    assert prefill.lifetimes["x"] == (-1, 20) and prefill.lifetimes["q_acc"] == (2, 3)
     # decode against the cache the prefill wrote: same cache addresses in both images
     cache = KVCache(k=prefill.read(dram, "k_cache"), v_t=prefill.read(dram, "v_cache_t"), length=TOKENS)
     decode, dram = run(layer, tile, maps["decode"], x[TOKENS:], cache, position=TOKENS)
