@@ -20,9 +20,10 @@
   limits cannot hold them; the free side of a resident family as large as fits), and double
   buffering (two copies of each streamed operand and of the output tile: the DMA fills one while
   the array reads the other). Where no tile of the mapping's family fits a slice, the K-blocked
-  tiling of the widest K block that does. Refused, with a ``ValueError`` naming the operator:
-  fused attention, several accumulation passes over K, a PE with per-column metadata (the mixed
-  PE: its weights are not INT8);
+  tiling of the widest K block that does; several accumulation passes over K (a K beyond the PE's
+  accumulation bound): K-blocked, one array fold per GEMM. Refused, with a ``ValueError`` naming
+  the operator: fused attention, a PE with per-column metadata (the mixed PE: its weights are not
+  INT8);
 - a :class:`~peforge.dse.tile.intlayer.Vector` step runs on the vector unit over row blocks (and
   column blocks for an elementwise op whose rows do not fit) in slice 0's scratchpads (32-bit
   data in the output scratchpad, 8-bit in the activation one), double-buffered where two copies
@@ -331,19 +332,20 @@ def _tiling(tile: TileConfig, step: Gemm, mapping: OperatorMapping, ms: int, ns:
     family = mapping.family
     if family == mapper.FUSED:
         raise ValueError(f"{step.name}: fused attention; the tile compiler runs the unfused score, softmax, context")
-    if mapping.k_passes > 1:
-        raise ValueError(f"{step.name}: {mapping.k_passes} accumulation passes over K; the tile compiler runs one")
     copy = 2 if mapping.double else 1
     order = {mapper.ON_CHIP: "a", mapper.ACT_RESIDENT: "a", mapper.WEIGHT_RESIDENT: "b", mapper.K_BLOCKED: "k"}[family]
     fold = a.rows * a.lanes  # the mapper's K block: one array fold
     want_m = ms if family == mapper.ON_CHIP else min(mapping.tile_m, ms)
     want_n = ns if family == mapper.ON_CHIP else min(mapping.tile_n, ns)
+    # a resident family leaves one side to the compiler (the mapper's 1 there only marks it)
     free = {"a": "n", "b": "m"}.get(order) if family != mapper.ON_CHIP else None
+    if mapping.k_passes > 1:  # K beyond the PE's accumulation bound: K-blocked, a fold at a time
+        order = "k"
     chosen = _fit(tile, ks if order != "k" else min(ks, fold), order, copy, want_m, want_n, free, ms, ns)
     note = ""
     if chosen is None and order != "k":
         for kb in range(min(ks, a.max_k) // fold * fold or min(ks, a.max_k), 0, -fold):
-            chosen = _fit(tile, kb, "k", copy, want_m, want_n, None, ms, ns)
+            chosen = _fit(tile, kb, "k", copy, want_m, want_n, free, ms, ns)
             if chosen is not None:
                 note = f" (K-blocked: no {mapper.FAMILIES[family]} tile of K = {ks} fits a slice)"
                 break

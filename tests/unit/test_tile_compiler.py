@@ -161,6 +161,7 @@ FAMILY_CASES = {
     "weights resident": OperatorMapping(family=mapper.WEIGHT_RESIDENT, tile_n=16),
     "K-blocked": OperatorMapping(family=mapper.K_BLOCKED, tile_m=8, tile_n=8),
     "K-blocked, single-buffered": OperatorMapping(family=mapper.K_BLOCKED, tile_m=16, tile_n=8, double=False),
+    "two accumulation passes": OperatorMapping(family=mapper.ACT_RESIDENT, tile_m=16, k_passes=2),
 }
 
 
@@ -169,6 +170,8 @@ def test_tiling_families_bit_exact(layer, x, case):
     mapping = FAMILY_CASES[case]
     prefill, dram = run(layer, tile_of(design()), {name: mapping for name in GEMMS}, x[:TOKENS])
     assert mapper.FAMILIES[mapping.family] in prefill.plans["2 q_proj"]
+    if mapping.k_passes > 1:  # K-blocked a fold (4 of K) at a time, whatever the family
+        assert "K blocks of 4" in prefill.plans["2 q_proj"]
     assert_every_tensor(prefill, dram, layer.execute(x[:TOKENS]))
 
 
