@@ -156,6 +156,25 @@ def test_decode_on_the_designs_scaled_tile(layer, x):
     assert_every_tensor(decode, dram, layer.execute(x[TOKENS:], cache))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("pe", ["mac", "bitserial"])
+@pytest.mark.parametrize("arrays", [1, 2, 4])
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_matrix_of_designs_bit_exact(layer, x, pe, arrays, dataflow):
+    """The cost model's mappings on every PE the compiler runs, 1, 2 and 4 arrays, both dataflows."""
+    params = (("lanes", 4), ("k", 2)) if pe == "bitserial" else ()
+    d = design()
+    d = dataclasses.replace(d, compute=Compute(pe=pe, rows=4, cols=4, dataflow=dataflow, arrays=arrays,
+                                               vector_lanes=4, pe_params=params))
+    maps, tile = model_mappings(d), tile_of(d)
+    prefill, dram = run(layer, tile, maps["prefill"], x[:TOKENS])
+    golden = layer.execute(x[:TOKENS])
+    assert_every_tensor(prefill, dram, golden)
+    cache = KVCache(k=golden["k_cache"], v_t=golden["v_cache_t"], length=TOKENS)
+    decode, dram = run(layer, tile, maps["decode"], x[TOKENS:], cache, position=TOKENS)
+    assert_every_tensor(decode, dram, layer.execute(x[TOKENS:], cache))
+
+
 FAMILY_CASES = {
     "activations resident, single-buffered": OperatorMapping(family=mapper.ACT_RESIDENT, tile_m=8, double=False),
     "weights resident": OperatorMapping(family=mapper.WEIGHT_RESIDENT, tile_n=16),
