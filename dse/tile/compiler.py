@@ -25,13 +25,15 @@
   the operator: fused attention, a PE with per-column metadata (the mixed PE: its weights are not
   INT8);
 - a :class:`~peforge.dse.tile.intlayer.Vector` step runs on the vector unit over row blocks (and
-  column blocks for an elementwise op whose rows do not fit) in slice 0's scratchpads (32-bit
-  data in the output scratchpad, 8-bit in the activation one), double-buffered where two copies
+  column blocks for an elementwise op whose rows do not fit), double-buffered where two copies
   fit: ``requantize`` one ``MULSHIFT`` (per-channel multipliers as a streamed row), ``rmsnorm``
   and ``softmax`` the unit's programs (the causal rows of a token as one command group of their
   length, the rest of the row zero), ``rope`` the unit's rotation program per head (the tables
-  and products at one head's pitch), ``silu``, ``mul``, ``add`` one command each. Operands of
-  one command often share a scratchpad (a slice has one 32-bit scratchpad):
+  and products at one head's pitch), ``silu``, ``mul``, ``add`` one command each. Its buffers
+  (8-bit data in an activation or weight scratchpad, 32-bit in an output one) are placed over
+  every slice's scratchpads so that no command has two operands in one (a scratchpad's access
+  port serves one per cycle) where the tile has enough of them: four slices do; with one or two
+  (one 32-bit scratchpad each) softmax's exp, RoPE's sums and some requantizations cannot, and
   :func:`~peforge.dse.tile.interpret.shared_operands` lists those commands;
 - a :class:`~peforge.dse.tile.intlayer.Move` is DMA only: rows loaded into a scratchpad, stored
   back in the new layout by 2-D transfers (the V cache's transposed columns one byte per row).
@@ -573,9 +575,10 @@ def _lower_gemm(ctx: _Context, step: Gemm, mapping: OperatorMapping, tag: str, l
 
 @dataclass(frozen=True)
 class _Buffer:
-    """A block of rows of one tensor in a slice-0 scratchpad: ``kind`` ``in`` (loaded), ``out``
-    (stored), ``tmp``, or ``const`` (loaded once, one copy); ``pitch`` elements per row in the
-    scratchpad; DRAM rows from ``row0`` on of ``cols`` elements, ``dram_pitch`` bytes apart."""
+    """A block of rows of one tensor in a scratchpad: ``kind`` ``in`` (loaded), ``out`` (stored),
+    ``tmp``, or ``const`` (loaded once, one copy); ``spad`` the kind of scratchpad its elements need
+    (``act``: 8-bit, ``out``: 32-bit; :func:`_place` picks the slice and scratchpad); ``pitch``
+    elements per row; DRAM rows from ``row0`` on of ``cols`` elements."""
 
     name: str
     kind: str
@@ -585,6 +588,7 @@ class _Buffer:
     cols: int = 0
     row0: int = 0
     rows: int | None = None  # const: its rows (else the block's)
+    slice: int = VECTOR_SLICE
 
 
 def _spad_of(symbol: Symbol) -> str:
@@ -603,40 +607,87 @@ class _Block:
     pitch: int
 
 
+def _operands(tile: TileConfig, buffers: list[_Buffer], body, probe: _Block) -> set[tuple[int, ...]]:
+    """Which buffers each of ``body``'s commands takes as A, B (unless a constant) and destination,
+    as tuples of buffer indices (``body`` run once on addresses that name the buffers)."""
+    shift = 40  # far above any offset within a buffer
+    fake = {b.name: (i + 1) << shift for i, b in enumerate(buffers)}
+    uses = set()
+    for cmd, _, _ in body(probe, fake):
+        fields = (cmd.src_a, *(() if cmd.b_mode == BMode.CONST else (cmd.src_b,)), cmd.dst)
+        uses.add(tuple((f >> shift) - 1 for f in fields))
+    return uses
+
+
+def _place(tile: TileConfig, buffers: list[_Buffer], uses: set[tuple[int, ...]]) -> list[list[_Buffer]]:
+    """Placements of ``buffers`` over every slice's scratchpads of their element width, best first:
+    fewest commands with two operands in one scratchpad (its access port serves one per cycle),
+    then fewest buffers away from slice 0's default scratchpad."""
+    from itertools import product
+
+    def homes(b):
+        eb = tile.element_bytes(b.spad)
+        return [(s, name) for s in range(tile.arrays) for name, spad in tile.spads.items()
+                if name != "meta" and spad.signed and tile.element_bytes(name) == eb
+                and spad.element_bits == tile.spads[b.spad].element_bits]
+
+    options = [homes(b) for b in buffers]
+    default = tuple((VECTOR_SLICE, b.spad) for b in buffers)
+    scored = []
+    for choice in product(*options):
+        shared = sum(len({choice[i] for i in use}) < len(use) for use in uses)
+        moved = sum(c != d for c, d in zip(choice, default))
+        scored.append((shared, moved, choice))
+    scored.sort(key=lambda x: x[:2])
+    return [[replace(b, slice=c[0], spad=c[1]) for b, c in zip(buffers, choice)] for *_, choice in scored[:64]]
+
+
 def _vector_blocks(ctx: _Context, tag: str, label: str, rows: int, granule: int, buffers: list[_Buffer],
                    body: Callable[[_Block, dict[str, int]], list[tuple[VectorCommand, list, list]]],
                    split: int | None = None) -> None:
     """Run ``body`` over blocks of rows (multiples of ``granule``) and, for an elementwise op
     (``split``: the width of its tensors), of columns where a whole row does not fit, loading the
     ``in`` and ``const`` buffers and storing the ``out`` ones around it; double-buffered where two
-    copies fit."""
+    copies fit; the buffers placed over the slices' scratchpads so that a command's operands are
+    in different ones where the tile has enough (:func:`_place`)."""
     tile = ctx.tile
     follows = lambda b: split is not None and b.cols == split and b.pitch == split  # noqa: E731
 
     def pitch_of(b, width):
         return width if follows(b) else b.pitch
 
-    def needs(block, copies, width):
-        need: dict[str, int] = {}
-        for b in buffers:
+    def fits(placed, block, copies, width):
+        top: dict[tuple[int, str], int] = {}
+        for b in placed:
             count, size = (1, b.rows) if b.kind == "const" else (copies, block)
-            need[b.spad] = need.get(b.spad, 0) + count * (size * pitch_of(b, width) + tile.spads[b.spad].word_elements)
-        return need
+            w = tile.spads[b.spad].word_elements
+            start = -(-top.get((b.slice, b.spad), 0) // w) * w
+            top[b.slice, b.spad] = start + count * size * pitch_of(b, width)
+        return all(end <= tile.spads[spad].elements for (_, spad), end in top.items())
 
     widths = sorted({-(-split // parts) for parts in range(1, split + 1)}, reverse=True) if split else [None]
-    choice = next(((block, copies, width) for width in widths for copies in (2, 1)
-                   for block in range(rows // granule * granule, 0, -granule)
-                   if _Arena(tile).fits(needs(block, copies, width))), None)
+    probe = _Block(0, min(rows, granule), 0, split or 0, split or 0)
+    choice = None
+    for placed in _place(tile, buffers, _operands(tile, buffers, body, probe)):
+        choice = next(((placed, block, copies, width) for width in widths for copies in (2, 1)
+                       for block in range(rows // granule * granule, 0, -granule)
+                       if fits(placed, block, copies, width)), None)
+        if choice is not None:
+            break
     if choice is None:
         raise ValueError(f"{tag}: rows of {', '.join(f'{b.name} {b.pitch}' for b in buffers)} elements do not fit "
-                         f"slice {VECTOR_SLICE}'s scratchpads")
-    block, copies, width = choice
-    arena = _Arena(tile)
-    base = {b.name: arena.alloc(b.spad, (1 if b.kind == "const" else copies) * (b.rows if b.kind == "const" else block)
-                                * pitch_of(b, width), tag) for b in buffers}
+                         f"the scratchpads")
+    buffers, block, copies, width = choice
+    top: dict[tuple[int, str], int] = {}
+    base = {}
+    for b in buffers:  # the same bump allocation as fits()
+        count, size = (1, b.rows) if b.kind == "const" else (copies, block)
+        w = tile.spads[b.spad].word_elements
+        base[b.name] = -(-top.get((b.slice, b.spad), 0) // w) * w
+        top[b.slice, b.spad] = base[b.name] + count * size * pitch_of(b, width)
     columns = f", columns in blocks of {width}" if width and width < split else ""
     ctx.plans[label] = (f"vector unit, blocks of {block} rows{columns}, {copies} cop{'ies' if copies > 1 else 'y'}; "
-                        "slice 0's " + ", ".join(f"{b.name} in {b.spad} at {base[b.name]}" for b in buffers))
+                        + ", ".join(f"{b.name} in slice {b.slice}'s {b.spad} at {base[b.name]}" for b in buffers))
     chunks = [(c0, min(width, split - c0)) for c0 in range(0, split, width)] if split else [(0, 0)]
     blocks = [_Block(r0, min(block, rows - r0), c0, cols, width or 0) for c0, cols in chunks
               for r0 in range(0, rows, block)]
@@ -651,10 +702,10 @@ def _vector_blocks(ctx: _Context, tag: str, label: str, rows: int, granule: int,
         addr = symbol.addr + (b.row0 + r0) * symbol.row_bytes + c0 * symbol.elem_bytes
         if b.kind == "out":
             ctx.store(tag=tag, symbol_addr=addr, spad=b.spad, offset=offset(b, i), rows=count, elems=elems,
-                      dram_stride=symbol.row_bytes, pitch=pitch_of(b, width), slice_=VECTOR_SLICE)
+                      dram_stride=symbol.row_bytes, pitch=pitch_of(b, width), slice_=b.slice)
         else:
             ctx.load(tag=tag, symbol_addr=addr, spad=b.spad, offset=offset(b, i), rows=count, elems=elems,
-                     dram_stride=symbol.row_bytes, pitch=pitch_of(b, width), slices=[VECTOR_SLICE],
+                     dram_stride=symbol.row_bytes, pitch=pitch_of(b, width), slices=[b.slice],
                      elem_bytes=symbol.elem_bytes)
 
     def loads(i):
@@ -673,7 +724,7 @@ def _vector_blocks(ctx: _Context, tag: str, label: str, rows: int, granule: int,
     for i, blk in enumerate(blocks):
         if i and copies == 1:  # one copy: stored before the next block overwrites it
             stores(i - 1)
-        addresses = {b.name: ctx.vec(b.spad, offset(b, i)) for b in buffers}
+        addresses = {b.name: tile.spad_base(b.slice, b.spad) + offset(b, i) for b in buffers}
         for cmd, reads, writes in body(blk, addresses):
             ports = [(r.slice, r.spad) for r in (*reads, *writes)]
             ctx.builder.issue("vec", cmd, reads=reads, writes=writes, ports=ports, tag=tag)
@@ -780,7 +831,7 @@ def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntL
         sin_sym = ctx.constant("rope_sin.vector", np.concatenate([-sin, sin], axis=1), 32)
         tables = [_Buffer(name=name, kind="in", spad="out", pitch=d, symbol=s, cols=d, row0=p)
                   for name, s in (("cos", cos_sym), ("sin", sin_sym))]
-        tmp = [_Buffer(name=name, kind="tmp", spad="out", pitch=d) for name in ("rot", "scratch")]
+        tmp = [_Buffer(name=name, kind="tmp", spad="out", pitch=d) for name in ("rot", "scratch", "sum")]
 
         def body(blk, a):
             # the unit's rotation program (rope_program) per head, rows of x at the tensor's pitch
@@ -795,10 +846,10 @@ def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntL
                     VectorCommand(op=VecOp.MUL, src_a=x_h + half, src_b=a["sin"], dst=scr, length=half, **rows_of),
                     VectorCommand(op=VecOp.MUL, src_a=x_h, src_b=a["sin"] + half, dst=scr + half, length=half,
                                   **rows_of),
-                    VectorCommand(op=VecOp.ADD, src_a=rot, src_b=scr, dst=rot, length=d, rows=n, pitch_a=d, pitch_b=d,
-                                  pitch_d=d, b_mode=BMode.STREAM),
-                    VectorCommand(op=VecOp.MULSHIFT, src_a=rot, dst=a["out"] + h * d, length=d, rows=n, pitch_a=d,
-                                  pitch_d=width, mult=1, shift=fb, out_bits=ACT_BITS)]
+                    VectorCommand(op=VecOp.ADD, src_a=rot, src_b=scr, dst=a["sum"], length=d, rows=n, pitch_a=d,
+                                  pitch_b=d, pitch_d=d, b_mode=BMode.STREAM),
+                    VectorCommand(op=VecOp.MULSHIFT, src_a=a["sum"], dst=a["out"] + h * d, length=d, rows=n,
+                                  pitch_a=d, pitch_d=width, mult=1, shift=fb, out_bits=ACT_BITS)]
             return _with_access(tile, commands)
         _vector_blocks(ctx, tag, label, rows, 1, [io[0], *tables, *tmp, res], body)
 
@@ -806,6 +857,7 @@ def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntL
         groups, group_rows, keys = x.shape
         tokens, p = c["tokens"], c["position"]
         scratch = _Buffer(name="scratch", kind="tmp", spad="out", pitch=1)
+        exp = _Buffer(name="exp", kind="tmp", spad="out", pitch=keys)
 
         def body(blk, a):
             # row i is token i % tokens; its keys beyond its causal length stay 0
@@ -819,13 +871,12 @@ def _lower_vector(ctx: _Context, step: Vector, tag: str, label: str, layer: IntL
                 if first >= r0 + n:
                     continue
                 count, local = (r0 + n - 1 - first) // tokens + 1, (first - r0) * keys
-                # exp in place over the block's copy of the scores
-                program = softmax_program(src=a["in0"] + local, dst=a["in0"] + local, scratch=a["scratch"],
+                program = softmax_program(src=a["in0"] + local, dst=a["exp"] + local, scratch=a["scratch"],
                                           length=p + t + 1, rows=count, pitch=tokens * keys, scale=c["scale"],
                                           out_bits=PROB_BITS)
                 commands += [*program[:-1], replace(program[-1], dst=a["out"] + local, out_bits=ACT_BITS)]
             return _with_access(tile, commands)
-        _vector_blocks(ctx, tag, label, groups * group_rows, 1, [io[0], scratch, res], body)
+        _vector_blocks(ctx, tag, label, groups * group_rows, 1, [io[0], exp, scratch, res], body)
     else:
         raise ValueError(f"{tag}: vector op {op!r} has no lowering")
 

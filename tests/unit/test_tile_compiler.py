@@ -373,6 +373,24 @@ def test_a_wrong_tile_offset_is_caught(decode):
     assert not np.array_equal(broken.read(dram, "q_acc"), expected["q_acc"])
 
 
+def test_four_slices_keep_every_vector_operand_apart(layer, x):
+    """With four slices' scratchpads to place them in, no vector command of a vector step has two
+    operands in one scratchpad; only a K split's partial sums are added in place (the sum over the
+    first part), so the tile's own encoding (which refuses shared operands) takes the rest."""
+    d = design(arrays=4)
+    tile = tile_of(d)
+    golden = layer.execute(x[:TOKENS])
+    cache = KVCache(k=golden["k_cache"], v_t=golden["v_cache_t"], length=TOKENS)
+    decode, dram = run(layer, tile, model_mappings(d)["decode"], x[TOKENS:], cache, position=TOKENS)
+    assert_every_tensor(decode, dram, layer.execute(x[TOKENS:], cache))
+    assert any("slice 2's" in plan for plan in decode.plans.values() if plan.startswith("vector"))
+    in_place = {i for i, ins in enumerate(decode.program) if isinstance(ins, Issue) and ins.slot == "vec"
+                and ins.command.op.name == "ADD" and ins.command.src_a == ins.command.dst}
+    assert {i for i, _, _ in shared_operands(decode)} == in_place
+    rest = [ins for i, ins in enumerate(decode.program) if i not in in_place]
+    assert len(tile.encode(rest)) == len(rest)
+
+
 def test_vector_commands_sharing_a_scratchpad_are_listed(decode):
     """The tile's vector unit reads A and B and writes in one cycle through scratchpad access
     ports that serve one access each: softmax's exp (scores, their row maximum, the exps: three
