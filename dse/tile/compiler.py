@@ -29,12 +29,10 @@
   fit: ``requantize`` one ``MULSHIFT`` (per-channel multipliers as a streamed row), ``rmsnorm``
   and ``softmax`` the unit's programs (the causal rows of a token as one command group of their
   length, the rest of the row zero), ``rope`` the unit's rotation program per head (the tables
-  and products at one head's pitch), ``silu``, ``mul``, ``add`` one command each. Its buffers
-  (8-bit data in an activation or weight scratchpad, 32-bit in an output one) are placed over
-  every slice's scratchpads so that no command has two operands in one (a scratchpad's access
-  port serves one per cycle) where the tile has enough of them: four slices do; with one or two
-  (one 32-bit scratchpad each) softmax's exp, RoPE's sums and some requantizations cannot, and
-  :func:`~peforge.dse.tile.interpret.shared_operands` lists those commands;
+  and products at one head's pitch), ``silu``, ``mul``, ``add`` one command each, in place where
+  that saves room (the tile reads a vector command's operands on ports of their own). Its
+  buffers (8-bit data in an activation scratchpad, 32-bit in an output one) are slice 0's, or
+  where those do not hold them, moved to other scratchpads of their width in any slice;
 - a :class:`~peforge.dse.tile.intlayer.Move` is DMA only: rows loaded into a scratchpad, stored
   back in the new layout by 2-D transfers (the V cache's transposed columns one byte per row).
 

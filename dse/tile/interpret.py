@@ -9,8 +9,9 @@ or added (32-bit wrap) into the output scratchpad, a vector command is the unit'
 (:func:`peforge.hw.tile.vector.execute`).
 
 Program order is what the hardware computes only if no two commands that overlap in time touch
-the same scratchpad elements with one of them writing, nor use the same scratchpad's access port
-(the DMA's transfers and the vector unit's operands share it; a GEMM engine has its own ports):
+the same scratchpad elements with one of them writing, nor share a scratchpad's access port (the
+DMA's transfers and the vector unit's writes share one; the vector unit reads on ports of its
+own, a GEMM engine has its own per-bank ports):
 :func:`interpret` checks that on the program's timeline (every unit's exact ``cycles``, the DMA's
 for ``memory``), from what each command's own fields address, and raises :class:`RaceError`
 otherwise (a missing ``Wait``).
@@ -31,7 +32,7 @@ from ...hw.tile.isa import Issue, program_timeline
 from ...hw.tile.vector import BMode, VecOp, VectorCommand
 from .compiler import Compiled
 
-__all__ = ["RaceError", "TileState", "interpret", "accesses", "check_races", "shared_operands"]
+__all__ = ["RaceError", "TileState", "interpret", "accesses", "check_races"]
 
 
 class RaceError(ValueError):
@@ -147,6 +148,13 @@ def _touch(x: tuple, y: tuple) -> bool:
     return x[0] == y[0] and x[1] == y[1] and x[2] < y[3] and y[2] < x[3]
 
 
+def _shared_ports(slot: str, reads, writes) -> set:
+    """The shared access ports a command uses: the DMA's scratchpads, the vector unit's destination."""
+    if slot == "dma":
+        return {r[:2] for r in (*reads, *writes)}
+    return {w[:2] for w in writes} if slot == "vec" else set()
+
+
 def check_races(compiled: Compiled, memory: MemoryModel) -> None:
     """Raise :class:`RaceError` for the first pair of commands of different units that run at once
     on the timeline and conflict (see the module docstring)."""
@@ -159,33 +167,17 @@ def check_races(compiled: Compiled, memory: MemoryModel) -> None:
             continue
         running = [r for r in running if r[0] > step.issued]
         reads, writes = accesses(tile, ins.slot, ins.command)
-        ports = {r[:2] for r in (*reads, *writes)} if not ins.slot.startswith("gemm") else set()
+        ports = _shared_ports(ins.slot, reads, writes)
         for done, index, slot, r_reads, r_writes in running:
             if slot == ins.slot:
                 continue
-            r_ports = {r[:2] for r in (*r_reads, *r_writes)} if not slot.startswith("gemm") else set()
+            r_ports = _shared_ports(slot, r_reads, r_writes)
             if ports & r_ports or any(_touch(w, x) for w in writes for x in (*r_reads, *r_writes)) or \
                     any(_touch(w, x) for w in r_writes for x in reads):
                 raise RaceError(f"instruction {step.index} ({ins.slot}, {compiled.tags[step.index]}) runs while "
                                 f"instruction {index} ({slot}, {compiled.tags[index]}) touches the same elements "
                                 f"or scratchpad port")
         running.append((step.completed, step.index, ins.slot, reads, writes))
-
-
-def shared_operands(compiled: Compiled) -> list[tuple[int, str, tuple[int, str]]]:
-    """The vector commands whose operands (A, B unless a constant, destination) share a
-    scratchpad, as ``(instruction index, operator, (slice, spad))``: the tile's access port serves
-    one of them per cycle, so such a command needs a tile with more scratchpads the vector unit
-    reaches (or more ports) than the compiler found (see the compiler's module docstring)."""
-    out = []
-    for index, ins in enumerate(compiled.program):
-        if isinstance(ins, Issue) and ins.slot == "vec":
-            reads, writes = accesses(compiled.tile, "vec", ins.command)
-            ports = [r[:2] for r in (*reads, *writes)]
-            shared = sorted({p for p in ports if ports.count(p) > 1})
-            if shared:
-                out.append((index, compiled.tags[index], shared[0]))
-    return out
 
 
 def interpret(compiled: Compiled, dram: bytearray, memory: MemoryModel | None = None) -> bytearray:

@@ -18,7 +18,7 @@ from ..cost import mapper
 from .context import Arena, Context
 from .dram import Symbol, Tile
 from .intlayer import ACT_BITS, Gemm
-from .lower_vector import with_access
+from .lower_vector import vector_ports, with_access
 from .mapping import OperatorMapping
 from .program import Region
 
@@ -332,8 +332,7 @@ def lower_gemm(ctx: Context, step: Gemm, mapping: OperatorMapping, tag: str, lab
                                     dst=sum_at, length=cols, rows=rows, pitch_a=pitch_c, pitch_b=pitch_c,
                                     pitch_d=pitch_c, b_mode=BMode.STREAM)
                 for cmd_, reads, writes in with_access(tile, [cmd]):
-                    ctx.builder.issue("vec", cmd_, reads=reads, writes=writes,
-                                      ports=[(r.slice, r.spad) for r in (*reads, *writes)], tag=tag)
+                    ctx.builder.issue("vec", cmd_, reads=reads, writes=writes, ports=vector_ports(writes), tag=tag)
         ctx.store(tag=tag, symbol_addr=c_sym.address(*((p,) if lead else ()), job.m0, job.n0), spad="out",
                   offset=c_off, rows=rows, elems=cols, dram_stride=c_sym.row_bytes, pitch=pitch_c, slice_=s)
 

@@ -17,14 +17,14 @@ from .dram import Symbol
 from .intlayer import ACT_BITS, NORM_BITS, PROB_BITS, SILU_BITS, IntLayer, Vector
 from .program import Region
 
-__all__ = ["lower_vector", "with_access", "split_address"]
+__all__ = ["lower_vector", "with_access", "vector_ports", "split_address"]
 
 
 @dataclass(frozen=True)
 class _Buffer:
     """A block of rows of one tensor in a scratchpad: ``kind`` ``in`` (loaded), ``out`` (stored),
     ``tmp``, or ``const`` (loaded once, one copy); ``spad`` the kind of scratchpad its elements need
-    (``act``: 8-bit, ``out``: 32-bit; :func:`_place` picks the slice and scratchpad); ``pitch``
+    (``act``: 8-bit, ``out``: 32-bit; :func:`_placements` may move it); ``pitch``
     elements per row; DRAM rows from ``row0`` on of ``cols`` elements."""
 
     name: str
@@ -50,39 +50,20 @@ class _Block:
     pitch: int
 
 
-def _operands(tile: TileConfig, buffers: list[_Buffer], body, probe: _Block) -> set[tuple[int, ...]]:
-    """Which buffers each of ``body``'s commands takes as A, B (unless a constant) and destination,
-    as tuples of buffer indices (``body`` run once on addresses that name the buffers)."""
-    shift = 40  # far above any offset within a buffer
-    fake = {b.name: (i + 1) << shift for i, b in enumerate(buffers)}
-    uses = set()
-    for cmd, _, _ in body(probe, fake):
-        fields = (cmd.src_a, *(() if cmd.b_mode == BMode.CONST else (cmd.src_b,)), cmd.dst)
-        uses.add(tuple((f >> shift) - 1 for f in fields))
-    return uses
-
-
-def _place(tile: TileConfig, buffers: list[_Buffer], uses: set[tuple[int, ...]]) -> list[list[_Buffer]]:
-    """Placements of ``buffers`` over every slice's scratchpads of their element width, best first:
-    fewest commands with two operands in one scratchpad (its access port serves one per cycle),
-    then fewest buffers away from slice 0's default scratchpad."""
-    from itertools import product
-
+def _placements(tile: TileConfig, buffers: list[_Buffer]) -> list[list[_Buffer]]:
+    """Where ``buffers`` may go, in the order tried: all in slice 0's default scratchpads, one
+    moved to another scratchpad of its element width (any slice), then spread over the slices."""
     def homes(b):
-        eb = tile.element_bytes(b.spad)
+        bits = tile.spads[b.spad].element_bits
         return [(s, name) for s in range(tile.arrays) for name, spad in tile.spads.items()
-                if name != "meta" and spad.signed and tile.element_bytes(name) == eb
-                and spad.element_bits == tile.spads[b.spad].element_bits]
+                if name != "meta" and spad.signed and spad.element_bits == bits]
 
-    options = [homes(b) for b in buffers]
-    default = tuple((VECTOR_SLICE, b.spad) for b in buffers)
-    scored = []
-    for choice in product(*options):
-        shared = sum(len({choice[i] for i in use}) < len(use) for use in uses)
-        moved = sum(c != d for c, d in zip(choice, default))
-        scored.append((shared, moved, choice))
-    scored.sort(key=lambda x: x[:2])
-    return [[replace(b, slice=c[0], spad=c[1]) for b, c in zip(buffers, choice)] for *_, choice in scored[:64]]
+    out = [buffers]
+    for i, b in enumerate(buffers):
+        out += [[*buffers[:i], replace(b, slice=s, spad=name), *buffers[i + 1:]] for s, name in homes(b)
+                if (s, name) != (b.slice, b.spad)]
+    out.append([replace(b, slice=i % tile.arrays) for i, b in enumerate(buffers)])
+    return out
 
 
 def _vector_blocks(ctx: Context, tag: str, label: str, rows: int, granule: int, buffers: list[_Buffer],
@@ -91,8 +72,8 @@ def _vector_blocks(ctx: Context, tag: str, label: str, rows: int, granule: int, 
     """Run ``body`` over blocks of rows (multiples of ``granule``) and, for an elementwise op
     (``split``: the width of its tensors), of columns where a whole row does not fit, loading the
     ``in`` and ``const`` buffers and storing the ``out`` ones around it; double-buffered where two
-    copies fit; the buffers placed over the slices' scratchpads so that a command's operands are
-    in different ones where the tile has enough (:func:`_place`)."""
+    copies fit; the buffers in slice 0's scratchpads, or where slice 0's do not hold them, moved
+    over the others' (:func:`_placements`)."""
     tile = ctx.tile
     follows = lambda b: split is not None and b.cols == split and b.pitch == split  # noqa: E731
 
@@ -109,9 +90,8 @@ def _vector_blocks(ctx: Context, tag: str, label: str, rows: int, granule: int, 
         return all(end <= tile.spads[spad].elements for (_, spad), end in top.items())
 
     widths = sorted({-(-split // parts) for parts in range(1, split + 1)}, reverse=True) if split else [None]
-    probe = _Block(0, min(rows, granule), 0, split or 0, split or 0)
     choice = None
-    for placed in _place(tile, buffers, _operands(tile, buffers, body, probe)):
+    for placed in _placements(tile, buffers):
         choice = next(((placed, block, copies, width) for width in widths for copies in (2, 1)
                        for block in range(rows // granule * granule, 0, -granule)
                        if fits(placed, block, copies, width)), None)
@@ -169,8 +149,7 @@ def _vector_blocks(ctx: Context, tag: str, label: str, rows: int, granule: int, 
             stores(i - 1)
         addresses = {b.name: tile.spad_base(b.slice, b.spad) + offset(b, i) for b in buffers}
         for cmd, reads, writes in body(blk, addresses):
-            ports = [(r.slice, r.spad) for r in (*reads, *writes)]
-            ctx.builder.issue("vec", cmd, reads=reads, writes=writes, ports=ports, tag=tag)
+            ctx.builder.issue("vec", cmd, reads=reads, writes=writes, ports=vector_ports(writes), tag=tag)
         if i and copies > 1:
             stores(i - 1)
         if i + 1 < len(blocks):
@@ -201,6 +180,12 @@ def _access(tile: TileConfig, cmd: VectorCommand) -> tuple[list[Region], list[Re
     reduces = cmd.op in (VecOp.RMAX, VecOp.RSUM, VecOp.RSUMSQ)
     writes = [_span(tile, cmd.dst, cmd.rows, cmd.pitch_d, 1 if reduces else cmd.length)]
     return reads, writes
+
+
+def vector_ports(writes: list[Region]) -> list[tuple[int, str]]:
+    """The access ports a vector command shares with the DMA: its destination's (the tile reads
+    its operands on ports of their own)."""
+    return [(w.slice, w.spad) for w in writes]
 
 
 def with_access(tile: TileConfig, commands: list[VectorCommand]):
@@ -274,7 +259,7 @@ def lower_vector(ctx: Context, step: Vector, tag: str, label: str, layer: IntLay
         sin_sym = ctx.constant("rope_sin.vector", np.concatenate([-sin, sin], axis=1), 32)
         tables = [_Buffer(name=name, kind="in", spad="out", pitch=d, symbol=s, cols=d, row0=p)
                   for name, s in (("cos", cos_sym), ("sin", sin_sym))]
-        tmp = [_Buffer(name=name, kind="tmp", spad="out", pitch=d) for name in ("rot", "scratch", "sum")]
+        tmp = [_Buffer(name=name, kind="tmp", spad="out", pitch=d) for name in ("rot", "scratch")]
 
         def body(blk, a):
             # the unit's rotation program (rope_program) per head, rows of x at the tensor's pitch
@@ -289,9 +274,9 @@ def lower_vector(ctx: Context, step: Vector, tag: str, label: str, layer: IntLay
                     VectorCommand(op=VecOp.MUL, src_a=x_h + half, src_b=a["sin"], dst=scr, length=half, **rows_of),
                     VectorCommand(op=VecOp.MUL, src_a=x_h, src_b=a["sin"] + half, dst=scr + half, length=half,
                                   **rows_of),
-                    VectorCommand(op=VecOp.ADD, src_a=rot, src_b=scr, dst=a["sum"], length=d, rows=n, pitch_a=d,
-                                  pitch_b=d, pitch_d=d, b_mode=BMode.STREAM),
-                    VectorCommand(op=VecOp.MULSHIFT, src_a=a["sum"], dst=a["out"] + h * d, length=d, rows=n,
+                    VectorCommand(op=VecOp.ADD, src_a=rot, src_b=scr, dst=rot, length=d, rows=n, pitch_a=d,
+                                  pitch_b=d, pitch_d=d, b_mode=BMode.STREAM),  # in place
+                    VectorCommand(op=VecOp.MULSHIFT, src_a=rot, dst=a["out"] + h * d, length=d, rows=n,
                                   pitch_a=d, pitch_d=width, mult=1, shift=fb, out_bits=ACT_BITS)]
             return with_access(tile, commands)
         _vector_blocks(ctx, tag, label, rows, 1, [io[0], *tables, *tmp, res], body)
@@ -300,7 +285,6 @@ def lower_vector(ctx: Context, step: Vector, tag: str, label: str, layer: IntLay
         groups, group_rows, keys = x.shape
         tokens, p = c["tokens"], c["position"]
         scratch = _Buffer(name="scratch", kind="tmp", spad="out", pitch=1)
-        exp = _Buffer(name="exp", kind="tmp", spad="out", pitch=keys)
 
         def body(blk, a):
             # row i is token i % tokens; its keys beyond its causal length stay 0
@@ -314,11 +298,12 @@ def lower_vector(ctx: Context, step: Vector, tag: str, label: str, layer: IntLay
                 if first >= r0 + n:
                     continue
                 count, local = (r0 + n - 1 - first) // tokens + 1, (first - r0) * keys
-                program = softmax_program(src=a["in0"] + local, dst=a["exp"] + local, scratch=a["scratch"],
+                # exp in place over the block's copy of the scores
+                program = softmax_program(src=a["in0"] + local, dst=a["in0"] + local, scratch=a["scratch"],
                                           length=p + t + 1, rows=count, pitch=tokens * keys, scale=c["scale"],
                                           out_bits=PROB_BITS)
                 commands += [*program[:-1], replace(program[-1], dst=a["out"] + local, out_bits=ACT_BITS)]
             return with_access(tile, commands)
-        _vector_blocks(ctx, tag, label, groups * group_rows, 1, [io[0], exp, scratch, res], body)
+        _vector_blocks(ctx, tag, label, groups * group_rows, 1, [io[0], scratch, res], body)
     else:
         raise ValueError(f"{tag}: vector op {op!r} has no lowering")

@@ -2,8 +2,9 @@
 dependency or a scratchpad write conflict needs, no more.
 
 Each command declares the scratchpad elements it reads and writes (:class:`Region`) and the
-scratchpad access ports it uses (``(slice, spad)``: the DMA's transfers and the vector unit's
-operands; a scratchpad's access port serves one of them at a time, a GEMM engine has its own).
+scratchpad access ports it shares (``(slice, spad)``: the DMA's transfers and the vector unit's
+writes share one port of each scratchpad; the vector unit reads on ports of its own, a GEMM
+engine has its own per-bank ports).
 The sequencer issues in order and a unit runs one command at a time, so a command ``p`` is known
 complete once a later command of its unit has been issued (the unit took it: ``p`` was done) or
 a ``Wait`` on its unit passed. Before a command ``c`` goes to its unit, every earlier command of

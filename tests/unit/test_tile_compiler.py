@@ -17,7 +17,7 @@ from peforge.dse.cost.model import CostModel
 from peforge.dse.cost.units import UnitCosts
 from peforge.dse.design.point import Compute
 from peforge.dse.tile.compiler import compile_layer
-from peforge.dse.tile.interpret import RaceError, interpret, shared_operands
+from peforge.dse.tile.interpret import RaceError, interpret
 from peforge.dse.tile.intlayer import IntLayer, KVCache
 from peforge.dse.tile.mapping import OperatorMapping, cost_model_mappings
 from peforge.dse.tile.predict import cycle_table, predict
@@ -27,6 +27,7 @@ from peforge.hw.tile.config import TileConfig
 from peforge.hw.tile.dma import DmaCommand, MemoryModel
 from peforge.hw.tile.gemm import GemmCommand
 from peforge.hw.tile.isa import Issue, Wait
+from peforge.hw.tile.rules import check_program
 
 DESIGN = Path(__file__).parent.parent / "designs" / "tile-tiny.toml"
 TOKENS = 16
@@ -76,11 +77,9 @@ def tile_of(d) -> TileConfig:
 
 
 def encode(tile, program):
-    """Instruction words: each command packed by its unit's config (field widths; the vector
-    unit's checked there, not against the tile's port rule, see ``shared_operands``)."""
-    packed = [Issue(ins.slot, ins.command.pack(tile.vector) if ins.slot == "vec" else tile.pack(ins.slot, ins.command))
-              if isinstance(ins, Issue) else ins for ins in program]
-    return tile.sequencer.encode(packed)
+    """The program's instruction words (each command checked against its unit's fields and the
+    tile's address map)."""
+    return tile.encode(program)
 
 
 def model_mappings(d):
@@ -124,9 +123,12 @@ def test_prefill_then_decode_bit_exact_with_the_cost_models_mappings(layer, x, a
         assert decode.symbols[name].addr == prefill.symbols[name].addr
     golden_cache = KVCache(k=golden["k_cache"], v_t=golden["v_cache_t"], length=TOKENS)
     assert_every_tensor(decode, dram, layer.execute(x[TOKENS:], golden_cache))
-    # every command packs into its unit's fields, the program into the sequencer's memory
+    # every command packs into its unit's fields, the program into the sequencer's memory; the
+    # tile's own program rules (shared ports, data hazards) hold on the exact timeline
     for compiled in (decode, prefill) if (arrays, dataflow) == (2, "os") else (decode,):
         assert len(encode(tile, compiled.program)) == len(compiled.program)
+    for compiled in (prefill, decode):
+        check_program(tile, compiled.program, MEMORY)
 
 
 def test_chunked_prefill_bit_exact(layer, x):
@@ -208,6 +210,7 @@ def test_splits_and_products_one_at_a_time_bit_exact(layer, x, split, arrays, k_
     adds = [ins.command for i, ins in enumerate(prefill.program) if isinstance(ins, Issue) and ins.slot == "vec"
             and prefill.tags[i] == "q_proj" and ins.command.op.name == "ADD"]
     assert bool(adds) == k_parts  # partial sums of the parts of K added
+    check_program(prefill.tile, prefill.program, MEMORY)
     assert_every_tensor(prefill, dram, layer.execute(x[:TOKENS]))
 
 
@@ -371,33 +374,3 @@ def test_a_wrong_tile_offset_is_caught(decode):
     broken = _broken(compiled, i, Issue("dma", wrong))
     dram = interpret(broken, image, MEMORY)
     assert not np.array_equal(broken.read(dram, "q_acc"), expected["q_acc"])
-
-
-def test_four_slices_keep_every_vector_operand_apart(layer, x):
-    """With four slices' scratchpads to place them in, no vector command of a vector step has two
-    operands in one scratchpad; only a K split's partial sums are added in place (the sum over the
-    first part), so the tile's own encoding (which refuses shared operands) takes the rest."""
-    d = design(arrays=4)
-    tile = tile_of(d)
-    golden = layer.execute(x[:TOKENS])
-    cache = KVCache(k=golden["k_cache"], v_t=golden["v_cache_t"], length=TOKENS)
-    decode, dram = run(layer, tile, model_mappings(d)["decode"], x[TOKENS:], cache, position=TOKENS)
-    assert_every_tensor(decode, dram, layer.execute(x[TOKENS:], cache))
-    assert any("slice 2's" in plan for plan in decode.plans.values() if plan.startswith("vector"))
-    in_place = {i for i, ins in enumerate(decode.program) if isinstance(ins, Issue) and ins.slot == "vec"
-                and ins.command.op.name == "ADD" and ins.command.src_a == ins.command.dst}
-    assert {i for i, _, _ in shared_operands(decode)} == in_place
-    rest = [ins for i, ins in enumerate(decode.program) if i not in in_place]
-    assert len(tile.encode(rest)) == len(rest)
-
-
-def test_vector_commands_sharing_a_scratchpad_are_listed(decode):
-    """The tile's vector unit reads A and B and writes in one cycle through scratchpad access
-    ports that serve one access each: softmax's exp (scores, their row maximum, the exps: three
-    32-bit operands) cannot have them apart on a tile whose slices have one 32-bit scratchpad."""
-    compiled, _, _ = decode
-    shared = shared_operands(compiled)
-    exps = [i for i, ins in enumerate(compiled.program)
-            if isinstance(ins, Issue) and ins.slot == "vec" and ins.command.op.name == "EXP"]
-    assert exps and set(exps) <= {i for i, _, _ in shared}
-    assert all(where[1] in compiled.tile.spads for _, _, where in shared)
