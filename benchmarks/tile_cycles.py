@@ -6,8 +6,8 @@ the cost model's, prefill and one decode step.
 
 The cost model prices the design with its characterized unit costs (the PE's characterization is
 cached after the first run) and chooses each GEMM's mapping; the compiler follows those mappings.
-The tile is the design's at its own buffer sizes (``sram.*_kib`` split over the arrays; a 4-byte
-DMA bus and 4 vector lanes, what these small scratchpads take per cycle), or with ``--scaled``
+The tile is the design's at its own buffer sizes (``peforge.dse.tile.design_tile``: a 4-byte DMA
+bus and 4 vector lanes, what small scratchpads take per cycle), or with ``--scaled``
 ``TileConfig.from_design(scaled=True)``. The DMA's memory model: ``--read-latency`` cycles, one
 beat per cycle. Columns: the tile's array, vector and DMA busy cycles and its sequencer time per
 operator (``peforge.dse.tile.predict``), the cost model's time x clock, and their ratio.
@@ -23,29 +23,14 @@ from pathlib import Path
 from peforge.dse.cost.api import evaluate, load_design, prepare
 from peforge.dse.cost.model import CostModel
 from peforge.dse.cost.units import unit_costs
+from peforge.dse.tile.design_tile import design_tile
 from peforge.dse.tile.intlayer import IntLayer
 from peforge.dse.tile.mapping import cost_model_mappings
 from peforge.dse.tile.predict import cost_model_cycles, cycle_table, predict_layer
-from peforge.hw.systolic import SystolicConfig
 from peforge.hw.tile.config import TileConfig
 from peforge.hw.tile.dma import MemoryModel
 
 DEFAULT = Path(__file__).resolve().parent.parent / "tests" / "designs" / "tile-tiny.toml"
-
-
-def design_tile(design) -> TileConfig:
-    """The design's tile with scratchpads of its own ``sram.*_kib`` (split over the arrays)."""
-    c, s = design.compute, design.sram
-    array = SystolicConfig(rows=c.rows, cols=c.cols, pe=c.pe, pe_config=c.pe_config, dataflow=c.dataflow, max_m=64,
-                           max_k=1024, max_n=256)
-
-    def depth(kib, banks, elements, bits):
-        return kib * 8192 // c.arrays // (banks * elements * bits)
-
-    return TileConfig(array=array, arrays=c.arrays, act_depth=depth(s.activation_kib, c.rows, array.lanes, 8),
-                      weight_depth=depth(s.weight_kib, c.cols, array.lanes, 8),
-                      out_depth=depth(s.output_kib, 2, c.cols, 32), out_banks=2, vector_lanes=4, bus_bytes=4,
-                      imem_depth=1 << 16)
 
 
 def main() -> int:

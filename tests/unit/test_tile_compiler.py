@@ -17,6 +17,7 @@ from peforge.dse.cost.model import CostModel
 from peforge.dse.cost.units import UnitCosts
 from peforge.dse.design.point import Compute
 from peforge.dse.tile.compiler import compile_layer
+from peforge.dse.tile.design_tile import design_tile
 from peforge.dse.tile.interpret import RaceError, interpret
 from peforge.dse.tile.intlayer import IntLayer, KVCache
 from peforge.dse.tile.mapping import OperatorMapping, cost_model_mappings
@@ -59,21 +60,8 @@ def design(**compute):
 
 
 def tile_of(d) -> TileConfig:
-    """The design's tile at its own buffer sizes (``sram.*_kib`` split over the arrays: activation
-    and weight scratchpads of R, C banks of ``lanes`` 8-bit elements, an output one of 2 banks of
-    C 32-bit elements). ``TileConfig.from_design(scaled=False)`` would give the DMA the memory's
-    32 bytes per cycle, more than these small scratchpads take per cycle: 4 bytes, 4 vector lanes."""
-    c, s = d.compute, d.sram
-    array = SystolicConfig(rows=c.rows, cols=c.cols, pe=c.pe, pe_config=c.pe_config, dataflow=c.dataflow, max_m=32,
-                           max_k=256, max_n=64)
-    lanes = array.lanes
-
-    def depth(kib, banks, elements, bits):
-        return kib * 8192 // c.arrays // (banks * elements * bits)
-
-    return TileConfig(array=array, arrays=c.arrays, act_depth=depth(s.activation_kib, c.rows, lanes, 8),
-                      weight_depth=depth(s.weight_kib, c.cols, lanes, 8), out_depth=depth(s.output_kib, 2, c.cols, 32),
-                      out_banks=2, vector_lanes=4, bus_bytes=4, imem_depth=1 << 15)
+    """The design's tile at its own buffer sizes, GEMMs up to 32 x 256 x 64."""
+    return design_tile(d, max_m=32, max_k=256, max_n=64, imem_depth=1 << 15)
 
 
 def encode(tile, program):
