@@ -64,12 +64,6 @@ def tile_of(d) -> TileConfig:
     return design_tile(d, max_m=32, max_k=256, max_n=64, imem_depth=1 << 15)
 
 
-def encode(tile, program):
-    """The program's instruction words (each command checked against its unit's fields and the
-    tile's address map)."""
-    return tile.encode(program)
-
-
 def model_mappings(d):
     workload = prepare("tiny-llama", batch=1, seq=TOKENS, gen=2, quant="w8a8kv8")
     return cost_model_mappings(CostModel([d], [COSTS]), workload)
@@ -114,7 +108,7 @@ def test_prefill_then_decode_bit_exact_with_the_cost_models_mappings(layer, x, a
     # every command packs into its unit's fields, the program into the sequencer's memory; the
     # tile's own program rules (shared ports, data hazards) hold on the exact timeline
     for compiled in (decode, prefill) if (arrays, dataflow) == (2, "os") else (decode,):
-        assert len(encode(tile, compiled.program)) == len(compiled.program)
+        assert len(tile.encode(compiled.program)) == len(compiled.program)
     for compiled in (prefill, decode):
         check_program(tile, compiled.program, MEMORY)
 
