@@ -234,12 +234,15 @@ def test_waits_only_on_conflicts():
     b.issue("dma", "load a0 again", writes=[a0], tag="t")  # the GEMM may still read a0: WAIT gemm0
     b.issue("gemm0", "read a1", reads=[a1], tag="t")  # a1's load is done: the DMA took the next command
     b.issue("gemm0", "read a1 again", reads=[a1], tag="t")  # nothing new
-    b.issue("dma", "load elsewhere", writes=[Region(1, "act", 0, 16)], tag="t")  # another slice: no wait
+    b.issue("dma", "load elsewhere", writes=[Region(1, "act", 0, 16)], ports=[(1, "act")], tag="t")  # no wait
+    # the vector unit writes slice 1's act scratchpad elsewhere: the DMA's port there is busy: WAIT dma
+    b.issue("vec", "write beside", reads=[a0], writes=[Region(1, "act", 64, 80)], ports=[(1, "act")], tag="t")
+    b.issue("dma", "store a1", reads=[a1], ports=[(0, "act")], tag="t")  # another port, only reads: no wait
     b.end()
     kinds = [ins.slots if isinstance(ins, Wait) else ins.command if isinstance(ins, Issue) else "end"
              for ins in b.instructions]
     assert kinds == ["load a0", ("dma",), "read a0", "load a1", ("gemm0",), "load a0 again", "read a1",
-                     "read a1 again", "load elsewhere", "end"]
+                     "read a1 again", "load elsewhere", ("dma",), "write beside", "store a1", "end"]
 
 
 # --- predicted cycles ---------------------------------------------------------------------
