@@ -1,8 +1,9 @@
-"""The compiled tiny layer on the RTL tile (Amaranth simulator): a decode step's program, loaded
-through ``s_axil`` and run against the AXI memory of ``test_tile_top``, leaves the DRAM the
-functional interpreter computes (every named tensor bit for bit against ``IntLayer.execute``, the
-KV cache included) in exactly the cycles ``predict`` states. Slow: a whole program of hundreds of
-instructions, some 20 000 cycles, on the Python simulator."""
+"""The compiled tiny layer on the RTL tile (Amaranth simulator): the program of a decode step (or
+of three more tokens), loaded through ``s_axil`` and run against the AXI memory of
+``test_tile_top``, leaves the DRAM the functional interpreter computes (every named tensor bit
+for bit against ``IntLayer.execute``, the KV cache included) in exactly the cycles ``predict``
+states. Slow: programs of hundreds of instructions, 20 000 cycles and more, on the Python
+simulator."""
 
 from __future__ import annotations
 
@@ -29,19 +30,20 @@ PREFILL = 16
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arrays, dataflow", [(1, "ws"), (2, "os")])
-def test_compiled_decode_step_on_the_tile(arrays, dataflow):
+@pytest.mark.parametrize("arrays, dataflow, tokens", [(1, "ws", 1), (2, "os", 1), (1, "ws", 3)])
+def test_compiled_layer_on_the_tile(arrays, dataflow, tokens):
+    """A decode step after a prefill of 16 tokens, or 3 more tokens (causal rows, RoPE rows)."""
     design = load_design(DESIGN)
     design = replace(design, compute=replace(design.compute, arrays=arrays, dataflow=dataflow))
-    tile = design_tile(design, max_m=32, max_k=256, max_n=64, imem_depth=1024)
+    tile = design_tile(design, max_m=32, max_k=256, max_n=64, imem_depth=2048)
     # projections split over the arrays (N), the KV heads side by side, whole tiles shrunk to fit
     spread = OperatorMapping(candidate=mapper.CANDIDATES.index((True, "N")), arrays=arrays)
     mappings = {name: OperatorMapping() if name.startswith("attn") else spread for name in GEMMS}
     layer = IntLayer()
-    x = layer.embed(np.random.default_rng(11).integers(0, layer.config.model.vocab_size, PREFILL + 1))
+    x = layer.embed(np.random.default_rng(11).integers(0, layer.config.model.vocab_size, PREFILL + tokens))
     golden = layer.execute(x[:PREFILL])
     cache = KVCache(k=golden["k_cache"], v_t=golden["v_cache_t"], length=PREFILL)
-    compiled = compile_layer(layer, 1, PREFILL, tile, mappings)
+    compiled = compile_layer(layer, tokens, PREFILL, tile, mappings)
     image = compiled.image(x[PREFILL:], cache)
     functional = interpret(compiled, image, MEMORY)
     dram = bytearray(image)
