@@ -7,7 +7,9 @@ order pytest-xdist hands tests out in (``tests/run.sh``: ``--dist loadgroup --no
   cell fit, minutes), so one worker makes it once while the other works through the rest;
 - the tests of a module that share a module- or class-scoped fixture run on one worker (their module
   is their group), so that fixture is built once;
-- every other test is handed out on its own, to whichever worker is free.
+- every other test is handed out on its own, to whichever worker is free;
+- folders with long tests (Verilator builds, Yosys, CLI runs) come before the ones of many short
+  tests, so the run ends on short tests and both workers finish together.
 """
 
 from __future__ import annotations
@@ -39,8 +41,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, folder))
         if item.get_closest_marker("xdist_group") is None and _shares_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    # the cold-characterization groups first, in collection order; sorted() is stable
-    items[:] = sorted(items, key=lambda item: not _in_a_declared_group(item))
+    # the cold-characterization groups first, then folder by folder, slow ones (Verilator builds, Yosys,
+    # CLI runs) before the many short tests that let both workers finish together; sorted() is stable
+    items[:] = sorted(items, key=lambda item: (not _in_a_declared_group(item), _folder_rank(item)))
+
+
+_FOLDERS_SLOW_FIRST = ("cocotb", "synth", "e2e", "model", "rtl", "unit")
+
+
+def _folder_rank(item) -> int:
+    folder = Path(str(item.fspath)).parent.name
+    return _FOLDERS_SLOW_FIRST.index(folder) if folder in _FOLDERS_SLOW_FIRST else len(_FOLDERS_SLOW_FIRST)
 
 
 def _in_a_declared_group(item) -> bool:
