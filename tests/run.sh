@@ -15,7 +15,7 @@ speedups=()
 command -v ccache >/dev/null 2>&1 || speedups+=(ccache)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     if [ ${#missing[@]} -gt 0 ] || [ ${#speedups[@]} -gt 0 ]; then
-        apt-get update -qq
+        apt-get update -qq || true  # a stale index still installs; a missing tool then fails below
     fi
     if [ ${#missing[@]} -gt 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
