@@ -321,8 +321,8 @@ class MemoryCounter:
 Testbench = Callable[[Any], Awaitable[None]]
 
 
-def simulate_activity(dut: Any, testbench: Testbench, *, domain: str = "sync",
-                      period_s: float = 1e-8) -> TileActivity:
+def simulate_activity(dut: Any, testbench: Testbench, *, background: tuple[Testbench, ...] = (),
+                      domain: str = "sync", period_s: float = 1e-8) -> TileActivity:
     """Run ``testbench`` (an async Amaranth testbench taking ``ctx``) on ``dut`` and return what
     the run did: memory accesses (:class:`MemoryCounter`) and logic toggles (waves in a
     temporary folder, counted by :func:`~peforge.sim.energy.count_toggles` without memory rows).
@@ -331,12 +331,15 @@ def simulate_activity(dut: Any, testbench: Testbench, *, domain: str = "sync",
     ----------
     dut : the design
     testbench : drives ``dut``; the run lasts until it returns
+    background : testbenches running beside it that never end a run (e.g. a memory model)
     domain : the clock domain (one clock of ``period_s`` seconds)
     """
     counter = MemoryCounter(dut, domain=domain)
     sim = Simulator(counter.fragment)
     sim.add_clock(period_s, domain=domain)
     counter.attach(sim)
+    for process in background:
+        sim.add_testbench(process, background=True)
     sim.add_testbench(testbench)
     with scratch_dir("vcd") as tmp:
         vcd = Path(tmp) / "run.vcd"

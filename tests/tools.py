@@ -69,3 +69,9 @@ def run_temp_root(tmp_path_factory) -> Path:
     workers' session folders share."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+# The tests that price an fpmac design. The first one on a cold cache fits the fpmac ws cell (BF16
+# arrays of 1 to 9 cells through Yosys: minutes); under pytest-xdist they share one worker and run
+# first (tests/conftest.py), so the fit is made once while the other worker runs the rest.
+FPMAC_CELL_FIT = pytest.mark.xdist_group("fpmac-ws-cell-fit")

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from tools import FPMAC_CELL_FIT
 
 
 def test_evaluate_shipped_design_json(peforge):
@@ -22,6 +23,7 @@ def test_evaluate_shipped_design_json(peforge):
     assert "characterization of the bitserial PE" in data["sources"]["pj_per_mac"]
 
 
+@FPMAC_CELL_FIT
 def test_evaluate_table_names_every_operator(peforge):
     result = peforge("evaluate", "--design", "datacenter", "--workload", "gpt2", "--gen", "4", "--phase", "decode")
     assert result.returncode == 0, result.stderr

@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from tools import FPMAC_CELL_FIT
 
 from peforge.cli import main
 from peforge.dse.cost import evaluate, prepare
 from peforge.dse.cost.model import ENERGY_PARTS
 from peforge.dse.design import design_named
+
+pytestmark = FPMAC_CELL_FIT  # the pim design's FP16 fpmac arrays
 
 
 @pytest.fixture(scope="module")

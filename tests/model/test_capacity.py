@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from tools import FPMAC_CELL_FIT
 
 from peforge.dse.cost.api import evaluate, prepare
 from peforge.dse.design.point import design_named
@@ -75,6 +76,7 @@ def test_edge_reports_footprint_capacity_and_max_batch(edge_decode):
     assert m["max_batch"] == (8 * GIB - fp.weight_bytes) // (fp.kv_bytes_per_seq + fp.act_bytes_per_seq)
 
 
+@FPMAC_CELL_FIT
 def test_llama70b_fp16_runs_where_the_memory_holds_it():
     """The FP16 NPU of the pim design (no PIM) on ten HBM3 stacks (160 GiB) holds 128.5 GiB of
     weights; on its four stacks it does not."""

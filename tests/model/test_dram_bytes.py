@@ -1,11 +1,13 @@
 """DRAM bytes of the cost model against counts made here, independently of its formulas."""
 
 import pytest
+from tools import FPMAC_CELL_FIT
 
 from peforge.dse.design.point import Compute, DesignPoint, Memory, Sram
 from peforge.dse.cost.api import evaluate, prepare
 
 MODEL = "llama-2-7b"
+pytestmark = FPMAC_CELL_FIT  # an FP16 fpmac design
 
 
 def design(sram_kib: int) -> DesignPoint:

@@ -14,6 +14,7 @@ import random
 
 import numpy as np
 import pytest
+from tools import FPMAC_CELL_FIT
 
 from peforge.dse.cost import mapper
 from peforge.dse.cost.api import evaluate
@@ -202,6 +203,7 @@ def small_llama(tmp_path):
     return str(path)
 
 
+@FPMAC_CELL_FIT
 def test_fused_attention_moves_four_score_matrices_less_on_a_long_prompt(small_llama):
     """A 2048-token prefill: unfused, each head's 2048 x 2048 FP16 scores are written, read and
     written by the softmax, and read by the context product; fused, they never leave the chip,

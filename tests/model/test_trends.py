@@ -7,6 +7,7 @@ characterization of each PE (Yosys + simulation, cached on disk).
 import dataclasses
 
 import pytest
+from tools import FPMAC_CELL_FIT
 
 from peforge.dse.design.point import shipped_designs
 from peforge.dse.design.point import Compute, DesignPoint, Memory, Sram, load_design
@@ -67,6 +68,7 @@ def test_bitserial_compute_bound_throughput_inverse_to_weight_bits(low, high):
     assert prefill_s(high) / prefill_s(low) == pytest.approx(high / low, rel=0.05)
 
 
+@FPMAC_CELL_FIT
 def test_pim_modes_order_on_long_context_batched_decode():
     base = load_design(shipped_designs()["pim"])
     times = {}

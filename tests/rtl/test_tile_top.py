@@ -9,14 +9,12 @@ period 1). Results in the memory must equal the golden models bit for bit, and t
 from __future__ import annotations
 
 import re
-from collections import deque
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Fragment
-from amaranth.sim import Simulator
 
 from peforge.arith import ceil_div
 from peforge.dse.design.point import Compute, DesignPoint, Memory, Sram, design_named
@@ -31,6 +29,7 @@ from peforge.hw.tile.isa import End, Issue, Wait, program_cycles
 from peforge.hw.tile.rules import check_program
 from peforge.hw.tile.tile import AcceleratorTile
 from peforge.hw.tile.vector import VecOp, VectorCommand, VectorConfig, VectorUnit, execute, softmax_program
+from peforge.sim import tile_run
 from peforge.sim.testbench.systolic import Gemm, Stimulus
 
 pytestmark = pytest.mark.rtl
@@ -63,127 +62,9 @@ DESIGNS = {
 }
 
 
-# --- the testbench's AXI4 memory and AXI4-Lite master ---------------------------------------------
-
-
-async def axi_memory(ctx, bus, dram: bytearray, bus_bytes: int, trace: dict, tile: AcceleratorTile):
-    """The memory (see the module docstring), and a monitor of the cycles ``start`` and ``done``
-    are high (``trace``)."""
-    reads: deque = deque()  # per burst: [first cycle a beat may pass, address, beats left]
-    writes: deque = deque()  # per burst: [address, beats left]
-    responses: deque = deque()  # cycles of pending write responses
-    for ready in (bus.arready, bus.awready, bus.wready):
-        ctx.set(ready, 1)
-    cycle = 0
-    while True:
-        beat = bool(reads) and cycle >= reads[0][0]
-        ctx.set(bus.rvalid, beat)
-        if beat:
-            addr = reads[0][1]
-            ctx.set(bus.rdata, int.from_bytes(dram[addr:addr + bus_bytes], "little"))
-            ctx.set(bus.rlast, reads[0][2] == 1)
-        ctx.set(bus.bvalid, bool(responses) and responses[0] == cycle)
-        if ctx.get(tile.sequencer.start):
-            trace.setdefault("start", cycle)
-        if ctx.get(tile.sequencer.done) and "start" in trace:
-            trace.setdefault("done", cycle)
-        if ctx.get(bus.arvalid):
-            assert ctx.get(bus.arsize) == bus_bytes.bit_length() - 1 and ctx.get(bus.arburst) == 1
-            reads.append([cycle + READ_LATENCY, ctx.get(bus.araddr), ctx.get(bus.arlen) + 1])
-        if ctx.get(bus.awvalid):
-            writes.append([ctx.get(bus.awaddr), ctx.get(bus.awlen) + 1])
-        if beat:
-            assert ctx.get(bus.rready), "the DMA must take read beats as they come"
-            burst = reads[0]
-            burst[1] += bus_bytes
-            burst[2] -= 1
-            if not burst[2]:
-                reads.popleft()
-                if reads:  # the next burst's beats follow, no earlier than the next cycle
-                    reads[0][0] = max(reads[0][0], cycle + 1)
-        if ctx.get(bus.wvalid):
-            addr, left = writes[0]
-            assert ctx.get(bus.wlast) == (left == 1)
-            data, strobe = ctx.get(bus.wdata), ctx.get(bus.wstrb)
-            for i in range(bus_bytes):
-                if strobe >> i & 1:
-                    dram[addr + i] = data >> (8 * i) & 0xFF
-            writes[0] = [addr + bus_bytes, left - 1]
-            if left == 1:
-                writes.popleft()
-                responses.append(cycle + WRITE_LATENCY)
-        if responses and responses[0] == cycle:
-            assert ctx.get(bus.bready)
-            responses.popleft()
-        await ctx.tick()
-        cycle += 1
-
-
-async def axil_write(ctx, bus, addr: int, value: int) -> None:
-    ctx.set(bus.awaddr, addr)
-    ctx.set(bus.wdata, value)
-    ctx.set(bus.wstrb, 0xF)
-    ctx.set(bus.awvalid, 1)
-    ctx.set(bus.wvalid, 1)
-    ctx.set(bus.bready, 1)
-    while not (await ctx.tick().sample(bus.awready))[2]:
-        pass
-    ctx.set(bus.awvalid, 0)
-    ctx.set(bus.wvalid, 0)
-    while not (await ctx.tick().sample(bus.bvalid))[2]:
-        pass
-
-
-async def axil_read(ctx, bus, addr: int) -> int:
-    ctx.set(bus.araddr, addr)
-    ctx.set(bus.arvalid, 1)
-    ctx.set(bus.rready, 1)
-    while not (await ctx.tick().sample(bus.arready))[2]:
-        pass
-    ctx.set(bus.arvalid, 0)
-    while True:
-        _, _, valid, data = await ctx.tick().sample(bus.rvalid, bus.rdata)
-        if valid:
-            return data
-
-
 def run_tile(config: TileConfig, program: list, dram: bytearray, *, timeout: int = 20_000) -> dict:
-    """Write ``program`` through ``s_axil``, start it, poll ``status`` until done; ``dram`` is
-    updated in place. Returns the cycles measured from ``start`` to ``done``, the ``cycles``
-    register, the status words and every scratchpad's linear element space afterwards."""
-    check_program(config, program, MEMORY)  # the program keeps its commands apart
-    tile = AcceleratorTile(config)
-    sim = Simulator(tile)
-    sim.add_clock(1e-8)
-    trace: dict = {}
-
-    async def memory(ctx):
-        await axi_memory(ctx, tile.m_axi, dram, config.bus_bytes, trace, tile)
-
-    sim.add_testbench(memory, background=True)
-    out: dict = {}
-
-    async def host(ctx):
-        lite = tile.s_axil
-        for addr, value in config.program_writes(config.encode(program)):
-            await axil_write(ctx, lite, addr, value)
-        out["idle"] = await axil_read(ctx, lite, config.register_address("status"))
-        await axil_write(ctx, lite, config.register_address("start"), 1)
-        seen = []
-        for _ in range(timeout):
-            seen.append(await axil_read(ctx, lite, config.register_address("status")))
-            if seen[-1] & 1:
-                break
-        else:
-            raise TimeoutError(f"the tile did not finish in {timeout} polls")
-        out["status"], out["running"] = seen[-1], set(seen[:-1])
-        out["cycles_register"] = await axil_read(ctx, lite, config.register_address("cycles"))
-        out["spads"] = {(i, name): spad.contents(ctx.get)
-                        for i, gemm in enumerate(tile.slices) for name, spad in gemm.spads.items()}
-
-    sim.add_testbench(host)
-    sim.run()
-    return {**out, "measured": trace["done"] - trace["start"]}
+    """:func:`peforge.sim.tile_run.run_tile` over this file's memory."""
+    return tile_run.run_tile(config, program, dram, MEMORY, timeout=timeout)
 
 
 # --- programs -------------------------------------------------------------------------------------

@@ -25,8 +25,10 @@ TOLERANCE = 0.10
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cells-cache")
+def cache(characterization_cache):
+    """The session's cache: the records of the fitted sizes are shared with the cost model's fits.
+    Module-scoped so the module's tests run on one worker, one after the other."""
+    return characterization_cache
 
 
 def reference_pj(record, *, units_of_work: float, cycles_per_unit: int) -> float:

@@ -16,8 +16,10 @@ from peforge.sim.scaling import fit_family
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
+def cache(characterization_cache):
+    """The session's cache (a record made elsewhere is read, not measured again); the tests of cache
+    hits and misses use their own ``tmp_path``. Module-scoped so the module runs on one worker."""
+    return characterization_cache
 
 
 def record(cache, block: str, *assignments: str, tech: str = "45nm"):

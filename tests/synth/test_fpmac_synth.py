@@ -21,9 +21,8 @@ CONFIGS = {
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("fpmac-records")
-    return {name: characterize(cfg, "45nm", cache_dir=cache) for name, cfg in CONFIGS.items()}
+def records(characterization_cache):
+    return {name: characterize(cfg, "45nm", cache_dir=characterization_cache) for name, cfg in CONFIGS.items()}
 
 
 def test_gates_order_with_format_width(records):
