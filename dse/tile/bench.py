@@ -225,8 +225,9 @@ class PhaseReport:
     """One phase checked: ``done`` in its limit, the ``measured`` and ``predicted`` cycles, per
     operator both (``operators[op]``: ``measured`` and the prediction's ``array``, ``vector``,
     ``dma``, ``total``), the first instruction leaving decode off its predicted cycle
-    (``divergence``: index, tag, predicted, measured; None when every one matches or without the
-    probe), the tensors ``checked`` and the ``mismatches``."""
+    (``divergence``: index, tag, predicted, measured, None for the one a hung run never let go;
+    None when every one matches or without the probe), the tensors ``checked`` and the
+    ``mismatches``."""
 
     name: str
     done: bool
@@ -245,7 +246,11 @@ class PhaseReport:
     def problem(self) -> str | None:
         """One line on what is wrong, or None."""
         if not self.done:
-            return f"{self.name}: the tile did not raise done within {self.limit} cycles"
+            stalled = ""
+            if self.divergence and self.divergence["measured"] is None:
+                where = self.divergence
+                stalled = f" (instruction {where['instruction']}, {where['tag']}, never left decode)"
+            return f"{self.name}: the tile did not raise done within {self.limit} cycles{stalled}"
         if self.mismatches:
             return f"{self.name}: {self.mismatches[0].describe()}; {len(self.mismatches)} tensor(s) differ"
         return None
@@ -341,7 +346,11 @@ def check_phase(*, name: str, done: bool, measured: int, dram: bytes, issued: li
                 divergence = {"instruction": indices[k], "tag": tags[indices[k]] if indices[k] < len(tags) else "?",
                               "predicted": want, "measured": got}
                 break
-        if divergence is None and len(cycles) != len(predicted_issued) and done:
+        if divergence is None and len(cycles) < len(predicted_issued) and not done:
+            k = len(cycles)  # the instruction the run stalled at
+            divergence = {"instruction": k, "tag": tags[k] if k < len(tags) else "?",
+                          "predicted": predicted_issued[k], "measured": None}
+        elif divergence is None and len(cycles) != len(predicted_issued) and done:
             divergence = {"instruction": min(len(cycles), len(predicted_issued)), "tag": "end",
                           "predicted": len(predicted_issued), "measured": len(cycles)}
         if done and indices == list(range(len(indices))):

@@ -91,10 +91,12 @@ def test_the_first_instruction_off_its_predicted_cycle_is_reported():
     assert report.operators["r"]["measured"] == 10 and report.operators["q"]["measured"] == 4
 
 
-def test_a_hung_run_fails_without_reading_its_dram():
+def test_a_hung_run_fails_without_reading_its_dram_and_names_where_it_stalled():
     report = _check(bytes(64), [(0, 1)], done=False, measured=0)
     assert not report.passed and report.mismatches == ()
-    assert report.problem() == "prefill: the tile did not raise done within 100 cycles"
+    assert report.divergence == {"instruction": 1, "tag": "q", "predicted": 3, "measured": None}
+    assert report.problem() == ("prefill: the tile did not raise done within 100 cycles (instruction 1, q, never "
+                                "left decode)")
 
 
 def test_tile_parameters_survive_the_manifest():
