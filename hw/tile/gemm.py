@@ -44,7 +44,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..systolic import SystolicArray, SystolicConfig
-from .spad import Scratchpad, ScratchpadConfig, divmod_const, rotate
+from .spad import Scratchpad, ScratchpadConfig, access_name, divmod_const, rotate
 from .unit import unit_ports
 from ...arith import ceil_div
 
@@ -462,19 +462,23 @@ class GemmSlice(wiring.Component):
     and the vector unit; what the tile instantiates per array slice, and what tests drive).
 
     Ports: ``cmd``, ``busy`` (the engine's); ``act_access``, ``weight_access``, ``out_access``
-    (and ``meta_access``): the scratchpads' run ports (:meth:`ScratchpadConfig.access_signature`).
+    (and ``meta_access``): the scratchpads' run ports (:meth:`ScratchpadConfig.access_signature`),
+    and with ``access_ports`` > 1 the further ones, ``act_access1``, ... (:func:`access_name`).
     ``init``: optional starting linear element spaces by spad name (``act``, ``weight``, ``out``, ``meta``).
     """
 
-    def __init__(self, config: GemmEngineConfig, *, init: dict[str, np.ndarray] | None = None):
+    def __init__(self, config: GemmEngineConfig, *, init: dict[str, np.ndarray] | None = None,
+                 access_ports: int = 1):
         self.config = config
         init = init or {}
         self.engine = GemmEngine(config)
-        self.spads = {name: Scratchpad(spad, init=init.get(name))
+        self.spads = {name: Scratchpad(spad, init=init.get(name), access_ports=access_ports)
                       for name, spad in (("act", config.act), ("weight", config.weight), ("out", config.out),
                                          ("meta", config.meta)) if spad is not None}
+        self.access_ports = access_ports
         ports = dict(unit_ports(config.cmd_layout()))
-        ports.update({f"{name}_access": In(spad.config.access_signature()) for name, spad in self.spads.items()})
+        ports.update({f"{name}_{access_name(k)}": In(spad.config.access_signature())
+                      for name, spad in self.spads.items() for k in range(access_ports)})
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -483,7 +487,9 @@ class GemmSlice(wiring.Component):
         m.submodules.engine = engine
         for name, spad in self.spads.items():
             m.submodules[name] = spad
-            wiring.connect(m, wiring.flipped(getattr(self, f"{name}_access")), spad.access)
+            for k in range(self.access_ports):
+                port = access_name(k)
+                wiring.connect(m, wiring.flipped(getattr(self, f"{name}_{port}")), getattr(spad, port))
         wiring.connect(m, wiring.flipped(self.cmd), engine.cmd)
         m.d.comb += self.busy.eq(engine.busy)
         for name in ("act", "weight", "meta"):

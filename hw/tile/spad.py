@@ -16,11 +16,12 @@ Skewed matrices
 
 Ports (each bank has one read and one write port per user):
 
-``access`` (DMA, vector unit)
+``access`` (DMA, vector unit; ``access_ports`` of them: ``access``, ``access1``, ...)
     one cycle reads or writes a *run* of ``run_elements`` consecutive elements starting at any
     element address; a run spans at most B words, so all in distinct banks. ``mask`` selects
     the elements written; read data arrives on ``rdata`` the next cycle (and holds until the
-    next read).
+    next read). Each access port has its own read and write port on every bank, so several
+    runs proceed in one cycle (writes of two ports to one element in one cycle: undefined).
 ``feed`` (GEMM engine, reads)
     one word per bank at its own bank address; data the next cycle, held while ``en`` is low.
 ``store`` (GEMM engine, writes)
@@ -61,6 +62,11 @@ def rotate(m: Module, items: list, by, name: str) -> list:
     out = Signal(width * len(items), name=name)
     m.d.comb += out.eq(Cat(*items, *items).bit_select(by * width, width * len(items)))
     return [out[i * width:(i + 1) * width] for i in range(len(items))]
+
+
+def access_name(index: int) -> str:
+    """The name of access port ``index`` of a scratchpad: ``access``, ``access1``, ``access2``, ..."""
+    return f"access{index}" if index else "access"
 
 
 def skewed_pitch(words: int, banks: int) -> int:
@@ -242,16 +248,20 @@ class Scratchpad(wiring.Component):
     config : the geometry.
     init : optional linear element space to start from (:meth:`ScratchpadConfig.blank` shape),
         e.g. what a test would have the DMA write.
+    access_ports : run ports (:func:`access_name` names them), 1 to 8.
     """
 
-    def __init__(self, config: ScratchpadConfig, *, init: np.ndarray | None = None):
+    def __init__(self, config: ScratchpadConfig, *, init: np.ndarray | None = None, access_ports: int = 1):
+        if not isinstance(access_ports, int) or not 1 <= access_ports <= 8:
+            raise ValueError(f"access_ports={access_ports!r}: choose 1 to 8 run ports")
         self.config = config
         self._init = config.bank_words(init) if init is not None else [[] for _ in range(config.banks)]
         super().__init__({
-            "access": In(config.access_signature()),
+            **{access_name(k): In(config.access_signature()) for k in range(access_ports)},
             "feed": In(config.feed_signature()),
             "store": In(config.store_signature()),
         })
+        self.access_ports = access_ports
         self.banks = [Memory(shape=unsigned(config.word_bits), depth=config.depth, init=self._init[b])
                       for b in range(config.banks)]
 
@@ -263,45 +273,51 @@ class Scratchpad(wiring.Component):
     def elaborate(self, platform):
         cfg = self.config
         m = Module()
+        for b, mem in enumerate(self.banks):
+            m.submodules[f"bank{b}"] = mem
+            feed_rd = mem.read_port()
+            store_wr = mem.write_port(granularity=cfg.element_bits)
+            m.d.comb += [feed_rd.addr.eq(self.feed.addr[b]), feed_rd.en.eq(self.feed.en),
+                         self.feed.data[b].eq(feed_rd.data),
+                         store_wr.addr.eq(self.store.addr[b]), store_wr.data.eq(self.store.data[b]),
+                         store_wr.en.eq(self.store.en[b])]
+        for k in range(self.access_ports):
+            self._run_port(m, getattr(self, access_name(k)), f"run{k}" if k else "run")
+        return m
+
+    def _run_port(self, m: Module, acc, name: str) -> None:
+        """One access port: a read and a write port on every bank, placed by the run geometry."""
+        cfg = self.config
         B, W, P = cfg.banks, cfg.word_elements, cfg.run_elements
-        acc = self.access
 
         # Run geometry: the banks' words side by side (bank 0 first) are B·W lanes; the run
         # starts at lane `off` = addr mod B·W and wraps around; bank b is read at q0 + 1 if its
         # whole word lies before the start (it holds the run's wrapped tail), else at q0.
         BW = B * W
         q0, off = divmod_const(acc.addr, BW)
-        off_read = Signal(range(BW))
+        off_read = Signal(range(BW), name=f"{name}_off_read")
         reading = acc.en & ~acc.we
         with m.If(reading):
             m.d.sync += off_read.eq(off)
-        to_lanes = Signal(range(BW))  # rotation from run elements to lanes
+        to_lanes = Signal(range(BW), name=f"{name}_to_lanes")  # rotation from run elements to lanes
         m.d.comb += to_lanes.eq(Mux(off == 0, 0, BW - off))
         pad = BW - P
         bits = cfg.element_bits
         written = [acc.wdata.as_value()[i * bits:(i + 1) * bits] for i in range(P)]
-        wdata = rotate(m, written + [C(0, bits)] * pad, to_lanes, "run_wdata")
-        mask = rotate(m, [acc.mask[i] for i in range(P)] + [C(0, 1)] * pad, to_lanes, "run_mask")
+        wdata = rotate(m, written + [C(0, bits)] * pad, to_lanes, f"{name}_wdata")
+        mask = rotate(m, [acc.mask[i] for i in range(P)] + [C(0, 1)] * pad, to_lanes, f"{name}_mask")
 
         bank_data = []
         for b, mem in enumerate(self.banks):
-            m.submodules[f"bank{b}"] = mem
             run_rd = mem.read_port()
-            feed_rd = mem.read_port()
             run_wr = mem.write_port(granularity=cfg.element_bits)
-            store_wr = mem.write_port(granularity=cfg.element_bits)
             address = q0 + ((b + 1) * W <= off)
             lanes = range(b * W, (b + 1) * W)
             m.d.comb += [run_rd.addr.eq(address), run_rd.en.eq(reading), run_wr.addr.eq(address),
                          run_wr.data.eq(Cat(*(wdata[j] for j in lanes))),
                          run_wr.en.eq(Mux(acc.en & acc.we, Cat(*(mask[j] for j in lanes)), 0))]
-            m.d.comb += [feed_rd.addr.eq(self.feed.addr[b]), feed_rd.en.eq(self.feed.en),
-                         self.feed.data[b].eq(feed_rd.data),
-                         store_wr.addr.eq(self.store.addr[b]), store_wr.data.eq(self.store.data[b]),
-                         store_wr.en.eq(self.store.en[b])]
             bank_data += [run_rd.data[lane * bits:(lane + 1) * bits] for lane in range(W)]
 
         # Read data: run element i is lane (off + i) mod B·W of the previous read.
-        for i, element in enumerate(rotate(m, bank_data, off_read, "run_rdata")[:P]):
+        for i, element in enumerate(rotate(m, bank_data, off_read, f"{name}_rdata")[:P]):
             m.d.comb += acc.rdata[i].eq(element)
-        return m

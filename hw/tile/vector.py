@@ -521,8 +521,12 @@ class VectorUnit(wiring.Component):
 
         # lane tree and accumulator
         tree_max = lane_values[0]
-        for v in lane_values[1:]:
-            tree_max = Mux(v > tree_max, v, tree_max)
+        for k, v in enumerate(lane_values[1:]):
+            # A signal per step: the expression names the previous maximum twice, so nested
+            # Muxes would double in size with every lane (elaboration time 2**lanes).
+            step = Signal.like(v, name=f"tree_max{k}")
+            m.d.comb += step.eq(Mux(v > tree_max, v, tree_max))
+            tree_max = step
         tree = reg(Mux(c.op == VecOp.RMAX, tree_max, tree_sum(lane_values)), "tree")
         acc = Signal(signed(cfg.acc_bits))
         with m.If(tok[3].valid):

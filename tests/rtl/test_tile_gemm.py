@@ -293,6 +293,56 @@ def test_scratchpad_runs_read_back_and_masks_hold(index):
 
 
 @pytest.mark.parametrize("index", range(len(SPADS)))
+def test_scratchpad_access_ports_work_in_the_same_cycle(index):
+    """Three access ports: in every cycle a random run written on ``access`` while ``access1``
+    and ``access2`` read random runs (a read sees the memory before the cycle's write)."""
+    cfg = SPADS[index]
+    rng = np.random.default_rng(20 + index)
+    P = cfg.run_elements
+    model = random_codes(cfg, rng, cfg.elements)
+    init = model.copy()
+    checked = []
+
+    async def bench(ctx, dut):
+        readers = [dut.access1, dut.access2]
+        for _ in range(60):
+            addr = int(rng.integers(0, cfg.elements - P + 1))
+            values, mask = random_codes(cfg, rng, P), int(rng.integers(0, 1 << P))
+            ctx.set(dut.access.addr, addr)
+            ctx.set(dut.access.en, 1)
+            ctx.set(dut.access.we, 1)
+            ctx.set(dut.access.mask, mask)
+            ctx.set(dut.access.wdata, [int(v) for v in values])
+            reads = [int(rng.integers(0, cfg.elements - P + 1)) for _ in readers]
+            for port, at in zip(readers, reads):
+                ctx.set(port.addr, at)
+                ctx.set(port.en, 1)
+            wanted = [model[at:at + P].tolist() for at in reads]
+            await ctx.tick()
+            checked.extend(([int(ctx.get(port.rdata[i])) for i in range(P)], want)
+                           for port, want in zip(readers, wanted))
+            for i in range(P):
+                if mask >> i & 1:
+                    model[addr + i] = values[i]
+        ctx.set(dut.access.en, 0)
+        await ctx.tick()
+        checked.append((dut.contents(ctx.get).tolist(), model.tolist()))
+
+    dut = Scratchpad(cfg, init=init, access_ports=3)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+
+    async def run(ctx):
+        await bench(ctx, dut)
+
+    sim.add_testbench(run)
+    sim.run()
+    assert len(checked) > 100
+    for got, expected in checked:
+        assert got == expected
+
+
+@pytest.mark.parametrize("index", range(len(SPADS)))
 def test_scratchpad_feeds_a_skewed_matrix_one_word_per_bank(index):
     """A matrix stored with the skewed pitch: word j of B consecutive rows, and B consecutive words
     of one row, each come back from one read with one address per bank."""
