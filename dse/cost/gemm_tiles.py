@@ -16,6 +16,7 @@ unscaled: ``sram.*_kib`` split over the arrays); :func:`geometry` lays them out 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -88,20 +89,22 @@ def design_tile(design):
                       imem_depth=1 << 16)
 
 
+@functools.lru_cache(maxsize=4096)
+def _figures(design) -> tuple:
+    """One design's row of :class:`TileGeometry` (cached: a search prices the same designs again)."""
+    try:
+        tile = design_tile(design)
+    except ValueError:
+        return (1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, False)
+    g, a = tile.gemm, tile.array
+    return (g.act.elements, g.act.banks, g.act.word_elements, g.weight.elements, g.weight.banks,
+            g.weight.word_elements, g.out.elements, g.out.word_elements, a.max_m, a.max_k, a.max_n,
+            1 << tile.dma.count_bits, True)
+
+
 def geometry(designs: Sequence) -> TileGeometry:
     """The tile geometry of every design (:func:`design_tile`)."""
-    rows = []
-    for design in designs:
-        try:
-            tile = design_tile(design)
-        except ValueError:
-            rows.append((1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, False))
-            continue
-        g, a = tile.gemm, tile.array
-        rows.append((g.act.elements, g.act.banks, g.act.word_elements, g.weight.elements, g.weight.banks,
-                     g.weight.word_elements, g.out.elements, g.out.word_elements, a.max_m, a.max_k, a.max_n,
-                     1 << tile.dma.count_bits, True))
-    cols = list(zip(*rows))
+    cols = list(zip(*(_figures(d) for d in designs)))
     col = lambda v, t=np.float64: np.asarray(v, dtype=t)[:, None, None]  # noqa: E731
     return TileGeometry(*(col(v) for v in cols[:-1]), buildable=col(cols[-1], bool))
 
@@ -160,12 +163,18 @@ def tile_sides(geo: TileGeometry, shape: ArrayShape, ms, ks, ns, family, tile_m,
     # free N: the fixed M side halved until a column fits, N as wide as fits
     tm_a, tm_fixed = want_m, m_given(1.0)
     for _ in range(_HALVINGS):
-        tm_a = np.where(tm_a > tm_fixed, np.floor(tm_a / 2), tm_a)
+        over = (tm_a > tm_fixed) & (tm_a >= 1) & free_n
+        if not over.any():
+            break
+        tm_a = np.where(over, np.floor(tm_a / 2), tm_a)
     tn_a = _widest(ns, shape.cols, n_given(tm_a))
     # free M: the converse
     tn_b = want_n
     for _ in range(_HALVINGS):
-        tn_b = np.where((m_given(tn_b) < 1) | (tn_b > n_cap), np.floor(tn_b / 2), tn_b)
+        over = ((m_given(tn_b) < 1) | (tn_b > n_cap)) & (tn_b >= 1) & free_m
+        if not over.any():
+            break
+        tn_b = np.where(over, np.floor(tn_b / 2), tn_b)
     tm_b = _widest(ms, shape.rows, m_given(tn_b))
     # both sides the mapping's, each cut to the widest that fits
     tm_c = _widest(want_m, shape.rows, m_given(1.0))
@@ -190,5 +199,7 @@ def gemm_work(shape: ArrayShape, ms, ks, ns, tm, tn, kb, w_bits) -> np.ndarray:
         for count_k, k in cuts[1]:
             for count_n, n in cuts[2]:
                 count = count_m * count_k * count_n
+                if not np.any(count):
+                    continue
                 total = total + np.where(count > 0, count * (gemm_cycles(shape, m, k, n, w_bits) + OVERHEAD), 0.0)
     return total

@@ -556,6 +556,8 @@ class CostModel:
         share, every round), and the partial-sum additions; the spread's own figure where the
         tile cannot be built or no tile of the family fits."""
         shape, geo = self.shape, self.tile
+        if not geo.buildable.any():
+            return of_spread(sp.cycles)
         fold = shape.rows * shape.lanes
         m_parts = np.maximum(1, of_spread(sp.arrays) / (of_spread(sp.n_parts) * of_spread(sp.k_parts)))
         ms = share_sides(r.m, m_parts, 1)
