@@ -30,7 +30,8 @@ from .compiler import Compiled, compile_layer
 from .intlayer import IntLayer
 from .mapping import OperatorMapping
 
-__all__ = ["OperatorCycles", "Prediction", "predict", "predict_layer", "cost_model_cycles", "cycle_table"]
+__all__ = ["OperatorCycles", "Prediction", "predict", "predict_layer", "cost_model_cycles", "cost_model_compute",
+           "cycle_table"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,23 @@ def cost_model_cycles(evaluation: Any, clock_mhz: float) -> dict[str, dict[str, 
     for phase, name, seconds in zip(frame["phase"], frame["operator"], frame["time_s"]):
         out.setdefault(phase, {})
         out[phase][name] = out[phase].get(name, 0.0) + float(seconds) * clock_mhz * 1e6
+    return out
+
+
+def cost_model_compute(model: Any, workload: Any) -> dict[str, dict[str, float]]:
+    """The cost model's compute cycles per operator of its first design (a matrix operator: its
+    arrays' GEMM commands and partial-sum additions; an elementwise one: the vector unit's), one
+    step of each phase: by phase and operator (repeated names added)."""
+    costs: dict[str, Any] = {}
+    model.metrics(workload, phases=("prefill", "decode"), costs_out=costs)
+    clock = float(model.clock_hz[0, 0, 0])
+    out: dict[str, dict[str, float]] = {}
+    for phase, cost in costs.items():
+        table = workload.prefill if phase == "prefill" else workload.decode.base
+        steps = 1 if phase == "prefill" else workload.decode.steps
+        out[phase] = {}
+        for name, seconds in zip(table.names, cost.rows["compute_s"][0]):
+            out[phase][name] = out[phase].get(name, 0.0) + float(seconds) * clock / steps
     return out
 
 
