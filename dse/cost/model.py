@@ -363,10 +363,15 @@ class CostModel:
     """Design points with their unit costs, ready to price workloads together.
 
     ``designs`` and ``costs`` are parallel lists; each design must pass :func:`check_design`
-    (``checked=True``: the caller has checked them).
+    (``checked=True``: the caller has checked them). ``tile_commands=True``: a matrix operator's
+    array cycles are those of the GEMM commands the tile compiler issues for its mapping on the
+    design's tile (:mod:`peforge.dse.cost.gemm_tiles`: the compiler's tiles, full and edge, each
+    command the array's cycles plus the engine's overhead); else the spread's cycles of one
+    whole share per array (the mapping chosen is the same either way).
     """
 
-    def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False):
+    def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False,
+                 tile_commands: bool = False):
         self.designs = list(designs)
         self.unit_costs = list(costs)
         if not checked:
@@ -390,7 +395,7 @@ class CostModel:
         self.pim_mode = col(lambda d: PIM_MODES[d.pim.mode])
         self.any_pim = bool((self.pim_mode > 0).any())
         self.pim = _PimArrays(self.designs)
-        self.tile = geometry(self.designs)
+        self.tile = geometry(self.designs) if tile_commands else None
         self.memory_capacity, self.kv_capacity = capacity_columns(self.designs)  # bytes, (designs,)
         self._passes: dict[tuple, dict[str, np.ndarray]] = {}
 
@@ -556,7 +561,7 @@ class CostModel:
         share, every round), and the partial-sum additions; the spread's own figure where the
         tile cannot be built or no tile of the family fits."""
         shape, geo = self.shape, self.tile
-        if not geo.buildable.any():
+        if geo is None or not geo.buildable.any():
             return of_spread(sp.cycles)
         fold = shape.rows * shape.lanes
         m_parts = np.maximum(1, of_spread(sp.arrays) / (of_spread(sp.n_parts) * of_spread(sp.k_parts)))

@@ -58,7 +58,7 @@ def agreement(request, layer):
     base = load_design(DESIGN)
     design = dataclasses.replace(base, compute=dataclasses.replace(base.compute, **compute))
     workload = prepare("tiny-llama", batch=1, seq=SEQ, gen=2, quant="w8a8kv8")
-    model = CostModel([design], [costs(gb_per_s)])
+    model = CostModel([design], [costs(gb_per_s)], tile_commands=True)
     predictions = predict_layer(layer, design_tile(design), cost_model_mappings(model, workload), seq=SEQ,
                                 memory=MEMORY)
     return request.param, predictions, cost_model_compute(model, workload)
@@ -82,7 +82,7 @@ def test_gemm_array_cycles_by_hand(layer):
     array = tile.array
     by_hand = 2 * (array.cycles(1, 64, 12) + 4) + (array.cycles(1, 64, 8) + 4)
     workload = prepare("tiny-llama", batch=1, seq=SEQ, gen=2, quant="w8a8kv8")
-    model = CostModel([base], [costs(64.0)])
+    model = CostModel([base], [costs(64.0)], tile_commands=True)
     assert cost_model_compute(model, workload)["decode"]["k_proj"] == by_hand == 551
 
 
