@@ -136,6 +136,8 @@ def cost_model_compute(model: Any, workload: Any) -> dict[str, dict[str, float]]
         out[phase] = {}
         for name, seconds in zip(table.names, cost.rows["compute_s"][0]):
             out[phase][name] = out[phase].get(name, 0.0) + float(seconds) * clock / steps
+        # seconds x clock: back to the model's whole cycles but for the float round trip
+        out[phase] = {name: round(v, 6) for name, v in out[phase].items()}
     return out
 
 

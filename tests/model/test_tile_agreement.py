@@ -2,7 +2,7 @@
 then one decode step) every GEMM operator's array cycles in the model equal the compiled
 program's, command by command (the busiest slice's GEMM commands, each the array's cycles plus
 the engine's overhead), on the tile built at the design's own buffer sizes; at a compute-bound
-and a memory-bound bandwidth, on one and two arrays, ws and os.
+and a memory-bound bandwidth, on one and two arrays, ws and os, MAC and bit-serial PEs.
 
 The vector phase and the end-to-end totals do not agree yet (the model prices elementwise
 operators by their nominal ops, the DMA by bandwidth): those checks are strict xfails that
@@ -29,6 +29,7 @@ SEQ = 16
 GEMMS = ("q_proj", "k_proj", "v_proj", "attn.score", "attn.context", "o_proj", "mlp.gate_proj", "mlp.up_proj",
          "mlp.down_proj")
 MEMORY = MemoryModel(read_latency=8, period=1)
+BIT_SERIAL = (("lanes", 4), ("k", 2))  # 4 lanes, 2 weight bits per cycle: 4 cycles per INT8 beat
 
 
 def costs(gb_per_s: float) -> UnitCosts:
@@ -44,7 +45,9 @@ def costs(gb_per_s: float) -> UnitCosts:
 # (compute fields, bandwidth GB/s): 64 GB/s is compute-bound at 500 MHz for every GEMM here, 0.25 GB/s
 # memory-bound for every one
 CASES = {"1 ws compute-bound": ({}, 64.0), "1 ws memory-bound": ({}, 0.25), "2 ws": ({"arrays": 2}, 64.0),
-         "2 os memory-bound": ({"arrays": 2, "dataflow": "os"}, 0.25)}
+         "2 os memory-bound": ({"arrays": 2, "dataflow": "os"}, 0.25),
+         "bit-serial 1 ws": ({"pe": "bitserial", "pe_params": BIT_SERIAL}, 64.0),
+         "bit-serial 2 os": ({"pe": "bitserial", "pe_params": BIT_SERIAL, "arrays": 2, "dataflow": "os"}, 0.25)}
 
 
 @pytest.fixture(scope="module")
