@@ -23,7 +23,6 @@ from typing import Sequence
 import numpy as np
 
 from ...arith import ceil_div
-from ...hw.tile.gemm import OVERHEAD
 from . import mapper
 from .array import ArrayShape, gemm_cycles
 
@@ -189,6 +188,10 @@ def gemm_work(shape: ArrayShape, ms, ks, ns, tm, tn, kb, w_bits) -> np.ndarray:
     """Cycles of the GEMM commands of one ``ms x ks @ ks x ns`` share in tiles of ``tm x tn``
     over K blocks of ``kb``: full and edge tiles in each dimension, each command the array's
     cycles plus :data:`~peforge.hw.tile.gemm.OVERHEAD`."""
+    # imported here: the tile's modules bring in Amaranth, whose many objects slow the collector
+    # for every cost-model call of a process that never asks for tile commands
+    from ...hw.tile.gemm import OVERHEAD
+
     total = 0.0
     cuts = []
     for size, step in ((ms, tm), (ks, kb), (ns, tn)):
