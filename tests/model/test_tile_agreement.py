@@ -13,16 +13,20 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from peforge.dse.cost import mapper
 from peforge.dse.cost.api import load_design, prepare
-from peforge.dse.cost.gemm_tiles import design_tile
+from peforge.dse.cost.gemm_tiles import design_tile, gemm_work, tile_sides
 from peforge.dse.cost.model import CostModel
 from peforge.dse.cost.units import UnitCosts
-from peforge.dse.tile.intlayer import IntLayer
-from peforge.dse.tile.mapping import cost_model_mappings
+from peforge.dse.tile.compiler import _tiling
+from peforge.dse.tile.intlayer import Gemm, IntLayer
+from peforge.dse.tile.mapping import OperatorMapping, cost_model_mappings
 from peforge.dse.tile.predict import cost_model_compute, predict_layer
 from peforge.hw.tile.dma import MemoryModel
+from peforge.hw.tile.gemm import GemmCommand
 
 DESIGN = Path(__file__).parent.parent / "designs" / "tile-tiny.toml"
 SEQ = 16
@@ -97,3 +101,29 @@ def test_vector_cycles_exact(agreement):
         for name, o in prediction.operators.items():
             if name not in GEMMS:
                 assert model[phase][name] == o.vector_work, f"{case} {phase} {name}"
+
+
+@pytest.mark.parametrize("family", [mapper.ON_CHIP, mapper.ACT_RESIDENT, mapper.WEIGHT_RESIDENT, mapper.K_BLOCKED])
+@pytest.mark.parametrize("double", [True, False])
+def test_tile_sides_are_the_compilers(family, double):
+    """Every tiling family the compiler runs: the model's tile sides and summed command cycles
+    are the compiler's for the tiny layer's GEMM shapes on the design's tile (which these
+    families the mapper picks for the tiny layer: only *on chip*)."""
+    design = load_design(DESIGN)
+    tile = design_tile(design)
+    model = CostModel([design], [costs(64.0)], tile_commands=True)
+    for m, k, n in ((16, 64, 64), (16, 64, 176), (16, 176, 64), (1, 176, 64), (32, 16, 16), (2, 17, 16)):
+        for tile_m, tile_n in ((m, n), (4, 8), (8, 32), (1, 1)):
+            mapping = OperatorMapping(family=family, tile_m=tile_m, tile_n=tile_n, double=double)
+            step = Gemm(name="probe", a="a", b_t="b", out="c", m=m, k=k, n=n)
+            want, _ = _tiling(tile, step, mapping, m, n, k)
+            tm, tn, kb = (float(np.ravel(v)[0]) for v in tile_sides(
+                model.tile, model.shape, np.float64(m), np.float64(k), np.float64(n), np.int64(family),
+                np.float64(tile_m), np.float64(tile_n), np.bool_(double), np.float64(1)))
+            assert (tm, tn, kb) == (want.tm, want.tn, want.kb), (m, k, n, tile_m, tile_n)
+            by_commands = sum(tile.gemm.cycles(GemmCommand(m=min(want.tm, m - m0), k=min(want.kb, k - k0),
+                                                           n=min(want.tn, n - n0)))
+                              for m0 in range(0, m, want.tm) for n0 in range(0, n, want.tn)
+                              for k0 in range(0, k, want.kb))
+            work = gemm_work(model.shape, m, k, n, tm, tn, kb, 8)
+            assert float(np.ravel(work)[0]) == by_commands, (m, k, n, tile_m, tile_n)
