@@ -10,8 +10,10 @@ sides are the mapping's cut to what a slice's scratchpads hold (skewed row pitch
 copy), the free side of a resident family as wide as fits; :func:`tile_sides` says which, for
 every design at once (numpy), and :func:`gemm_work` sums the commands' cycles.
 
-The scratchpads are the tile's of the design (:meth:`peforge.hw.tile.config.TileConfig.from_design`,
-unscaled: ``sram.*_kib`` split over the arrays); :func:`geometry` lays them out as columns.
+The scratchpads are those of the design's tile (:func:`design_tile`: ``sram.*_kib`` split over
+the arrays); :func:`geometry` lays them out as columns. Where no tile of the mapping's family fits
+a slice, the compiler blocks K in the widest whole array folds that fit; :func:`tile_sides`
+returns 0 sides there and the cost model keeps the spread's own cycles.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from ...arith import ceil_div
 from . import mapper
 from .array import ArrayShape, gemm_cycles
 
-_HALVINGS = 24  # the compiler halves a fixed side until it fits: more than any side has
-
 __all__ = ["TileGeometry", "design_tile", "geometry", "share_sides", "tile_sides", "gemm_work"]
+
+_HALVINGS = 24  # the compiler halves a fixed side until it fits: more halvings than any side has
 
 
 @dataclass(frozen=True)
