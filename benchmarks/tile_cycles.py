@@ -3,14 +3,21 @@ the cost model's, prefill and one decode step.
 
     python benchmarks/tile_cycles.py [--design tests/designs/tile-tiny.toml] [--arrays N]
         [--dataflow ws|os] [--seq 16] [--read-latency 8] [--scaled]
+    python benchmarks/tile_cycles.py --matrix [--seq 16] [--read-latency 8]
 
 The cost model prices the design with its characterized unit costs (the PE's characterization is
 cached after the first run) and chooses each GEMM's mapping; the compiler follows those mappings.
-The tile is the design's at its own buffer sizes (``peforge.dse.tile.design_tile``: a 4-byte DMA
-bus and 4 vector lanes, what small scratchpads take per cycle), or with ``--scaled``
-``TileConfig.from_design(scaled=True)``. The DMA's memory model: ``--read-latency`` cycles, one
-beat per cycle. Columns: the tile's array, vector and DMA busy cycles and its sequencer time per
-operator (``peforge.dse.tile.predict``), the cost model's time x clock, and their ratio.
+The tile is the design's at its own buffer sizes (``peforge.dse.cost.gemm_tiles.design_tile``:
+``sram.*_kib`` split over the arrays; the DMA bus and vector lanes narrowed to what these small
+scratchpads take per cycle), or with ``--scaled`` ``TileConfig.from_design(scaled=True)``. The
+DMA's memory model: ``--read-latency`` cycles, one beat per cycle. Columns: the tile's array,
+vector and DMA busy cycles and its sequencer time per operator (``peforge.dse.tile.predict``), the
+cost model's time x clock, and their ratio.
+
+``--matrix``: for MAC, bit-serial and mixed PEs, ws and os, one and two arrays, at the design's
+bandwidth and at a tenth of it, each operator's array phase (the busiest slice's GEMM commands)
+and vector phase (the vector unit's commands) on the tile beside the cost model's
+(``CostModel(tile_commands=True)``) and the deviation, then the phase totals.
 """
 
 from __future__ import annotations
@@ -21,16 +28,56 @@ import sys
 from pathlib import Path
 
 from peforge.dse.cost.api import evaluate, load_design, prepare
+from peforge.dse.cost.gemm_tiles import design_tile
 from peforge.dse.cost.model import CostModel
 from peforge.dse.cost.units import unit_costs
-from peforge.dse.tile.design_tile import design_tile
 from peforge.dse.tile.intlayer import IntLayer
 from peforge.dse.tile.mapping import cost_model_mappings
-from peforge.dse.tile.predict import cost_model_cycles, cycle_table, predict_layer
+from peforge.dse.tile.predict import cost_model_compute, cost_model_cycles, cycle_table, predict_layer
 from peforge.hw.tile.config import TileConfig
 from peforge.hw.tile.dma import MemoryModel
 
 DEFAULT = Path(__file__).resolve().parent.parent / "tests" / "designs" / "tile-tiny.toml"
+
+
+PES = {"mac": (), "bitserial": (("lanes", 4), ("k", 2)), "mixed": ()}
+
+
+def matrix(base, seq: int, memory: MemoryModel) -> None:
+    """The configuration matrix: array and vector phases per operator, tile against model."""
+    workload = prepare("tiny-llama", batch=1, seq=seq, gen=2, quant="w8a8kv8")
+    layer = IntLayer()
+    for pe, params in PES.items():
+        for dataflow in ("ws", "os"):
+            for arrays in (1, 2):
+                for scale in (1.0, 0.1):
+                    compute = dataclasses.replace(base.compute, pe=pe, pe_params=params, dataflow=dataflow,
+                                                  arrays=arrays)
+                    design = dataclasses.replace(base, compute=compute)
+                    costs = unit_costs(design)
+                    costs = dataclasses.replace(costs, memory_gb_per_s=costs.memory_gb_per_s * scale)
+                    head = f"{pe} {dataflow} x{arrays}, DRAM {costs.memory_gb_per_s:.2f} GB/s"
+                    model = CostModel([design], [costs], tile_commands=True)
+                    try:
+                        predictions = predict_layer(layer, design_tile(design), cost_model_mappings(model, workload),
+                                                    seq=seq, memory=memory)
+                    except ValueError as error:
+                        print(f"{head}: the tile refuses it: {error}\n")
+                        continue
+                    mine = cost_model_compute(model, workload)
+                    times = cost_model_cycles(model.evaluate(workload), design.compute.clock_mhz)
+                    print(head)
+                    print(f"  {'phase':8} {'operator':22} {'phase':6} {'tile':>8} {'model':>9} {'dev':>8}")
+                    for phase, p in predictions.items():
+                        for name, o in p.operators.items():
+                            work, unit = (o.array_work, "array") if o.array_work else (o.vector_work, "vector")
+                            m = mine[phase].get(name, float("nan"))
+                            dev = f"{(m - work) / work:+8.1%}" if work else f"{'':8}"
+                            print(f"  {phase:8} {name:22} {unit:6} {work:8d} {m:9.0f} {dev}")
+                        total = sum(times[phase].get(name, 0.0) for name in p.operators)
+                        print(f"  {phase:8} {'(layer, end to end)':22} {'total':6} {p.cycles:8d} {total:9.0f} "
+                              f"{(total - p.cycles) / p.cycles:+8.1%}")
+                    print()
 
 
 def main() -> int:
@@ -41,15 +88,20 @@ def main() -> int:
     parser.add_argument("--seq", type=int, default=16, help="prefill tokens (default 16)")
     parser.add_argument("--read-latency", type=int, default=8, help="DRAM read latency, cycles (default 8)")
     parser.add_argument("--scaled", action="store_true", help="TileConfig.from_design(scaled=True)")
+    parser.add_argument("--matrix", action="store_true", help="the configuration matrix (PEs, dataflows, arrays, "
+                                                              "bandwidths)")
     args = parser.parse_args()
     design = load_design(args.design)
+    memory = MemoryModel(read_latency=args.read_latency, period=1)
+    if args.matrix:
+        matrix(design, args.seq, memory)
+        return 0
     compute = {k: v for k, v in (("arrays", args.arrays), ("dataflow", args.dataflow)) if v is not None}
     design = dataclasses.replace(design, compute=dataclasses.replace(design.compute, **compute))
     workload = prepare("tiny-llama", batch=1, seq=args.seq, gen=2, quant="w8a8kv8")
     mappings = cost_model_mappings(CostModel([design], [unit_costs(design)]), workload)
     tile = (dataclasses.replace(TileConfig.from_design(design, scaled=True), imem_depth=1 << 16) if args.scaled
             else design_tile(design))
-    memory = MemoryModel(read_latency=args.read_latency, period=1)
     predictions = predict_layer(IntLayer(), tile, mappings, seq=args.seq, memory=memory)
     model = cost_model_cycles(evaluate(design, workload), design.compute.clock_mhz)
     print(f"{design.name}: {design.compute.arrays} x {design.compute.rows}x{design.compute.cols} "

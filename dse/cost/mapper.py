@@ -150,6 +150,8 @@ class Spread:
     m: np.ndarray  # one array's share of the product
     k: np.ndarray
     n: np.ndarray
+    n_parts: np.ndarray  # the parts N and K are cut into (the compiler cuts them in whole array folds)
+    k_parts: np.ndarray
 
 
 _SIDES = np.array([side for side, _ in CANDIDATES])[:, None, None, None]
@@ -179,7 +181,8 @@ def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, 
     total = rounds * cycles * passes * k_passes + ceil_div(adds, vector_lanes)
     used = m_parts * n_parts * k_parts
     full = np.broadcast(total, mp, np_, kp, in_flight).shape  # axis 0 whole: options stack on it
-    return Spread(np.broadcast_to(total, full), adds, in_flight, used, rounds, k_passes, mp, kp, np_)
+    return Spread(np.broadcast_to(total, full), adds, in_flight, used, rounds, k_passes, mp, kp, np_, n_parts,
+                  k_parts)
 
 
 FOLDS_PER_ARRAY = (1, 2, 4, 8, 16)  # column folds per array a two-way split may give

@@ -67,7 +67,8 @@ from . import mapper
 from .array import array_shapes
 from .footprint import GIB, capacity_columns, max_batch
 from .formats import operand_passes
-from .mapper import PSUM_BYTES
+from .gemm_tiles import gemm_work, geometry, share_sides, tile_sides
+from .mapper import PSUM_BYTES, ceil_div
 from .units import UnitCosts
 from .workload import KIND_CODES, ROLE_CODES, OpTable, Workload
 
@@ -362,10 +363,15 @@ class CostModel:
     """Design points with their unit costs, ready to price workloads together.
 
     ``designs`` and ``costs`` are parallel lists; each design must pass :func:`check_design`
-    (``checked=True``: the caller has checked them).
+    (``checked=True``: the caller has checked them). ``tile_commands=True``: a matrix operator's
+    array cycles are those of the GEMM commands the tile compiler issues for its mapping on the
+    design's tile (:mod:`peforge.dse.cost.gemm_tiles`: the compiler's tiles, full and edge, each
+    command the array's cycles plus the engine's overhead); else the spread's cycles of one
+    whole share per array (the mapping chosen is the same either way).
     """
 
-    def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False):
+    def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False,
+                 tile_commands: bool = False):
         self.designs = list(designs)
         self.unit_costs = list(costs)
         if not checked:
@@ -389,6 +395,7 @@ class CostModel:
         self.pim_mode = col(lambda d: PIM_MODES[d.pim.mode])
         self.any_pim = bool((self.pim_mode > 0).any())
         self.pim = _PimArrays(self.designs)
+        self.tile = geometry(self.designs) if tile_commands else None
         self.memory_capacity, self.kv_capacity = capacity_columns(self.designs)  # bytes, (designs,)
         self._passes: dict[tuple, dict[str, np.ndarray]] = {}
 
@@ -543,9 +550,29 @@ class CostModel:
             candidate=np.asarray(candidates)[local], arrays=of_spread(sp.arrays), in_flight=of_spread(sp.in_flight),
             rounds=of_spread(sp.rounds), k_passes=of_spread(sp.k_passes), double=choice < len(candidates),
             family=of_tiling(t.family), tile_m=of_tiling(t.tile_m), tile_n=of_tiling(t.tile_n))
-        layer = {"cycles": of_spread(sp.cycles), "dram_bytes": of_tiling(dram), "adds": of_spread(sp.adds),
+        layer = {"cycles": self._command_cycles(r, sp, plan, of_spread, passes, w_bits),
+                 "dram_bytes": of_tiling(dram), "adds": of_spread(sp.adds),
                  "sram_pj": {part: of_spread(v) for part, v in sram.items()}}
         return plan, layer
+
+    def _command_cycles(self, r: Rows, sp: mapper.Spread, plan: Mapping, of_spread, passes, w_bits) -> np.ndarray:
+        """Per-layer cycles of the chosen mapping as the tile runs it: the busiest array's GEMM
+        commands (:func:`~peforge.dse.cost.gemm_tiles.gemm_work` over the compiler's tiles of its
+        share, every round), and the partial-sum additions; the spread's own figure where the
+        tile cannot be built or no tile of the family fits."""
+        shape, geo = self.shape, self.tile
+        if geo is None or not geo.buildable.any():
+            return of_spread(sp.cycles)
+        fold = shape.rows * shape.lanes
+        m_parts = np.maximum(1, of_spread(sp.arrays) / (of_spread(sp.n_parts) * of_spread(sp.k_parts)))
+        ms = share_sides(r.m, m_parts, 1)
+        ns = share_sides(r.n, of_spread(sp.n_parts), shape.cols)
+        ks = share_sides(np.maximum(r.k, 1), of_spread(sp.k_parts), fold)
+        tm, tn, kb = tile_sides(geo, shape, ms, ks, ns, plan.family, plan.tile_m, plan.tile_n, plan.double,
+                                plan.k_passes)
+        work = plan.rounds * passes * gemm_work(shape, ms, ks, ns, tm, tn, kb, w_bits)
+        exact = work + ceil_div(of_spread(sp.adds), self.vector_lanes)
+        return np.where(geo.buildable & (tm >= 1) & (tn >= 1), exact, of_spread(sp.cycles))
 
     def _fuse_attention(self, r: Rows, plan: Mapping, cycles, dram, on_pim):
         """Score, softmax and context rows of an attention operator fused (FlashAttention-style,

@@ -6,6 +6,10 @@ cycles per beat) gives, per operator of the graph (the instructions' tags):
 
 - ``array``, ``vector``, ``dma``: cycles in which at least one of the operator's commands runs on
   an array (any slice), the vector unit, the DMA (the union of their busy intervals);
+- ``array_work``: the busiest slice's sum of its GEMM commands' cycles (the arrays of a slice run
+  one command at a time; slices run side by side); ``vector_work``: the sum of the vector unit's
+  commands' cycles. These are what the cost model's array and vector phases price, command by
+  command (:func:`peforge.dse.cost.gemm_tiles.gemm_work`);
 - ``total``: the sequencer's time on the operator's instructions: each instruction is charged the
   cycles from the previous one leaving decode to its own leaving (its stall included), the
   ``End`` (the drain) to the last operator; the totals add up to the program's cycles.
@@ -26,7 +30,8 @@ from .compiler import Compiled, compile_layer
 from .intlayer import IntLayer
 from .mapping import OperatorMapping
 
-__all__ = ["OperatorCycles", "Prediction", "predict", "predict_layer", "cost_model_cycles", "cycle_table"]
+__all__ = ["OperatorCycles", "Prediction", "predict", "predict_layer", "cost_model_cycles", "cost_model_compute",
+           "cycle_table"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class OperatorCycles:
     vector: int
     dma: int
     total: int
+    array_work: int = 0
+    vector_work: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ def predict(compiled: Compiled, memory: MemoryModel) -> Prediction:
     total: dict[str, int] = {}
     previous = 0
     last = None
+    work: dict[str, dict[str, int]] = {}  # tag -> slot -> summed command cycles
     for step in timeline.steps:
         tag = compiled.tags[step.index]
         if tag == "end":
@@ -80,11 +88,17 @@ def predict(compiled: Compiled, memory: MemoryModel) -> Prediction:
         if isinstance(ins, Issue):
             unit = "dma" if ins.slot == "dma" else ("vector" if ins.slot == "vec" else "array")
             busy.setdefault(tag, {"array": [], "vector": [], "dma": []})[unit].append((step.issued, step.completed))
+            slots = work.setdefault(tag, {})
+            slots[ins.slot] = slots.get(ins.slot, 0) + step.completed - step.issued
     operators = {}
     for tag in total:
         phases = busy.get(tag, {"array": [], "vector": [], "dma": []})
+        slots = work.get(tag, {})
         operators[tag] = OperatorCycles(operator=tag, **{unit: _union(v) for unit, v in phases.items()},
-                                        total=total[tag])
+                                        total=total[tag],
+                                        array_work=max((v for s, v in slots.items() if s.startswith("gemm")),
+                                                       default=0),
+                                        vector_work=slots.get("vec", 0))
     return Prediction(cycles=timeline.cycles, operators=operators)
 
 
@@ -105,6 +119,25 @@ def cost_model_cycles(evaluation: Any, clock_mhz: float) -> dict[str, dict[str, 
     for phase, name, seconds in zip(frame["phase"], frame["operator"], frame["time_s"]):
         out.setdefault(phase, {})
         out[phase][name] = out[phase].get(name, 0.0) + float(seconds) * clock_mhz * 1e6
+    return out
+
+
+def cost_model_compute(model: Any, workload: Any) -> dict[str, dict[str, float]]:
+    """The cost model's compute cycles per operator of its first design (a matrix operator: its
+    arrays' GEMM commands and partial-sum additions; an elementwise one: the vector unit's), one
+    step of each phase: by phase and operator (repeated names added)."""
+    costs: dict[str, Any] = {}
+    model.metrics(workload, phases=("prefill", "decode"), costs_out=costs)
+    clock = float(model.clock_hz[0, 0, 0])
+    out: dict[str, dict[str, float]] = {}
+    for phase, cost in costs.items():
+        table = workload.prefill if phase == "prefill" else workload.decode.base
+        steps = 1 if phase == "prefill" else workload.decode.steps
+        out[phase] = {}
+        for name, seconds in zip(table.names, cost.rows["compute_s"][0]):
+            out[phase][name] = out[phase].get(name, 0.0) + float(seconds) * clock / steps
+        # seconds x clock: back to the model's whole cycles but for the float round trip
+        out[phase] = {name: round(v, 6) for name, v in out[phase].items()}
     return out
 
 
