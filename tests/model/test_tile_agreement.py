@@ -21,7 +21,7 @@ from peforge.dse.cost.api import load_design, prepare
 from peforge.dse.cost.gemm_tiles import design_tile, gemm_work, tile_sides
 from peforge.dse.cost.model import CostModel
 from peforge.dse.cost.units import UnitCosts
-from peforge.dse.tile.compiler import _tiling
+from peforge.dse.tile.lower_gemm import _tiling
 from peforge.dse.tile.intlayer import Gemm, IntLayer
 from peforge.dse.tile.mapping import OperatorMapping, cost_model_mappings
 from peforge.dse.tile.predict import cost_model_compute, predict_layer
