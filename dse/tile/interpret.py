@@ -29,7 +29,7 @@ from ...hw.tile.config import SPAD_ID_BITS, SPADS, TileConfig
 from ...hw.tile.dma import DmaCommand, MemoryModel
 from ...hw.tile.gemm import GemmCommand
 from ...hw.tile.isa import Issue, program_timeline
-from ...hw.tile.vector import BMode, VecOp, VectorCommand
+from ...hw.tile.vector import VectorCommand
 from .compiler import Compiled
 
 __all__ = ["RaceError", "TileState", "interpret", "accesses", "check_races"]
@@ -128,13 +128,11 @@ def accesses(tile: TileConfig, slot: str, cmd) -> tuple[list[tuple], list[tuple]
         ranges = [(s, spad, lo, hi) for s in range(tile.arrays) if cmd.slice_mask >> s & 1]
         return (ranges, []) if cmd.dir == "store" else ([], ranges)
     if slot == "vec":
-        reads = [_vector_span(tile, cmd.src_a, cmd.rows, cmd.pitch_a, cmd.length)]
-        if cmd.b_mode == BMode.STREAM:
-            reads.append(_vector_span(tile, cmd.src_b, cmd.rows, cmd.pitch_b, cmd.length))
-        elif cmd.b_mode == BMode.ROW:
-            reads.append(_vector_span(tile, cmd.src_b, cmd.rows, cmd.pitch_b, 1))
-        reduces = cmd.op in (VecOp.RMAX, VecOp.RSUM, VecOp.RSUMSQ)
-        return reads, [_vector_span(tile, cmd.dst, cmd.rows, cmd.pitch_d, 1 if reduces else cmd.length)]
+        spans = {}
+        for operand, (first, last) in tile.vector_spans(cmd).items():
+            slice_, spad, start = tile.locate(first)
+            spans[operand] = (slice_, spad, start, start + last - first + 1)
+        return [spans[o] for o in ("a", "b") if o in spans], [spans["d"]]
     s = int(slot.removeprefix("gemm"))
     g = tile.gemm
     a_end = g.act.element_address(cmd.a_base, cmd.a_pitch, cmd.m - 1, cmd.k)

@@ -10,14 +10,14 @@ from typing import Callable
 import numpy as np
 
 from ...hw import intops
-from ...hw.tile.config import SPAD_ID_BITS, SPADS, TileConfig
+from ...hw.tile.config import TileConfig
 from ...hw.tile.vector import BMode, VecOp, VectorCommand, rmsnorm_program, softmax_program
 from .context import VECTOR_SLICE, Context, spad_of
 from .dram import Symbol
 from .intlayer import ACT_BITS, NORM_BITS, PROB_BITS, SILU_BITS, IntLayer, Vector
 from .program import Region
 
-__all__ = ["lower_vector", "with_access", "vector_ports", "split_address"]
+__all__ = ["lower_vector", "with_access", "vector_ports"]
 
 
 @dataclass(frozen=True)
@@ -157,28 +157,12 @@ def _vector_blocks(ctx: Context, tag: str, label: str, rows: int, granule: int, 
     stores(len(blocks) - 1)
 
 
-def _span(tile: TileConfig, address: int, rows: int, pitch: int, length: int) -> Region:
-    """The region a vector command's operand covers (``rows`` rows of ``length`` at ``pitch``)."""
-    slice_, spad, offset = split_address(tile, address)
-    return Region(slice_, spad, offset, offset + (rows - 1) * pitch + length)
-
-
-def split_address(tile: TileConfig, address: int) -> tuple[int, str, int]:
-    """``(slice, scratchpad, element offset)`` of a tile element address (the vector unit's)."""
-    bits = tile.offset_bits
-    return address >> (bits + SPAD_ID_BITS), SPADS[(address >> bits) & ((1 << SPAD_ID_BITS) - 1)], \
-        address & ((1 << bits) - 1)
-
-
 def _access(tile: TileConfig, cmd: VectorCommand) -> tuple[list[Region], list[Region]]:
-    """What a vector command reads and writes."""
-    reads = [_span(tile, cmd.src_a, cmd.rows, cmd.pitch_a, cmd.length)]
-    if cmd.b_mode == BMode.STREAM:
-        reads.append(_span(tile, cmd.src_b, cmd.rows, cmd.pitch_b, cmd.length))
-    elif cmd.b_mode == BMode.ROW:
-        reads.append(_span(tile, cmd.src_b, cmd.rows, cmd.pitch_b, 1))
-    reduces = cmd.op in (VecOp.RMAX, VecOp.RSUM, VecOp.RSUMSQ)
-    writes = [_span(tile, cmd.dst, cmd.rows, cmd.pitch_d, 1 if reduces else cmd.length)]
+    """What a vector command reads and writes: its operands' spans (:meth:`TileConfig.vector_spans`)."""
+    reads, writes = [], []
+    for operand, (first, last) in tile.vector_spans(cmd).items():
+        slice_, spad, start = tile.locate(first)
+        (writes if operand == "d" else reads).append(Region(slice_, spad, start, start + last - first + 1))
     return reads, writes
 
 

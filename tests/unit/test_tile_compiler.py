@@ -359,3 +359,16 @@ def test_a_wrong_tile_offset_is_caught(decode):
     broken = _broken(compiled, i, Issue("dma", wrong))
     dram = interpret(broken, image, MEMORY)
     assert not np.array_equal(broken.read(dram, "q_acc"), expected["q_acc"])
+
+
+def test_a_store_racing_the_vector_command_it_waits_for_is_caught(decode):
+    # the wait between a vector command and the DMA store of its result: without it the store
+    # reads elements the vector unit is still writing
+    compiled, image, _ = decode
+    program = compiled.program
+    i = next(i for i in range(1, len(program) - 1) if isinstance(program[i], Wait)
+             and isinstance(program[i - 1], Issue) and program[i - 1].slot == "vec"
+             and isinstance(program[i + 1], Issue) and isinstance(program[i + 1].command, DmaCommand)
+             and program[i + 1].command.dir == "store")
+    with pytest.raises(RaceError, match="runs while instruction"):
+        interpret(_broken(compiled, i), image, MEMORY)
