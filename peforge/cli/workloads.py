@@ -12,6 +12,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def _count(n: float) -> str:
+    """A parameter count with the largest suffix that keeps it at or above 1: 6.74B, 230.4k."""
+    scale, suffix = next(((s, x) for s, x in ((1e9, "B"), (1e6, "M"), (1e3, "k")) if n >= s), (1.0, ""))
+    return f"{n / scale:.2f}{suffix}"
+
+
 def run(args: argparse.Namespace) -> int:
     rows = []
     for name in zoo_names():
@@ -27,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'name':<14} {'type':<8} {'params':>9} {'active':>9} {'layers':>6} {'hidden':>6} "
           f"{'heads/kv':>8} {'experts':>7} {'context':>7}")
     for r in rows:
-        print(f"{r['name']:<14} {r['architecture']:<8} {r['params'] / 1e9:>8.2f}B {r['active_params'] / 1e9:>8.2f}B "
+        print(f"{r['name']:<14} {r['architecture']:<8} {_count(r['params']):>9} {_count(r['active_params']):>9} "
               f"{r['layers']:>6} {r['hidden']:>6} {r['heads']:>4}/{r['kv_heads']:<3} {r['experts']:>7} "
               f"{r['max_positions']:>7}")
     return 0

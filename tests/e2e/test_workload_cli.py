@@ -16,6 +16,8 @@ def test_workloads_lists_shipped_models(peforge):
     for name in zoo_names():
         assert name in table.stdout
     assert "6.74B" in table.stdout  # llama-2-7b
+    gpt2 = next(line for line in table.stdout.splitlines() if line.startswith("gpt2 "))
+    assert "124.44M" in gpt2  # GPT-2 small: 124,439,808 parameters with tied embeddings, not "0.12B"
     rows = {r["name"]: r for r in json.loads(peforge("workloads", "--json").stdout)}
     # Mistral AI, "Mixtral of experts" (2023): 46.7B parameters, 12.9B used per token; to the last digit
     assert abs(rows["mixtral-8x7b"]["params"] - 46.7e9) <= 0.05e9
