@@ -32,15 +32,16 @@ import numpy as np
 
 from ...hw import intops
 from ...hw.tile.vector import BMode, VecOp, VectorCommand, rmsnorm_program, softmax_program, vector_cycles
+from ..cost.workload import VECTOR_CODES
 from .intlayer import ACC_BITS, ACT_BITS, NORM_BITS, PROB_BITS, SILU_BITS
 
 __all__ = ["VECTOR_KINDS", "Buffer", "Block", "BlockPlan", "VectorStep", "graph_steps", "step_buffers",
-           "plan_blocks", "step_commands", "row_cycles", "row_commands"]
+           "plan_blocks", "step_commands", "row_cycles", "row_commands", "tile_vector_cycles"]
 
 VECTOR_SLICE = 0  # the slice whose scratchpads a vector step prefers
 # codes of the graph operators' ``vector`` field (0: no lowering, priced by nominal ops)
-VECTOR_KINDS = {"": 0, "rmsnorm": 1, "rope": 2, "softmax": 3, "add": 4, "silu_mul": 5, "requantize": 6,
-                "requantize16": 7, "requantize_scalar": 8}
+VECTOR_KINDS = VECTOR_CODES
+_SCALE = 2.0 ** -4  # an exp input scale standing in for the workload's (it does not change the shapes)
 _SPLIT_OPS = ("requantize", "add", "mul", "silu")  # elementwise: column blocks where a row does not fit
 
 
@@ -138,12 +139,12 @@ def graph_steps(kind: int, rows: int, width: int, a: int, b: int) -> list[Vector
         return [VectorStep("rope", rows, w, ("act",), "act", rope) for w in (b, width - b) if w > 0]
     if name == "softmax":
         return [VectorStep("softmax", rows, width, (spad_of_bits(ACC_BITS),), "act",
-                           {"scale": 1.0, "tokens": a, "position": width - a})]
+                           {"scale": _SCALE, "tokens": a, "position": width - a})]
     if name == "add":  # the residual stream (INT8) plus a 16-bit projection
         return [VectorStep("add", rows, width, ("act", spad_of_bits(16)), "act", {"bits": ACT_BITS})]
     if name == "silu_mul":
         wide = spad_of_bits(ACC_BITS)
-        return [VectorStep("silu", rows, width, ("act",), wide, {"scale": 1.0}),
+        return [VectorStep("silu", rows, width, ("act",), wide, {"scale": _SCALE}),
                 VectorStep("mul", rows, width, (wide, "act"), wide),
                 VectorStep("requantize", rows, width, (wide,), "act", {"multiplier": 1, "shift": 31})]
     if name in ("requantize", "requantize16"):
@@ -360,3 +361,24 @@ def row_cycles(tile, kind: int, rows: int, width: int, a: int, b: int) -> float:
                                           length=fields["length"][pick], rows=fields["rows"][pick],
                                           shift=fields["shift"][pick], sigmoid_bits=tile.vector.sigmoid_bits)))
     return float(total)
+
+
+def tile_vector_cycles(tiles, kind, rows, width, a, b) -> np.ndarray:
+    """:func:`row_cycles` of every cell for every design's tile: ``tiles`` one per design (None:
+    no tile), the other arguments arrays that broadcast (codes, figures); an array of shape
+    ``(designs, *cells)``, NaN where a design has no tile, the tile cannot hold a row's blocks, or
+    a cell has no lowering (code 0). The distinct cells are lowered once per distinct tile."""
+    cells = np.broadcast(kind, rows, width, a, b).shape
+    columns = [np.broadcast_to(np.asarray(v), cells).reshape(-1) for v in (kind, rows, width, a, b)]
+    keys = np.stack(columns, axis=1).astype(np.int64)
+    lowered = keys[:, 0] > 0
+    unique, inverse = np.unique(keys[lowered], axis=0, return_inverse=True)
+    out = np.full((len(tiles), keys.shape[0]), np.nan)
+    by_tile: dict[Any, np.ndarray] = {}
+    for d, tile in enumerate(tiles):
+        if tile is None or not len(unique):
+            continue
+        if tile not in by_tile:
+            by_tile[tile] = np.array([row_cycles(tile, *map(int, key)) for key in unique])
+        out[d, lowered] = by_tile[tile][inverse.reshape(-1)]
+    return out.reshape(len(tiles), *cells)
