@@ -16,8 +16,9 @@ cost model's time x clock, and their ratio.
 
 ``--matrix``: for MAC, bit-serial and mixed PEs, ws and os, one and two arrays, at the design's
 bandwidth and at a tenth of it, each operator's array phase (the busiest slice's GEMM commands)
-and vector phase (the vector unit's commands) on the tile beside the cost model's
-(``CostModel(tile_commands=True)``) and the deviation, then the phase totals.
+and vector phase (the vector unit's commands: elementwise operators and GEMM epilogues) on the
+tile beside the cost model's (``CostModel(tile_commands=True)``) and the deviation, then the
+phase totals (end to end, the DMA included).
 """
 
 from __future__ import annotations
@@ -64,16 +65,18 @@ def matrix(base, seq: int, memory: MemoryModel) -> None:
                     except ValueError as error:
                         print(f"{head}: the tile refuses it: {error}\n")
                         continue
-                    mine = cost_model_compute(model, workload)
+                    mine = {part: cost_model_compute(model, workload, part) for part in ("array", "vector")}
                     times = cost_model_cycles(model.evaluate(workload), design.compute.clock_mhz)
                     print(head)
                     print(f"  {'phase':8} {'operator':22} {'phase':6} {'tile':>8} {'model':>9} {'dev':>8}")
                     for phase, p in predictions.items():
                         for name, o in p.operators.items():
-                            work, unit = (o.array_work, "array") if o.array_work else (o.vector_work, "vector")
-                            m = mine[phase].get(name, float("nan"))
-                            dev = f"{(m - work) / work:+8.1%}" if work else f"{'':8}"
-                            print(f"  {phase:8} {name:22} {unit:6} {work:8d} {m:9.0f} {dev}")
+                            for unit, work in (("array", o.array_work), ("vector", o.vector_work)):
+                                m = mine[unit][phase].get(name, 0.0)
+                                if not work and not m:
+                                    continue
+                                dev = f"{(m - work) / work:+8.1%}" if work else f"{'':8}"
+                                print(f"  {phase:8} {name:22} {unit:6} {work:8d} {m:9.0f} {dev}")
                         total = sum(times[phase].get(name, 0.0) for name in p.operators)
                         print(f"  {phase:8} {'(layer, end to end)':22} {'total':6} {p.cycles:8d} {total:9.0f} "
                               f"{(total - p.cycles) / p.cycles:+8.1%}")

@@ -221,7 +221,8 @@ def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, role: np.ndarray, workl
     return Rows(
         m=m, k=k, n=n, products=per / cols["repeat"], repeat=cols["repeat"], matrix=matrix,
         attention=attention, role=role, vector=np.zeros_like(role) if vector is None else vector,
-        vector_a=cols["vector_a"], vector_b=cols["vector_b"], macs=macs, act_bytes=act_bytes, kv_bytes=kv_bytes,
+        vector_a=cols.get("vector_a", np.zeros_like(m)), vector_b=cols.get("vector_b", np.zeros_like(m)),
+        macs=macs, act_bytes=act_bytes, kv_bytes=kv_bytes,
         weight_bytes=weight_bytes, vector_ops=np.where(matrix, 0.0, cols["ops"] * batch_scale),
         w_bits=b_bits, a_bytes=a_bytes, b_bytes=b_bits / 8, formats=tuple(workload.formats.items()),
         kv_writes=np.where(attention, 0.0, kv_bytes), a_op=a_op, b_op=streamed / per,

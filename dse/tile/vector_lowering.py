@@ -25,6 +25,7 @@ model, so both can import it.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -301,24 +302,74 @@ def step_commands(step: VectorStep, blk: Block, a: dict[str, int]) -> list[Vecto
         return commands
     if op == "softmax":
         # row i is token i % tokens; its keys beyond its causal length stay 0
-        keys, tokens, p = width, c["tokens"], c["position"]
-        r0, n = blk.r0, blk.rows
-        commands = []
-        if tokens > 1:
-            commands.append(VectorCommand(op=VecOp.MUL, src_a=a["in0"], dst=a["out"], length=keys, rows=n,
-                                          pitch_a=keys, pitch_d=keys, mult=0, out_bits=ACT_BITS))
-        for t in range(tokens):
-            first = r0 + (t - r0) % tokens  # the block's first row of token t
-            if first >= r0 + n:
-                continue
-            count, local = (r0 + n - 1 - first) // tokens + 1, (first - r0) * keys
-            # exp in place over the block's copy of the scores
-            program = softmax_program(src=a["in0"] + local, dst=a["in0"] + local, scratch=a["scratch"],
-                                      length=p + t + 1, rows=count, pitch=tokens * keys, scale=c["scale"],
-                                      out_bits=PROB_BITS)
-            commands += [*program[:-1], replace(program[-1], dst=a["out"] + local, out_bits=ACT_BITS)]
+        keys, tokens = width, c["tokens"]
+        commands = [_softmax_clear(step, blk, a)] if tokens > 1 else []
+        for t, count, local, length in zip(*_softmax_groups(step, np.array([blk.r0]), np.array([blk.rows]))):
+            commands += _softmax_group(step, a, int(local[0]), int(count[0]), int(length[0]))
         return commands
     raise ValueError(f"vector op {op!r} has no lowering")
+
+
+def _softmax_clear(step: VectorStep, blk: Block, a: dict[str, int]) -> VectorCommand:
+    """A causal softmax's first command of a block: its probabilities zeroed (the keys beyond a
+    row's causal length stay 0)."""
+    keys = step.width
+    return VectorCommand(op=VecOp.MUL, src_a=a["in0"], dst=a["out"], length=keys, rows=blk.rows, pitch_a=keys,
+                         pitch_d=keys, mult=0, out_bits=ACT_BITS)
+
+
+def _softmax_groups(step: VectorStep, r0: np.ndarray, n: np.ndarray):
+    """Per token ``t`` of a softmax step and per block (rows ``r0 ..``, ``n`` of them: arrays): the
+    block's rows of token ``t`` (``count``, 0: none), the first one's offset in the block
+    (``local``, elements) and the causal length; arrays ``(tokens, blocks)``."""
+    keys, tokens, p = step.width, step.constants["tokens"], step.constants["position"]
+    t = np.arange(tokens)[:, None]
+    first = r0[None, :] + (t - r0[None, :]) % tokens  # the block's first row of token t
+    inside = first < (r0 + n)[None, :]
+    count = np.where(inside, (r0 + n - 1)[None, :] - first, -tokens) // tokens + 1
+    local = (first - r0[None, :]) * keys
+    return np.arange(tokens), count, local, np.broadcast_to(p + t + 1, count.shape)
+
+
+def _softmax_group(step: VectorStep, a: dict[str, int], local: int, count: int, length: int) -> list[VectorCommand]:
+    """The commands of one token's ``count`` rows of a block (``count`` 0: none): the unit's
+    softmax program, exp in place over the block's copy of the scores, probabilities to ``out``."""
+    if count < 1:
+        return []
+    program = softmax_program(src=a["in0"] + local, dst=a["in0"] + local, scratch=a["scratch"], length=length,
+                              rows=count, pitch=step.constants["tokens"] * step.width, scale=step.constants["scale"],
+                              out_bits=PROB_BITS)
+    return [*program[:-1], replace(program[-1], dst=a["out"] + local, out_bits=ACT_BITS)]
+
+
+def _cycles(tile, commands, length=None, rows=None) -> int:
+    """Summed :func:`~peforge.hw.tile.vector.vector_cycles` of ``commands`` on ``tile``'s unit, or
+    of each command as a template over ``length`` and ``rows`` arrays (0 rows: none)."""
+    total = 0
+    for cmd in commands:
+        n = cmd.rows if rows is None else rows
+        cycles = vector_cycles(lanes=tile.vector_lanes, op=cmd.op, post=cmd.post,
+                               length=cmd.length if length is None else length, rows=n, shift=cmd.shift,
+                               sigmoid_bits=tile.vector.sigmoid_bits)
+        total += int(np.sum(np.where(np.asarray(n) > 0, cycles, 0)))
+    return total
+
+
+def _step_cycles(tile, step: VectorStep, plan: BlockPlan) -> int:
+    """The cycles of ``step``'s commands over ``plan``'s blocks: a softmax's token groups as
+    templates over arrays (a long prompt has thousands per block); any other op's commands once
+    per distinct block size (they depend on nothing else)."""
+    if step.op != "softmax":
+        sizes = Counter((blk.rows, blk.cols, blk.pitch) for blk in plan.blocks)
+        return sum(times * _cycles(tile, step_commands(step, Block(0, rows, 0, cols, pitch), _Zero()))
+                   for (rows, cols, pitch), times in sizes.items())
+    r0 = np.array([blk.r0 for blk in plan.blocks])
+    n = np.array([blk.rows for blk in plan.blocks])
+    _, count, _, length = _softmax_groups(step, r0, n)
+    total = _cycles(tile, _softmax_group(step, _Zero(), 0, 1, 1), length=length, rows=np.maximum(count, 0))
+    if step.constants["tokens"] > 1:
+        total += _cycles(tile, [_softmax_clear(step, plan.blocks[0], _Zero())], rows=n)
+    return total
 
 
 class _Zero(dict):
@@ -346,20 +397,13 @@ def row_cycles(tile, kind: int, rows: int, width: int, a: int, b: int) -> float:
     :func:`~peforge.hw.tile.vector.vector_cycles` of :func:`row_commands` (NaN where the tile
     cannot hold its blocks: the cost model then keeps the nominal figure). Cached: a search prices
     the same rows on the same tiles again."""
+    total = 0
     try:
-        commands = row_commands(tile, kind, rows, width, a, b)
+        for step in graph_steps(kind, rows, width, a, b):
+            buffers, split = step_buffers(step)
+            total += _step_cycles(tile, step, plan_blocks(tile, step.op, step.rows, buffers, split))
     except ValueError:
         return float("nan")
-    if not commands:
-        return 0.0
-    fields = {name: np.array([getattr(cmd, name) for cmd in commands]) for name in ("length", "rows", "shift")}
-    total = 0
-    # one closed form per (op, post) group, over its commands at once
-    for key in {(cmd.op, cmd.post) for cmd in commands}:
-        pick = np.array([(cmd.op, cmd.post) == key for cmd in commands])
-        total += int(np.sum(vector_cycles(lanes=tile.vector_lanes, op=key[0], post=key[1],
-                                          length=fields["length"][pick], rows=fields["rows"][pick],
-                                          shift=fields["shift"][pick], sigmoid_bits=tile.vector.sigmoid_bits)))
     return float(total)
 
 

@@ -1,12 +1,14 @@
 """The cost model and the tile describe one machine: for the tiny layer (prefill of 16 tokens,
 then one decode step) every GEMM operator's array cycles in the model equal the compiled
 program's, command by command (the busiest slice's GEMM commands, each the array's cycles plus
-the engine's overhead), on the tile built at the design's own buffer sizes; at a compute-bound
-and a memory-bound bandwidth, on one and two arrays, ws and os, MAC and bit-serial PEs.
+the engine's overhead), and every operator's vector cycles equal the vector unit's commands the
+program issues (an elementwise operator's, a GEMM's requantization epilogue: the shared lowering
+of :mod:`peforge.dse.tile.vector_lowering`), on the tile built at the design's own buffer sizes;
+at a compute-bound and a memory-bound bandwidth, on one and two arrays, ws and os, MAC and
+bit-serial PEs.
 
-The vector phase and the end-to-end totals do not agree yet (the model prices elementwise
-operators by their nominal ops, the DMA by bandwidth): those checks are strict xfails that
-say by how much, so they turn into failures the day they pass."""
+The end-to-end totals do not agree yet (the program round-trips every tensor through DRAM, the
+model keeps on chip what fits; the model prices the DMA by bandwidth): not checked here."""
 
 from __future__ import annotations
 
