@@ -2,7 +2,7 @@
 the cost model's, prefill and one decode step.
 
     python benchmarks/tile_cycles.py [--design tests/designs/tile-tiny.toml] [--arrays N]
-        [--dataflow ws|os] [--seq 16] [--read-latency 8] [--scaled]
+        [--dataflow ws|os] [--seq 16] [--read-latency 8] [--scaled] [--tile-commands]
     python benchmarks/tile_cycles.py --matrix [--seq 16] [--read-latency 8]
 
 The cost model prices the design with its characterized unit costs (the PE's characterization is
@@ -28,7 +28,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from peforge.dse.cost.api import evaluate, load_design, prepare
+from peforge.dse.cost.api import load_design, prepare
 from peforge.dse.cost.gemm_tiles import design_tile
 from peforge.dse.cost.model import CostModel
 from peforge.dse.cost.units import unit_costs
@@ -91,6 +91,9 @@ def main() -> int:
     parser.add_argument("--seq", type=int, default=16, help="prefill tokens (default 16)")
     parser.add_argument("--read-latency", type=int, default=8, help="DRAM read latency, cycles (default 8)")
     parser.add_argument("--scaled", action="store_true", help="TileConfig.from_design(scaled=True)")
+    parser.add_argument("--tile-commands", action="store_true",
+                        help="price with CostModel(tile_commands=True): the arrays' and the vector unit's commands "
+                             "as the tile runs them")
     parser.add_argument("--matrix", action="store_true", help="the configuration matrix (PEs, dataflows, arrays, "
                                                               "bandwidths)")
     args = parser.parse_args()
@@ -102,11 +105,12 @@ def main() -> int:
     compute = {k: v for k, v in (("arrays", args.arrays), ("dataflow", args.dataflow)) if v is not None}
     design = dataclasses.replace(design, compute=dataclasses.replace(design.compute, **compute))
     workload = prepare("tiny-llama", batch=1, seq=args.seq, gen=2, quant="w8a8kv8")
-    mappings = cost_model_mappings(CostModel([design], [unit_costs(design)]), workload)
+    cost_model = CostModel([design], [unit_costs(design)], tile_commands=args.tile_commands)
+    mappings = cost_model_mappings(cost_model, workload)
     tile = (dataclasses.replace(TileConfig.from_design(design, scaled=True), imem_depth=1 << 16) if args.scaled
             else design_tile(design))
     predictions = predict_layer(IntLayer(), tile, mappings, seq=args.seq, memory=memory)
-    model = cost_model_cycles(evaluate(design, workload), design.compute.clock_mhz)
+    model = cost_model_cycles(cost_model.evaluate(workload), design.compute.clock_mhz)
     print(f"{design.name}: {design.compute.arrays} x {design.compute.rows}x{design.compute.cols} "
           f"{design.compute.pe} {design.compute.dataflow}, tiny-llama prefill {args.seq} + 1 decode step; DMA bus "
           f"{tile.bus_bytes} B, read latency {args.read_latency} cycles; scratchpads per slice "
