@@ -129,3 +129,29 @@ def test_tile_sides_are_the_compilers(family, double):
                               for k0 in range(0, k, want.kb))
             work = gemm_work(model.shape, m, k, n, tm, tn, kb, 8)
             assert float(np.ravel(work)[0]) == by_commands, (m, k, n, tile_m, tile_n)
+
+
+def test_vector_cycles_by_hand():
+    """Decode on the 4-lane vector unit of the tiny design, by hand: RMSNorm of one row of 64 is
+    RSUMSQ with the RSQRT tail (1 + 16 beats + 4 wait + 139 tail + 1 write = 161), MULSHIFT by the
+    row's root (16 + 3 + 1 = 20), then the gains' MULSHIFT (20): 201; the two residual adds
+    20 each: 40."""
+    base = load_design(DESIGN)
+    workload = prepare("tiny-llama", batch=1, seq=SEQ, gen=2, quant="w8a8kv8")
+    model = CostModel([base], [costs(64.0)], tile_commands=True)
+    vector = cost_model_compute(model, workload, "vector")["decode"]
+    assert (vector["input_norm"], vector["residual_add"]) == (161 + 20 + 20, 2 * 20)
+
+
+def test_softmax_templates_are_its_commands():
+    """The model's softmax over many blocks (token groups as templates over arrays) sums the same
+    cycles as the compiler's commands one by one, prefill (causal, a zeroing command per block)
+    and decode."""
+    from peforge.dse.tile.vector_lowering import VECTOR_KINDS, row_commands, row_cycles
+
+    tile = design_tile(load_design(DESIGN))
+    for rows, keys, tokens in ((4 * 48, 48, 48), (4 * 16, 16, 16), (4, 33, 1)):
+        commands = row_commands(tile, VECTOR_KINDS["softmax"], rows, keys, tokens, 0)
+        assert tokens == 1 or len(commands) > 4 * tokens + 1  # the prompts' in several blocks
+        assert row_cycles(tile, VECTOR_KINDS["softmax"], rows, keys, tokens, 0) == sum(
+            tile.vector.cycles(cmd) for cmd in commands)
