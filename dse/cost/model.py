@@ -374,8 +374,11 @@ class CostModel:
     (``checked=True``: the caller has checked them). ``tile_commands=True``: a matrix operator's
     array cycles are those of the GEMM commands the tile compiler issues for its mapping on the
     design's tile (:mod:`peforge.dse.cost.gemm_tiles`: the compiler's tiles, full and edge, each
-    command the array's cycles plus the engine's overhead); else the spread's cycles of one
-    whole share per array (the mapping chosen is the same either way).
+    command the array's cycles plus the engine's overhead), and the vector unit's cycles those of
+    the vector commands it issues (:mod:`peforge.dse.tile.vector_lowering`: an elementwise row's,
+    a product's requantization epilogue, added to its array cycles; nominal ops per lane where
+    the tile does not lower a row); else the spread's cycles of one whole share per array and
+    the graph's nominal vector ops per lane (the mapping chosen is the same either way).
     """
 
     def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False,

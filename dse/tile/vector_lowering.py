@@ -302,9 +302,8 @@ def step_commands(step: VectorStep, blk: Block, a: dict[str, int]) -> list[Vecto
         return commands
     if op == "softmax":
         # row i is token i % tokens; its keys beyond its causal length stay 0
-        keys, tokens = width, c["tokens"]
-        commands = [_softmax_clear(step, blk, a)] if tokens > 1 else []
-        for t, count, local, length in zip(*_softmax_groups(step, np.array([blk.r0]), np.array([blk.rows]))):
+        commands = [_softmax_clear(step, blk, a)] if c["tokens"] > 1 else []
+        for _, count, local, length in zip(*_softmax_groups(step, np.array([blk.r0]), np.array([blk.rows]))):
             commands += _softmax_group(step, a, int(local[0]), int(count[0]), int(length[0]))
         return commands
     raise ValueError(f"vector op {op!r} has no lowering")
@@ -394,9 +393,10 @@ def row_commands(tile, kind: int, rows: int, width: int, a: int, b: int) -> list
 @functools.lru_cache(maxsize=65536)
 def row_cycles(tile, kind: int, rows: int, width: int, a: int, b: int) -> float:
     """The vector unit's cycles for a graph row on ``tile``: the sum of
-    :func:`~peforge.hw.tile.vector.vector_cycles` of :func:`row_commands` (NaN where the tile
-    cannot hold its blocks: the cost model then keeps the nominal figure). Cached: a search prices
-    the same rows on the same tiles again."""
+    :func:`~peforge.hw.tile.vector.vector_cycles` of :func:`row_commands`, in closed form over
+    its repeated shapes (:func:`_step_cycles`); NaN where the tile cannot hold its blocks (the cost
+    model then keeps the nominal figure). Cached: a search prices the same rows on the same tiles
+    again."""
     total = 0
     try:
         for step in graph_steps(kind, rows, width, a, b):
