@@ -2,7 +2,7 @@
 the cost model's, prefill and one decode step.
 
     python benchmarks/tile_cycles.py [--design tests/designs/tile-tiny.toml] [--arrays N]
-        [--dataflow ws|os] [--seq 16] [--read-latency 8] [--scaled]
+        [--dataflow ws|os] [--seq 16] [--read-latency 8] [--scaled] [--tile-commands]
     python benchmarks/tile_cycles.py --matrix [--seq 16] [--read-latency 8]
 
 The cost model prices the design with its characterized unit costs (the PE's characterization is
@@ -16,8 +16,9 @@ cost model's time x clock, and their ratio.
 
 ``--matrix``: for MAC, bit-serial and mixed PEs, ws and os, one and two arrays, at the design's
 bandwidth and at a tenth of it, each operator's array phase (the busiest slice's GEMM commands)
-and vector phase (the vector unit's commands) on the tile beside the cost model's
-(``CostModel(tile_commands=True)``) and the deviation, then the phase totals.
+and vector phase (the vector unit's commands: elementwise operators and GEMM epilogues) on the
+tile beside the cost model's (``CostModel(tile_commands=True)``) and the deviation, then the
+phase totals (end to end, the DMA included).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from peforge.dse.cost.api import evaluate, load_design, prepare
+from peforge.dse.cost.api import load_design, prepare
 from peforge.dse.cost.gemm_tiles import design_tile
 from peforge.dse.cost.model import CostModel
 from peforge.dse.cost.units import unit_costs
@@ -64,16 +65,18 @@ def matrix(base, seq: int, memory: MemoryModel) -> None:
                     except ValueError as error:
                         print(f"{head}: the tile refuses it: {error}\n")
                         continue
-                    mine = cost_model_compute(model, workload)
+                    mine = {part: cost_model_compute(model, workload, part) for part in ("array", "vector")}
                     times = cost_model_cycles(model.evaluate(workload), design.compute.clock_mhz)
                     print(head)
                     print(f"  {'phase':8} {'operator':22} {'phase':6} {'tile':>8} {'model':>9} {'dev':>8}")
                     for phase, p in predictions.items():
                         for name, o in p.operators.items():
-                            work, unit = (o.array_work, "array") if o.array_work else (o.vector_work, "vector")
-                            m = mine[phase].get(name, float("nan"))
-                            dev = f"{(m - work) / work:+8.1%}" if work else f"{'':8}"
-                            print(f"  {phase:8} {name:22} {unit:6} {work:8d} {m:9.0f} {dev}")
+                            for unit, work in (("array", o.array_work), ("vector", o.vector_work)):
+                                m = mine[unit][phase].get(name, 0.0)
+                                if not work and not m:
+                                    continue
+                                dev = f"{(m - work) / work:+8.1%}" if work else f"{'':8}"
+                                print(f"  {phase:8} {name:22} {unit:6} {work:8d} {m:9.0f} {dev}")
                         total = sum(times[phase].get(name, 0.0) for name in p.operators)
                         print(f"  {phase:8} {'(layer, end to end)':22} {'total':6} {p.cycles:8d} {total:9.0f} "
                               f"{(total - p.cycles) / p.cycles:+8.1%}")
@@ -88,6 +91,9 @@ def main() -> int:
     parser.add_argument("--seq", type=int, default=16, help="prefill tokens (default 16)")
     parser.add_argument("--read-latency", type=int, default=8, help="DRAM read latency, cycles (default 8)")
     parser.add_argument("--scaled", action="store_true", help="TileConfig.from_design(scaled=True)")
+    parser.add_argument("--tile-commands", action="store_true",
+                        help="price with CostModel(tile_commands=True): the arrays' and the vector unit's commands "
+                             "as the tile runs them")
     parser.add_argument("--matrix", action="store_true", help="the configuration matrix (PEs, dataflows, arrays, "
                                                               "bandwidths)")
     args = parser.parse_args()
@@ -99,11 +105,12 @@ def main() -> int:
     compute = {k: v for k, v in (("arrays", args.arrays), ("dataflow", args.dataflow)) if v is not None}
     design = dataclasses.replace(design, compute=dataclasses.replace(design.compute, **compute))
     workload = prepare("tiny-llama", batch=1, seq=args.seq, gen=2, quant="w8a8kv8")
-    mappings = cost_model_mappings(CostModel([design], [unit_costs(design)]), workload)
+    cost_model = CostModel([design], [unit_costs(design)], tile_commands=args.tile_commands)
+    mappings = cost_model_mappings(cost_model, workload)
     tile = (dataclasses.replace(TileConfig.from_design(design, scaled=True), imem_depth=1 << 16) if args.scaled
             else design_tile(design))
     predictions = predict_layer(IntLayer(), tile, mappings, seq=args.seq, memory=memory)
-    model = cost_model_cycles(evaluate(design, workload), design.compute.clock_mhz)
+    model = cost_model_cycles(cost_model.evaluate(workload), design.compute.clock_mhz)
     print(f"{design.name}: {design.compute.arrays} x {design.compute.rows}x{design.compute.cols} "
           f"{design.compute.pe} {design.compute.dataflow}, tiny-llama prefill {args.seq} + 1 decode step; DMA bus "
           f"{tile.bus_bytes} B, read latency {args.read_latency} cycles; scratchpads per slice "

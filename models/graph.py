@@ -81,6 +81,13 @@ class Operator:
         Arithmetic operations: ``2 * macs`` plus elementwise operations.
     weight_bytes, act_bytes, kv_bytes : float
         Bytes of weights read, activations read and written, and KV cache read or written.
+    vector : str
+        The vector unit's work as the accelerator tile lowers it (the kinds of
+        :data:`peforge.dse.tile.vector_lowering.VECTOR_KINDS`; ``""``: none, or no lowering): an
+        elementwise operator's op, a product's requantization epilogue.
+    vector_a, vector_b : int
+        The lowering's figures: softmax's new tokens per sequence (causal rows); RoPE's rotated
+        head dim and the width of q's part.
     """
 
     layer: int
@@ -95,6 +102,9 @@ class Operator:
     weight_bytes: float
     act_bytes: float
     kv_bytes: float
+    vector: str = ""
+    vector_a: int = 0
+    vector_b: int = 0
 
     @property
     def bytes(self) -> float:
@@ -216,31 +226,37 @@ class _Builder:
         return (tensor_bits(k, n, self.q, quantized=True) + (16 * n if bias else 0)) / 8
 
     def matmul(self, layer: int, name: str, m: int, k: int, n: int, *, count: int = 1,
-               weight: float = 0.0, out_to_kv: float = 0.0) -> None:
-        """A product with weights (or none); ``out_to_kv`` bytes go to the KV cache instead of activations."""
+               weight: float = 0.0, out_to_kv: float = 0.0, vector: str = "") -> None:
+        """A product with weights (or none); ``out_to_kv`` bytes go to the KV cache instead of activations;
+        ``vector``: its epilogue on the vector unit."""
         macs = count * m * k * n
         act = self.a * count * m * k + (0.0 if out_to_kv else self.a * count * m * n)
         self.ops.append(Operator(layer, name, "gemv" if m == 1 else "gemm", m, k, n, count, macs, 2 * macs,
-                                 count * weight, act, out_to_kv))
+                                 count * weight, act, out_to_kv, vector))
 
-    def attention(self, layer: int, name: str, m: int, k: int, n: int, count: int, kv: float) -> None:
-        """Score or context: one operand from the KV cache, the other an activation."""
+    def attention(self, layer: int, name: str, m: int, k: int, n: int, count: int, kv: float,
+                  vector: str = "") -> None:
+        """Score or context: one operand from the KV cache, the other an activation; ``vector``: the
+        epilogue (the context's requantization; the scores go to the softmax as they are)."""
         macs = count * m * k * n
         act = self.a * count * (m * k + m * n)
-        self.ops.append(Operator(layer, name, "attention", m, k, n, count, macs, 2 * macs, 0.0, act, kv))
+        self.ops.append(Operator(layer, name, "attention", m, k, n, count, macs, 2 * macs, 0.0, act, kv, vector))
 
     def elementwise(self, layer: int, name: str, rows: int, width: int, op: str, *, inputs: int = 1,
-                    weight: float = 0.0, extra_ops: int = 0) -> None:
-        """``inputs`` operands of rows x width read, one written; ``extra_ops`` more per element."""
+                    weight: float = 0.0, extra_ops: int = 0, vector: str = "", vector_a: int = 0,
+                    vector_b: int = 0) -> None:
+        """``inputs`` operands of rows x width read, one written; ``extra_ops`` more per element;
+        ``vector``, ``vector_a``, ``vector_b``: the tile's lowering (:class:`Operator`)."""
         elems = rows * width
         self.ops.append(Operator(layer, name, "elementwise", rows, 0, width, 1, 0,
                                  (_EW_OPS[op] + extra_ops) * elems, float(weight), self.a * elems * (inputs + 1),
-                                 0.0))
+                                 0.0, vector, vector_a, vector_b))
 
     def norm(self, layer: int, name: str, rows: int) -> None:
         cfg = self.cfg
         vectors = 2 if cfg.norm == "layernorm" else 1
-        self.elementwise(layer, name, rows, cfg.hidden_size, cfg.norm, weight=vectors * cfg.hidden_size * 2)
+        self.elementwise(layer, name, rows, cfg.hidden_size, cfg.norm, weight=vectors * cfg.hidden_size * 2,
+                         vector="rmsnorm" if cfg.norm == "rmsnorm" else "")
 
 
 def kv_token_bytes(cfg: ModelConfig, quant: QuantScheme) -> float:
@@ -270,25 +286,30 @@ def _layer(b: _Builder, batch: int, seq: int, keys: int) -> None:
     kv_read = batch * keys * kv_token_bytes(cfg, q)
 
     b.norm(0, "input_norm", tokens)
-    b.matmul(0, "q_proj", tokens, h, q_width, weight=b.weights(h, q_width, bias=cfg.qkv_bias))
+    b.matmul(0, "q_proj", tokens, h, q_width, weight=b.weights(h, q_width, bias=cfg.qkv_bias), vector="requantize")
     b.matmul(0, "k_proj", tokens, h, kv_width, weight=b.weights(h, kv_width, bias=cfg.qkv_bias),
-             out_to_kv=kv_written)
+             out_to_kv=kv_written, vector="requantize")
     b.matmul(0, "v_proj", tokens, h, kv_width, weight=b.weights(h, kv_width, bias=cfg.qkv_bias),
-             out_to_kv=kv_written)
+             out_to_kv=kv_written, vector="requantize")
     if cfg.rotary_dim:
-        b.elementwise(0, "rope", tokens, (cfg.num_heads + cfg.num_kv_heads) * cfg.rotary_dim, "rope")
+        b.elementwise(0, "rope", tokens, (cfg.num_heads + cfg.num_kv_heads) * cfg.rotary_dim, "rope",
+                      vector="rope" if cfg.rotary_dim == hd else "", vector_a=hd, vector_b=q_width)
     group_rows = cfg.kv_group * seq  # query rows sharing one KV head
     heads = batch * cfg.num_kv_heads
     b.attention(0, "attn.score", group_rows, hd, keys, heads, kv_read)
-    b.elementwise(0, "attn.softmax", batch * cfg.num_heads * seq, keys, "softmax")
-    b.attention(0, "attn.context", group_rows, keys, hd, heads, kv_read)
-    b.matmul(0, "o_proj", tokens, q_width, h, weight=b.weights(q_width, h, bias=cfg.out_bias))
+    # the tile's softmax is causal over every cached key (no rolling window)
+    causal = "" if cfg.sliding_window else "softmax"
+    b.elementwise(0, "attn.softmax", batch * cfg.num_heads * seq, keys, "softmax", vector=causal, vector_a=seq)
+    b.attention(0, "attn.context", group_rows, keys, hd, heads, kv_read, vector="requantize_scalar")
+    # 16 bits out: the residual add saturates, not the projection
+    b.matmul(0, "o_proj", tokens, q_width, h, weight=b.weights(q_width, h, bias=cfg.out_bias), vector="requantize16")
     if not cfg.parallel_block:
-        b.elementwise(0, "residual_add", tokens, h, "add", inputs=2)
+        b.elementwise(0, "residual_add", tokens, h, "add", inputs=2, vector="add")
         b.norm(0, "post_attention_norm", tokens)
     _mlp(b, tokens)
     # parallel block: attention out + MLP out + residual in one pass
-    b.elementwise(0, "residual_add", tokens, h, "add", inputs=3 if cfg.parallel_block else 2)
+    b.elementwise(0, "residual_add", tokens, h, "add", inputs=3 if cfg.parallel_block else 2,
+                  vector="" if cfg.parallel_block else "add")
 
 
 def _mlp(b: _Builder, tokens: int) -> None:
@@ -309,13 +330,15 @@ def _mlp(b: _Builder, tokens: int) -> None:
     for prefix, m, count in groups:
         w_up = b.weights(h, inter, bias=cfg.mlp_bias)
         if cfg.gated_mlp:
-            b.matmul(0, f"{prefix}.gate_proj", m, h, inter, count=count, weight=w_up)
-        b.matmul(0, f"{prefix}.up_proj", m, h, inter, count=count, weight=w_up)
+            b.matmul(0, f"{prefix}.gate_proj", m, h, inter, count=count, weight=w_up, vector="requantize")
+        b.matmul(0, f"{prefix}.up_proj", m, h, inter, count=count, weight=w_up, vector="requantize")
         if cfg.gated_mlp:  # act(gate) * up: both read, one written
-            b.elementwise(0, f"{prefix}.{act}_mul", m * count, inter, act, inputs=2, extra_ops=1)
+            b.elementwise(0, f"{prefix}.{act}_mul", m * count, inter, act, inputs=2, extra_ops=1,
+                          vector="silu_mul" if act == "silu" else "")
         else:
             b.elementwise(0, f"{prefix}.{act}", m * count, inter, act)
-        b.matmul(0, f"{prefix}.down_proj", m, inter, h, count=count, weight=b.weights(inter, h, bias=cfg.mlp_bias))
+        b.matmul(0, f"{prefix}.down_proj", m, inter, h, count=count, weight=b.weights(inter, h, bias=cfg.mlp_bias),
+                 vector="requantize16")
     if cfg.is_moe:  # weighted sum of each token's expert outputs
         b.elementwise(0, "expert.combine", tokens, h, "add", inputs=cfg.experts_per_token,
                       extra_ops=2 * cfg.experts_per_token - 1)

@@ -28,7 +28,7 @@ from ...arith import ceil_div
 from . import mapper
 from .array import ArrayShape, gemm_cycles
 
-__all__ = ["TileGeometry", "design_tile", "geometry", "share_sides", "tile_sides", "gemm_work"]
+__all__ = ["TileGeometry", "design_tile", "tile_of", "geometry", "share_sides", "tile_sides", "gemm_work"]
 
 _HALVINGS = 24  # the compiler halves a fixed side until it fits: more halvings than any side has
 
@@ -91,11 +91,19 @@ def design_tile(design):
 
 
 @functools.lru_cache(maxsize=4096)
-def _figures(design) -> tuple:
-    """One design's row of :class:`TileGeometry` (cached: a search prices the same designs again)."""
+def tile_of(design):
+    """:func:`design_tile`, or None where the tile cannot be built (cached: a search prices the
+    same designs again)."""
     try:
-        tile = design_tile(design)
+        return design_tile(design)
     except ValueError:
+        return None
+
+
+def _figures(design) -> tuple:
+    """One design's row of :class:`TileGeometry`."""
+    tile = tile_of(design)
+    if tile is None:
         return (1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, False)
     g, a = tile.gemm, tile.array
     return (g.act.elements, g.act.banks, g.act.word_elements, g.weight.elements, g.weight.banks,

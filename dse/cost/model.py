@@ -67,7 +67,7 @@ from . import mapper
 from .array import array_shapes
 from .footprint import GIB, capacity_columns, max_batch
 from .formats import operand_passes
-from .gemm_tiles import gemm_work, geometry, share_sides, tile_sides
+from .gemm_tiles import gemm_work, geometry, share_sides, tile_of, tile_sides
 from .mapper import PSUM_BYTES, ceil_div
 from .units import UnitCosts
 from .workload import KIND_CODES, ROLE_CODES, OpTable, Workload
@@ -94,6 +94,7 @@ class StepCost:
     dram_j: np.ndarray
     pim_j: np.ndarray
     vector_j: np.ndarray
+    vector_s: np.ndarray  # the vector unit's part of compute_s
 
 
 ENERGY_PARTS = {"mac_j": "array MACs", "weight_sram_j": "weight SRAM", "act_sram_j": "activation SRAM",
@@ -159,6 +160,9 @@ class Rows:
     matrix: np.ndarray
     attention: np.ndarray
     role: np.ndarray  # ROLE_CODES
+    vector: np.ndarray  # VECTOR_CODES: the vector unit's work as the tile lowers it
+    vector_a: np.ndarray  # its figures (OpTable)
+    vector_b: np.ndarray
     macs: np.ndarray
     act_bytes: np.ndarray
     kv_bytes: np.ndarray
@@ -195,7 +199,7 @@ class Rows:
 
 
 def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, role: np.ndarray, workload: Workload,
-          batch_scale: float) -> Rows:
+          batch_scale: float, vector: np.ndarray | None = None) -> Rows:
     """The per-row quantities of ``cols``; ``batch_scale`` < 1 is a sub-batch (matrix M,
     attention products and per-token work shrink)."""
     m, k, n, count = cols["m"], cols["k"], cols["n"], cols["count"]
@@ -216,7 +220,9 @@ def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, role: np.ndarray, workl
     streamed = weight_bytes + np.where(attention, kv_bytes, 0.0)
     return Rows(
         m=m, k=k, n=n, products=per / cols["repeat"], repeat=cols["repeat"], matrix=matrix,
-        attention=attention, role=role, macs=macs, act_bytes=act_bytes, kv_bytes=kv_bytes,
+        attention=attention, role=role, vector=np.zeros_like(role) if vector is None else vector,
+        vector_a=cols.get("vector_a", np.zeros_like(m)), vector_b=cols.get("vector_b", np.zeros_like(m)),
+        macs=macs, act_bytes=act_bytes, kv_bytes=kv_bytes,
         weight_bytes=weight_bytes, vector_ops=np.where(matrix, 0.0, cols["ops"] * batch_scale),
         w_bits=b_bits, a_bytes=a_bytes, b_bytes=b_bits / 8, formats=tuple(workload.formats.items()),
         kv_writes=np.where(attention, 0.0, kv_bytes), a_op=a_op, b_op=streamed / per,
@@ -253,12 +259,14 @@ def _run_plan(table: OpTable, workload: Workload, steps: int, slope: dict | None
     starts = np.arange(0, steps, stride)
     weight = (np.minimum(starts + stride, steps) - starts).astype(np.float64)
     fixed = _rows({c: v[None, ~varying] for c, v in table.cols.items()}, table.kind[~varying],
-                  table.role[~varying], workload, batch_scale)
+                  table.role[~varying], workload, batch_scale,
+                  None if table.vector is None else table.vector[~varying])
     moving = None
     if varying.any():
         t = (starts + (weight - 1) / 2)[:, None]  # the chunk's mean step: exact where cost is linear in t
         grown = {c: v[None, varying] + slope[c][None, varying] * t for c, v in table.cols.items()}
-        moving = _rows(grown, table.kind[varying], table.role[varying], workload, batch_scale)
+        moving = _rows(grown, table.kind[varying], table.role[varying], workload, batch_scale,
+                       None if table.vector is None else table.vector[varying])
     plan = _RunPlan(varying, weight, fixed, moving)
     if len(_PLANS) > 256:
         _PLANS.clear()
@@ -366,8 +374,11 @@ class CostModel:
     (``checked=True``: the caller has checked them). ``tile_commands=True``: a matrix operator's
     array cycles are those of the GEMM commands the tile compiler issues for its mapping on the
     design's tile (:mod:`peforge.dse.cost.gemm_tiles`: the compiler's tiles, full and edge, each
-    command the array's cycles plus the engine's overhead); else the spread's cycles of one
-    whole share per array (the mapping chosen is the same either way).
+    command the array's cycles plus the engine's overhead), and the vector unit's cycles those of
+    the vector commands it issues (:mod:`peforge.dse.tile.vector_lowering`: an elementwise row's,
+    a product's requantization epilogue, added to its array cycles; nominal ops per lane where
+    the tile does not lower a row); else the spread's cycles of one whole share per array and
+    the graph's nominal vector ops per lane (the mapping chosen is the same either way).
     """
 
     def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False,
@@ -396,6 +407,7 @@ class CostModel:
         self.any_pim = bool((self.pim_mode > 0).any())
         self.pim = _PimArrays(self.designs)
         self.tile = geometry(self.designs) if tile_commands else None
+        self.tiles = [tile_of(d) for d in self.designs] if tile_commands else None
         self.memory_capacity, self.kv_capacity = capacity_columns(self.designs)  # bytes, (designs,)
         self._passes: dict[tuple, dict[str, np.ndarray]] = {}
 
@@ -440,9 +452,13 @@ class CostModel:
         elementwise = ~r.matrix
         per_layer = lambda v: v / r.repeat  # noqa: E731
         vector_cycles = np.ceil(per_layer(r.vector_ops) / self.vector_lanes)
+        epilogue = 0.0
+        if self.tiles is not None:  # the vector commands the tile compiler issues, where it lowers the row
+            vector_cycles, epilogue = self._vector_commands(r, vector_cycles)
         ew_fits = per_layer(r.act_bytes) <= self.act_sram + self.out_sram
         ew_bytes = per_layer(r.weight_bytes) + np.where(ew_fits, 0.0, per_layer(r.act_bytes))
-        compute_cycles = np.where(elementwise, vector_cycles, layer["cycles"])
+        compute_cycles = np.where(elementwise, vector_cycles, layer["cycles"] + epilogue)
+        vector_part = np.where(elementwise, vector_cycles, epilogue)
         dram_layer = np.where(elementwise, ew_bytes, layer["dram_bytes"])
         on_pim = r.attention & (self.pim_mode > 0) & use_pim
         rescale = 0.0
@@ -480,9 +496,25 @@ class CostModel:
             vector_j=(r.vector_ops + rescale * r.repeat + np.where(on_pim, 0.0, adds)) * c["vector_pj_per_op"] * 1e-12)
         shape_of = np.broadcast(npu_s, r.macs, self.arrays).shape
         full = lambda a: np.broadcast_to(a, shape_of)  # noqa: E731
+        vector_s = np.where(on_pim, 0.0, vector_part) * r.repeat / self.clock_hz
         cost = StepCost(full(npu_s), full(pim_s), full(compute_s), full(dram_s), full(sum(parts.values())),
-                        full(dram_bytes), full(r.macs), **{name: full(v) for name, v in parts.items()})
+                        full(dram_bytes), full(r.macs), **{name: full(v) for name, v in parts.items()},
+                        vector_s=full(vector_s))
         return cost, plan
+
+    def _vector_commands(self, r: Rows, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-layer vector-unit cycles of the commands the tile compiler issues
+        (:mod:`peforge.dse.tile.vector_lowering`): an elementwise row's (``nominal`` where the tile
+        does not lower it), and a matrix row's epilogue (0 where none), on every design's tile."""
+        from ..tile.vector_lowering import tile_vector_cycles
+
+        products = np.where(r.matrix, np.round(r.products), 1.0)
+        rows, width = np.where(r.matrix, products * r.m, r.m), r.n
+        cycles = tile_vector_cycles(self.tiles, r.vector, rows, width, r.vector_a, r.vector_b)
+        lowered = ~np.isnan(cycles)
+        vector = np.where(lowered & ~r.matrix, cycles, nominal)
+        epilogue = np.where(lowered & r.matrix, cycles, 0.0)
+        return vector, epilogue
 
     def _map_matrix_rows(self, r: Rows) -> tuple[Mapping, dict[str, Any]]:
         """:meth:`mapping` of the matrix rows of ``r`` only, laid out over all its rows (zeros on

@@ -27,11 +27,16 @@ from ...models.quant import DEFAULT_SCHEME
 from ...models.graph import Graph
 from .footprint import Footprint, workload_footprint
 
-COLUMNS = ("m", "k", "n", "count", "repeat", "macs", "ops", "weight_bytes", "act_bytes", "kv_bytes", "elements")
+COLUMNS = ("m", "k", "n", "count", "repeat", "macs", "ops", "weight_bytes", "act_bytes", "kv_bytes", "elements",
+           "vector_a", "vector_b")
 KIND_CODES = {"gemm": 0, "gemv": 1, "attention": 2, "elementwise": 3}
 # An attention operator's score product, its softmax and its context product, in that order in
 # the graph: the rows a fused attention mapping keeps on chip together.
 ROLE_CODES = {"": 0, "score": 1, "softmax": 2, "context": 3}
+# The vector unit's work of a row as the tile lowers it (peforge.models.graph.Operator.vector;
+# peforge.dse.tile.vector_lowering): 0 none, or priced by the graph's nominal ops.
+VECTOR_CODES = {"": 0, "rmsnorm": 1, "rope": 2, "softmax": 3, "add": 4, "silu_mul": 5, "requantize": 6,
+                "requantize16": 7, "requantize_scalar": 8}
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,16 @@ class OpTable:
     ``count / repeat`` products are independent), ``macs``, ``ops``, ``weight_bytes``,
     ``act_bytes``, ``kv_bytes`` (all products of the row), ``elements`` (outputs of an
     elementwise row), ``kind`` (codes of :data:`KIND_CODES`), ``role`` (codes of
-    :data:`ROLE_CODES`: the parts of an attention operator).
+    :data:`ROLE_CODES`: the parts of an attention operator), ``vector`` (codes of
+    :data:`VECTOR_CODES`: the vector unit's work on the tile; its figures in the columns
+    ``vector_a``, ``vector_b``).
     """
 
     names: tuple[str, ...]
     kind: np.ndarray
     cols: dict[str, np.ndarray]
     role: np.ndarray
+    vector: np.ndarray | None = None
 
 
 def op_table(graph: Graph) -> OpTable:
@@ -67,17 +75,19 @@ def op_table(graph: Graph) -> OpTable:
         elements = op.m * op.n * op.count if op.kind == "elementwise" else 0
         rows[(where, index)] = [op.name, KIND_CODES[op.kind], op.m, op.k, op.n, op.count * repeat, repeat,
                                 op.macs * repeat, op.ops * repeat, op.weight_bytes * repeat, op.act_bytes * repeat,
-                                op.kv_bytes * repeat, elements * repeat]
+                                op.kv_bytes * repeat, elements * repeat, op.vector_a, op.vector_b,
+                                VECTOR_CODES[op.vector]]
     ordered = [rows[key] for key in sorted(rows)]
     names = tuple(r[0] for r in ordered)
     kind = np.array([r[1] for r in ordered], dtype=np.int64)
-    data = np.array([r[2:] for r in ordered], dtype=np.float64)
+    data = np.array([r[2:-1] for r in ordered], dtype=np.float64)
+    vector = np.array([r[-1] for r in ordered], dtype=np.int64)
     role = np.zeros(len(kind), dtype=np.int64)
     attention, elementwise = KIND_CODES["attention"], KIND_CODES["elementwise"]
     for i in range(len(kind) - 2):
         if (kind[i], kind[i + 1], kind[i + 2]) == (attention, elementwise, attention):
             role[i:i + 3] = (ROLE_CODES["score"], ROLE_CODES["softmax"], ROLE_CODES["context"])
-    return OpTable(names, kind, {c: data[:, i] for i, c in enumerate(COLUMNS)}, role)
+    return OpTable(names, kind, {c: data[:, i] for i, c in enumerate(COLUMNS)}, role, vector)
 
 
 @dataclass(frozen=True)

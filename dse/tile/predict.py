@@ -122,10 +122,13 @@ def cost_model_cycles(evaluation: Any, clock_mhz: float) -> dict[str, dict[str, 
     return out
 
 
-def cost_model_compute(model: Any, workload: Any) -> dict[str, dict[str, float]]:
-    """The cost model's compute cycles per operator of its first design (a matrix operator: its
-    arrays' GEMM commands and partial-sum additions; an elementwise one: the vector unit's), one
-    step of each phase: by phase and operator (repeated names added)."""
+def cost_model_compute(model: Any, workload: Any, part: str = "compute") -> dict[str, dict[str, float]]:
+    """The cost model's compute cycles per operator of its first design, one step of each phase:
+    by phase and operator (repeated names added). ``part``: ``compute`` all of it, ``array`` a
+    matrix operator's arrays (its GEMM commands and partial-sum additions), ``vector`` the vector
+    unit's commands (an elementwise operator's; a matrix operator's epilogue)."""
+    if part not in ("compute", "array", "vector"):
+        raise ValueError(f"part={part!r}: allowed compute, array, vector")
     costs: dict[str, Any] = {}
     model.metrics(workload, phases=("prefill", "decode"), costs_out=costs)
     clock = float(model.clock_hz[0, 0, 0])
@@ -133,9 +136,11 @@ def cost_model_compute(model: Any, workload: Any) -> dict[str, dict[str, float]]
     for phase, cost in costs.items():
         table = workload.prefill if phase == "prefill" else workload.decode.base
         steps = 1 if phase == "prefill" else workload.decode.steps
+        compute, vector = cost.rows["compute_s"][0], cost.rows["vector_s"][0]
+        seconds = {"compute": compute, "array": compute - vector, "vector": vector}[part]
         out[phase] = {}
-        for name, seconds in zip(table.names, cost.rows["compute_s"][0]):
-            out[phase][name] = out[phase].get(name, 0.0) + float(seconds) * clock / steps
+        for name, s in zip(table.names, seconds):
+            out[phase][name] = out[phase].get(name, 0.0) + float(s) * clock / steps
         # seconds x clock: back to the model's whole cycles but for the float round trip
         out[phase] = {name: round(v, 6) for name, v in out[phase].items()}
     return out
