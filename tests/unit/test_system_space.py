@@ -46,5 +46,5 @@ def test_shipped_system_spaces_load_and_draw_systems():
         point = {"system.chips": 16, "tp_16": 4, "system.micro_batches": 4, "compute.arrays": 2,
                  "sram.weight_kib": 8192, "batch": 8} | ({"system.ep": 2} if "mixtral" in model else {})
         system = space.design(point).system
-        assert (system.chips, system.tp, system.pp, system.ep) == (16, 4, 2, 2) if "mixtral" in model else \
-            (16, 4, 4, 1)
+        expected = (16, 4, 2, 2) if "mixtral" in model else (16, 4, 4, 1)
+        assert (system.chips, system.tp, system.pp, system.ep) == expected
