@@ -69,13 +69,28 @@ def _ring_hops(p) -> np.ndarray:
     return half * (half + 1) - np.where(p % 2 == 0, half, 0.0)
 
 
+def _by_topology(t: np.ndarray, ring, full, torus):
+    """Each design's value for its topology; a variant is computed only where some design has it
+    (``ring``, ``full``, ``torus``: callables)."""
+    out = 0.0
+    for code, variant in enumerate((ring, full, torus)):
+        here = t == code
+        if here.any():
+            out = np.where(here, variant(), out)
+    return out
+
+
 def all_reduce(nbytes, p, bw, alpha, topology) -> tuple[np.ndarray, np.ndarray]:
     """(time s, link bytes per chip) of an all-reduce of ``nbytes`` over ``p`` chips."""
     p = np.asarray(p, dtype=np.float64)
     t = _code(topology)
     moved = 2 * (p - 1) / p * np.asarray(nbytes, dtype=np.float64)
-    a, b = torus_sides(p.astype(np.int64))
-    steps = np.choose(t, [2 * (p - 1), np.where(p > 1, 2.0, 0.0), 2 * (a - 1 + b - 1)])
+
+    def torus():
+        a, b = torus_sides(p.astype(np.int64))
+        return 2 * (a - 1 + b - 1)
+
+    steps = _by_topology(t, lambda: 2 * (p - 1), lambda: np.where(p > 1, 2.0, 0.0), torus)
     return moved / bw + steps * alpha, moved
 
 
@@ -101,12 +116,17 @@ def all_to_all(nbytes, p, bw, alpha, topology) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(p, dtype=np.float64)
     nbytes = np.asarray(nbytes, dtype=np.float64)
     t = _code(topology)
-    ring = _ring_all_to_all(nbytes, p, bw, alpha)
-    full = ((p - 1) / p * nbytes / bw + np.where(p > 1, alpha, 0.0), (p - 1) / p * nbytes)
-    a, b = (s.astype(np.float64) for s in torus_sides(p.astype(np.int64)))
-    rows, cols = _ring_all_to_all(nbytes, a, bw / 2, alpha), _ring_all_to_all(nbytes, b, bw / 2, alpha)
-    torus = (rows[0] + cols[0], rows[1] + cols[1])
-    return np.choose(t, [ring[0], full[0], torus[0]]), np.choose(t, [ring[1], full[1], torus[1]])
+
+    def torus():
+        a, b = (s.astype(np.float64) for s in torus_sides(p.astype(np.int64)))
+        rows, cols = _ring_all_to_all(nbytes, a, bw / 2, alpha), _ring_all_to_all(nbytes, b, bw / 2, alpha)
+        return np.stack([rows[0] + cols[0], rows[1] + cols[1]])
+
+    full = lambda: np.stack([(p - 1) / p * nbytes / bw + np.where(p > 1, alpha, 0.0), (p - 1) / p * nbytes])  # noqa: E731
+    both = _by_topology(t, lambda: np.stack(np.broadcast_arrays(*_ring_all_to_all(nbytes, p, bw, alpha))),
+                        full, torus)
+    both = np.broadcast_to(both, (2, *np.broadcast(nbytes, p, bw, alpha, t).shape))
+    return both[0], both[1]
 
 
 def point_to_point(nbytes, bw, alpha, topology) -> tuple[np.ndarray, np.ndarray]:

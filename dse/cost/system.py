@@ -129,6 +129,11 @@ def chip_config(config: ModelConfig, tp: int, ep: int, layers: int | None = None
     layers = config.num_layers if layers is None else layers
     if tp == 1 and ep == 1 and layers == config.num_layers:
         return config
+    return _split(config, tp, ep, layers)
+
+
+@lru_cache(maxsize=256)
+def _split(config: ModelConfig, tp: int, ep: int, layers: int) -> ModelConfig:
     return dataclasses.replace(
         config, name=f"{config.name}/tp{tp}ep{ep}", num_layers=layers, num_heads=config.num_heads // tp,
         num_kv_heads=max(1, config.num_kv_heads // tp), intermediate_size=config.intermediate_size // tp,
@@ -165,12 +170,18 @@ def chip_workload(workload: Workload, config: ModelConfig, tp: int, ep: int, bat
 def chip_footprint(workload: Workload, config: ModelConfig, shard: Shard) -> Footprint:
     """Bytes one chip holds (module docstring): its stage's share of the weights and KV cache, its
     sequences' activations."""
-    stage = chip_config(config, shard.tp, shard.ep, shard.stage_layers)
-    scheme = parse_scheme(workload.quant)
+    weights, kv = _stage_bytes(config, workload.quant, workload.seq + workload.gen - 1, shard.tp, shard.ep,
+                               shard.stage_layers)
     acts = chip_workload(workload, config, shard.tp, shard.ep, shard.micro_batch).footprint.act_bytes_per_seq
-    return Footprint(weight_bytes=weight_bytes(stage, scheme),
-                     kv_bytes_per_seq=kv_cache_bytes(stage, scheme, workload.seq + workload.gen - 1),
-                     act_bytes_per_seq=acts, batch=shard.batch)
+    return Footprint(weight_bytes=weights, kv_bytes_per_seq=kv, act_bytes_per_seq=acts, batch=shard.batch)
+
+
+@lru_cache(maxsize=256)
+def _stage_bytes(config: ModelConfig, quant: str, positions: int, tp: int, ep: int, layers: int) -> tuple[float, float]:
+    """Weights of a stage's share and the KV cache of one sequence of ``positions`` in it (bytes)."""
+    stage = chip_config(config, tp, ep, layers)
+    scheme = parse_scheme(quant)
+    return weight_bytes(stage, scheme), kv_cache_bytes(stage, scheme, positions)
 
 
 @lru_cache(maxsize=16)
@@ -211,9 +222,10 @@ def _forward_comm(tokens, seqs, deg: dict[str, np.ndarray], links: _Links, confi
     net = (links.bw, links.alpha, links.topology)
     activations = tokens * h * act_bytes
     ar_t, ar_b = co.all_reduce(activations, deg["tp"], *net)
-    a2a_t, a2a_b = co.all_to_all(activations * config.experts_per_token, deg["ep"], *net)
-    if not config.is_moe:
-        a2a_t, a2a_b = np.zeros_like(a2a_t), np.zeros_like(a2a_b)
+    if config.is_moe:
+        a2a_t, a2a_b = co.all_to_all(activations * config.experts_per_token, deg["ep"], *net)
+    else:
+        a2a_t = a2a_b = np.zeros_like(activations)
     ag_t, ag_b = co.all_gather(seqs * config.vocab_size * act_bytes, deg["tp"], *net)
     hop_t, hop_b = co.point_to_point(activations, links.bw, links.alpha, links.topology)
     staged = deg["pp"] > 1
@@ -250,36 +262,50 @@ def system_metrics(designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], w
            for k in ("tp", "pp", "ep", "micro", "micro_batch", "groups", "group_batch", "stage_layers")}
     chip: dict[str, np.ndarray] = {}
     factor = {"prefill": np.ones(count), "decode": np.ones(count)}
-    joint = np.zeros(count, dtype=bool)
     splits: dict[tuple, list[int]] = {}
     for i, s in enumerate(shards):
         splits.setdefault((s.tp, s.ep, s.micro_batch, s.group_batch), []).append(i)
     for (tp, ep, micro_batch, group_batch), index in splits.items():
         model = CostModel([designs[i] for i in index], [costs[i] for i in index], checked=True)
         pp = deg["pp"][index]
-        staged = bool((pp > 1).any())
-        runs = [(micro_batch, phases)] if micro_batch == group_batch else [
-            (b, (phase,)) for b, phase in ((micro_batch, "prefill"), (group_batch, "decode")) if phase in phases]
-        for batch, run_phases in runs:
-            work = chip_workload(workload, config, tp, ep, batch)
-            priced: dict[str, Any] = {}
-            out = model.metrics(work, phases=run_phases, stride=stride, costs_out=priced if staged else None)
-            for phase in run_phases:
-                table = work.prefill if phase == "prefill" else work.decode.base
-                factor[phase][index] = _stage_factor(priced.get(phase), table, work.layers, pp,
-                                                     deg["stage_layers"][index])
-            for key, values in out.items():
-                # metrics of the whole run (area, time, ...) kept per phase: the phases may be priced apart
-                for name in ([f"{phase}:{key}" for phase in run_phases] if key in _RUN_WIDE else [key]):
-                    chip.setdefault(name, np.full(count, np.nan))[index] = values
-            joint[index] = set(run_phases) == set(phases)  # one run of the chip prices every phase
-    out = _combine(chip, joint, deg, _Links(designs), factor, config, workload, phases, comm_out)
+        staged = bool((pp > 1).any())  # the stage factor and the MACs of each phase are needed
+        work = _pipeline_workload(workload, config, tp, ep, micro_batch if "prefill" in phases else group_batch,
+                                  group_batch if "decode" in phases else micro_batch)
+        priced: dict[str, Any] = {}
+        out = model.metrics(work, phases=phases, stride=stride, costs_out=priced if staged else None)
+        busy = np.zeros(len(index))  # MACs over the peak rate (s), every micro-batch and group
+        for phase in phases:
+            table = work.prefill if phase == "prefill" else work.decode.base
+            factor[phase][index] = _stage_factor(priced.get(phase), table, work.layers, pp, deg["stage_layers"][index])
+            if staged:
+                runs = deg["micro" if phase == "prefill" else "groups"][index]
+                busy += runs * priced[phase].rows["macs"].sum(axis=1) / model.peak_macs_per_s[:, 0, 0]
+        for key, values in (*out.items(), ("busy_s", busy)):
+            chip.setdefault(key, np.full(count, np.nan))[index] = values
+    out = _combine(chip, deg, _Links(designs), factor, config, workload, phases, comm_out)
     out.update(_capacity(designs, shards, workload, config))
     return out
 
 
-# metrics of a whole run rather than of a phase
-_RUN_WIDE = ("area_mm2", "power_w", "utilization", "energy_j", "time_s", "footprint_gib", "capacity_gib", "max_batch")
+_PIPELINE: dict[tuple, tuple[Workload, Workload]] = {}
+
+
+def _pipeline_workload(workload: Workload, config: ModelConfig, tp: int, ep: int, micro_batch: int,
+                       group_batch: int) -> Workload:
+    """One chip's run: the prefill of a micro-batch and the decode of a group in flight (the
+    workload of ``group_batch`` sequences with the prefill table of ``micro_batch``: the prefill's
+    pricing reads only its table, so both phases go through the mapper in one pass)."""
+    decode = chip_workload(workload, config, tp, ep, group_batch)
+    if micro_batch == group_batch:
+        return decode
+    key = (id(workload), tp, ep, micro_batch, group_batch)  # one object per run: the cost model caches its plans by it
+    cached = _PIPELINE.get(key)
+    if cached is None or cached[0] is not workload:
+        if len(_PIPELINE) > 128:
+            _PIPELINE.clear()
+        prefill = chip_workload(workload, config, tp, ep, micro_batch).prefill
+        cached = _PIPELINE[key] = (workload, dataclasses.replace(decode, prefill=prefill))
+    return cached[1]
 
 
 def _capacity(designs: Sequence[DesignPoint], shards: Sequence[Shard], workload: Workload,
@@ -299,7 +325,7 @@ def _capacity(designs: Sequence[DesignPoint], shards: Sequence[Shard], workload:
     return {"footprint_gib": footprint, "capacity_gib": memory / GIB, "max_batch": np.minimum(top, high)}
 
 
-def _combine(chip: dict[str, np.ndarray], joint: np.ndarray, deg: dict[str, np.ndarray], links: _Links,
+def _combine(chip: dict[str, np.ndarray], deg: dict[str, np.ndarray], links: _Links,
              factor: dict[str, np.ndarray], config: ModelConfig, workload: Workload, phases: tuple[str, ...],
              comm_out: dict | None) -> dict[str, np.ndarray]:
     """The system's metrics from its chips' (module docstring)."""
@@ -312,8 +338,6 @@ def _combine(chip: dict[str, np.ndarray], joint: np.ndarray, deg: dict[str, np.n
     comm_s = 0.0
     link_j = 0.0
     parts: dict[tuple[str, str], np.ndarray] = {}
-    shared = lambda key, phase: chip[f"{phase}:{key}"]  # noqa: E731
-    busy = 0.0  # MACs / peak, summed over the run's chips' phases (for utilization)
     if "prefill" in phases:
         c = _forward_comm(deg["micro_batch"] * workload.seq, deg["micro_batch"], deg, links, config, a)
         stage_comm = (c["tp.all_reduce"] + c["ep.all_to_all"]) * config.num_layers * stage + c["tp.edge"]
@@ -328,7 +352,6 @@ def _combine(chip: dict[str, np.ndarray], joint: np.ndarray, deg: dict[str, np.n
             share = c[name] * (config.num_layers * stage if name in ("tp.all_reduce", "ep.all_to_all") else 1.0)
             parts["prefill", name] = (slots if name != "pp.hop" else pp - 1) * share
         energy, time, comm_s, link_j = energy + e, time + ttft, comm_s + comm, link_j + link
-        busy = busy + m * shared("utilization", "prefill") * chip["ttft_s"]
     if "decode" in phases:
         steps = workload.decode.steps
         c = _forward_comm(deg["group_batch"], deg["group_batch"], deg, links, config, a)
@@ -345,14 +368,11 @@ def _combine(chip: dict[str, np.ndarray], joint: np.ndarray, deg: dict[str, np.n
             share = c[name] * (config.num_layers * stage if name in ("tp.all_reduce", "ep.all_to_all") else 1.0)
             parts["decode", name] = steps * (pp if name != "pp.hop" else pp - 1) * share
         energy, time, comm_s, link_j = energy + e, time + decode_s, comm_s + comm, link_j + link
-        busy = busy + g * shared("utilization", "decode") * chip["decode_s"]
-    area = shared("area_mm2", phases[0])
-    # one run of the chip (both phases): its utilization scaled to the system's time; else each
-    # phase's MACs (utilization x time of its run) over the system's chips and time
-    run = phases[0]
-    utilization = np.where(joint, shared("utilization", run) * (shared("time_s", run) / time) / pp, busy / (pp * time))
-    out.update(area_mm2=deg["tp"] * pp * ep * area, power_w=energy / time, utilization=utilization, energy_j=energy,
-               time_s=time, chips=tp * pp * ep, comm_s=comm_s, comm_share=comm_s / time, link_energy_j=link_j)
+    # without stages the chip's run is the system's: its utilization scaled to the system's time;
+    # with them each phase's MACs (every micro-batch and group) over the chips and the time
+    utilization = np.where(pp > 1, chip["busy_s"] / (pp * time), chip["utilization"] * (chip["time_s"] / time) / pp)
+    out.update(area_mm2=tp * pp * ep * chip["area_mm2"], power_w=energy / time, utilization=utilization,
+               energy_j=energy, time_s=time, chips=tp * pp * ep, comm_s=comm_s, comm_share=comm_s / time, link_energy_j=link_j)
     if comm_out is not None:
         comm_out.update(parts)
     return out
