@@ -195,8 +195,23 @@ def check_system(design: DesignPoint, workload: Workload) -> Shard:
     chip holds its share (``ValueError``, one line, otherwise)."""
     config = model_config(workload.model)
     shard = shard_of(design.system, config, workload.batch)
-    check_fits(design, dataclasses.replace(workload, footprint=chip_footprint(workload, config, shard)))
+    check_fits(design, _with_chip_footprint(workload, config, shard))
     return shard
+
+
+_CHECKED: dict[tuple, tuple[Workload, Workload]] = {}
+
+
+def _with_chip_footprint(workload: Workload, config: ModelConfig, shard: Shard) -> Workload:
+    """``workload`` holding one chip's footprint (what :func:`check_fits` reads), once per shard."""
+    key = (id(workload), shard)
+    cached = _CHECKED.get(key)
+    if cached is None or cached[0] is not workload:
+        if len(_CHECKED) > 512:
+            _CHECKED.clear()
+        cached = _CHECKED[key] = (workload, dataclasses.replace(workload, footprint=chip_footprint(workload, config,
+                                                                                                    shard)))
+    return cached[1]
 
 
 # --- pricing ------------------------------------------------------------------------------------
