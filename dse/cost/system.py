@@ -246,8 +246,10 @@ def _forward_comm(tokens, seqs, deg: dict[str, np.ndarray], links: _Links, confi
     staged = deg["pp"] > 1
     hop_t, hop_b = np.where(staged, hop_t, 0.0), np.where(staged, hop_b, 0.0)
     layers = config.num_layers
+    sent = {"tp.all_reduce": layers * 2 * ar_b, "ep.all_to_all": layers * 2 * a2a_b, "tp.edge": ar_b + ag_b,
+            "pp.hop": (deg["pp"] - 1) * hop_b}
     return {"tp.all_reduce": 2 * ar_t, "ep.all_to_all": 2 * a2a_t, "tp.edge": ar_t + ag_t, "pp.hop": hop_t,
-            "bytes": layers * (2 * ar_b + 2 * a2a_b) + ar_b + ag_b + (deg["pp"] - 1) * hop_b}
+            "bytes": sum(sent.values()), **{f"bytes:{name}": v for name, v in sent.items()}}
 
 
 def _stage_factor(cost, table, layers: int, pp: np.ndarray, stage_layers: np.ndarray) -> np.ndarray:
@@ -366,6 +368,7 @@ def _combine(chip: dict[str, np.ndarray], deg: dict[str, np.ndarray], links: _Li
         for name in COMM_PARTS:
             share = c[name] * (config.num_layers * stage if name in ("tp.all_reduce", "ep.all_to_all") else 1.0)
             parts["prefill", name] = (slots if name != "pp.hop" else pp - 1) * share
+            parts["prefill", name, "j"] = m * tp * ep * c[f"bytes:{name}"] * links.j_per_byte
         energy, time, comm_s, link_j = energy + e, time + ttft, comm_s + comm, link_j + link
     if "decode" in phases:
         steps = workload.decode.steps
@@ -382,6 +385,7 @@ def _combine(chip: dict[str, np.ndarray], deg: dict[str, np.ndarray], links: _Li
         for name in COMM_PARTS:
             share = c[name] * (config.num_layers * stage if name in ("tp.all_reduce", "ep.all_to_all") else 1.0)
             parts["decode", name] = steps * (pp if name != "pp.hop" else pp - 1) * share
+            parts["decode", name, "j"] = g * steps * tp * ep * c[f"bytes:{name}"] * links.j_per_byte
         energy, time, comm_s, link_j = energy + e, time + decode_s, comm_s + comm, link_j + link
     # without stages the chip's run is the system's: its utilization scaled to the system's time;
     # with them each phase's MACs (every micro-batch and group) over the chips and the time
@@ -396,8 +400,10 @@ def _combine(chip: dict[str, np.ndarray], deg: dict[str, np.ndarray], links: _Li
 def evaluate_system(design: DesignPoint, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),
                     breakdown: bool = True):
     """:func:`peforge.dse.cost.api.evaluate` of a system: the system's metrics, and (``breakdown``)
-    one chip's operators (its micro-batch's prefill, its group's decode) with a row per collective
-    (kind ``collective``, bound ``links``: its time over the run on the critical path)."""
+    one chip's operators (its micro-batch's prefill, its group's decode: ``time_s`` one chip's run
+    of all layers; energy, DRAM bytes and MACs the whole system's, every chip-share, micro-batch and
+    group) with a row per collective (kind ``collective``, bound ``links``: its time over the run on
+    the critical path, its link energy)."""
     from .formats import operand_passes
     from .model import Evaluation, check_design
     from .units import unit_costs
@@ -414,14 +420,22 @@ def evaluate_system(design: DesignPoint, workload: Workload, *, phases: tuple[st
     if breakdown:
         import pandas as pd
 
+        from .model import ENERGY_PARTS
+
         frames = []
-        for phase, batch in (("prefill", shard.micro_batch), ("decode", shard.group_batch)):
+        for phase, batch, runs in (("prefill", shard.micro_batch, shard.micro), ("decode", shard.group_batch,
+                                                                                 shard.groups)):
             if phase not in phases:
                 continue
             work = chip_workload(workload, config, shard.tp, shard.ep, batch)
-            frames.append(model.evaluate(work, phases=(phase,)).operators)
+            ops = model.evaluate(work, phases=(phase,)).operators
+            # energy, bytes and MACs of every chip-share, every micro-batch or group: the system's
+            for column in ("energy_j", *ENERGY_PARTS, "dram_bytes", "macs"):
+                ops[column] = ops[column] * (shard.tp * shard.ep * runs)
+            frames.append(ops)
             rows = [{"phase": phase, "operator": name, "kind": "collective", "bound": "links",
-                     "mapping": f"over {design.system.link()['topology']} links", "time_s": float(comm[phase, name][0])}
+                     "mapping": f"over {design.system.link()['topology']} links", "time_s": float(comm[phase, name][0]),
+                     "energy_j": float(comm[phase, name, "j"][0])}
                     for name in COMM_PARTS if float(comm[phase, name][0]) > 0]
             if rows:
                 frames.append(pd.DataFrame(rows))

@@ -122,3 +122,14 @@ def test_a_system_search_prices_many_systems_together(npu):
     # more tensor parallelism: faster decode, a larger communication share
     tp_rows = fine.loc[["tp2pp1", "tp4pp1", "tp8pp1"]]
     assert (np.diff(tp_rows["tpot_s"]) < 0).all() and (np.diff(tp_rows["comm_share"]) > 0).all()
+
+
+def test_a_systems_breakdown_adds_up_to_its_energy(npu):
+    design, _ = npu
+    workload = prepare("llama-2-7b", batch=4, seq=128, gen=9, quant="w8a8kv8")
+    result = evaluate(on(design, chips=8, tp=2, pp=4, micro_batches=2), workload)
+    ops, m = result.operators, result.metrics
+    assert ops["energy_j"].sum() == pytest.approx(m["energy_j"], rel=1e-9)
+    links = ops.loc[ops["kind"] == "collective", "energy_j"].sum()
+    assert links == pytest.approx(m["link_energy_j"], rel=1e-12) and links > 0
+    assert set(ops.loc[ops["kind"] == "collective", "operator"]) == {"tp.all_reduce", "tp.edge", "pp.hop"}
