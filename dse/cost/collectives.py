@@ -120,9 +120,12 @@ def all_to_all(nbytes, p, bw, alpha, topology) -> tuple[np.ndarray, np.ndarray]:
     def torus():
         a, b = (s.astype(np.float64) for s in torus_sides(p.astype(np.int64)))
         rows, cols = _ring_all_to_all(nbytes, a, bw / 2, alpha), _ring_all_to_all(nbytes, b, bw / 2, alpha)
-        return np.stack([rows[0] + cols[0], rows[1] + cols[1]])
+        return np.stack(np.broadcast_arrays(rows[0] + cols[0], rows[1] + cols[1]))
 
-    full = lambda: np.stack([(p - 1) / p * nbytes / bw + np.where(p > 1, alpha, 0.0), (p - 1) / p * nbytes])  # noqa: E731
+    def full():
+        return np.stack(np.broadcast_arrays((p - 1) / p * nbytes / bw + np.where(p > 1, alpha, 0.0),
+                                            (p - 1) / p * nbytes))
+
     both = _by_topology(t, lambda: np.stack(np.broadcast_arrays(*_ring_all_to_all(nbytes, p, bw, alpha))),
                         full, torus)
     both = np.broadcast_to(both, (2, *np.broadcast(nbytes, p, bw, alpha, t).shape))

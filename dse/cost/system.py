@@ -99,8 +99,9 @@ def shard_of(system: System, config: ModelConfig, batch: int) -> Shard:
     tp, pp, ep = system.tp, system.pp, system.ep
     name = config.name
     if config.num_heads % tp or config.intermediate_size % tp:
+        common = math.gcd(config.num_heads, config.intermediate_size)
         raise ValueError(f"system.tp={tp} must divide {name}'s {config.num_heads} heads and its MLP width "
-                         f"{config.intermediate_size}; allowed: {_divisors(math.gcd(config.num_heads, config.intermediate_size))}")
+                         f"{config.intermediate_size}; allowed: {_divisors(common)}")
     kv = config.num_kv_heads
     if kv % tp and tp % kv:
         raise ValueError(f"system.tp={tp} neither divides nor is a multiple of {name}'s {kv} KV heads; allowed: "
@@ -391,7 +392,8 @@ def _combine(chip: dict[str, np.ndarray], deg: dict[str, np.ndarray], links: _Li
     # with them each phase's MACs (every micro-batch and group) over the chips and the time
     utilization = np.where(pp > 1, chip["busy_s"] / (pp * time), chip["utilization"] * (chip["time_s"] / time) / pp)
     out.update(area_mm2=tp * pp * ep * chip["area_mm2"], power_w=energy / time, utilization=utilization,
-               energy_j=energy, time_s=time, chips=tp * pp * ep, comm_s=comm_s, comm_share=comm_s / time, link_energy_j=link_j)
+               energy_j=energy, time_s=time, chips=tp * pp * ep, comm_s=comm_s, comm_share=comm_s / time,
+               link_energy_j=link_j)
     if comm_out is not None:
         comm_out.update(parts)
     return out

@@ -192,7 +192,8 @@ class System:
         ``topology``, ``latency_ns``, ``pj_per_bit``."""
         preset = LINK_PRESETS[self.interconnect]
         return {"gb_per_s": self.link_gb_per_s or preset.gb_per_s, "links": self.links or preset.links,
-                "topology": preset.topology if self.topology == "preset" else self.topology, "latency_ns": self.link_latency_ns or preset.latency_ns,
+                "topology": preset.topology if self.topology == "preset" else self.topology,
+                "latency_ns": self.link_latency_ns or preset.latency_ns,
                 "pj_per_bit": self.link_pj_per_bit or preset.pj_per_bit}
 
 
