@@ -6,6 +6,7 @@ from ..design.point import DesignPoint, load_design
 from .footprint import check_fits
 from .formats import operand_passes
 from .model import CostModel, Evaluation, check_design
+from .system import check_system, system_metrics
 from .units import unit_costs
 from .workload import Workload, prepare
 
@@ -18,6 +19,9 @@ def evaluate(design: DesignPoint, workload: Workload, *, phases: tuple[str, ...]
     ``design`` on ``workload``. Raises ``ValueError`` when the design cannot run (e.g. the
     workload's footprint over its memory's capacity, a clock above the PE's Fmax, or a tensor
     format its PE does not compute)."""
+    if design.system.chips > 1:  # a system of chips (peforge.dse.cost.system)
+        from .system import evaluate_system
+        return evaluate_system(design, workload, phases=phases, breakdown=breakdown)
     check_fits(design, workload)  # before characterizing: a machine that cannot hold the model
     return CostModel([design], [unit_costs(design)]).evaluate(workload, phases=phases, breakdown=breakdown)
 
@@ -36,7 +40,10 @@ def evaluate_many(designs: list[DesignPoint], workload: Workload, *, phases: tup
     costs, runnable, errors = [], [], [""] * len(designs)
     for i, design in enumerate(designs):
         try:
-            check_fits(design, workload)
+            if design.system.chips > 1:
+                check_system(design, workload)  # the split, and each chip's share of the capacity
+            else:
+                check_fits(design, workload)
             cost = unit_costs(design)
             check_design(design, cost)
             operand_passes(design, workload.formats)
@@ -46,11 +53,16 @@ def evaluate_many(designs: list[DesignPoint], workload: Workload, *, phases: tup
         costs.append(cost)
         runnable.append(i)
     frame = pd.DataFrame({"design": [d.name for d in designs], "error": errors})
-    if runnable:
-        model = CostModel([designs[i] for i in runnable], costs, checked=True)
-        metrics = model.metrics(workload, phases=phases, stride=stride)
-        for key, values in metrics.items():
-            column = np.full(len(designs), np.nan)
-            column[runnable] = values
-            frame[key] = column
+    single = [k for k, i in enumerate(runnable) if designs[i].system.chips == 1]
+    systems = [k for k, i in enumerate(runnable) if designs[i].system.chips > 1]
+    for members, price in ((single, lambda ds, cs: CostModel(ds, cs, checked=True).metrics(
+                                workload, phases=phases, stride=stride)),
+                           (systems, lambda ds, cs: system_metrics(ds, cs, workload, phases=phases, stride=stride))):
+        if not members:
+            continue
+        rows = [runnable[k] for k in members]
+        for key, values in price([designs[i] for i in rows], [costs[k] for k in members]).items():
+            if key not in frame:
+                frame[key] = np.full(len(designs), np.nan)
+            frame.loc[rows, key] = values
     return frame

@@ -35,6 +35,13 @@ METRICS: dict[str, Metric] = {
     "footprint_gib": Metric("memory footprint", "GiB"),
     "capacity_gib": Metric("memory capacity", "GiB"),
     "max_batch": Metric("largest batch that fits", "sequences"),
+    "decode_s": Metric("decode time of the run", "s", phase="decode"),
+    # systems of chips (peforge.dse.cost.system); one chip: chips 1, no communication
+    "chips": Metric("chips of the system", "chips"),
+    "comm_s": Metric("communication time of the run", "s"),
+    "comm_share": Metric("share of the run's time in communication", "fraction"),
+    "link_energy_j": Metric("link energy of the run", "J"),
+    "bubble": Metric("prefill pipeline bubble", "fraction", phase="prefill"),
 }
 
 # metrics only a phase produces: prefill gives TTFT, decode gives TPOT and the per-token figures

@@ -761,7 +761,7 @@ class CostModel:
             e = cost.rows["energy_j"].sum(axis=1)
             tokens = workload.batch * run.steps
             out.update(tpot_s=decode_s / run.steps, tokens_per_s=tokens / decode_s, j_per_token=e / tokens,
-                       decode_energy_j=e)
+                       decode_energy_j=e, decode_s=decode_s)
             energy, time, macs = energy + e, time + decode_s, macs + cost.rows["macs"].sum(axis=1)
             if costs_out is not None:
                 costs_out["decode"] = cost

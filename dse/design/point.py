@@ -41,6 +41,7 @@ from ...hw.params import param, validate
 from ...hw.pe import PE_KINDS, pe_kind
 from ...hw.pim import PimChannelConfig
 from ...hw.systolic import SystolicConfig
+from .links import LINK_PRESETS, TOPOLOGIES
 from ...files import read_input
 from ...models.quant import DEFAULT_SCHEME, parse_scheme
 from ...sim import tech
@@ -156,6 +157,47 @@ class Pim(PimChannelConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class System:
+    """Chips running one model together (:mod:`peforge.dse.cost.system`): ``tp`` tensor-parallel
+    (Megatron: heads and MLP columns split), ``pp`` pipeline stages, ``ep`` expert-parallel groups
+    (MoE models only), ``tp x pp x ep == chips``; joined by links of ``interconnect`` (each link
+    figure 0 or "preset": the preset's, :data:`peforge.dse.cost.collectives.LINK_PRESETS`)."""
+
+    chips: int = param(1, "chips of the system, each the design's compute, SRAM and memory", low=1, high=4096)
+    tp: int = param(1, "tensor-parallel degree: attention heads and MLP columns split over tp chips", low=1,
+                    high=4096)
+    pp: int = param(1, "pipeline stages: the layers split into pp consecutive stages", low=1, high=4096)
+    ep: int = param(1, "expert-parallel degree (MoE models): experts spread over ep chip groups, attention "
+                    "data-parallel over them", low=1, high=4096)
+    micro_batches: int = param(1, "prefill micro-batches pipelined through the stages (pp > 1; at most the "
+                               "batch)", low=1, high=4096)
+    interconnect: str = param("nvlink4", "link preset the other link keys default to", choices=tuple(LINK_PRESETS))
+    link_gb_per_s: float = param(0.0, "bandwidth of one link per direction, GB/s (0: the preset's)", low=0.0,
+                                 high=1e5)
+    links: int = param(0, "links per chip (0: the preset's)", low=0, high=1024)
+    topology: str = param("preset", "preset (the interconnect's) | ring | fully_connected (a switch or full "
+                          "mesh) | torus2d", choices=("preset", *TOPOLOGIES))
+    link_latency_ns: float = param(0.0, "latency of one collective step over the links, ns (0: the preset's)",
+                                   low=0.0, high=1e7)
+    link_pj_per_bit: float = param(0.0, "link energy, pJ per bit sent (0: the preset's)", low=0.0, high=1e4)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.tp * self.pp * self.ep != self.chips:
+            raise ValueError(f"System.chips={self.chips} but tp x pp x ep = {self.tp} x {self.pp} x {self.ep} = "
+                             f"{self.tp * self.pp * self.ep}; allowed: degrees whose product is chips")
+
+    def link(self) -> dict[str, Any]:
+        """The link figures after defaults: ``gb_per_s`` (one link, per direction), ``links``,
+        ``topology``, ``latency_ns``, ``pj_per_bit``."""
+        preset = LINK_PRESETS[self.interconnect]
+        return {"gb_per_s": self.link_gb_per_s or preset.gb_per_s, "links": self.links or preset.links,
+                "topology": preset.topology if self.topology == "preset" else self.topology,
+                "latency_ns": self.link_latency_ns or preset.latency_ns,
+                "pj_per_bit": self.link_pj_per_bit or preset.pj_per_bit}
+
+
+@dataclass(frozen=True, kw_only=True)
 class DesignPoint:
     """One accelerator: compute, SRAM, off-chip memory, PIM, technology, batch."""
 
@@ -168,6 +210,7 @@ class DesignPoint:
     sram: Sram = field(default_factory=Sram)
     memory: Memory = field(default_factory=Memory)
     pim: Pim = field(default_factory=Pim)
+    system: System = field(default_factory=System)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -198,12 +241,14 @@ class DesignPoint:
         if self.quant:
             out["quant"] = self.quant
         for group in _GROUPS:
+            if group == "system" and self.system == System():
+                continue  # one chip: its design file has no [system] table
             out[group] = params.as_dict(getattr(self, group))
         out["compute"]["pe_params"] = dict(self.compute.pe_params)
         return out
 
 
-_GROUPS = {"compute": Compute, "sram": Sram, "memory": Memory, "pim": Pim}
+_GROUPS = {"compute": Compute, "sram": Sram, "memory": Memory, "pim": Pim, "system": System}
 SCALAR_KEYS = tuple(f.name for f in dataclasses.fields(DesignPoint) if f.name not in _GROUPS)  # name, tech, ...
 
 

@@ -53,6 +53,14 @@ A space file names design keys (the layout of a design file, dotted: ``compute.r
 
 A ``when`` condition names categorical parameters declared above it, each with one allowed
 value or a list of them. Every error is one line naming the file, the key and what is allowed.
+
+Systems of chips: ``system.chips``, ``system.tp``, ``system.pp`` and ``system.ep`` may be varied
+(or fixed) like any key, under the product rule ``tp x pp x ep == chips``. The rule of a space:
+where a point sets ``system.chips`` and leaves exactly one of ``tp``, ``pp``, ``ep`` unset, that
+degree is derived, ``chips / (product of the other two)``; a point where it is not a whole number
+is infeasible (:class:`InfeasiblePoint`, a ``ValueError``): the sweep records it as a failed trial
+with its reason, and the space's check skips it. Drawing ``tp`` from the divisors of each
+``chips`` value (a conditional parameter per value) keeps every point feasible.
 """
 
 from __future__ import annotations
@@ -234,13 +242,16 @@ class Space:
         return assignment
 
     def design(self, assignment: dict[str, Any], name: str | None = None) -> DesignPoint:
-        """The design point of an assignment (``ValueError`` naming the space if it is not valid)."""
+        """The design point of an assignment (``ValueError`` naming the space if it is not valid;
+        :class:`InfeasiblePoint` where the product rule of a system leaves no whole degree)."""
         data = copy.deepcopy(self.fixed)
         for p in self.params:
             if p.name in assignment:
                 _set_path(data, p.path, assignment[p.name])
         data["name"] = name or self.name
-        return design_from_dict(data, f"{self.where}: point {_short(assignment)}")
+        where = f"{self.where}: point {_short(assignment)}"
+        _derive_degree(data, where)
+        return design_from_dict(data, where)
 
     def suggest(self, trial: Any) -> DesignPoint:
         """Draw a design point in an Optuna trial (named ``<space>-<trial number>``)."""
@@ -272,12 +283,44 @@ class Space:
 
     def check(self) -> None:
         """Build the design of every corner point; the first invalid one raises ``ValueError``."""
-        seen = set()
+        seen, feasible, first = set(), 0, None
         for assignment in self.corner_points():
             key = tuple(sorted((k, repr(v)) for k, v in assignment.items()))
             if key not in seen:
                 seen.add(key)
-                self.design(assignment)
+                try:
+                    self.design(assignment)
+                    feasible += 1
+                except InfeasiblePoint as error:  # the product rule: a point the sweep rejects, not a bad space
+                    first = first or error
+        if not feasible and first is not None:
+            raise ValueError(f"{first} (and every other corner point)")
+
+
+class InfeasiblePoint(ValueError):
+    """A point whose system degrees cannot multiply to its chips (the module's product rule)."""
+
+
+_DEGREES = ("tp", "pp", "ep")
+
+
+def _derive_degree(data: dict[str, Any], where: str) -> None:
+    """The product rule (module docstring): the one unset degree of a system with ``chips`` set."""
+    system = data.get("system")
+    if not isinstance(system, dict) or "chips" not in system:
+        return
+    unset = [d for d in _DEGREES if d not in system]
+    if len(unset) != 1:
+        return
+    chips, others = system["chips"], [system[d] for d in _DEGREES if d in system]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (chips, *others)):
+        return  # the design's own checks name the bad value
+    product = math.prod(others)
+    if chips % product:
+        raise InfeasiblePoint(f"{where}: infeasible: system.chips={chips} is not a multiple of "
+                              f"{' x '.join(d for d in _DEGREES if d in system)} = {product}, so system.{unset[0]} "
+                              f"= chips / {product} is no whole number; allowed: degrees whose product divides chips")
+    system[unset[0]] = chips // product
 
 
 def assignments(params: tuple[Param, ...] | list[Param]) -> Iterator[dict[str, Any]]:
