@@ -5,7 +5,7 @@ to it. :class:`PoolCost` prices it from :class:`~peforge.dse.cost.model.CostMode
 computed once per design (the cost model is exact; the tables are where the approximation is):
 
 - **decode step** of ``B`` requests with ``c`` cached tokens each: the cost model's decode step
-  at batch ``b`` for ``b`` on a grid (1, 2, 4, ... up to ``max_batch``) and at every context
+  at batch ``b`` for ``b`` on a grid (1, 2, 3, 4, 6, 8, 12, ... up to ``max_batch``) and at every context
   ``c`` (batch 1: every step priced; larger batches: decode attention priced once per
   ``stride`` contexts at the chunk's mean, linear between, exact where the cost is linear in
   ``c``); a batch between grid points is linear between its neighbours, and a batch of
@@ -39,7 +39,7 @@ from ...models import load_config, parse_scheme
 from ...models.graph import kv_cache_bytes
 from ..cost.footprint import capacity_bytes, check_fits
 from ..cost.model import CostModel, RunSpec, check_design
-from ..cost.units import unit_costs
+from ..cost.units import UnitCosts, unit_costs
 from ..cost.workload import prepare
 from ..design.point import DesignPoint
 
@@ -80,11 +80,12 @@ class PoolCost:
     max_batch : the most requests that run together (the decode grid's top)
     stride : contexts per decode attention price at batches above 1
     max_prefill_tokens : the top of the prefill grid (tokens of one iteration)
+    costs : the design's unit costs (default: :func:`~peforge.dse.cost.units.unit_costs`, characterized)
     """
 
     def __init__(self, design: DesignPoint, model: str, *, prompt_lengths, max_context: int,
-                 quant: str | None = None, max_batch: int = 256, stride: int = 16,
-                 max_prefill_tokens: int = 8192):
+                 quant: str | None = None, max_batch: int = 256, stride: int = 4,
+                 max_prefill_tokens: int = 8192, costs: UnitCosts | None = None):
         self.design = design
         self.quant = design.run_quant(quant)
         config = load_config(model)
@@ -96,7 +97,7 @@ class PoolCost:
         probe = prepare(model, batch=1, seq=min(max(int(np.max(prompt_lengths)), 1), config.max_positions),
                         gen=1, quant=self.quant, phases=("prefill",))
         check_fits(design, probe)
-        costs = unit_costs(design)
+        costs = costs if costs is not None else unit_costs(design)
         check_design(design, costs)
         self.cm = CostModel([design], [costs], checked=True)
         self.cm.format_passes(tuple(probe.formats.items()))  # a format the PE cannot run: one line, now
@@ -113,11 +114,8 @@ class PoolCost:
     # --- tables ------------------------------------------------------------------------------
 
     def _decode_tables(self, model: str, max_batch: int, stride: int) -> None:
-        grid = [1]
-        while grid[-1] * 2 <= max_batch:
-            grid.append(grid[-1] * 2)
-        if grid[-1] < max_batch:
-            grid.append(max_batch)
+        # 1, 2, 3, 4, 6, 8, 12, ...: powers of two and the points halfway between
+        grid = sorted({b for p in range(12) for b in (2**p, 3 * 2**p // 2) if 1 <= b < max_batch} | {max_batch})
         self.batch_grid = np.array(grid)
         steps = self.max_context - 1  # contexts 1 .. max_context - 1 cached
         runs = [_workload(model, batch=b, seq=1, gen=self.max_context, quant=self.quant) for b in grid]
@@ -261,13 +259,13 @@ def _workload(model: str, **kwargs):
 
 
 def pool_cost(design: DesignPoint, model: str, *, prompt_lengths, max_context: int, quant: str | None = None,
-              max_batch: int = 256) -> PoolCost:
+              max_batch: int = 256, costs: UnitCosts | None = None) -> PoolCost:
     """A :class:`PoolCost`, cached by design, model, lengths and range (designs are hashable)."""
     lengths = np.unique(np.asarray(prompt_lengths, dtype=np.int64))
-    key = (design, model, lengths.tobytes(), max_context, quant, max_batch)
+    key = (design, model, lengths.tobytes(), max_context, quant, max_batch, costs)
     if key not in _POOLS:
         if len(_POOLS) > 64:
             _POOLS.clear()
         _POOLS[key] = PoolCost(design, model, prompt_lengths=lengths, max_context=max_context, quant=quant,
-                               max_batch=max_batch)
+                               max_batch=max_batch, costs=costs)
     return _POOLS[key]

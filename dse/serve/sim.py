@@ -142,6 +142,10 @@ class SimResult:
             return np.where(steps > 0, (self.finish_s - self.first_token_s) / np.maximum(steps, 1), np.nan)
 
 
+def _row(trace: Trace, i: int) -> int:
+    return int(trace.rows[i]) if trace.rows is not None else i + 2
+
+
 def _blocks(tokens, size: int):
     return -(-tokens // size)
 
@@ -160,7 +164,7 @@ def simulate(pool: PoolCost, trace: Trace, scheduler: Scheduler = Scheduler(), *
     positions = s + g - 1
     if positions.max() > pool.max_context:
         i = int(np.argmax(positions))
-        raise ValueError(f"{trace.name}: row {i + 2}: needs {positions[i]} positions; the pool was priced up to "
+        raise ValueError(f"{trace.name}: row {_row(trace, i)}: needs {positions[i]} positions; the pool was priced up to "
                          f"{pool.max_context}")
     capacity = sch.kv_blocks if sch.kv_blocks is not None else pool.kv_blocks
     if sch.kv_blocks is None and bs != BLOCK_TOKENS:
@@ -168,7 +172,7 @@ def simulate(pool: PoolCost, trace: Trace, scheduler: Scheduler = Scheduler(), *
     full = _blocks(positions, bs)
     if full.max() > capacity:
         i = int(np.argmax(full))
-        raise ValueError(f"{trace.name}: row {i + 2}: a request of {s[i]} + {g[i]} tokens needs {full[i]} KV blocks "
+        raise ValueError(f"{trace.name}: row {_row(trace, i)}: a request of {s[i]} + {g[i]} tokens needs {full[i]} KV blocks "
                          f"of {bs} tokens; {pool.design.name} holds {capacity}")
     max_running = min(sch.max_running or pool.max_batch, pool.max_batch)
     prefilled = first_token_s is not None
@@ -371,7 +375,8 @@ def _merge(parts: list[tuple[np.ndarray, SimResult]], n: int, area_mm2: float) -
 def _subset(trace: Trace, rows: np.ndarray, **replace) -> Trace:
     values = {"arrival_s": trace.arrival_s[rows], "prompt": trace.prompt[rows], "output": trace.output[rows]}
     values.update(replace)
-    return Trace(**values, name=trace.name)
+    return Trace(**values, name=trace.name, columns=trace.columns,
+                 rows=None if trace.rows is None else trace.rows[rows])
 
 
 def simulate_pool(pool: PoolCost, trace: Trace, scheduler: Scheduler = Scheduler(), *, count: int = 1) -> SimResult:

@@ -47,12 +47,16 @@ class Trace:
     prompt : prompt tokens of each request (>= 1)
     output : tokens each request generates, the first by the prefill (>= 1)
     name : where it came from (a file, ``synthetic:...``)
+    columns : names of the prompt and output columns (for messages)
+    rows : the file's row of each request (1 = the header; None: request i is row i + 2)
     """
 
     arrival_s: np.ndarray
     prompt: np.ndarray
     output: np.ndarray
     name: str = "trace"
+    columns: tuple[str, str] = ("prompt_tokens", "output_tokens")
+    rows: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.arrival_s)
@@ -82,7 +86,7 @@ class Trace:
         start = self.arrival_s[0]
         scale = self.rate_rps / rate_rps if math.isfinite(self.rate_rps) else 0.0
         return Trace(arrival_s=(self.arrival_s - start) * scale, prompt=self.prompt, output=self.output,
-                     name=f"{self.name}@{rate_rps:g}rps")
+                     name=f"{self.name}@{rate_rps:g}rps", columns=self.columns, rows=self.rows)
 
     def check_context(self, max_positions: int, model: str) -> None:
         """Every request must fit the model's context: ``prompt + output - 1`` positions (the
@@ -91,8 +95,10 @@ class Trace:
         bad = np.nonzero(need > max_positions)[0]
         if len(bad):
             i = int(bad[0])
-            raise ValueError(f"{self.name}: row {i + 2}: prompt {self.prompt[i]} + output {self.output[i]} tokens "
-                             f"need {need[i]} positions; {model} has {max_positions}")
+            row = int(self.rows[i]) if self.rows is not None else i + 2
+            prompt, output = self.columns
+            raise ValueError(f"{self.name}: row {row}: columns {prompt!r} + {output!r}: {self.prompt[i]} + "
+                             f"{self.output[i]} tokens need {need[i]} positions; {model} has {max_positions}")
 
 
 def _number(text: str, where: str, *, integer: bool) -> float:
@@ -141,7 +147,7 @@ def read_trace(path: Path | str) -> Trace:
     if missing:
         raise ValueError(f"{path}: row 1: column {missing[0]!r} missing (a {kind} trace has {', '.join(cols)})")
     index = [header.index(c) for c in cols]
-    arrival, prompt, output = [], [], []
+    arrival, prompt, output, numbers = [], [], [], []
     previous = -math.inf
     for number, row in enumerate(rows, start=2):
         if not row or all(not cell.strip() for cell in row):
@@ -165,13 +171,15 @@ def read_trace(path: Path | str) -> Trace:
             if value == 0:
                 raise ValueError(f"{path}: row {number}: column {col!r}: 0 tokens (a request needs at least one)")
         arrival.append(t)
+        numbers.append(number)
         prompt.append(lengths[0])
         output.append(lengths[1])
     if not arrival:
         raise ValueError(f"{path}: no requests after the header")
     times = np.asarray(arrival, dtype=np.float64)
     return Trace(arrival_s=times - times[0], prompt=np.asarray(prompt, dtype=np.int64),
-                 output=np.asarray(output, dtype=np.int64), name=str(path))
+                 output=np.asarray(output, dtype=np.int64), name=str(path), columns=(cols[1], cols[2]),
+                 rows=np.asarray(numbers, dtype=np.int64))
 
 
 def write_trace(trace: Trace, path: Path | str) -> Path:
