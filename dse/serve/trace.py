@@ -191,12 +191,13 @@ def write_trace(trace: Trace, path: Path | str) -> Path:
 
 # Lengths of the shipped trace: the medians Splitwise (ISCA 2024, Section III) reports for the
 # Azure conversation trace, 1020 prompt tokens and 129 output tokens. The spread (lognormal
-# sigma) is this module's choice, not a published figure: 0.8 for prompts, 1.0 for outputs.
-CONVERSATION = {"prompt_median": 1020, "output_median": 129, "prompt_sigma": 0.8, "output_sigma": 1.0}
+# sigma) is this module's choice, not a published figure: 0.6 for prompts, 1.0 for outputs
+# (requests longer than the context are drawn again, which trims the long tail).
+CONVERSATION = {"prompt_median": 1020, "output_median": 129, "prompt_sigma": 0.6, "output_sigma": 1.0}
 
 
 def synthetic(*, n: int, rate_rps: float, arrivals: str = "poisson", cv: float = 1.0, prompt_median: float = 1020,
-              output_median: float = 129, prompt_sigma: float = 0.8, output_sigma: float = 1.0,
+              output_median: float = 129, prompt_sigma: float = 0.6, output_sigma: float = 1.0,
               max_positions: int = 4096, histogram: tuple[np.ndarray, np.ndarray] | None = None,
               seed: int = 0) -> Trace:
     """A synthetic trace of ``n`` requests at a mean ``rate_rps``.
@@ -204,8 +205,8 @@ def synthetic(*, n: int, rate_rps: float, arrivals: str = "poisson", cv: float =
     ``arrivals``: ``poisson`` (exponential gaps) or ``gamma`` (gamma gaps of coefficient of
     variation ``cv``: cv > 1 is burstier than Poisson, as BurstGPT finds its traces are).
     Lengths: lognormal with the given medians and sigmas, or (``histogram``) an empirical
-    ``(prompt lengths, output lengths)`` pair sampled with replacement; clipped so
-    ``prompt + output - 1 <= max_positions``.
+    ``(prompt lengths, output lengths)`` pair sampled with replacement; pairs that do not fit
+    ``prompt + output - 1 <= max_positions`` are drawn again.
     """
     if type(n) is not int or n < 1:
         raise ValueError(f"n={n!r}: allowed a positive number of requests")
@@ -222,14 +223,23 @@ def synthetic(*, n: int, rate_rps: float, arrivals: str = "poisson", cv: float =
         shape = 1.0 / cv**2  # gamma gaps: mean shape x scale = 1 / rate, cv = 1 / sqrt(shape)
         gaps = rng.gamma(shape, 1.0 / (rate_rps * shape), n)
     gaps[0] = 0.0
-    if histogram is not None:
-        pick = rng.integers(0, len(histogram[0]), n)
-        prompt, output = np.asarray(histogram[0])[pick], np.asarray(histogram[1])[pick]
+    prompt, output = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    for _ in range(64):  # draw pairs, keep those that fit the context (the shape below it kept)
+        if histogram is not None:
+            pick = rng.integers(0, len(histogram[0]), n)
+            p, o = np.asarray(histogram[0])[pick], np.asarray(histogram[1])[pick]
+        else:
+            p = np.round(prompt_median * np.exp(prompt_sigma * rng.standard_normal(n)))
+            o = np.round(output_median * np.exp(output_sigma * rng.standard_normal(n)))
+        p, o = np.maximum(p, 1).astype(np.int64), np.maximum(o, 1).astype(np.int64)
+        fits = p + o - 1 <= max_positions
+        prompt, output = np.concatenate([prompt, p[fits]]), np.concatenate([output, o[fits]])
+        if len(prompt) >= n:
+            break
     else:
-        prompt = np.round(prompt_median * np.exp(prompt_sigma * rng.standard_normal(n)))
-        output = np.round(output_median * np.exp(output_sigma * rng.standard_normal(n)))
-    prompt = np.clip(prompt, 1, max_positions - 1).astype(np.int64)
-    output = np.clip(output, 1, max_positions + 1 - prompt).astype(np.int64)
+        raise ValueError(f"max_positions={max_positions}: too few drawn requests fit (lengths around "
+                         f"{prompt_median:g} + {output_median:g} tokens)")
+    prompt, output = prompt[:n], output[:n]
     return Trace(arrival_s=np.cumsum(gaps), prompt=prompt, output=output,
                  name=f"synthetic:rate={rate_rps:g},n={n}")
 
