@@ -207,8 +207,10 @@ def simulate(pool: PoolCost, trace: Trace, scheduler: Scheduler = Scheduler(), *
     def record() -> None:
         nonlocal peak_blocks, peak_tokens, peak_running
         used = capacity - free
-        if used > peak_blocks:
-            peak_blocks, peak_tokens = used, int(kv[running].sum()) if running else 0
+        if used >= peak_blocks:  # the fullest point: most blocks, then most tokens in them
+            tokens = int(kv[running].sum()) if running else 0
+            if used > peak_blocks or tokens > peak_tokens:
+                peak_blocks, peak_tokens = used, tokens
         peak_running = max(peak_running, len(running))
         series_t.append(t)
         series_b.append(len(running))

@@ -93,6 +93,16 @@ def test_kv_budget_of_n_requests_holds_n(pool):
     assert lazy.peak_running > n
 
 
+@pytest.mark.parametrize("reserve", ["prompt", "full"])
+def test_kv_blocks_round_up_and_count_the_tail(pool, reserve):
+    # 17 prompt tokens + 40 generated: 56 positions cached at the end, in four 16-token blocks
+    result = simulate(pool, requests(1, prompt=17, output=40), Scheduler(reserve=reserve))
+    assert result.peak_kv_blocks == 4
+    assert summarize(result)["kv_fragmentation"] == pytest.approx(1 - 56 / 64)
+    eight = simulate(pool, requests(1, prompt=17, output=40), Scheduler(reserve=reserve, block_tokens=8))
+    assert eight.peak_kv_blocks == 7  # ceil(56 / 8)
+
+
 def test_more_kv_capacity_never_lowers_goodput(pool):
     trace = synthetic(n=120, rate_rps=3.0, arrivals="gamma", cv=2.0, prompt_median=150, output_median=60,
                       max_positions=CONTEXT, seed=3)
