@@ -55,7 +55,8 @@ def parse_serving(table: Any, where: str) -> dict[str, Any]:
             isinstance(value, kind) and not isinstance(value, bool) if kind is not float else
             isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
         if not ok:
-            raise ValueError(f"{where}: serving.{key} must be a {kind.__name__}, not {value!r}")
+            names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+            raise ValueError(f"{where}: serving.{key} must be {names[kind]}, not {value!r}")
         if kind in (int, float) and value <= 0:
             raise ValueError(f"{where}: serving.{key} must be positive, not {value!r}")
     if "trace" not in table:
