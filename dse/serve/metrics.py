@@ -73,7 +73,7 @@ def summarize(result: SimResult, slo: SLO | None = None) -> dict[str, float]:
     out.update(requests=float(n), duration_s=span, throughput_rps=n / span, tokens_per_s=tokens / span,
                energy_per_request_j=result.energy_j / n, peak_kv_blocks=float(result.peak_kv_blocks),
                kv_blocks=float(result.kv_blocks),
-               peak_kv_use=result.peak_kv_blocks / result.kv_blocks if result.kv_blocks else 0.0,
+               peak_kv_use=result.peak_kv_use,
                kv_fragmentation=(1 - result.peak_kv_tokens / (result.peak_kv_blocks * result.block_tokens)
                                  if result.peak_kv_blocks else 0.0),
                peak_running=float(result.peak_running), preemptions=float(result.preemptions),

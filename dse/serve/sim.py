@@ -124,6 +124,7 @@ class SimResult:
     preemptions: int
     in_system_s: float  # integral of requests in the system (waiting + running) over time (request-seconds)
     area_mm2: float
+    peak_kv_use: float  # the fullest chip's peak blocks over its capacity
     series: dict[str, np.ndarray] = field(default_factory=dict)  # t_s, running, kv_blocks (after each step run)
 
     @property
@@ -349,7 +350,7 @@ def simulate(pool: PoolCost, trace: Trace, scheduler: Scheduler = Scheduler(), *
     return SimResult(arrival_s=arr.copy(), first_token_s=first, finish_s=finish, prompt=s, output=g,
                      energy_j=energy, kv_blocks=capacity, block_tokens=bs, peak_kv_blocks=peak_blocks,
                      peak_kv_tokens=peak_tokens, peak_running=peak_running, preemptions=preemptions,
-                     in_system_s=area, area_mm2=pool.area_mm2,
+                     in_system_s=area, area_mm2=pool.area_mm2, peak_kv_use=peak_blocks / capacity,
                      series={"t_s": np.array(series_t), "running": np.array(series_b),
                              "kv_blocks": np.array(series_kv)})
 
@@ -371,7 +372,8 @@ def _merge(parts: list[tuple[np.ndarray, SimResult]], n: int, area_mm2: float) -
                      peak_kv_tokens=max(r.peak_kv_tokens for _, r in parts),
                      peak_running=max(r.peak_running for _, r in parts),
                      preemptions=sum(r.preemptions for _, r in parts),
-                     in_system_s=sum(r.in_system_s for _, r in parts), area_mm2=area_mm2, series=series)
+                     in_system_s=sum(r.in_system_s for _, r in parts), area_mm2=area_mm2,
+                     peak_kv_use=max(r.peak_kv_use for _, r in parts), series=series)
 
 
 def _subset(trace: Trace, rows: np.ndarray, **replace) -> Trace:
@@ -437,4 +439,5 @@ def simulate_disaggregated(prefill: PoolCost, decode: PoolCost, trace: Trace, sc
                      peak_kv_tokens=max([front.peak_kv_tokens] + [r.peak_kv_tokens for _, r in back or []]),
                      peak_running=max([front.peak_running] + [r.peak_running for _, r in back or []]),
                      preemptions=front.preemptions + sum(r.preemptions for _, r in back or []),
-                     in_system_s=in_system, area_mm2=area, series=series)
+                     in_system_s=in_system, area_mm2=area,
+                     peak_kv_use=max([front.peak_kv_use] + [r.peak_kv_use for _, r in back or []]), series=series)
