@@ -32,6 +32,7 @@ is not. Systems of several chips plug in by providing another object with the sa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ from ...models.graph import kv_cache_bytes
 from ..cost.footprint import capacity_bytes, check_fits
 from ..cost.model import CostModel, RunSpec, check_design
 from ..cost.units import UnitCosts, unit_costs
-from ..cost.workload import prepare
+from ..cost.workload import OpTable, prepare
 from ..design.point import DesignPoint
 
 __all__ = ["PoolCost", "Composition", "pool_cost", "BLOCK_TOKENS"]
@@ -158,18 +159,13 @@ class PoolCost:
         limit = load_config(model).max_positions
         grid = np.unique(np.round(np.geomspace(1, min(top, limit), _PREFILL_GRID)).astype(int))
         lengths = np.unique(np.concatenate([grid, np.clip(prompts, 1, limit)]))
-        runs = [_workload(model, batch=1, seq=int(s), gen=1, quant=self.quant, phases=("prefill",)) for s in lengths]
-        priced = self.cm.price_runs([RunSpec(w.prefill) for w in runs], runs[0], parts=("npu_s", "pim_s", "energy_j"))
-        attention = runs[0].prefill.role != 0
-        dense = np.empty(len(lengths))
-        attn = np.empty(len(lengths))
-        e_dense = np.empty(len(lengths))
-        e_attn = np.empty(len(lengths))
-        for i, (cost, _) in enumerate(priced):
-            t = cost.rows["npu_s"][0] + cost.rows["pim_s"][0]
-            dense[i], attn[i] = t[~attention].sum(), t[attention].sum()
-            e = cost.rows["energy_j"][0]
-            e_dense[i], e_attn[i] = e[~attention].sum(), e[attention].sum()
+        stacked, rows, first = _stacked_prefills(model, self.quant, lengths)
+        cost = self.cm.price_runs([RunSpec(stacked)], first, parts=("npu_s", "pim_s", "energy_j"))[0][0]
+        t = (cost.rows["npu_s"][0] + cost.rows["pim_s"][0]).reshape(len(lengths), rows)
+        e = cost.rows["energy_j"][0].reshape(len(lengths), rows)
+        attention = first.prefill.role != 0
+        dense, attn = t[:, ~attention].sum(axis=1), t[:, attention].sum(axis=1)
+        e_dense, e_attn = e[:, ~attention].sum(axis=1), e[:, attention].sum(axis=1)
         self.prefill_lengths = lengths.astype(np.float64)
         self.prefill_dense_s, self.prefill_attn_s = dense, attn
         self.prefill_dense_j, self.prefill_attn_j = e_dense, e_attn
@@ -246,6 +242,30 @@ class PoolCost:
 
 
 _POOLS: dict[tuple, PoolCost] = {}
+_STACKED: dict[tuple, tuple] = {}
+
+
+def _stacked_prefills(model: str, quant: str, lengths: np.ndarray) -> tuple[OpTable, int, Any]:
+    """The prefill tables of one sequence of every length in ``lengths``, one after another in
+    one table (priced as one step: every row is priced on its own, so this is each prefill's
+    cost side by side, and the design-independent half is built once for all designs); with
+    the rows of one prefill and the first length's workload (its formats)."""
+    key = (model, quant, lengths.tobytes())
+    if key not in _STACKED:
+        tables = [_workload(model, batch=1, seq=int(s), gen=1, quant=quant, phases=("prefill",)).prefill
+                  for s in lengths]
+        rows = len(tables[0].kind)
+        if any(len(t.kind) != rows for t in tables):
+            raise ValueError(f"{model}: prefill tables of different lengths have different operators")
+        stacked = OpTable(names=tuple(n for t in tables for n in t.names),
+                          kind=np.concatenate([t.kind for t in tables]),
+                          cols={c: np.concatenate([t.cols[c] for t in tables]) for c in tables[0].cols},
+                          role=np.concatenate([t.role for t in tables]))
+        if len(_STACKED) > 16:
+            _STACKED.clear()
+        _STACKED[key] = (stacked, rows, _workload(model, batch=1, seq=int(lengths[0]), gen=1, quant=quant,
+                                                  phases=("prefill",)))
+    return _STACKED[key]
 _WORKLOADS: dict[tuple, object] = {}
 
 
