@@ -160,6 +160,7 @@ def simulate(pool: PoolCost, trace: Trace, scheduler: Scheduler = Scheduler(), *
     bs = sch.block_tokens
     n = len(trace)
     arr = trace.arrival_s
+    arrival = arr.tolist()  # Python floats: the loop compares them one at a time
     s = trace.prompt.astype(np.int64)
     g = trace.output.astype(np.int64)
     positions = s + g - 1
@@ -199,9 +200,9 @@ def simulate(pool: PoolCost, trace: Trace, scheduler: Scheduler = Scheduler(), *
         end = t + dt
         area += (len(running) + len(waiting)) * dt
         j = ai
-        while j < n and arr[j] <= end:  # arrivals during the step are in the system from their arrival
-            if arr[j] > t:
-                area += end - arr[j]
+        while j < n and arrival[j] <= end:  # arrivals during the step are in the system from their arrival
+            if arrival[j] > t:
+                area += end - arrival[j]
             j += 1
         t = end
 
@@ -242,11 +243,11 @@ def simulate(pool: PoolCost, trace: Trace, scheduler: Scheduler = Scheduler(), *
         hold = True
 
     while finished < n:
-        while ai < n and arr[ai] <= t:
+        while ai < n and arrival[ai] <= t:
             waiting.append(ai)
             ai += 1
         if not running and not waiting:
-            t = float(arr[ai])
+            t = arrival[ai]
             continue
         admitted = 0
         tokens = 0
@@ -294,7 +295,7 @@ def simulate(pool: PoolCost, trace: Trace, scheduler: Scheduler = Scheduler(), *
             cum = pool.decode_cumulative(batch, int(round(mean_ctx)), steps)
             steps = min(steps, len(cum))
             if not waiting and ai < n:
-                stop = int(np.searchsorted(cum[:steps], arr[ai] - t, side="left")) + 1
+                stop = int(np.searchsorted(cum[:steps], arrival[ai] - t, side="left")) + 1
                 steps = max(1, min(steps, stop))
             dt = float(cum[steps - 1])
             energy += pool.decode_energy_j(batch, mean_ctx, steps)
