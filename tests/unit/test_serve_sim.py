@@ -114,11 +114,12 @@ def test_more_kv_capacity_never_lowers_goodput(pool):
 
 
 def test_littles_law_on_a_long_run(pool):
-    trace = synthetic(n=3000, rate_rps=0.5, prompt_median=120, output_median=40, max_positions=CONTEXT, seed=7)
+    trace = synthetic(n=3000, rate_rps=1.0, prompt_median=120, output_median=40, max_positions=CONTEXT, seed=7)
     result = simulate(pool, trace)
     m = summarize(result)
-    assert m["peak_running"] > 1  # requests do overlap
-    assert m["mean_in_system"] == pytest.approx(trace.rate_rps * m["e2e_mean_s"], rel=0.02)
+    assert m["peak_running"] > 1 and m["ttft_p99_s"] > 1.0  # requests overlap and queue
+    # the issue asks for 2 %; 0.5 % also catches arrivals' time within an iteration left uncounted (-1.7 %)
+    assert m["mean_in_system"] == pytest.approx(trace.rate_rps * m["e2e_mean_s"], rel=0.005)
 
 
 def test_percentiles_are_nearest_rank_and_ordered(pool):
