@@ -82,7 +82,7 @@ DIRECTIONS = ("minimize", "maximize")
 PARAM_TYPES = ("categorical", "int", "float", "fixed")
 INT_SCALES = ("linear", "log", "pow2")
 WORKLOAD_KEYS = {"model": str, "seq": int, "gen": int, "quant": str}
-TOP_KEYS = ("description", "workload", "fixed", "param", "objectives", "constraints")
+TOP_KEYS = ("description", "workload", "fixed", "param", "objectives", "constraints", "serving")
 GRID_LIMIT = 200_000  # points; a bigger grid is a mistake, not a sweep
 
 
@@ -220,6 +220,7 @@ class Space:
     constraints: tuple[Constraint, ...]
     workload: dict[str, Any] = field(hash=False)
     source: str = ""
+    serving: dict[str, Any] = field(default_factory=dict, hash=False)  # [serving] (peforge.dse.serve.space)
 
     @property
     def directions(self) -> list[str]:
@@ -382,10 +383,16 @@ def parse_space(text: str, *, where: str, name: str) -> Space:
     for p in params:
         if _get_path(fixed, p.path) is not _MISSING:
             raise ValueError(f"{where}: [param.{_q(p.name)}] sets {p.path}, which [fixed] also sets; keep one")
-    objectives = _objectives(data.get("objectives"), where)
-    constraints = _constraints(data.get("constraints", {}), where)
+    serving = {}
+    if "serving" in data:
+        from ..serve.space import parse_serving
+
+        serving = parse_serving(data["serving"], where)
+    objectives = _objectives(data.get("objectives"), where, serving)
+    constraints = _constraints(data.get("constraints", {}), where, serving)
     space = Space(name=name, where=where, description=description, params=tuple(params), fixed=fixed,
-                  objectives=tuple(objectives), constraints=tuple(constraints), workload=workload, source=text)
+                  objectives=tuple(objectives), constraints=tuple(constraints), workload=workload, source=text,
+                  serving=serving)
     space.check()
     return space
 
@@ -572,28 +579,39 @@ def _exclusive(a: tuple, b: tuple) -> bool:
     return any(name in left and not set(left[name]) & set(values) for name, values in b)
 
 
-def _objectives(table: Any, where: str) -> list[Objective]:
+def _known(metric: str, serving: dict[str, Any]) -> bool:
+    """A cost-model metric, or (the space has ``[serving]``) a serving one."""
+    if metric in METRICS:
+        return True
+    from ..serve.space import SERVING_METRICS
+
+    return bool(serving) and metric in SERVING_METRICS
+
+
+def _objectives(table: Any, where: str, serving: dict[str, Any]) -> list[Objective]:
     if not isinstance(table, dict) or not table:
         raise ValueError(f"{where}: [objectives] must name at least one metric: "
                          f"metric = \"minimize\" | \"maximize\"")
     out = []
     for metric, direction in table.items():
-        if metric not in METRICS:
-            raise ValueError(f"{where}: objectives.{metric}: unknown metric; allowed: {', '.join(METRICS)}")
+        if not _known(metric, serving):
+            raise ValueError(f"{where}: objectives.{metric}: unknown metric; allowed: {', '.join(METRICS)}"
+                             f" (and, with [serving], goodput_rps, max_rate_rps, goodput_per_mm2, goodput_per_w)")
         if direction not in DIRECTIONS:
             raise ValueError(f"{where}: objectives.{metric} must be \"minimize\" or \"maximize\", not {direction!r}")
         out.append(Objective(metric, direction))
     return out
 
 
-def _constraints(table: Any, where: str) -> list[Constraint]:
+def _constraints(table: Any, where: str, serving: dict[str, Any]) -> list[Constraint]:
     if not isinstance(table, dict):
         raise ValueError(f"{where}: [constraints] must be a table: metric = {{ max = .. }} or {{ min = .. }}")
     out = []
     for metric, bounds in table.items():
         here = f"{where}: constraints.{metric}"
-        if metric not in METRICS:
-            raise ValueError(f"{here}: unknown metric; allowed: {', '.join(METRICS)}")
+        if not _known(metric, serving):
+            raise ValueError(f"{here}: unknown metric; allowed: {', '.join(METRICS)}"
+                             f" (and, with [serving], goodput_rps, max_rate_rps, goodput_per_mm2, goodput_per_w)")
         if not isinstance(bounds, dict) or not bounds or set(bounds) - {"min", "max"}:
             raise ValueError(f"{here} must be {{ max = <number> }}, {{ min = <number> }} or both")
         for key, value in bounds.items():

@@ -182,6 +182,11 @@ class Objective:
             evaluation = evaluate(design, self.workload.at_batch(design.batch, design.quant), phases=self.workload.phases,
                                   breakdown=False)
             metrics = {key: float(value) for key, value in evaluation.metrics.items()}
+            if self.space.serving:
+                from ..serve.space import serving_metrics
+
+                metrics.update(serving_metrics(design, self.space.serving, model=self.workload.model,
+                                               quant=design.quant or self.workload.quant, needed=self.space.metrics))
             for metric in self.space.metrics:
                 if not math.isfinite(metrics.get(metric, math.nan)):
                     raise ValueError(f"the cost model gave {metric} = {metrics.get(metric)}")

@@ -25,6 +25,7 @@ COMMANDS = {
     "report": "report",
     "export-design": "export_design",
     "verify-design": "verify_design",
+    "serve": "serve",
 }
 
 
