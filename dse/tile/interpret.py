@@ -92,8 +92,10 @@ class TileState:
         a = g.act.unpack(self.view(slice_, "act"), cmd.a_base, cmd.a_pitch, cmd.m, cmd.k)
         b_t = g.weight.unpack(self.view(slice_, "weight"), cmd.b_base, cmd.b_pitch, cmd.n, cmd.k)
         array = g.array
+        meta = None if g.meta is None else g.meta_fields(
+            g.meta.unpack(self.view(slice_, "meta"), cmd.meta_base, cmd.meta_pitch, cmd.n, g.groups(cmd.k)))
         c = systolic_gemm(a, b_t.T, array.pe_config, acc_bits=array.acc_bits, w_bits=cmd.w_bits, rows=array.rows,
-                          dataflow=array.dataflow)
+                          dataflow=array.dataflow, meta=meta)
         c = np.asarray(c, dtype=np.int64)
         out = self.view(slice_, "out")
         for row in range(cmd.m):

@@ -54,3 +54,43 @@ def test_refusals():
         int8_planes(np.zeros((2, 4)), MixedConfig(lanes=4, w_bits=4, group=4, scale_bits=8, scale_frac_bits=8))
     with pytest.raises(ValueError, match="INT8"):
         int8_planes(np.full((2, 4), 128), MixedConfig(lanes=4, w_bits=4, group=4))
+
+
+# --- the tiny layer on the mixed PE, through the compiler and the interpreter -------------------
+
+MIXED = (("lanes", 4), ("w_bits", 4), ("group", 32))
+
+
+def _compiled_layer(dataflow: str):
+    """Prefill, then decode, of the tiny layer on a 4 x 4 mixed-PE tile with the cost model's mappings."""
+    from test_tile_compiler import TOKENS, design, model_mappings, run, tile_of
+
+    from peforge.dse.tile.intlayer import IntLayer, KVCache
+
+    layer = IntLayer()
+    x = layer.embed(np.random.default_rng(7).integers(0, layer.config.model.vocab_size, TOKENS + 1))
+    d = design(pe="mixed", dataflow=dataflow, pe_params=MIXED)
+    maps, tile = model_mappings(d), tile_of(d)
+    golden = layer.execute(x[:TOKENS])
+    prefill, dram = run(layer, tile, maps["prefill"], x[:TOKENS])
+    cache = KVCache(k=golden["k_cache"], v_t=golden["v_cache_t"], length=TOKENS)
+    decode, decode_dram = run(layer, tile, maps["decode"], x[TOKENS:], cache, position=TOKENS)
+    return tile, (prefill, dram, golden), (decode, decode_dram, layer.execute(x[TOKENS:], cache))
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_tiny_layer_on_the_mixed_pe_is_bit_exact(dataflow):
+    from test_tile_compiler import MEMORY, assert_every_tensor
+
+    from peforge.hw.tile.isa import Issue
+    from peforge.hw.tile.rules import check_program
+
+    tile, *phases = _compiled_layer(dataflow)
+    for compiled, dram, expected in phases:
+        assert_every_tensor(compiled, dram, expected)
+        check_program(tile, compiled.program, MEMORY)
+        assert len(tile.encode(compiled.program)) == len(compiled.program)  # every command fits its unit
+        gemms = [ins.command for ins in compiled.program if isinstance(ins, Issue) and ins.slot.startswith("gemm")]
+        # each GEMM tile: the low plane, then the high plane twice, accumulated onto it
+        assert [cmd.accumulate for cmd in gemms[:3]] == [False, True, True]
+        assert len({cmd.meta_base for cmd in gemms[:3]}) == 2
