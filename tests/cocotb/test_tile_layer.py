@@ -72,10 +72,6 @@ def test_tiny_layer_on_the_tile_verilator(tmp_path):
     check(plan, report)
 
 
-# The compiler refuses PEs with per-column metadata (the mixed PE's low-bit weights are not INT8):
-# strict, so the day it compiles them these cases must pass instead.
-NO_METADATA_PES = pytest.mark.xfail(raises=ValueError, strict=True,
-                                    reason="the tile compiler runs PEs without per-column metadata only")
 MATRIX = [
     pytest.param("mac", "os", 2, "memory", "verilator", id="mac-os-2-memory"),
     pytest.param("mac", "ws", 2, "compute", "verilator", id="mac-ws-2-compute"),
@@ -83,8 +79,8 @@ MATRIX = [
     pytest.param("mac", "ws", 1, "memory", "icarus", id="mac-ws-1-memory-icarus"),
     pytest.param("bitserial", "ws", 1, "memory", "verilator", id="bitserial-ws-1-memory"),
     pytest.param("bitserial", "os", 2, "compute", "verilator", id="bitserial-os-2-compute"),
-    pytest.param("mixed", "ws", 2, "memory", "verilator", id="mixed-ws-2-memory", marks=NO_METADATA_PES),
-    pytest.param("mixed", "os", 1, "compute", "verilator", id="mixed-os-1-compute", marks=NO_METADATA_PES),
+    pytest.param("mixed", "ws", 2, "memory", "verilator", id="mixed-ws-2-memory"),
+    pytest.param("mixed", "os", 1, "compute", "verilator", id="mixed-os-1-compute"),
 ]
 
 
