@@ -24,12 +24,14 @@ import numpy as np
 
 from peforge.dse.cost import mapper
 from peforge.dse.cost.model import CostModel
+from peforge.dse.cost.tile_parts import IMEM_DEPTH, PARTS, tile_parts_um2
 from peforge.dse.cost.units import unit_costs
 from peforge.dse.design.point import load_design
 from peforge.dse.tile.compiler import compile_layer
 from peforge.dse.tile.design_tile import design_tile
 from peforge.dse.tile.intlayer import IntLayer, KVCache
 from peforge.dse.tile.mapping import OperatorMapping
+from peforge.hw.tile.config import AXI4_MAX_BUS_BYTES, dram_bus_bytes
 from peforge.hw.tile.dma import MemoryModel
 from peforge.hw.tile.tile import AcceleratorTile
 from peforge.sim import tile_run
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--design", type=Path, default=DEFAULT)
     parser.add_argument("--no-run", action="store_true", help="area only (no simulated decode step)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="synthesis cache folder (default: peforge's)")
     args = parser.parse_args(argv)
     design = load_design(args.design)
     tile = design_tile(design, max_m=32, max_k=256, max_n=64, imem_depth=2048)
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"decode step on the tile: {out['measured']} cycles start to done, {activity.cycles} simulated "
               f"(program loading included), {time.perf_counter() - started:.0f} s in the Amaranth simulator")
     started = time.perf_counter()
-    figures = tile_figures(AcceleratorTile(tile), design.tech, activity)
+    figures = tile_figures(AcceleratorTile(tile), design.tech, activity, cache_dir=args.cache_dir)
     print(f"synthesis with memories as macros: {time.perf_counter() - started:.0f} s; logic "
           f"{figures.synth.logic.nand2_eq:,.0f} NAND2 eq, {figures.synth.logic.flops:,} flops, "
           f"{len(figures.macros)} macros")
@@ -105,11 +108,20 @@ def main(argv: list[str] | None = None) -> int:
 
     model = CostModel([design], [unit_costs(design)])
     parts = {name: float(v[0]) for name, v in model.area_parts_mm2().items() if float(v[0])}
-    print("\ncost model's per-component area")
+    print("\ncost model's per-component area (the design's sizes: "
+          f"{design.compute.lanes_of_vector_unit} lanes, a {min(dram_bus_bytes(design), AXI4_MAX_BUS_BYTES)}-byte bus, "
+          f"{IMEM_DEPTH} instructions)")
     for name, value in parts.items():
         print(f"  {name:58} {value:10.5f} mm2")
     total = sum(parts.values())
     print(f"  {'total':58} {total:10.5f} mm2   tile / model = {figures.total_mm2 / total:.2f}")
+    # the same closed forms at the sizes of the tile measured here
+    own = tile_parts_um2(design.tech, lanes=tile.vector_lanes, bus_bytes=tile.bus_bytes, imem_depth=tile.imem_depth,
+                         imem_width=tile.sequencer.width)
+    at_tile = total + sum(own.values()) / 1e6 - sum(parts.get(name, 0.0) for name in PARTS)
+    label = (f"total at the tile's own sizes ({tile.vector_lanes} lanes, {tile.bus_bytes}-byte bus, "
+             f"{tile.imem_depth} x {tile.sequencer.width} imem)")
+    print(f"  {label:58} {at_tile:10.5f} mm2   tile / model = {figures.total_mm2 / at_tile:.2f}")
     if figures.logic_pj is not None:
         print(f"\nenergy of the decode step run by part ({figures.cycles} cycles)")
         print(f"  {'logic':58} {figures.logic_pj / 1e3:10.2f} nJ")

@@ -508,18 +508,22 @@ class SystolicArray(wiring.Component):
         tag_in = Signal(tag_shape)
         m.d.comb += [tag_in.valid.eq(accept & act), tag_in.kfirst.eq(cur_kfirst), tag_in.klast.eq(klast),
                      tag_in.last.eq(last_fold & (cur_j + 1 == M)), tag_in.row.eq(cur_j)]
-        tag = _delayed(m, tag_in, tag_shape, R + C + edge, step, "tag")
+        tags = _chain(m, tag_in, tag_shape, R + C + edge, step, "tag")
+        tag, upcoming = tags[-1], tags[-2]  # R + C >= 2 stages
 
+        # A synchronous read, as an SRAM macro has: the row of the tag arriving at the next step is
+        # read in this one (only if a fold before it wrote it), seeing this step's write to it.
         m.submodules.acc = buffer = Memory(shape=unsigned(C * acc_bits), depth=cfg.max_m, init=[])
-        rd = buffer.read_port(domain="comb")
         wr = buffer.write_port()
+        rd = buffer.read_port(transparent_for=[wr])
         totals = []
         for c in range(C):
             before = rd.data[c * acc_bits:(c + 1) * acc_bits].as_signed()
             total = Signal(signed(acc_bits), name=f"total_{c}")
             m.d.comb += total.eq(pe.fold_accumulate(m, str(c), bottom[c], before, tag.kfirst))
             totals.append(total)
-        m.d.comb += [rd.addr.eq(tag.row), wr.addr.eq(tag.row), wr.data.eq(Cat(*totals)),
+        m.d.comb += [rd.addr.eq(upcoming.row), rd.en.eq(step & upcoming.valid & ~upcoming.kfirst),
+                     wr.addr.eq(tag.row), wr.data.eq(Cat(*totals)),
                      wr.en.eq(step & tag.valid & ~tag.klast)]
         emit = step & tag.valid & tag.klast
         m.d.sync += self.o.valid.eq(emit)

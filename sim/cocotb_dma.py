@@ -21,12 +21,13 @@ from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import FallingEdge, ReadOnly
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from ..files import write_atomic
 from ..hw.tile.dma import DmaCommand, DmaConfig, MemoryModel, transfer_golden
 from .axi_ram import TimedRam, check_memory
+from .cocotb_reset import reset
 from .tile_dma import REGISTERS
 
 
@@ -83,12 +84,7 @@ async def dma_transfers(dut) -> None:
     dut.dbg_addr.value = 0
     ram = TimedRam(dut, bytes(dram))
     lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-    dut.rst.value = 1
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
+    await reset(dut)
 
     failures: list[str] = []
     phases = []

@@ -29,13 +29,14 @@ from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import First, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import First, ReadOnly, Timer
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from ..files import write_atomic
 from ..hw.tile.dma import MemoryModel
 from .axi_ram import CLOCK_NS, TimedRam
+from .cocotb_reset import reset
 
 DONE = 1  # status bit 0
 POLL_CYCLES = 256  # cycles between two reads of `status`
@@ -87,12 +88,7 @@ async def tile_layer(dut) -> None:
     lite = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
     for bus in ("s_axil", "m_axi"):  # a log line per transaction would cost more than the transaction
         logging.getLogger(f"cocotb.{dut._name}.{bus}").setLevel(logging.WARNING)
-    dut.rst.value = 1
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
+    await reset(dut)
 
     results = []
     previous = b""

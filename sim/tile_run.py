@@ -1,9 +1,7 @@
 """The accelerator tile in the Amaranth simulator: a host and an AXI4 memory around it.
 
-The memory is a bytearray behind the tile's ``m_axi`` port: address channels always ready, a
-read burst's first beat ``read_latency`` cycles after its address and its beats back to back, a
-write response ``write_latency`` cycles after a burst's last beat (the DMA's
-:class:`~peforge.hw.tile.dma.MemoryModel` with period 1). The host writes a program through
+The memory is a bytearray behind the tile's ``m_axi`` port, timed as the DMA's
+:class:`~peforge.hw.tile.dma.MemoryModel` (:class:`peforge.sim.axi_memory.AxiMemory`). The host writes a program through
 ``s_axil``, starts it and polls ``status`` until done. :func:`run_tile` runs a program this way;
 ``activity=True`` also counts memory accesses and logic toggles (:mod:`peforge.sim.macros`) for
 the tile's energy.
@@ -11,7 +9,6 @@ the tile's energy.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 from amaranth.sim import Simulator
@@ -21,60 +18,25 @@ from ..hw.tile.dma import MemoryModel
 from ..hw.tile.rules import check_program
 from ..hw.tile.tile import AcceleratorTile
 from . import macros
+from .axi_memory import AxiMemory
 
 
 async def axi_memory(ctx, bus, dram: bytearray, bus_bytes: int, memory: MemoryModel, trace: dict,
                      tile: AcceleratorTile) -> None:
-    """The memory (see the module docstring), and a monitor of the cycles ``start`` and ``done``
-    are high (``trace``)."""
-    if memory.period != 1:
-        raise ValueError(f"axi_memory: beats back to back only (period 1), not period={memory.period!r}")
-    reads: deque = deque()  # per burst: [first cycle a beat may pass, address, beats left]
-    writes: deque = deque()  # per burst: [address, beats left]
-    responses: deque = deque()  # cycles of pending write responses
-    for ready in (bus.arready, bus.awready, bus.wready):
-        ctx.set(ready, 1)
+    """The memory (:class:`~peforge.sim.axi_memory.AxiMemory`, its beat pattern restarted at each
+    DMA command), and a monitor of the cycles ``start`` and ``done`` are high (``trace``)."""
+    model = AxiMemory(dram, bus_bytes, memory)
+    dma = tile.dma.cmd
     cycle = 0
     while True:
-        beat = bool(reads) and cycle >= reads[0][0]
-        ctx.set(bus.rvalid, beat)
-        if beat:
-            addr = reads[0][1]
-            ctx.set(bus.rdata, int.from_bytes(dram[addr:addr + bus_bytes], "little"))
-            ctx.set(bus.rlast, reads[0][2] == 1)
-        ctx.set(bus.bvalid, bool(responses) and responses[0] == cycle)
+        model.drive(ctx, bus, cycle)
         if ctx.get(tile.sequencer.start):
             trace.setdefault("start", cycle)
         if ctx.get(tile.sequencer.done) and "start" in trace:
             trace.setdefault("done", cycle)
-        if ctx.get(bus.arvalid):
-            assert ctx.get(bus.arsize) == bus_bytes.bit_length() - 1 and ctx.get(bus.arburst) == 1
-            reads.append([cycle + memory.read_latency, ctx.get(bus.araddr), ctx.get(bus.arlen) + 1])
-        if ctx.get(bus.awvalid):
-            writes.append([ctx.get(bus.awaddr), ctx.get(bus.awlen) + 1])
-        if beat:
-            assert ctx.get(bus.rready), "the DMA must take read beats as they come"
-            burst = reads[0]
-            burst[1] += bus_bytes
-            burst[2] -= 1
-            if not burst[2]:
-                reads.popleft()
-                if reads:  # the next burst's beats follow, no earlier than the next cycle
-                    reads[0][0] = max(reads[0][0], cycle + 1)
-        if ctx.get(bus.wvalid):
-            addr, left = writes[0]
-            assert ctx.get(bus.wlast) == (left == 1)
-            data, strobe = ctx.get(bus.wdata), ctx.get(bus.wstrb)
-            for i in range(bus_bytes):
-                if strobe >> i & 1:
-                    dram[addr + i] = data >> (8 * i) & 0xFF
-            writes[0] = [addr + bus_bytes, left - 1]
-            if left == 1:
-                writes.popleft()
-                responses.append(cycle + memory.write_latency)
-        if responses and responses[0] == cycle:
-            assert ctx.get(bus.bready)
-            responses.popleft()
+        model.observe(ctx, bus, cycle)
+        if ctx.get(dma.valid) and ctx.get(dma.ready):
+            model.restart(cycle)
         await ctx.tick()
         cycle += 1
 

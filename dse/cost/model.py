@@ -69,6 +69,7 @@ from .footprint import GIB, capacity_columns, max_batch
 from .formats import operand_passes
 from .gemm_tiles import gemm_work, geometry, share_sides, tile_of, tile_sides
 from .mapper import PSUM_BYTES, ceil_div
+from .tile_parts import tile_parts_mm2
 from .units import UnitCosts
 from .workload import KIND_CODES, ROLE_CODES, OpTable, Workload
 
@@ -846,14 +847,15 @@ class CostModel:
         return ", ".join(words)
 
     def area_parts_mm2(self) -> dict[str, np.ndarray]:
-        """Silicon area of every design by component (mm²): the arrays' cells, each buffer, PIM lanes."""
+        """Silicon area of every design by component (mm²): the arrays' cells, each buffer, PIM lanes,
+        and the tile's vector unit, DMA, sequencer and instruction memory (:mod:`.tile_parts`)."""
         c = {k: v[:, 0, 0] for k, v in self.cost.items()}
         pes = np.array([d.compute.rows * d.compute.cols * d.compute.arrays for d in self.designs], dtype=float)
         lanes = np.array([d.pim.lanes * d.pim.banks * d.pim.channels if d.pim.mode != "none" else 0
                           for d in self.designs], dtype=float)
         return {"arrays": c["pe_area_um2"] * pes / 1e6, "weight SRAM": c["weight_sram_area_um2"] / 1e6,
                 "activation SRAM": c["act_sram_area_um2"] / 1e6, "output SRAM": c["out_sram_area_um2"] / 1e6,
-                "PIM lanes": c["pim_lane_area_um2"] * lanes / 1e6}
+                "PIM lanes": c["pim_lane_area_um2"] * lanes / 1e6, **tile_parts_mm2(self.designs)}
 
     def area_mm2(self) -> np.ndarray:
         """Silicon area of every design (mm²): the sum of :meth:`area_parts_mm2`."""

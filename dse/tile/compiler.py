@@ -22,8 +22,8 @@
   the array reads the other). Where no tile of the mapping's family fits a slice, the K-blocked
   tiling of the widest K block that does; several accumulation passes over K (a K beyond the PE's
   accumulation bound): K-blocked, one array fold per GEMM. Refused, with a ``ValueError`` naming
-  the operator: fused attention, a PE with per-column metadata (the mixed PE: its weights are not
-  INT8);
+  the operator: fused attention, a PE with per-column metadata other than the mixed PE with 4-bit
+  codes and a zero point (whose INT8 operands run as two digit planes: :mod:`.lower_mixed`);
 - a :class:`~peforge.dse.tile.intlayer.Vector` step runs on the vector unit over row blocks (and
   column blocks for an elementwise op whose rows do not fit), double-buffered where two copies
   fit: ``requantize`` one ``MULSHIFT`` (per-channel multipliers as a streamed row), ``rmsnorm``

@@ -29,6 +29,7 @@ from ...hw.tile.config import SPAD_ID_BITS, SPADS, TileConfig
 from ...hw.tile.dma import DmaCommand, MemoryModel
 from ...hw.tile.gemm import GemmCommand
 from ...hw.tile.isa import Issue, program_timeline
+from ...hw.tile.rules import regions
 from ...hw.tile.vector import VectorCommand
 from .compiler import Compiled
 
@@ -91,8 +92,10 @@ class TileState:
         a = g.act.unpack(self.view(slice_, "act"), cmd.a_base, cmd.a_pitch, cmd.m, cmd.k)
         b_t = g.weight.unpack(self.view(slice_, "weight"), cmd.b_base, cmd.b_pitch, cmd.n, cmd.k)
         array = g.array
+        meta = None if g.meta is None else g.meta_fields(
+            g.meta.unpack(self.view(slice_, "meta"), cmd.meta_base, cmd.meta_pitch, cmd.n, g.groups(cmd.k)))
         c = systolic_gemm(a, b_t.T, array.pe_config, acc_bits=array.acc_bits, w_bits=cmd.w_bits, rows=array.rows,
-                          dataflow=array.dataflow)
+                          dataflow=array.dataflow, meta=meta)
         c = np.asarray(c, dtype=np.int64)
         out = self.view(slice_, "out")
         for row in range(cmd.m):
@@ -119,27 +122,11 @@ def _vector_span(tile: TileConfig, address: int, rows: int, pitch: int, length: 
 
 
 def accesses(tile: TileConfig, slot: str, cmd) -> tuple[list[tuple], list[tuple]]:
-    """``(reads, writes)`` of a command: ``(slice, scratchpad, first element, end)`` ranges."""
-    if slot == "dma":
-        spad = SPADS[cmd.spad_addr >> tile.offset_bits]
-        eb = tile.element_bytes(spad)
-        offset = cmd.spad_addr & ((1 << tile.offset_bits) - 1)
-        lo, hi = offset // eb, (offset + (cmd.rows - 1) * cmd.spad_stride + cmd.row_bytes) // eb
-        ranges = [(s, spad, lo, hi) for s in range(tile.arrays) if cmd.slice_mask >> s & 1]
-        return (ranges, []) if cmd.dir == "store" else ([], ranges)
-    if slot == "vec":
-        spans = {}
-        for operand, (first, last) in tile.vector_spans(cmd).items():
-            slice_, spad, start = tile.locate(first)
-            spans[operand] = (slice_, spad, start, start + last - first + 1)
-        return [spans[o] for o in ("a", "b") if o in spans], [spans["d"]]
-    s = int(slot.removeprefix("gemm"))
-    g = tile.gemm
-    a_end = g.act.element_address(cmd.a_base, cmd.a_pitch, cmd.m - 1, cmd.k)
-    b_end = g.weight.element_address(cmd.b_base, cmd.b_pitch, cmd.n - 1, cmd.k)
-    c_end = g.out.element_address(cmd.c_base, cmd.c_pitch, cmd.m - 1, cmd.n)
-    c = (s, "out", cmd.c_base, c_end)
-    return [(s, "act", cmd.a_base, a_end), (s, "weight", cmd.b_base, b_end), *([c] if cmd.accumulate else [])], [c]
+    """``(reads, writes)`` of a command: ``(slice, scratchpad, first element, end)`` ranges, as the
+    tile's rules read its fields (:func:`peforge.hw.tile.rules.regions`)."""
+    found = regions(tile, slot, cmd)
+    return ([(r.slice, r.spad, r.start, r.end) for r in found if not r.writes],
+            [(r.slice, r.spad, r.start, r.end) for r in found if r.writes])
 
 
 def _touch(x: tuple, y: tuple) -> bool:

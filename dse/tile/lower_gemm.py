@@ -18,6 +18,7 @@ from ..cost import mapper
 from .context import Arena, Context
 from .dram import Symbol, Tile
 from .intlayer import ACT_BITS, Gemm
+from .lower_mixed import MixedGemm, extra_needs, plane_count
 from .lower_vector import vector_ports, with_access
 from .mapping import OperatorMapping
 from .program import Region
@@ -107,9 +108,12 @@ class _Tiling:
 
 def _gemm_needs(tile: TileConfig, tm: int, tn: int, kb: int, copies: dict[str, int]) -> dict[str, int]:
     g = tile.gemm
-    return {"act": copies["act"] * tm * g.act.row_pitch(kb) * g.act.word_elements,
-            "weight": copies["weight"] * tn * g.weight.row_pitch(kb) * g.weight.word_elements,
-            "out": copies["out"] * tm * ceil_div(tn, g.out.word_elements) * g.out.word_elements}
+    needs = {"act": copies["act"] * tm * g.act.row_pitch(kb) * g.act.word_elements,
+             "weight": copies["weight"] * tn * g.weight.row_pitch(kb) * g.weight.word_elements,
+             "out": copies["out"] * tm * ceil_div(tn, g.out.word_elements) * g.out.word_elements}
+    for spad, extra in extra_needs(tile, tn, kb, copies).items():  # the mixed PE's planes and staging
+        needs[spad] = needs.get(spad, 0) + extra
+    return needs
 
 
 def _tiling(tile: TileConfig, step: Gemm, mapping: OperatorMapping, ms: int, ns: int, ks: int) -> tuple[_Tiling, str]:
@@ -215,9 +219,10 @@ class _Ring:
 
 def _pe_fields(tile: TileConfig, tag: str) -> dict[str, int]:
     pe = tile.array.pe_config
-    if pe.column_fields():
-        raise ValueError(f"{tag}: the {tile.array.pe} PE takes per-column metadata and low-bit weights; the "
-                         f"integer layer's weights are INT8 (the tile compiler runs PEs without column fields)")
+    try:
+        plane_count(tile)  # per-column metadata: only the mixed PE's INT8 planes
+    except ValueError as error:
+        raise ValueError(f"{tag}: {error}") from None
     fields = pe.array_fields()
     if set(fields) - {"w_bits"}:
         raise ValueError(f"{tag}: run-time PE fields {sorted(fields)}; the tile compiler sets only w_bits")
@@ -247,9 +252,11 @@ def lower_gemm(ctx: Context, step: Gemm, mapping: OperatorMapping, tag: str, lab
     arena = Arena(tile)
     pitch_a, pitch_b = g.act.row_pitch(t.kb), g.weight.row_pitch(t.kb)
     c_words = ceil_div(t.tn, g.out.word_elements)
-    size = {"act": t.tm * pitch_a * g.act.word_elements, "weight": t.tn * pitch_b * g.weight.word_elements,
+    planes = plane_count(tile)
+    size = {"act": t.tm * pitch_a * g.act.word_elements, "weight": planes * t.tn * pitch_b * g.weight.word_elements,
             "out": t.tm * c_words * g.out.word_elements}
     bases = {spad: arena.alloc(spad, size[spad] * t.copies[spad], step.name) for spad in size}
+    mix = MixedGemm.setup(ctx, arena, t.tn, t.kb, size["weight"] // planes, tag, step.name)
     rings = {(s, spad): _Ring(bases[spad], size[spad], t.copies[spad])
              for s in range(tile.arrays) for spad in size}
     a_sym, b_sym, c_sym = ctx.symbols[step.a], ctx.symbols[step.b_t], ctx.symbols[step.out]
@@ -282,14 +289,19 @@ def lower_gemm(ctx: Context, step: Gemm, mapping: OperatorMapping, tag: str, lab
                 ctx.load(tag=tag, symbol_addr=a_sym.address(*((p,) if lead else ()), lo, k0), spad="act", offset=offset,
                          rows=hi - lo, elems=k1 - k0, dram_stride=a_sym.row_bytes, pitch=pitch_a * g.act.word_elements,
                          slices=slices, elem_bytes=a_sym.elem_bytes)
-            elif b_sym.name in ctx.constants:  # a weight: its packed tile, one linear transfer
-                w = _weight_tile(ctx, ctx.symbols[b_sym.name], lo, hi, k0, k1, pitch_b * g.weight.word_elements)
-                ctx.load(tag=tag, symbol_addr=w.addr, spad="weight", offset=offset, rows=1, elems=w.size, dram_stride=0,
-                         pitch=0, slices=slices, elem_bytes=1)
             else:
-                ctx.load(tag=tag, symbol_addr=b_sym.address(*((p,) if lead else ()), lo, k0), spad="weight",
-                         offset=offset, rows=hi - lo, elems=k1 - k0, dram_stride=b_sym.row_bytes,
-                         pitch=pitch_b * g.weight.word_elements, slices=slices, elem_bytes=b_sym.elem_bytes)
+                if b_sym.name in ctx.constants:  # a weight: its packed tile, one linear transfer
+                    w = _weight_tile(ctx, ctx.symbols[b_sym.name], lo, hi, k0, k1, pitch_b * g.weight.word_elements)
+                    transfer = dict(symbol_addr=w.addr, rows=1, elems=w.size, dram_stride=0, pitch=0, elem_bytes=1)
+                else:
+                    transfer = dict(symbol_addr=b_sym.address(*((p,) if lead else ()), lo, k0), rows=hi - lo,
+                                    elems=k1 - k0, dram_stride=b_sym.row_bytes, pitch=pitch_b * g.weight.word_elements,
+                                    elem_bytes=b_sym.elem_bytes)
+                if mix:
+                    mix.load_weights(ctx, tag=tag, offset=offset, slices=slices, n_rows=hi - lo, k_cols=k1 - k0,
+                                     row_pitch=pitch_b * g.weight.word_elements, **transfer)
+                else:
+                    ctx.load(tag=tag, spad="weight", offset=offset, slices=slices, **transfer)
 
     def emit_gemm(job):
         s = job.share.slice
@@ -305,10 +317,12 @@ def lower_gemm(ctx: Context, step: Gemm, mapping: OperatorMapping, tag: str, lab
         cmd = GemmCommand(a_base=a_off, a_pitch=pitch_a, b_base=b_off, b_pitch=pitch_b, c_base=c_off,
                           c_pitch=c_words, m=m, k=k, n=n, accumulate=not job.first, pe_fields=dict(pe_fields))
         we = g.act.word_elements
-        ctx.builder.issue(f"gemm{s}", cmd, tag=tag,
-                          reads=[Region(s, "act", a_off, a_off + (m - 1) * pitch_a * we + k),
-                                 Region(s, "weight", b_off, b_off + (n - 1) * pitch_b * g.weight.word_elements + k)],
-                          writes=[Region(s, "out", c_off, c_off + m * c_words * g.out.word_elements)])
+        for one in mix.commands(cmd) if mix else [cmd]:  # the mixed PE: its planes' GEMMs
+            ctx.builder.issue(f"gemm{s}", one, tag=tag,
+                              reads=[Region(s, "act", a_off, a_off + (m - 1) * pitch_a * we + k),
+                                     Region(s, "weight", b_off, b_off + (n - 1) * pitch_b * g.weight.word_elements + k),
+                                     *(mix.reads(s, cmd) if mix else ())],
+                              writes=[Region(s, "out", c_off, c_off + m * c_words * g.out.word_elements)])
 
     k_parts: dict[tuple, set] = {}  # (product, rows, columns) of a share -> slices with its parts of K
     for share in all_shares:

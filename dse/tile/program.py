@@ -19,23 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...hw.tile.isa import End, Instruction, Issue, Wait
+from ...hw.tile.rules import Region  # one notion of a command's scratchpad elements; re-exported
 
 __all__ = ["Region", "ProgramBuilder"]
-
-
-@dataclass(frozen=True)
-class Region:
-    """Elements ``start .. stop - 1`` (linear element addresses) of scratchpad ``spad`` of array
-    slice ``slice``."""
-
-    slice: int
-    spad: str
-    start: int
-    stop: int
-
-    def overlaps(self, other: Region) -> bool:
-        return (self.slice == other.slice and self.spad == other.spad and self.start < other.stop
-                and other.start < self.stop)
 
 
 def _conflict(reads_a, writes_a, reads_b, writes_b) -> bool:

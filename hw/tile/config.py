@@ -63,6 +63,16 @@ def element_bytes(bits: int) -> int:
     raise ValueError(f"scratchpad elements of {bits!r} bits do not fit the DMA's 4-byte elements")
 
 
+def dram_bus_bytes(design: Any) -> int:
+    """The DMA bus of ``design``'s full-size tile (bytes per beat): its memory's datasheet bandwidth
+    per cycle of ``compute.clock_mhz`` (``memory.units`` x GB/s per unit / clock), rounded up to a
+    power of two (``TileConfig.from_design`` refuses more than :data:`AXI4_MAX_BUS_BYTES`)."""
+    memory = design.preset.memories[design.memory.technology]
+    gb_per_s = design.memory.gb_per_s or memory.gb_per_s.value
+    need = design.memory.units * gb_per_s * 1e3 / design.compute.clock_mhz
+    return 1 << max(0, math.ceil(math.log2(need)))
+
+
 def _floor_power_of_two(value: int) -> int:
     return 1 << (max(1, value).bit_length() - 1)
 
@@ -235,12 +245,16 @@ class TileConfig:
 
     def check_vector(self, cmd: VectorCommand) -> None:
         """Raise ``ValueError`` unless each operand of ``cmd`` lies in one scratchpad of the tile
-        and its results fit the destination's elements."""
+        and its results fit the destination's elements: ``out_bits`` signed bits at most its
+        elements' width, or one more for unsigned elements (``0 .. 2**bits - 1`` saturated to
+        ``bits + 1`` signed bits, the sign bit dropped)."""
         ports = self.vector_ports(cmd)
         destination = self.spads[ports["d"][1]]
-        if cmd.out_bits > destination.element_bits:  # the tile keeps an element's low bits
+        widest = destination.element_bits + (0 if destination.signed else 1)
+        if cmd.out_bits > widest:  # the tile keeps an element's low bits
             raise ValueError(f"VectorCommand.out_bits={cmd.out_bits!r} exceeds the {ports['d'][1]} scratchpad's "
-                             f"{destination.element_bits}-bit elements")
+                             f"{destination.element_bits}-bit elements" + ("" if destination.signed else
+                                                                            " (unsigned: one bit more)"))
 
     def check_dma(self, cmd: DmaCommand) -> None:
         """Raise ``ValueError`` unless ``cmd`` moves whole elements of one scratchpad of the tile."""
@@ -373,7 +387,7 @@ class TileConfig:
         memory = design.preset.memories[design.memory.technology]
         gb_per_s = design.memory.gb_per_s or memory.gb_per_s.value
         need = design.memory.units * gb_per_s * 1e3 / c.clock_mhz  # bytes per cycle
-        bus = 1 << max(0, math.ceil(math.log2(need)))
+        bus = dram_bus_bytes(design)
         capacity = design.memory.units * (design.memory.capacity_gib or memory.capacity_gib.value) * 2**30
         addr_bits = min(64, max(13, math.ceil(math.log2(capacity))))
         if scaled:

@@ -166,6 +166,16 @@ class GemmEngineConfig:
             offset += Shape.cast(shape).width
         return codes
 
+    def meta_fields(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """The inverse of :meth:`meta_codes`: each field of the ``[n][groups]`` matrix ``codes`` as
+        the golden model takes it (``groups x n``)."""
+        fields, offset = {}, 0
+        for key, shape in self.array.pe_config.column_fields().items():
+            width = Shape.cast(shape).width
+            fields[key] = (np.asarray(codes, dtype=np.int64).T >> offset) & ((1 << width) - 1)
+            offset += width
+        return fields
+
     def cycles(self, cmd: GemmCommand) -> int:
         """Exact cycles from taking ``cmd`` to ``ready`` again (all writes done): the array's
         :meth:`SystolicConfig.cycles` plus :data:`OVERHEAD`."""

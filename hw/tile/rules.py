@@ -29,18 +29,24 @@ from .isa import Instruction, Issue, Timeline, program_timeline
 
 @dataclass(frozen=True)
 class Region:
-    """Elements ``start .. end - 1`` of scratchpad ``spad`` of slice ``slice`` that a command
-    reads, or writes (``writes``), while it runs."""
+    """Elements ``start .. end - 1`` (linear element addresses) of scratchpad ``spad`` of slice
+    ``slice`` that a command reads, or writes (``writes``), while it runs. (The compiler's
+    :class:`~peforge.dse.tile.program.ProgramBuilder` keeps its reads and writes in two lists.)"""
 
     slice: int
     spad: str
     start: int
     end: int
-    writes: bool
+    writes: bool = False
+
+    def overlaps(self, other: Region) -> bool:
+        """Whether the two share an element (of the same scratchpad of the same slice)."""
+        return (self.slice, self.spad) == (other.slice, other.spad) and self.start < other.end \
+            and other.start < self.end
 
     def conflicts(self, other: Region) -> bool:
-        return (self.slice, self.spad) == (other.slice, other.spad) and (self.writes or other.writes) \
-            and self.start < other.end and other.start < self.end
+        """Whether they overlap and one of them writes."""
+        return (self.writes or other.writes) and self.overlaps(other)
 
 
 def regions(config: TileConfig, slot: str, command: Any) -> list[Region]:

@@ -144,6 +144,9 @@ class Sequencer(wiring.Component):
         following = Mux(pc == cfg.depth - 1, 0, pc + 1)
         addr = Mux(launch, 0, Mux(go, following, pc))
         m.d.comb += rd.addr.eq(addr)
+        # Read only when fetching (a start, or the instruction at decode leaving): a stalled
+        # instruction's word stays on rd.data, and an idle sequencer reads nothing.
+        m.d.comb += rd.en.eq(launch | (running & go))
         m.d.sync += pc.eq(addr)
 
         with m.If(launch):

@@ -557,26 +557,38 @@ class VectorUnit(wiring.Component):
         fits = shifted_in >= divisor
         sq_try = sq_res | sq_one  # res + one: one lies below every set bit of res
 
-        # --- write port ---
-        elementwise_depths = {op: op_depth(op, fmax) for op in ELEMENTWISE}
-        with m.Switch(c.op):
-            for op, d in elementwise_depths.items():
-                with m.Case(op):
-                    m.d.comb += [self.wr.en.eq(tok[d].valid), self.wr.addr.eq(tok[d].addr),
-                                 self.wr.mask.eq(tok[d].mask)]
-                    m.d.comb += [self.wr.data[k].eq(results[op][k]) for k in range(lanes)]
-            with m.Default():  # reductions: a row's result, in lane 0
-                m.d.comb += [self.wr.mask.eq(1), self.wr.addr.eq(tok[REDUCE_DEPTH].addr),
-                             self.wr.en.eq((c.post == Post.NONE) & tok[REDUCE_DEPTH].valid
-                                           & tok[REDUCE_DEPTH].last),
-                             self.wr.data[0].eq(_saturate(acc >> c.shift, sat_lo, sat_hi))]
+        # --- write port: plain expressions of registers (see `ready` below), no Switch ---
+        def by_op(values: dict, default):
+            out = default
+            for op, value in values.items():
+                out = Mux(c.op == op, value, out)
+            return out
+
+        at = {op: tok[op_depth(op, fmax)] for op in ELEMENTWISE}
+        red = tok[REDUCE_DEPTH]
+        writing = Signal()  # the sequential tail's result (state WRITE), set by the FSM below
+        m.d.comb += [
+            self.wr.en.eq(writing | by_op({op: t.valid for op, t in at.items()},
+                                          (c.post == Post.NONE) & red.valid & red.last)),
+            self.wr.addr.eq(Mux(writing, result_addr, by_op({op: t.addr for op, t in at.items()}, red.addr))),
+            self.wr.mask.eq(Mux(writing, 1, by_op({op: t.mask for op, t in at.items()}, 1))),
+        ]
+        red_out = Mux(writing, _saturate(quotient, sat_lo, sat_hi), _saturate(acc >> c.shift, sat_lo, sat_hi))
+        for k in range(lanes):
+            m.d.comb += self.wr.data[k].eq(by_op({op: results[op][k] for op in ELEMENTWISE},
+                                                 red_out if k == 0 else 0))
 
         # --- control ---
-        m.d.comb += self.busy.eq(~self.cmd.ready)
-        with m.FSM():
+        # ready is a register (high out of reset), not a decode of the FSM state: Icarus in
+        # SystemVerilog mode (cocotb's -g2012) never runs an `always @*` block whose inputs do not
+        # change, and the state stays 0 from reset to the first command, so a decoded ready
+        # stays X and the sequencer never issues to the unit.
+        ready = Signal(init=1)
+        m.d.comb += [self.cmd.ready.eq(ready), self.busy.eq(~ready)]
+        with m.FSM() as fsm:
             with m.State("IDLE"):
-                m.d.comb += self.cmd.ready.eq(1)
                 with m.If(self.cmd.valid):
+                    m.d.sync += ready.eq(0)
                     p = self.cmd.payload
                     m.d.sync += [
                         c.eq(p), a_row.eq(p.src_a), a_at.eq(p.src_a), b_row.eq(p.src_b), b_at.eq(p.src_b),
@@ -592,7 +604,6 @@ class VectorUnit(wiring.Component):
                     m.d.sync += [t.valid.eq(0) for t in tok[1:]]
                     m.next = "ISSUE"
             with m.State("ISSUE"):
-                m.d.comb += issue.eq(1)
                 with m.If(last_beat):
                     m.d.sync += [a_row.eq(a_row + c.pitch_a), a_at.eq(a_row + c.pitch_a),
                                  b_row.eq(b_row + c.pitch_b), b_at.eq(b_row + c.pitch_b),
@@ -613,6 +624,7 @@ class VectorUnit(wiring.Component):
             with m.State("DRAIN"):
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 0):
+                    m.d.sync += ready.eq(1)
                     m.next = "IDLE"
             with m.State("WAIT"):
                 m.d.sync += wait.eq(wait - 1)
@@ -646,9 +658,9 @@ class VectorUnit(wiring.Component):
                 m.d.sync += load_recip(sq_res)
                 m.next = "DIV"
             with m.State("WRITE"):
-                m.d.comb += [self.wr.en.eq(1), self.wr.addr.eq(result_addr), self.wr.mask.eq(1),
-                             self.wr.data[0].eq(_saturate(quotient, sat_lo, sat_hi))]
                 m.next = "ISSUE"
                 with m.If(rows_left == 0):
+                    m.d.sync += ready.eq(1)
                     m.next = "IDLE"
+        m.d.comb += [issue.eq(fsm.ongoing("ISSUE")), writing.eq(fsm.ongoing("WRITE"))]
         return m

@@ -9,7 +9,7 @@ the sequencer's time per operator measured beside the prediction's.
 
 One configuration in the default run (MAC PE, weight-stationary, one array, a compute-bound
 memory); the matrix (MAC, bit-serial and mixed PEs, both dataflows, one and two arrays, a
-compute-bound and a memory-bound bandwidth) with ``--slow``.
+compute-bound and a memory-bound bandwidth, one run under Icarus) with ``--slow``.
 """
 
 from __future__ import annotations
@@ -72,22 +72,15 @@ def test_tiny_layer_on_the_tile_verilator(tmp_path):
     check(plan, report)
 
 
-# The compiler refuses PEs with per-column metadata (the mixed PE's low-bit weights are not INT8):
-# strict, so the day it compiles them these cases must pass instead.
-NO_METADATA_PES = pytest.mark.xfail(raises=ValueError, strict=True,
-                                    reason="the tile compiler runs PEs without per-column metadata only")
-# Under Icarus (4-state) the tile's vector unit never takes its first command (an unknown in its
-# ready, X from state Verilator's 2-state model starts at 0): strict, so a fix shows.
-ICARUS_X = pytest.mark.xfail(raises=AssertionError, strict=True,
-                             reason="under Icarus the vector unit never accepts its first command")
 MATRIX = [
     pytest.param("mac", "os", 2, "memory", "verilator", id="mac-os-2-memory"),
     pytest.param("mac", "ws", 2, "compute", "verilator", id="mac-ws-2-compute"),
-    pytest.param("mac", "ws", 1, "memory", "icarus", id="mac-ws-1-memory-icarus", marks=ICARUS_X),
+    # ~90 s on one core (build ~8 s): 4-state, event-driven
+    pytest.param("mac", "ws", 1, "memory", "icarus", id="mac-ws-1-memory-icarus"),
     pytest.param("bitserial", "ws", 1, "memory", "verilator", id="bitserial-ws-1-memory"),
     pytest.param("bitserial", "os", 2, "compute", "verilator", id="bitserial-os-2-compute"),
-    pytest.param("mixed", "ws", 2, "memory", "verilator", id="mixed-ws-2-memory", marks=NO_METADATA_PES),
-    pytest.param("mixed", "os", 1, "compute", "verilator", id="mixed-os-1-compute", marks=NO_METADATA_PES),
+    pytest.param("mixed", "ws", 2, "memory", "verilator", id="mixed-ws-2-memory"),
+    pytest.param("mixed", "os", 1, "compute", "verilator", id="mixed-os-1-compute"),
 ]
 
 

@@ -1,7 +1,8 @@
-"""The DMA in the Amaranth simulator, against a memory written here that follows the stated
-:class:`MemoryModel` to the cycle (address channels always ready, a burst's first read beat
-``read_latency`` cycles after its address, data beats only in slots ``c % period == 0``, the
-write response ``write_latency`` cycles after the last beat) and a byte-array scratchpad:
+"""The DMA in the Amaranth simulator, against the testbenches' memory that follows the stated
+:class:`MemoryModel` to the cycle (:class:`peforge.sim.axi_memory.AxiMemory`: address channels
+always ready, a burst's first read beat ``read_latency`` cycles after its address, data beats
+only in slots ``c % period == 0`` from the command's accept, the write response
+``write_latency`` cycles after the last beat) and a byte-array scratchpad:
 data exact, bursts legal, measured cycles equal to ``DmaConfig.cycles``. The cocotb test
 (``tests/cocotb/test_tile_dma.py``) runs the exported Verilog against cocotbext-axi's AxiRam.
 """
@@ -15,6 +16,7 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from peforge.hw.tile.dma import Dma, DmaCommand, DmaConfig, MemoryModel, transfer_golden
+from peforge.sim.axi_memory import AxiMemory
 from peforge.sim.tile_dma import burst_problems, random_commands
 
 CONFIG = DmaConfig(bus_bytes=4, max_burst=4, outstanding=2, addr_bits=16, spad_addr_bits=10, count_bits=9)
@@ -47,65 +49,25 @@ def _run(config: DmaConfig, memory: MemoryModel, commands: list[DmaCommand], see
     measured, bursts = [], []
     axi = dut.m_axi
 
+    memory_side = AxiMemory(dram, bus, memory)
+
     async def bench(ctx):
-        ctx.set(axi.arready, 1)
-        ctx.set(axi.awready, 1)
         for cmd in commands:
             ctx.set(dut.cmd.payload.as_value(), cmd.pack(config))
             ctx.set(dut.cmd.valid, 1)
             assert ctx.get(dut.cmd.ready)
             await ctx.tick()
             ctx.set(dut.cmd.valid, 0)
+            memory_side.restart(0)  # cycles from the accept
+            memory_side.bursts = []
             cycle = 1
-            reads: list[list[int]] = []  # per read burst: [first cycle allowed, address, beats left]
-            writes: list[list[int]] = []  # per write burst: [address, beats left]
-            responses: list[int] = []  # cycles of pending write responses
-            last_r = 0
             read_data = None  # scratchpad read data for the next cycle
-            seen = []
             while not ctx.get(dut.cmd.ready):
-                # Drive this cycle's memory-side inputs.
-                slot = cycle % memory.period == 0
-                r_beat = bool(reads) and slot and cycle >= reads[0][0] and cycle > last_r
-                ctx.set(axi.rvalid, r_beat)
-                if r_beat:
-                    addr = reads[0][1]
-                    ctx.set(axi.rdata, int.from_bytes(dram[addr:addr + bus], "little"))
-                    ctx.set(axi.rlast, reads[0][2] == 1)
-                ctx.set(axi.wready, slot)
-                ctx.set(axi.bvalid, bool(responses) and responses[0] == cycle)
+                memory_side.drive(ctx, axi, cycle)
                 ctx.set(dut.spad_r.data, read_data or 0)
-                # Sample the DMA's outputs, settled for this cycle, and act on the handshakes.
+                # the DMA's outputs, settled for this cycle: the handshakes, the scratchpad side
+                memory_side.observe(ctx, axi, cycle)
                 read_data = None
-                if ctx.get(axi.arvalid):
-                    seen.append(("ar", ctx.get(axi.araddr), ctx.get(axi.arlen), ctx.get(axi.arsize),
-                                 ctx.get(axi.arburst)))
-                    reads.append([cycle + memory.read_latency, ctx.get(axi.araddr), ctx.get(axi.arlen) + 1])
-                if ctx.get(axi.awvalid):
-                    seen.append(("aw", ctx.get(axi.awaddr), ctx.get(axi.awlen), ctx.get(axi.awsize),
-                                 ctx.get(axi.awburst)))
-                    writes.append([ctx.get(axi.awaddr), ctx.get(axi.awlen) + 1])
-                if r_beat:
-                    assert ctx.get(axi.rready)
-                    last_r = cycle
-                    reads[0][1] += bus
-                    reads[0][2] -= 1
-                    if not reads[0][2]:
-                        reads.pop(0)
-                if ctx.get(axi.wvalid) and slot:
-                    addr, left = writes[0]
-                    assert ctx.get(axi.wlast) == (left == 1), f"wlast wrong at {addr:#x}"
-                    data, strobe = ctx.get(axi.wdata), ctx.get(axi.wstrb)
-                    for i in range(bus):
-                        if strobe >> i & 1:
-                            dram[addr + i] = data >> (8 * i) & 0xFF
-                    writes[0] = [addr + bus, left - 1]
-                    if left == 1:
-                        writes.pop(0)
-                        responses.append(cycle + memory.write_latency)
-                if responses and responses[0] == cycle:
-                    assert ctx.get(axi.bready)
-                    responses.pop(0)
                 if ctx.get(dut.spad_w.en):
                     base, data, mask = ctx.get(dut.spad_w.addr), ctx.get(dut.spad_w.data), ctx.get(dut.spad_w.mask)
                     for i in range(config.run_elems):
@@ -119,7 +81,7 @@ def _run(config: DmaConfig, memory: MemoryModel, commands: list[DmaCommand], see
                 cycle += 1
                 assert cycle < 10_000, "DMA hung"
             measured.append(cycle)
-            bursts.append(seen)
+            bursts.append(memory_side.bursts)
 
     sim.add_testbench(bench)
     sim.run()

@@ -15,6 +15,7 @@ from peforge.hw.tile.isa import (End, Issue, Nop, Op, Slot, Wait, encode, instru
                                  program_timeline)
 from peforge.hw.tile.sequencer import Sequencer, SequencerConfig
 from peforge.hw.tile.unit import unit_ports
+from peforge.sim.macros import MemoryCounter
 
 # Slot layouts of different widths, `cycles` not always at bit 0 (so padding and offsets show).
 LAYOUTS = {
@@ -75,11 +76,12 @@ def random_program(rng: random.Random, names: list[str], length: int) -> list:
 
 
 def run_programs(names: list[str], programs: list[list[int]], *, depth: int = 64, junk: int = 0,
-                 hold_start: bool = False):
+                 hold_start: bool = False, reads: dict | None = None):
     """Load and run each program (a list of words) in turn on one sequencer; per run: the cycle
     ``done`` rose (start is cycle 0), the ``cycles`` output then, and the accepted commands as
     ``(cycle, slot, bits)``; ``junk`` words are written after each program's own. ``hold_start``:
-    keep ``start`` high until ``done`` (it must be ignored while running), else one cycle."""
+    keep ``start`` high until ``done`` (it must be ignored while running), else one cycle.
+    ``reads``: filled with the reads of each memory over the whole simulation (loading included)."""
     slots = _slots(names)
     top = Module()
     top.submodules.seq = seq = Sequencer(SequencerConfig(slots=slots, depth=depth))
@@ -121,10 +123,14 @@ def run_programs(names: list[str], programs: list[list[int]], *, depth: int = 64
             assert {name: ctx.get(unit.accepted) for name, unit in units.items()} == before
             results.append((cycle, counted, accepts))
 
-    sim = Simulator(top)
+    counter = MemoryCounter(top)
+    sim = Simulator(counter.fragment)
     sim.add_clock(1e-6)
+    counter.attach(sim)
     sim.add_testbench(bench)
     sim.run()
+    if reads is not None:
+        reads.update(counter.reads)
     return results
 
 
@@ -203,3 +209,15 @@ def test_program_filling_the_memory():
     assert cycles == 1 + 4 + 1  # four 1-cycle issues from cycle 1, END at 5, done at 6
     assert [(done, counted) for done, counted, _ in results] == [(cycles, cycles)] * 2
     assert [c for c, _, _ in results[1][2]] == [1, 2, 3, 4]
+
+
+def test_instruction_memory_is_read_only_when_fetching():
+    """The sequencer reads its instruction memory once at start and once per instruction leaving
+    decode: never while loading, stalled or idle. Here 5 reads (start; the two issues, the second
+    after a 6-cycle stall; WAIT; END) over a 15-cycle run, 4 words loaded and 4 idle cycles after."""
+    names = ["vec"]
+    program = [Issue("vec", {"cycles": 6}), Issue("vec", {"cycles": 6}), Wait(("vec",)), End()]
+    reads: dict = {}
+    [(done, _, _)] = run_programs(names, [encode(program, _slots(names))], reads=reads)
+    assert done == 1 + 6 + 6 + 2  # the second issue at 7, WAIT leaves at 13, END at 14
+    assert reads == {"seq.imem": 5}

@@ -25,7 +25,7 @@ from peforge.hw.tile.axi import verilog_ports
 from peforge.hw.tile.config import TileConfig
 from peforge.hw.tile.dma import DmaCommand, MemoryModel
 from peforge.hw.tile.gemm import OUT_BITS, GemmCommand
-from peforge.hw.tile.isa import End, Issue, Wait, program_cycles
+from peforge.hw.tile.isa import End, Issue, Nop, Wait, program_cycles
 from peforge.hw.tile.rules import check_program
 from peforge.hw.tile.tile import AcceleratorTile
 from peforge.hw.tile.vector import VecOp, VectorCommand, VectorConfig, VectorUnit, execute, softmax_program
@@ -62,9 +62,10 @@ DESIGNS = {
 }
 
 
-def run_tile(config: TileConfig, program: list, dram: bytearray, *, timeout: int = 20_000) -> dict:
-    """:func:`peforge.sim.tile_run.run_tile` over this file's memory."""
-    return tile_run.run_tile(config, program, dram, MEMORY, timeout=timeout)
+def run_tile(config: TileConfig, program: list, dram: bytearray, *, timeout: int = 20_000,
+             memory: MemoryModel = MEMORY) -> dict:
+    """:func:`peforge.sim.tile_run.run_tile` over this file's memory (or ``memory``)."""
+    return tile_run.run_tile(config, program, dram, memory, timeout=timeout)
 
 
 # --- programs -------------------------------------------------------------------------------------
@@ -104,11 +105,11 @@ def store(config: TileConfig, spad: str, dram_at: int, dram_cols: int, spad_elem
                                    spad_stride=pitch * words * size, slice_mask=1 << slice))
 
 
-def unit_cycles(config: TileConfig):
-    """Each unit's own ``cycles`` (the DMA's over the memory of this test)."""
+def unit_cycles(config: TileConfig, memory: MemoryModel = MEMORY):
+    """Each unit's own ``cycles`` (the DMA's over the memory of this test, or ``memory``)."""
     def cycles(slot: str, command) -> int:
         if slot == "dma":
-            return config.dma.cycles(command, MEMORY)
+            return config.dma.cycles(command, memory)
         if slot == "vec":
             return config.vector.cycles(command)
         return config.gemm.cycles(command)
@@ -207,6 +208,23 @@ def test_gemm_program(name):
     assert result["measured"] == expected
     assert result["cycles_register"] == expected
     assert result["idle"] == 0 and result["running"] == {2} and result["status"] == 1  # busy, then done
+
+
+def test_gemm_program_on_a_throttled_memory():
+    """The same program over a memory giving a data beat every 3 cycles (the pattern restarted at
+    each DMA command): C exact, cycles as the timeline over that memory says, more than at full speed."""
+    config = TileConfig.from_design(DESIGNS["mac-ws"], scaled=True)
+    slow = MemoryModel(read_latency=READ_LATENCY, write_latency=WRITE_LATENCY, period=3)
+    M, K, N = 5, 2 * config.array.k_per_fold + 3, 7
+    g = operands(config, M, K, N, seed=3)
+    program, golden, _ = gemm_program(config, g, 1)
+    program = [Nop(), *program, End()]  # a NOP first: commands accepted off the pattern's absolute phase
+    dram = dram_with(config, g)
+    result = run_tile(config, program, dram, memory=slow)
+    np.testing.assert_array_equal(get(dram, C_AT, M, N, 4), golden)
+    expected = program_cycles(program, unit_cycles(config, slow))
+    assert result["measured"] == result["cycles_register"] == expected
+    assert expected > program_cycles(program, unit_cycles(config))
 
 
 def test_vector_requantizes_for_the_next_gemm():

@@ -23,6 +23,7 @@ from peforge.dse.tile.intlayer import IntLayer, KVCache
 from peforge.dse.tile.mapping import OperatorMapping, cost_model_mappings
 from peforge.dse.tile.predict import cycle_table, predict
 from peforge.dse.tile.program import ProgramBuilder, Region
+from peforge.hw.pe.mixed import MixedConfig
 from peforge.hw.systolic import SystolicConfig
 from peforge.hw.tile.config import TileConfig
 from peforge.hw.tile.dma import DmaCommand, MemoryModel
@@ -214,8 +215,8 @@ def test_mappings_the_tile_cannot_run_name_the_operator(layer):
         compile_layer(layer, TOKENS, 0, tile, fused)
     with pytest.raises(ValueError, match=r"^mlp.up_proj: no mapping given"):
         compile_layer(layer, TOKENS, 0, tile, {name: OperatorMapping() for name in GEMMS if name != "mlp.up_proj"})
-    mixed = SystolicConfig(rows=4, cols=4, pe="mixed", max_m=32, max_k=256, max_n=64)
-    with pytest.raises(ValueError, match=r"^q_proj: the mixed PE takes per-column metadata"):
+    mixed = SystolicConfig(rows=4, cols=4, pe="mixed", pe_config=MixedConfig(w_bits=3), max_m=32, max_k=256, max_n=64)
+    with pytest.raises(ValueError, match=r"^q_proj: the mixed PE \(w_bits=3\) takes per-column metadata"):
         compile_layer(layer, TOKENS, 0, TileConfig(array=mixed, vector_lanes=4, bus_bytes=4, act_depth=512,
                                                    weight_depth=512, out_depth=128),
                       {name: OperatorMapping() for name in GEMMS})
