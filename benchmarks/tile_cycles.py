@@ -29,12 +29,13 @@ import sys
 from pathlib import Path
 
 from peforge.dse.cost.api import load_design, prepare
-from peforge.dse.cost.gemm_tiles import design_tile
+from peforge.dse.cost.gemm_tiles import design_tile, dma_period
 from peforge.dse.cost.model import CostModel
 from peforge.dse.cost.units import unit_costs
 from peforge.dse.tile.intlayer import IntLayer
 from peforge.dse.tile.mapping import cost_model_mappings
-from peforge.dse.tile.predict import cost_model_compute, cost_model_cycles, cycle_table, predict_layer
+from peforge.dse.tile.predict import (cost_model_bytes, cost_model_compute, cost_model_cycles, cycle_table,
+                                      predict_layer)
 from peforge.hw.tile.config import TileConfig
 from peforge.hw.tile.dma import MemoryModel
 
@@ -44,8 +45,20 @@ DEFAULT = Path(__file__).resolve().parent.parent / "tests" / "designs" / "tile-t
 PES = {"mac": (), "bitserial": (("lanes", 4), ("k", 2)), "mixed": ()}
 
 
-def matrix(base, seq: int, memory: MemoryModel) -> None:
-    """The configuration matrix: array and vector phases per operator, tile against model."""
+def _dev(mine: float, theirs: float) -> str:
+    return f"{(mine - theirs) / theirs:+8.1%}" if theirs else f"{'':8}"
+
+
+def tile_memory(tile: TileConfig, costs, clock_mhz: float, read_latency: int) -> MemoryModel:
+    """The DMA's memory model at the design's bandwidth (``costs.memory_gb_per_s``): one beat per
+    :func:`~peforge.dse.cost.gemm_tiles.dma_period` cycles, as the cost model's tile commands see it."""
+    period = int(dma_period(tile.bus_bytes, costs.memory_gb_per_s * 1e3 / clock_mhz))
+    return MemoryModel(read_latency=read_latency, period=period)
+
+
+def matrix(base, seq: int, read_latency: int) -> None:
+    """The configuration matrix: per operator the array and vector phases, the end-to-end cycles
+    and the DRAM bytes, tile against model."""
     workload = prepare("tiny-llama", batch=1, seq=seq, gen=2, quant="w8a8kv8")
     layer = IntLayer()
     for pe, params in PES.items():
@@ -57,29 +70,34 @@ def matrix(base, seq: int, memory: MemoryModel) -> None:
                     design = dataclasses.replace(base, compute=compute)
                     costs = unit_costs(design)
                     costs = dataclasses.replace(costs, memory_gb_per_s=costs.memory_gb_per_s * scale)
-                    head = f"{pe} {dataflow} x{arrays}, DRAM {costs.memory_gb_per_s:.2f} GB/s"
                     model = CostModel([design], [costs], tile_commands=True)
                     try:
-                        predictions = predict_layer(layer, design_tile(design), cost_model_mappings(model, workload),
-                                                    seq=seq, memory=memory)
+                        tile = design_tile(design)
+                        memory = tile_memory(tile, costs, design.compute.clock_mhz, read_latency)
+                        head = (f"{pe} {dataflow} x{arrays}, DRAM {costs.memory_gb_per_s:.2f} GB/s (DMA bus "
+                                f"{tile.bus_bytes} B, {memory.period} cycle(s) per beat)")
+                        predictions = predict_layer(layer, tile, cost_model_mappings(model, workload), seq=seq,
+                                                    memory=memory)
                     except ValueError as error:
-                        print(f"{head}: the tile refuses it: {error}\n")
+                        print(f"{pe} {dataflow} x{arrays}: the tile refuses it: {error}\n")
                         continue
                     mine = {part: cost_model_compute(model, workload, part) for part in ("array", "vector")}
-                    times = cost_model_cycles(model.evaluate(workload), design.compute.clock_mhz)
+                    evaluation = model.evaluate(workload)
+                    times = cost_model_cycles(evaluation, design.compute.clock_mhz)
+                    moved = cost_model_bytes(evaluation)
                     print(head)
-                    print(f"  {'phase':8} {'operator':22} {'phase':6} {'tile':>8} {'model':>9} {'dev':>8}")
+                    print(f"  {'phase':8} {'operator':22} {'part':6} {'tile':>8} {'model':>9} {'dev':>8}")
                     for phase, p in predictions.items():
                         for name, o in p.operators.items():
-                            for unit, work in (("array", o.array_work), ("vector", o.vector_work)):
-                                m = mine[unit][phase].get(name, 0.0)
-                                if not work and not m:
-                                    continue
-                                dev = f"{(m - work) / work:+8.1%}" if work else f"{'':8}"
-                                print(f"  {phase:8} {name:22} {unit:6} {work:8d} {m:9.0f} {dev}")
+                            for unit, work in (("array", o.array_work), ("vector", o.vector_work),
+                                               ("total", o.total), ("bytes", o.dma_bytes)):
+                                m = (mine[unit][phase].get(name, 0.0) if unit in mine else
+                                     (times if unit == "total" else moved)[phase].get(name, 0.0))
+                                if work or m:
+                                    print(f"  {phase:8} {name:22} {unit:6} {work:8d} {m:9.0f} {_dev(m, work)}")
                         total = sum(times[phase].get(name, 0.0) for name in p.operators)
                         print(f"  {phase:8} {'(layer, end to end)':22} {'total':6} {p.cycles:8d} {total:9.0f} "
-                              f"{(total - p.cycles) / p.cycles:+8.1%}")
+                              f"{_dev(total, p.cycles)}")
                     print()
 
 
@@ -100,7 +118,7 @@ def main() -> int:
     design = load_design(args.design)
     memory = MemoryModel(read_latency=args.read_latency, period=1)
     if args.matrix:
-        matrix(design, args.seq, memory)
+        matrix(design, args.seq, args.read_latency)
         return 0
     compute = {k: v for k, v in (("arrays", args.arrays), ("dataflow", args.dataflow)) if v is not None}
     design = dataclasses.replace(design, compute=dataclasses.replace(design.compute, **compute))
