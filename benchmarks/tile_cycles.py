@@ -15,10 +15,12 @@ vector and DMA busy cycles and its sequencer time per operator (``peforge.dse.ti
 cost model's time x clock, and their ratio.
 
 ``--matrix``: for MAC, bit-serial and mixed PEs, ws and os, one and two arrays, at the design's
-bandwidth and at a tenth of it, each operator's array phase (the busiest slice's GEMM commands)
-and vector phase (the vector unit's commands: elementwise operators and GEMM epilogues) on the
-tile beside the cost model's (``CostModel(tile_commands=True)``) and the deviation, then the
-phase totals (end to end, the DMA included).
+bandwidth and at a tenth of it, each operator's array phase (the busiest slice's GEMM commands),
+vector phase (the vector unit's commands: elementwise operators and GEMM epilogues), end-to-end
+cycles (``total``: the sequencer's time on its instructions) and DRAM bytes on the tile beside
+the cost model's (``CostModel(tile_commands=True)``, the DMA's memory latencies given) and the
+deviation (model - tile) / tile, then the layer's totals. Both sides see one memory: the tile's
+DMA gets a beat every ``dma_period(bus, bandwidth / clock)`` cycles, the model the same rate.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ def matrix(base, seq: int, read_latency: int) -> None:
                     design = dataclasses.replace(base, compute=compute)
                     costs = unit_costs(design)
                     costs = dataclasses.replace(costs, memory_gb_per_s=costs.memory_gb_per_s * scale)
-                    model = CostModel([design], [costs], tile_commands=True)
+                    model = CostModel([design], [costs], tile_commands=True,
+                                      tile_memory=MemoryModel(read_latency=read_latency))
                     try:
                         tile = design_tile(design)
                         memory = tile_memory(tile, costs, design.compute.clock_mhz, read_latency)

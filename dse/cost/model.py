@@ -57,7 +57,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field, fields
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -67,10 +67,13 @@ from . import mapper
 from .array import array_shapes
 from .footprint import GIB, capacity_columns, max_batch
 from .formats import operand_passes
-from .gemm_tiles import dma_bytes_per_s, gemm_bytes, gemm_work, geometry, share_sides, tile_of, tile_sides
+from .gemm_tiles import dma_bytes_per_s, dma_period, gemm_bytes, gemm_work, geometry, share_sides, tile_of, tile_sides
 from .mapper import PSUM_BYTES, ceil_div
 from .units import UnitCosts
 from .workload import KIND_CODES, ROLE_CODES, VECTOR_CODES, OpTable, Workload
+
+if TYPE_CHECKING:
+    from ...hw.tile.dma import MemoryModel
 
 ATTENTION, ELEMENTWISE = KIND_CODES["attention"], KIND_CODES["elementwise"]
 PIM_MODES = {"none": 0, "blocked": 1, "concurrent": 2}
@@ -378,11 +381,17 @@ class CostModel:
     the vector commands it issues (:mod:`peforge.dse.tile.vector_lowering`: an elementwise row's,
     a product's requantization epilogue, added to its array cycles; nominal ops per lane where
     the tile does not lower a row); else the spread's cycles of one whole share per array and
-    the graph's nominal vector ops per lane (the mapping chosen is the same either way).
+    the graph's nominal vector ops per lane (the mapping chosen is the same either way). Under
+    ``tile_commands`` the DRAM is also the tile's: a row's DRAM bytes are those its DMA moves (the
+    program stores every tensor and loads it again), at the DMA's rate (whole bus beats at the
+    memory's bandwidth), and a row's time is its program's phases one after another
+    (:meth:`_program_s`; a vector step's transfers each :meth:`DmaConfig.cycles
+    <peforge.hw.tile.dma.DmaConfig.cycles>` over ``tile_memory``, default ``MemoryModel()``, at
+    the design's cycles per beat).
     """
 
     def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False,
-                 tile_commands: bool = False):
+                 tile_commands: bool = False, tile_memory: MemoryModel | None = None):
         self.designs = list(designs)
         self.unit_costs = list(costs)
         if not checked:
@@ -409,7 +418,12 @@ class CostModel:
         self.tile = geometry(self.designs) if tile_commands else None
         self.tiles = [tile_of(d) for d in self.designs] if tile_commands else None
         if self.tile is not None:  # DRAM as the tile's DMA sees it: whole bus beats at the memory's rate
+            periods = dma_period(self.tile.bus_bytes, self.dram_bytes_per_s / self.clock_hz).reshape(-1)
             self.dram_bytes_per_s = dma_bytes_per_s(self.tile, self.dram_bytes_per_s, self.clock_hz)
+            from ...hw.tile.dma import MemoryModel  # here: the tile's modules bring in Amaranth
+
+            memory = tile_memory or MemoryModel()
+            self.tile_memories = [dataclasses.replace(memory, period=int(p)) for p in periods]
         self.memory_capacity, self.kv_capacity = capacity_columns(self.designs)  # bytes, (designs,)
         self._passes: dict[tuple, dict[str, np.ndarray]] = {}
 
@@ -648,6 +662,7 @@ class CostModel:
         from ..tile.vector_lowering import MAX_STEPS, STEP_FIGURES, step_figure, tile_vector_cycles
 
         clock, per_s = self.clock_hz, self.dram_bytes_per_s
+        with_memory = [None if t is None else (t, m) for t, m in zip(self.tiles, self.tile_memories)]
 
         def phase(cycles, moved, double):
             return np.where(double > 0, np.maximum(cycles / clock, moved / per_s), cycles / clock + moved / per_s)
@@ -656,14 +671,14 @@ class CostModel:
         rows, width = np.where(r.matrix, products * r.m, r.m), r.n
         steps = 0.0
         for i in range(MAX_STEPS):
-            f = {part: tile_vector_cycles(self.tiles, r.vector, rows, width, r.vector_a, r.vector_b,
+            f = {part: tile_vector_cycles(with_memory, r.vector, rows, width, r.vector_a, r.vector_b,
                                           rule=step_figure(i, part)) for part in STEP_FIGURES}
             # blocks alike: the first block's loads, then each block's commands beside the next one's
             # loads (or after them), every store after its block's commands
             blocks = np.maximum(f["blocks"], 1)
-            c, load = f["cycles"] / blocks / clock, f["loads"] / blocks / per_s
-            steps = steps + np.where(f["overlap"] > 0, load + (blocks - 1) * np.maximum(c, load) + c,
-                                     f["cycles"] / clock + f["loads"] / per_s) + f["stores"] / per_s
+            c, load = f["cycles"] / blocks, f["loads"] / blocks
+            steps = steps + (np.where(f["overlap"] > 0, load + (blocks - 1) * np.maximum(c, load) + c,
+                                      f["cycles"] + f["loads"]) + f["stores"]) / clock
         moves = self._moves(r)
         gemm = phase(layer["cycles"], layer["dram_bytes"] - moves, plan.double)
         matrix = gemm + np.nan_to_num(steps) + moves / per_s

@@ -459,17 +459,36 @@ def _overlaps(step: VectorStep, plan: BlockPlan) -> bool:
     return plan.copies > 1 and not written & loaded
 
 
-def _split_bytes(tile, plan: BlockPlan) -> tuple[int, int]:
-    """:func:`step_bytes` as loads and stores."""
-    loads = step_bytes(tile, replace(plan, buffers=tuple(b for b in plan.buffers if b.kind != "out")))
-    return loads, step_bytes(tile, plan) - loads
+def _dma_cycles(tile, memory, plan: BlockPlan) -> tuple[int, int]:
+    """The DMA's cycles for a vector step's loads and its stores over ``memory`` (each transfer
+    :meth:`DmaConfig.cycles <peforge.hw.tile.dma.DmaConfig.cycles>` of its rows, from a
+    bus-aligned DRAM row: the compiler's tensors start aligned)."""
+    from ...hw.tile.dma import DmaCommand
+
+    def cycles(direction, rows, elems, b):
+        eb = tile.element_bytes(b.spad)
+        return tile.dma.cycles(DmaCommand(dir=direction, dram_addr=0, spad_addr=0, rows=rows, row_bytes=elems * eb,
+                                          dram_stride=elems * eb if rows > 1 else 0,
+                                          spad_stride=elems if rows > 1 else 0), memory)
+
+    loads = stores = 0
+    for b in plan.buffers:
+        if b.kind == "const":
+            chunks = {blk.c0: blk.cols for blk in plan.blocks} if plan.follows(b) else {0: b.cols}
+            loads += sum(cycles("load", b.rows, cols, b) for cols in chunks.values())
+        elif b.kind in ("in", "out"):
+            moved = sum(cycles("load" if b.kind == "in" else "store", blk.rows,
+                               blk.cols if plan.follows(b) else b.cols, b) for blk in plan.blocks)
+            loads, stores = (loads + moved, stores) if b.kind == "in" else (loads, stores + moved)
+    return loads, stores
 
 
 @functools.lru_cache(maxsize=65536)
-def row_steps(tile, kind: int, rows: int, width: int, a: int, b: int) -> tuple[tuple[float, ...], ...]:
-    """Each vector step of a graph row on ``tile`` (:data:`MAX_STEPS` of them, zeros past the
-    last): its :data:`STEP_FIGURES`, the commands' cycles, the DMA's load and store bytes, the
-    blocks and whether the next block's loads run beside a block's commands (1.0, else 0.0:
+def row_steps(tile, memory, kind: int, rows: int, width: int, a: int, b: int) -> tuple[tuple[float, ...], ...]:
+    """Each vector step of a graph row on ``tile`` over ``memory`` (a
+    :class:`~peforge.hw.tile.dma.MemoryModel`; :data:`MAX_STEPS` steps, zeros past the last): its
+    :data:`STEP_FIGURES`, the commands' cycles, the DMA's cycles for its loads and for its stores,
+    the blocks and whether the next block's loads run beside a block's commands (1.0, else 0.0:
     :func:`_overlaps`); NaN where the tile cannot hold its blocks. The compiler runs a row's steps
     one after another, each block's loads, commands and store in turn."""
     out = []
@@ -477,7 +496,7 @@ def row_steps(tile, kind: int, rows: int, width: int, a: int, b: int) -> tuple[t
         for step in graph_steps(kind, rows, width, a, b):
             buffers, split = step_buffers(step)
             plan = plan_blocks(tile, step.op, step.rows, buffers, split)
-            out.append((float(_step_cycles(tile, step, plan)), *map(float, _split_bytes(tile, plan)),
+            out.append((float(_step_cycles(tile, step, plan)), *map(float, _dma_cycles(tile, memory, plan)),
                         float(len(plan.blocks)), float(_overlaps(step, plan))))
     except ValueError:
         return ((float("nan"),) * len(STEP_FIGURES),) * MAX_STEPS
@@ -485,18 +504,18 @@ def row_steps(tile, kind: int, rows: int, width: int, a: int, b: int) -> tuple[t
 
 
 def step_figure(index: int, part: str):
-    """A rule for :func:`tile_vector_cycles`: figure ``part`` (of :data:`STEP_FIGURES`) of step
-    ``index`` of :func:`row_steps`."""
+    """A rule for :func:`tile_vector_cycles` over ``(tile, memory)`` pairs: figure ``part`` (of
+    :data:`STEP_FIGURES`) of step ``index`` of :func:`row_steps`."""
     column = STEP_FIGURES.index(part)
 
-    def rule(tile, kind, rows, width, a, b):
-        return row_steps(tile, kind, rows, width, a, b)[index][column]
+    def rule(tile_memory, kind, rows, width, a, b):
+        return row_steps(*tile_memory, kind, rows, width, a, b)[index][column]
     return rule
 
 
 def tile_vector_cycles(tiles, kind, rows, width, a, b, rule=row_cycles) -> np.ndarray:
-    """:func:`row_cycles` (or ``rule``: :func:`row_bytes`) of every cell for every design's tile:
-    ``tiles`` one per design (None:
+    """:func:`row_cycles` (or ``rule``: :func:`row_bytes`, :func:`step_figure`) of every cell for
+    every design's tile: ``tiles`` one per design (what ``rule`` takes first; None:
     no tile), the other arguments arrays that broadcast (codes, figures); an array of shape
     ``(designs, *cells)``, NaN where a design has no tile, the tile cannot hold a row's blocks, or
     a cell has no lowering (code 0). The distinct cells are lowered once per distinct tile."""
