@@ -29,7 +29,7 @@ from . import mapper
 from .array import ArrayShape, gemm_cycles
 
 __all__ = ["TileGeometry", "design_tile", "tile_of", "geometry", "share_sides", "tile_sides", "gemm_work",
-           "gemm_bytes", "dma_period", "dma_bytes_per_s"]
+           "gemm_bytes", "gemm_fill", "dma_period", "dma_bytes_per_s"]
 
 _HALVINGS = 24  # the compiler halves a fixed side until it fits: more halvings than any side has
 
@@ -138,6 +138,15 @@ def gemm_bytes(geo: TileGeometry, ms, ks, ns, m, k, n, tm, tn, kb, order_b, pack
     blocks = np.floor(k / ks) * nk + np.where(tail > 0, ceil_div(tail, kb), 0.0)  # over all K parts
     b_pass = np.where(packed, n * blocks * _pitch(kb, geo.w_word, geo.w_banks), n * k * b_bytes)
     return m * k * a_bytes * a_passes + b_pass * b_passes + m * n * ACC_BYTES
+
+
+def gemm_fill(geo: TileGeometry, ms, ks, ns, tm, tn, kb, packed, a_bytes, b_bytes) -> np.ndarray:
+    """Bytes of a share's first operand tiles (loaded before its first GEMM command) and of its
+    last output tile (stored after its last one): the DMA that runs beside no GEMM command."""
+    m0, n0, k0 = np.minimum(tm, ms), np.minimum(tn, ns), np.minimum(kb, ks)
+    first = m0 * k0 * a_bytes + np.where(packed, n0 * _pitch(kb, geo.w_word, geo.w_banks), n0 * k0 * b_bytes)
+    last_m, last_n = ms - (ceil_div(ms, tm) - 1) * tm, ns - (ceil_div(ns, tn) - 1) * tn
+    return first + last_m * last_n * ACC_BYTES
 
 
 def dma_period(bus_bytes, bytes_per_cycle):

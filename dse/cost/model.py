@@ -67,7 +67,7 @@ from . import mapper
 from .array import array_shapes
 from .footprint import GIB, capacity_columns, max_batch
 from .formats import operand_passes
-from .gemm_tiles import dma_bytes_per_s, dma_period, gemm_bytes, gemm_work, geometry, share_sides, tile_of, tile_sides
+from .gemm_tiles import dma_bytes_per_s, dma_period, gemm_bytes, gemm_fill, gemm_work, geometry, share_sides, tile_of, tile_sides
 from .mapper import PSUM_BYTES, ceil_div
 from .units import UnitCosts
 from .workload import KIND_CODES, ROLE_CODES, VECTOR_CODES, OpTable, Workload
@@ -569,7 +569,7 @@ class CostModel:
                 plan_out[key][..., index] = v
         plan = Mapping(**{f.name: plan_out[f.name] for f in fields(Mapping)})
         layer_out = {"cycles": plan_out["cycles"], "dram_bytes": plan_out["dram_bytes"], "adds": plan_out["adds"],
-                     "tile": plan_out["tile"],
+                     "tile": plan_out["tile"], "fill": plan_out["fill"],
                      "sram_pj": {part: plan_out[f"sram_{part}"] for part in ("act", "weight", "out")}}
         return plan, layer_out
 
@@ -610,24 +610,26 @@ class CostModel:
             candidate=np.asarray(candidates)[local], arrays=of_spread(sp.arrays), in_flight=of_spread(sp.in_flight),
             rounds=of_spread(sp.rounds), k_passes=of_spread(sp.k_passes), double=choice < len(candidates),
             family=of_tiling(t.family), tile_m=of_tiling(t.tile_m), tile_n=of_tiling(t.tile_n))
-        cycles, moved = self._command_cycles(r, sp, plan, of_spread, passes, w_bits)
+        cycles, moved, fill = self._command_cycles(r, sp, plan, of_spread, passes, w_bits)
         layer = {"cycles": cycles, "dram_bytes": np.where(np.isnan(moved), of_tiling(dram), moved),
-                 "tile": ~np.isnan(moved), "adds": of_spread(sp.adds),
+                 "tile": ~np.isnan(moved), "fill": fill, "adds": of_spread(sp.adds),
                  "sram_pj": {part: of_spread(v) for part, v in sram.items()}}
         return plan, layer
 
     def _command_cycles(self, r: Rows, sp: mapper.Spread, plan: Mapping, of_spread, passes, w_bits
-                        ) -> tuple[np.ndarray, np.ndarray]:
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-layer cycles of the chosen mapping as the tile runs it: the busiest array's GEMM
         commands (:func:`~peforge.dse.cost.gemm_tiles.gemm_work` over the compiler's tiles of its
         share, every round), and the partial-sum additions; the spread's own figure where the
         tile cannot be built or no tile of the family fits. And the bytes its DMA moves
         (:func:`~peforge.dse.cost.gemm_tiles.gemm_bytes` of every product; the new K / V rows
         loaded and stored into the cache, attention's context loaded and stored with its heads
-        merged), NaN where the cycles are the spread's."""
+        merged), NaN where the cycles are the spread's; and the bytes of the DMA beside no GEMM
+        command (:func:`~peforge.dse.cost.gemm_tiles.gemm_fill`)."""
         shape, geo = self.shape, self.tile
         if geo is None or not geo.buildable.any():
-            return of_spread(sp.cycles), np.full(np.shape(of_spread(sp.cycles)), np.nan)
+            nan = np.full(np.shape(of_spread(sp.cycles)), np.nan)
+            return of_spread(sp.cycles), nan, nan
         fold = shape.rows * shape.lanes
         m_parts = np.maximum(1, of_spread(sp.arrays) / (of_spread(sp.n_parts) * of_spread(sp.k_parts)))
         ms = share_sides(r.m, m_parts, 1)
@@ -642,7 +644,8 @@ class CostModel:
         moved = np.round(r.products) * gemm_bytes(geo, ms, ks, ns, r.m, np.maximum(r.k, 1), r.n, tm, tn, kb, order_b,
                                                   ~r.attention, r.a_bytes, r.b_bytes)
         moved = moved + self._moves(r)
-        return np.where(ok, exact, of_spread(sp.cycles)), np.where(ok, moved, np.nan)
+        fill = gemm_fill(geo, ms, ks, ns, tm, tn, kb, ~r.attention, r.a_bytes, r.b_bytes)
+        return np.where(ok, exact, of_spread(sp.cycles)), np.where(ok, moved, np.nan), fill
 
     @staticmethod
     def _moves(r: Rows) -> np.ndarray:
@@ -680,7 +683,11 @@ class CostModel:
             steps = steps + (np.where(f["overlap"] > 0, load + (blocks - 1) * np.maximum(c, load) + c,
                                       f["cycles"] + f["loads"]) + f["stores"]) / clock
         moves = self._moves(r)
-        gemm = phase(layer["cycles"], layer["dram_bytes"] - moves, plan.double)
+        # the first tiles' loads and the last one's store beside no GEMM command, the rest beside them
+        fill = layer["fill"] / per_s
+        gemm = np.where(plan.double, fill + np.maximum(layer["cycles"] / clock,
+                                                       (layer["dram_bytes"] - moves) / per_s - fill),
+                        layer["cycles"] / clock + (layer["dram_bytes"] - moves) / per_s)
         matrix = gemm + np.nan_to_num(steps) + moves / per_s
         return np.where(r.matrix, np.where(layer["tile"], matrix, np.nan), steps)
 

@@ -10,9 +10,10 @@ bit-serial PEs.
 Every operator's DRAM bytes in the model equal the bytes its DMA commands move (the program
 round-trips every tensor through DRAM; the model, under ``tile_commands``, charges what it moves),
 and the model's DRAM runs at the tile's DMA rate (whole bus beats at the memory's bandwidth).
-The end-to-end totals do not agree yet (within 4 to 18 %: a GEMM's DMA and its moves priced by
-bandwidth, without each transfer's latency and the first loads and last stores; see
-``benchmarks/tile_cycles.py --matrix``): not checked here."""
+The end-to-end totals do not agree yet (the model 4 to 16 % under: a GEMM's DMA and the DMA-only
+moves priced by bandwidth, without each transfer's latency; one share's first loads and last
+store beside no GEMM command, not every slice's; see ``benchmarks/tile_cycles.py --matrix``):
+not checked here."""
 
 from __future__ import annotations
 
