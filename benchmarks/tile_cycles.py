@@ -10,7 +10,8 @@ cached after the first run) and chooses each GEMM's mapping; the compiler follow
 The tile is the design's at its own buffer sizes (``peforge.dse.cost.gemm_tiles.design_tile``:
 ``sram.*_kib`` split over the arrays; the DMA bus and vector lanes narrowed to what these small
 scratchpads take per cycle), or with ``--scaled`` ``TileConfig.from_design(scaled=True)``. The
-DMA's memory model: ``--read-latency`` cycles, one beat per cycle. Columns: the tile's array,
+DMA's memory model: ``--read-latency`` cycles, a beat per :func:`tile_memory` period (the
+design's bandwidth). Columns: the tile's array,
 vector and DMA busy cycles and its sequencer time per operator (``peforge.dse.tile.predict``), the
 cost model's time x clock, and their ratio.
 
@@ -119,22 +120,25 @@ def main() -> int:
                                                               "bandwidths)")
     args = parser.parse_args()
     design = load_design(args.design)
-    memory = MemoryModel(read_latency=args.read_latency, period=1)
     if args.matrix:
         matrix(design, args.seq, args.read_latency)
         return 0
     compute = {k: v for k, v in (("arrays", args.arrays), ("dataflow", args.dataflow)) if v is not None}
     design = dataclasses.replace(design, compute=dataclasses.replace(design.compute, **compute))
     workload = prepare("tiny-llama", batch=1, seq=args.seq, gen=2, quant="w8a8kv8")
-    cost_model = CostModel([design], [unit_costs(design)], tile_commands=args.tile_commands)
+    costs = unit_costs(design)
+    cost_model = CostModel([design], [costs], tile_commands=args.tile_commands,
+                           tile_memory=MemoryModel(read_latency=args.read_latency))
     mappings = cost_model_mappings(cost_model, workload)
     tile = (dataclasses.replace(TileConfig.from_design(design, scaled=True), imem_depth=1 << 16) if args.scaled
             else design_tile(design))
+    memory = tile_memory(tile, costs, design.compute.clock_mhz, args.read_latency)
     predictions = predict_layer(IntLayer(), tile, mappings, seq=args.seq, memory=memory)
     model = cost_model_cycles(cost_model.evaluate(workload), design.compute.clock_mhz)
     print(f"{design.name}: {design.compute.arrays} x {design.compute.rows}x{design.compute.cols} "
           f"{design.compute.pe} {design.compute.dataflow}, tiny-llama prefill {args.seq} + 1 decode step; DMA bus "
-          f"{tile.bus_bytes} B, read latency {args.read_latency} cycles; scratchpads per slice "
+          f"{tile.bus_bytes} B, {memory.period} cycle(s) per beat, read latency {args.read_latency} cycles; "
+          f"scratchpads per slice "
           + ", ".join(f"{name} {spad.elements}" for name, spad in tile.spads.items()))
     print(cycle_table(predictions, model))
     return 0

@@ -140,13 +140,13 @@ def gemm_bytes(geo: TileGeometry, ms, ks, ns, m, k, n, tm, tn, kb, order_b, pack
     return m * k * a_bytes * a_passes + b_pass * b_passes + m * n * ACC_BYTES
 
 
-def gemm_fill(geo: TileGeometry, ms, ks, ns, tm, tn, kb, packed, a_bytes, b_bytes) -> np.ndarray:
-    """Bytes of a share's first operand tiles (loaded before its first GEMM command) and of its
+def gemm_fill(geo: TileGeometry, ms, ks, ns, tm, tn, kb, packed, a_bytes, b_bytes):
+    """Bytes of a share's first A and B tiles (loaded before its first GEMM command) and of its
     last output tile (stored after its last one): the DMA that runs beside no GEMM command."""
     m0, n0, k0 = np.minimum(tm, ms), np.minimum(tn, ns), np.minimum(kb, ks)
-    first = m0 * k0 * a_bytes + np.where(packed, n0 * _pitch(kb, geo.w_word, geo.w_banks), n0 * k0 * b_bytes)
+    first_b = np.where(packed, n0 * _pitch(kb, geo.w_word, geo.w_banks), n0 * k0 * b_bytes)
     last_m, last_n = ms - (ceil_div(ms, tm) - 1) * tm, ns - (ceil_div(ns, tn) - 1) * tn
-    return first + last_m * last_n * ACC_BYTES
+    return m0 * k0 * a_bytes, first_b, last_m * last_n * ACC_BYTES
 
 
 def dma_period(bus_bytes, bytes_per_cycle):

@@ -644,7 +644,11 @@ class CostModel:
         moved = np.round(r.products) * gemm_bytes(geo, ms, ks, ns, r.m, np.maximum(r.k, 1), r.n, tm, tn, kb, order_b,
                                                   ~r.attention, r.a_bytes, r.b_bytes)
         moved = moved + self._moves(r)
-        fill = gemm_fill(geo, ms, ks, ns, tm, tn, kb, ~r.attention, r.a_bytes, r.b_bytes)
+        # every slice of the first group loads its tiles (one A for slices of one M and K part, one B
+        # for slices of one N and K part) and stores its last tile (the K parts' added into one)
+        a0, b0, c0 = gemm_fill(geo, ms, ks, ns, tm, tn, kb, ~r.attention, r.a_bytes, r.b_bytes)
+        n_parts, k_parts = of_spread(sp.n_parts), of_spread(sp.k_parts)
+        fill = of_spread(sp.in_flight) * (m_parts * k_parts * a0 + n_parts * k_parts * b0 + m_parts * n_parts * c0)
         return np.where(ok, exact, of_spread(sp.cycles)), np.where(ok, moved, np.nan), fill
 
     @staticmethod
