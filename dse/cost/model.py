@@ -67,7 +67,8 @@ from . import mapper
 from .array import array_shapes
 from .footprint import GIB, capacity_columns, max_batch
 from .formats import operand_passes
-from .gemm_tiles import dma_bytes_per_s, dma_period, gemm_bytes, gemm_fill, gemm_work, geometry, share_sides, tile_of, tile_sides
+from .gemm_tiles import (dma_bytes_per_s, dma_period, gemm_bytes, gemm_fill, gemm_work, geometry, share_sides, tile_of,
+                         tile_sides)
 from .mapper import PSUM_BYTES, ceil_div
 from .units import UnitCosts
 from .workload import KIND_CODES, ROLE_CODES, VECTOR_CODES, OpTable, Workload
@@ -660,9 +661,9 @@ class CostModel:
 
     def _program_s(self, r: Rows, plan: Mapping, layer: dict[str, Any]) -> np.ndarray:
         """Per-layer seconds of each row as the tile's program runs it, its phases one after
-        another: a matrix row's GEMM commands beside their DMA where double-buffered (else after
-        it), its epilogue's vector steps, its DMA-only moves; an elementwise row's vector steps
-        (:func:`row_steps
+        another: a matrix row's GEMM commands beside their DMA where double-buffered (but its
+        first tiles' loads and its last tile's store), else after it, its epilogue's vector steps,
+        its DMA-only moves; an elementwise row's vector steps (:func:`row_steps
         <peforge.dse.tile.vector_lowering.row_steps>`: a block's loads beside the previous block's
         commands where the step's buffers let them, its store after them). NaN where the tile does
         not run the row."""
@@ -670,9 +671,6 @@ class CostModel:
 
         clock, per_s = self.clock_hz, self.dram_bytes_per_s
         with_memory = [None if t is None else (t, m) for t, m in zip(self.tiles, self.tile_memories)]
-
-        def phase(cycles, moved, double):
-            return np.where(double > 0, np.maximum(cycles / clock, moved / per_s), cycles / clock + moved / per_s)
 
         products = np.where(r.matrix, np.round(r.products), 1.0)
         rows, width = np.where(r.matrix, products * r.m, r.m), r.n

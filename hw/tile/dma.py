@@ -212,8 +212,8 @@ class DmaConfig:
         closed form, :func:`stream_cycles`, where its bursts are all of one length)."""
         bursts = self.bursts(cmd)
         if len({beats for _, beats in bursts}) == 1:
-            return int(stream_cycles(cmd.dir == "load", len(bursts), bursts[0][1], self.outstanding, memory.read_latency,
-                                     memory.write_latency, memory.period))
+            return int(stream_cycles(cmd.dir == "load", len(bursts), bursts[0][1], self.outstanding,
+                                     memory.read_latency, memory.write_latency, memory.period))
         return self.burst_cycles(cmd, memory)
 
     def burst_cycles(self, cmd: DmaCommand, memory: MemoryModel) -> int:
