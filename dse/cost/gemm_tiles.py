@@ -28,7 +28,8 @@ from ...arith import ceil_div
 from . import mapper
 from .array import ArrayShape, gemm_cycles
 
-__all__ = ["TileGeometry", "design_tile", "tile_of", "geometry", "share_sides", "tile_sides", "gemm_work"]
+__all__ = ["TileGeometry", "design_tile", "tile_of", "geometry", "share_sides", "tile_sides", "gemm_work",
+           "gemm_bytes", "gemm_fill", "dma_period", "dma_bytes_per_s"]
 
 _HALVINGS = 24  # the compiler halves a fixed side until it fits: more halvings than any side has
 
@@ -38,8 +39,8 @@ class TileGeometry:
     """Each design's slice scratchpads and GEMM limits as ``(designs, 1, 1)`` columns: elements,
     banks and elements per word of the activation (``a``), weight (``w``) and output (``o``)
     scratchpads, the array's ``max_m``, ``max_k``, ``max_n``, the DMA's largest transfer row
-    (bytes, exclusive) and ``buildable`` (False where the tile cannot be built: the model then
-    prices the mapping's own tiles)."""
+    (bytes, exclusive), the DMA's bus (bytes per beat) and ``buildable`` (False where the tile
+    cannot be built: the model then prices the mapping's own tiles)."""
 
     a_elements: np.ndarray
     a_banks: np.ndarray
@@ -53,6 +54,7 @@ class TileGeometry:
     max_k: np.ndarray
     max_n: np.ndarray
     dma_row: np.ndarray
+    bus_bytes: np.ndarray
     buildable: np.ndarray
 
 
@@ -104,11 +106,11 @@ def _figures(design) -> tuple:
     """One design's row of :class:`TileGeometry`."""
     tile = tile_of(design)
     if tile is None:
-        return (1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, False)
+        return (1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, False)
     g, a = tile.gemm, tile.array
     return (g.act.elements, g.act.banks, g.act.word_elements, g.weight.elements, g.weight.banks,
             g.weight.word_elements, g.out.elements, g.out.word_elements, a.max_m, a.max_k, a.max_n,
-            1 << tile.dma.count_bits, True)
+            1 << tile.dma.count_bits, tile.bus_bytes, True)
 
 
 def geometry(designs: Sequence) -> TileGeometry:
@@ -116,6 +118,50 @@ def geometry(designs: Sequence) -> TileGeometry:
     cols = list(zip(*(_figures(d) for d in designs)))
     col = lambda v, t=np.float64: np.asarray(v, dtype=t)[:, None, None]  # noqa: E731
     return TileGeometry(*(col(v) for v in cols[:-1]), buildable=col(cols[-1], bool))
+
+
+ACC_BYTES = 4  # a GEMM's output tile: 32-bit accumulators, stored whole
+
+
+def gemm_bytes(geo: TileGeometry, ms, ks, ns, m, k, n, tm, tn, kb, order_b, packed, a_bytes, b_bytes) -> np.ndarray:
+    """Bytes the compiler's DMA moves for one ``m x k @ k x n`` product cut into shares of ``ms x
+    ns`` over ``ks`` of K, in tiles of ``tm x tn`` over K blocks of ``kb``: an operand's tile is
+    loaded whenever the job before (loop order: M, N, K blocks, or N, M, K with ``order_b``, the
+    weights resident) held another, once for every slice that takes it; a packed weight tile
+    (``packed``) at its skewed row pitch, A and an unpacked B (the KV cache) as their elements
+    (``a_bytes``, ``b_bytes`` each); every output tile stored once as 32-bit accumulators."""
+    nm, nn, nk = ceil_div(ms, tm), ceil_div(ns, tn), ceil_div(ks, kb)
+    one_k = nk == 1
+    a_passes = np.where(one_k & (~order_b | (nm == 1)), 1.0, nn)
+    b_passes = np.where(one_k & (order_b | (nn == 1)), 1.0, nm)
+    tail = np.mod(k, ks)
+    blocks = np.floor(k / ks) * nk + np.where(tail > 0, ceil_div(tail, kb), 0.0)  # over all K parts
+    b_pass = np.where(packed, n * blocks * _pitch(kb, geo.w_word, geo.w_banks), n * k * b_bytes)
+    return m * k * a_bytes * a_passes + b_pass * b_passes + m * n * ACC_BYTES
+
+
+def gemm_fill(geo: TileGeometry, ms, ks, ns, tm, tn, kb, packed, a_bytes, b_bytes):
+    """Bytes of a share's first A and B tiles (loaded before its first GEMM command) and of its
+    last output tile (stored after its last one): the DMA that runs beside no GEMM command."""
+    m0, n0, k0 = np.minimum(tm, ms), np.minimum(tn, ns), np.minimum(kb, ks)
+    first_b = np.where(packed, n0 * _pitch(kb, geo.w_word, geo.w_banks), n0 * k0 * b_bytes)
+    last_m, last_n = ms - (ceil_div(ms, tm) - 1) * tm, ns - (ceil_div(ns, tn) - 1) * tn
+    return m0 * k0 * a_bytes, first_b, last_m * last_n * ACC_BYTES
+
+
+def dma_period(bus_bytes, bytes_per_cycle):
+    """Cycles per DMA beat (:attr:`MemoryModel.period <peforge.hw.tile.dma.MemoryModel.period>`)
+    of a ``bus_bytes`` bus over a memory of ``bytes_per_cycle`` (bytes per clock cycle): the
+    fewest whole cycles in which the memory delivers a beat, at least 1."""
+    return np.maximum(1, np.ceil(np.asarray(bus_bytes, dtype=np.float64) / bytes_per_cycle))
+
+
+def dma_bytes_per_s(geo: TileGeometry, bytes_per_s, clock_hz) -> np.ndarray:
+    """The DRAM bandwidth the tile's DMA sees (bytes per second): one bus beat per
+    :func:`dma_period` cycles of the memory's ``bytes_per_s`` at ``clock_hz``; ``bytes_per_s``
+    itself where the tile cannot be built."""
+    beats = geo.bus_bytes / dma_period(geo.bus_bytes, bytes_per_s / clock_hz) * clock_hz
+    return np.where(geo.buildable, beats, bytes_per_s)
 
 
 def _pitch(k, word, banks) -> np.ndarray:

@@ -57,7 +57,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field, fields
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -67,11 +67,15 @@ from . import mapper
 from .array import array_shapes
 from .footprint import GIB, capacity_columns, max_batch
 from .formats import operand_passes
-from .gemm_tiles import gemm_work, geometry, share_sides, tile_of, tile_sides
+from .gemm_tiles import (dma_bytes_per_s, dma_period, gemm_bytes, gemm_fill, gemm_work, geometry, share_sides, tile_of,
+                         tile_sides)
 from .mapper import PSUM_BYTES, ceil_div
 from .tile_parts import tile_parts_mm2
 from .units import UnitCosts
-from .workload import KIND_CODES, ROLE_CODES, OpTable, Workload
+from .workload import KIND_CODES, ROLE_CODES, VECTOR_CODES, OpTable, Workload
+
+if TYPE_CHECKING:
+    from ...hw.tile.dma import MemoryModel
 
 ATTENTION, ELEMENTWISE = KIND_CODES["attention"], KIND_CODES["elementwise"]
 PIM_MODES = {"none": 0, "blocked": 1, "concurrent": 2}
@@ -379,11 +383,17 @@ class CostModel:
     the vector commands it issues (:mod:`peforge.dse.tile.vector_lowering`: an elementwise row's,
     a product's requantization epilogue, added to its array cycles; nominal ops per lane where
     the tile does not lower a row); else the spread's cycles of one whole share per array and
-    the graph's nominal vector ops per lane (the mapping chosen is the same either way).
+    the graph's nominal vector ops per lane (the mapping chosen is the same either way). Under
+    ``tile_commands`` the DRAM is also the tile's: a row's DRAM bytes are those its DMA moves (the
+    program stores every tensor and loads it again), at the DMA's rate (whole bus beats at the
+    memory's bandwidth), and a row's time is its program's phases one after another
+    (:meth:`_program_s`; a vector step's transfers each :meth:`DmaConfig.cycles
+    <peforge.hw.tile.dma.DmaConfig.cycles>` over ``tile_memory``, default ``MemoryModel()``, at
+    the design's cycles per beat).
     """
 
     def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False,
-                 tile_commands: bool = False):
+                 tile_commands: bool = False, tile_memory: MemoryModel | None = None):
         self.designs = list(designs)
         self.unit_costs = list(costs)
         if not checked:
@@ -409,6 +419,13 @@ class CostModel:
         self.pim = _PimArrays(self.designs)
         self.tile = geometry(self.designs) if tile_commands else None
         self.tiles = [tile_of(d) for d in self.designs] if tile_commands else None
+        if self.tile is not None:  # DRAM as the tile's DMA sees it: whole bus beats at the memory's rate
+            periods = dma_period(self.tile.bus_bytes, self.dram_bytes_per_s / self.clock_hz).reshape(-1)
+            self.dram_bytes_per_s = dma_bytes_per_s(self.tile, self.dram_bytes_per_s, self.clock_hz)
+            from ...hw.tile.dma import MemoryModel  # here: the tile's modules bring in Amaranth
+
+            memory = tile_memory or MemoryModel()
+            self.tile_memories = [dataclasses.replace(memory, period=int(p)) for p in periods]
         self.memory_capacity, self.kv_capacity = capacity_columns(self.designs)  # bytes, (designs,)
         self._passes: dict[tuple, dict[str, np.ndarray]] = {}
 
@@ -455,12 +472,16 @@ class CostModel:
         vector_cycles = np.ceil(per_layer(r.vector_ops) / self.vector_lanes)
         epilogue = 0.0
         if self.tiles is not None:  # the vector commands the tile compiler issues, where it lowers the row
-            vector_cycles, epilogue = self._vector_commands(r, vector_cycles)
+            vector_cycles, epilogue, vector_bytes = self._vector_commands(r, vector_cycles)
         ew_fits = per_layer(r.act_bytes) <= self.act_sram + self.out_sram
         ew_bytes = per_layer(r.weight_bytes) + np.where(ew_fits, 0.0, per_layer(r.act_bytes))
+        if self.tiles is not None:  # the DMA's bytes: each vector step loads its operands, stores its result
+            ew_bytes = np.where(np.isnan(vector_bytes), ew_bytes, vector_bytes)
         compute_cycles = np.where(elementwise, vector_cycles, layer["cycles"] + epilogue)
         vector_part = np.where(elementwise, vector_cycles, epilogue)
         dram_layer = np.where(elementwise, ew_bytes, layer["dram_bytes"])
+        if self.tiles is not None:  # a matrix row's epilogue's bytes too
+            dram_layer = dram_layer + np.where(elementwise, 0.0, np.nan_to_num(vector_bytes))
         on_pim = r.attention & (self.pim_mode > 0) & use_pim
         rescale = 0.0
         if self.any_fused and (r.role == ROLE_CODES["score"]).any():
@@ -471,6 +492,9 @@ class CostModel:
         dram_bytes = dram_layer * r.repeat
         dram_s = dram_bytes / self.dram_bytes_per_s
         busy = np.where(plan.double | elementwise, np.maximum(compute_s, dram_s), compute_s + dram_s)
+        if self.tiles is not None:  # the overlap the tile's program has
+            program_s = self._program_s(r, plan, layer) * r.repeat
+            busy = np.where(np.isnan(program_s), busy, program_s)
 
         # PIM: each query row of a decode attention product is a GEMV y = x . B, i.e. W = B^T of
         # N rows x K columns, on one channel in all-bank mode; GEMVs are spread over the channels,
@@ -503,19 +527,23 @@ class CostModel:
                         vector_s=full(vector_s))
         return cost, plan
 
-    def _vector_commands(self, r: Rows, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _vector_commands(self, r: Rows, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-layer vector-unit cycles of the commands the tile compiler issues
         (:mod:`peforge.dse.tile.vector_lowering`): an elementwise row's (``nominal`` where the tile
-        does not lower it), and a matrix row's epilogue (0 where none), on every design's tile."""
-        from ..tile.vector_lowering import tile_vector_cycles
+        does not lower it), and a matrix row's epilogue (0 where none), on every design's tile;
+        and the DMA's bytes around them (NaN where the tile does not lower the row; a rotation's
+        queries also loaded and stored split into heads)."""
+        from ..tile.vector_lowering import row_bytes, tile_vector_cycles
 
         products = np.where(r.matrix, np.round(r.products), 1.0)
         rows, width = np.where(r.matrix, products * r.m, r.m), r.n
         cycles = tile_vector_cycles(self.tiles, r.vector, rows, width, r.vector_a, r.vector_b)
+        moved = tile_vector_cycles(self.tiles, r.vector, rows, width, r.vector_a, r.vector_b, rule=row_bytes)
+        moved = moved + np.where(r.vector == VECTOR_CODES["rope"], 2 * r.m * r.vector_b, 0.0)
         lowered = ~np.isnan(cycles)
         vector = np.where(lowered & ~r.matrix, cycles, nominal)
         epilogue = np.where(lowered & r.matrix, cycles, 0.0)
-        return vector, epilogue
+        return vector, epilogue, moved
 
     def _map_matrix_rows(self, r: Rows) -> tuple[Mapping, dict[str, Any]]:
         """:meth:`mapping` of the matrix rows of ``r`` only, laid out over all its rows (zeros on
@@ -543,6 +571,7 @@ class CostModel:
                 plan_out[key][..., index] = v
         plan = Mapping(**{f.name: plan_out[f.name] for f in fields(Mapping)})
         layer_out = {"cycles": plan_out["cycles"], "dram_bytes": plan_out["dram_bytes"], "adds": plan_out["adds"],
+                     "tile": plan_out["tile"], "fill": plan_out["fill"],
                      "sram_pj": {part: plan_out[f"sram_{part}"] for part in ("act", "weight", "out")}}
         return plan, layer_out
 
@@ -583,19 +612,26 @@ class CostModel:
             candidate=np.asarray(candidates)[local], arrays=of_spread(sp.arrays), in_flight=of_spread(sp.in_flight),
             rounds=of_spread(sp.rounds), k_passes=of_spread(sp.k_passes), double=choice < len(candidates),
             family=of_tiling(t.family), tile_m=of_tiling(t.tile_m), tile_n=of_tiling(t.tile_n))
-        layer = {"cycles": self._command_cycles(r, sp, plan, of_spread, passes, w_bits),
-                 "dram_bytes": of_tiling(dram), "adds": of_spread(sp.adds),
+        cycles, moved, fill = self._command_cycles(r, sp, plan, of_spread, passes, w_bits)
+        layer = {"cycles": cycles, "dram_bytes": np.where(np.isnan(moved), of_tiling(dram), moved),
+                 "tile": ~np.isnan(moved), "fill": fill, "adds": of_spread(sp.adds),
                  "sram_pj": {part: of_spread(v) for part, v in sram.items()}}
         return plan, layer
 
-    def _command_cycles(self, r: Rows, sp: mapper.Spread, plan: Mapping, of_spread, passes, w_bits) -> np.ndarray:
+    def _command_cycles(self, r: Rows, sp: mapper.Spread, plan: Mapping, of_spread, passes, w_bits
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-layer cycles of the chosen mapping as the tile runs it: the busiest array's GEMM
         commands (:func:`~peforge.dse.cost.gemm_tiles.gemm_work` over the compiler's tiles of its
         share, every round), and the partial-sum additions; the spread's own figure where the
-        tile cannot be built or no tile of the family fits."""
+        tile cannot be built or no tile of the family fits. And the bytes its DMA moves
+        (:func:`~peforge.dse.cost.gemm_tiles.gemm_bytes` of every product; the new K / V rows
+        loaded and stored into the cache, attention's context loaded and stored with its heads
+        merged), NaN where the cycles are the spread's; and the bytes of the DMA beside no GEMM
+        command (:func:`~peforge.dse.cost.gemm_tiles.gemm_fill`)."""
         shape, geo = self.shape, self.tile
         if geo is None or not geo.buildable.any():
-            return of_spread(sp.cycles)
+            nan = np.full(np.shape(of_spread(sp.cycles)), np.nan)
+            return of_spread(sp.cycles), nan, nan
         fold = shape.rows * shape.lanes
         m_parts = np.maximum(1, of_spread(sp.arrays) / (of_spread(sp.n_parts) * of_spread(sp.k_parts)))
         ms = share_sides(r.m, m_parts, 1)
@@ -605,7 +641,58 @@ class CostModel:
                                 plan.k_passes)
         work = plan.rounds * passes * gemm_work(shape, ms, ks, ns, tm, tn, kb, w_bits)
         exact = work + ceil_div(of_spread(sp.adds), self.vector_lanes)
-        return np.where(geo.buildable & (tm >= 1) & (tn >= 1), exact, of_spread(sp.cycles))
+        ok = geo.buildable & (tm >= 1) & (tn >= 1)
+        order_b = (plan.family == mapper.WEIGHT_RESIDENT) & (plan.k_passes <= 1)
+        moved = np.round(r.products) * gemm_bytes(geo, ms, ks, ns, r.m, np.maximum(r.k, 1), r.n, tm, tn, kb, order_b,
+                                                  ~r.attention, r.a_bytes, r.b_bytes)
+        moved = moved + self._moves(r)
+        # every slice of the first group loads its tiles (one A for slices of one M and K part, one B
+        # for slices of one N and K part) and stores its last tile (the K parts' added into one)
+        a0, b0, c0 = gemm_fill(geo, ms, ks, ns, tm, tn, kb, ~r.attention, r.a_bytes, r.b_bytes)
+        n_parts, k_parts = of_spread(sp.n_parts), of_spread(sp.k_parts)
+        fill = of_spread(sp.in_flight) * (m_parts * k_parts * a0 + n_parts * k_parts * b0 + m_parts * n_parts * c0)
+        return np.where(ok, exact, of_spread(sp.cycles)), np.where(ok, moved, np.nan), fill
+
+    @staticmethod
+    def _moves(r: Rows) -> np.ndarray:
+        """Per-layer bytes the tile's DMA alone moves for a matrix row: its INT8 outputs loaded and
+        stored again, the new K / V into the cache, attention's context with its heads merged."""
+        moved_rows = (r.kv_writes > 0) | (r.role == ROLE_CODES["context"])
+        return np.where(moved_rows, 2 * np.round(r.products) * r.m * r.n, 0.0)
+
+    def _program_s(self, r: Rows, plan: Mapping, layer: dict[str, Any]) -> np.ndarray:
+        """Per-layer seconds of each row as the tile's program runs it, its phases one after
+        another: a matrix row's GEMM commands beside their DMA where double-buffered (but its
+        first tiles' loads and its last tile's store), else after it, its epilogue's vector steps,
+        its DMA-only moves; an elementwise row's vector steps (:func:`row_steps
+        <peforge.dse.tile.vector_lowering.row_steps>`: a block's loads beside the previous block's
+        commands where the step's buffers let them, its store after them). NaN where the tile does
+        not run the row."""
+        from ..tile.vector_lowering import MAX_STEPS, STEP_FIGURES, step_figure, tile_vector_cycles
+
+        clock, per_s = self.clock_hz, self.dram_bytes_per_s
+        with_memory = [None if t is None else (t, m) for t, m in zip(self.tiles, self.tile_memories)]
+
+        products = np.where(r.matrix, np.round(r.products), 1.0)
+        rows, width = np.where(r.matrix, products * r.m, r.m), r.n
+        steps = 0.0
+        for i in range(MAX_STEPS):
+            f = {part: tile_vector_cycles(with_memory, r.vector, rows, width, r.vector_a, r.vector_b,
+                                          rule=step_figure(i, part)) for part in STEP_FIGURES}
+            # blocks alike: the first block's loads, then each block's commands beside the next one's
+            # loads (or after them), every store after its block's commands
+            blocks = np.maximum(f["blocks"], 1)
+            c, load = f["cycles"] / blocks, f["loads"] / blocks
+            steps = steps + (np.where(f["overlap"] > 0, load + (blocks - 1) * np.maximum(c, load) + c,
+                                      f["cycles"] + f["loads"]) + f["stores"]) / clock
+        moves = self._moves(r)
+        # the first tiles' loads and the last one's store beside no GEMM command, the rest beside them
+        fill = layer["fill"] / per_s
+        gemm = np.where(plan.double, fill + np.maximum(layer["cycles"] / clock,
+                                                       (layer["dram_bytes"] - moves) / per_s - fill),
+                        layer["cycles"] / clock + (layer["dram_bytes"] - moves) / per_s)
+        matrix = gemm + np.nan_to_num(steps) + moves / per_s
+        return np.where(r.matrix, np.where(layer["tile"], matrix, np.nan), steps)
 
     def _fuse_attention(self, r: Rows, plan: Mapping, cycles, dram, on_pim):
         """Score, softmax and context rows of an attention operator fused (FlashAttention-style,

@@ -22,7 +22,6 @@ operator) measured beside the predicted.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import numpy as np
 from ...hw.tile.config import TileConfig
 from ...hw.tile.dma import MemoryModel
 from ...hw.tile.isa import program_timeline
+from ..cost.gemm_tiles import dma_period
 from ..cost.units import memory_costs
 from .compiler import CACHE_NAMES, Compiled, compile_layer
 from .dram import Symbol
@@ -62,7 +62,7 @@ def memory_model(design: Any, tile: TileConfig, *, read_latency: int = READ_LATE
     period at which ``tile.bus_bytes`` per beat is at most the design's sustained bytes per cycle."""
     units = design.memory.units * memory_costs(design)["memory_gb_per_s"]  # GB/s, sustained
     bytes_per_cycle = units * 1e3 / design.compute.clock_mhz
-    period = max(1, math.ceil(tile.bus_bytes / bytes_per_cycle))
+    period = int(dma_period(tile.bus_bytes, bytes_per_cycle))
     return MemoryModel(read_latency=read_latency, write_latency=write_latency, period=period)
 
 

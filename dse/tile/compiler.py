@@ -64,10 +64,11 @@ __all__ = ["Compiled", "compile_layer", "operator_of_steps", "CACHE_NAMES"]
 
 CACHE_NAMES = ("k_cache", "v_cache_t")
 # The graph operator of a step that is not a Gemm, by the tensor it writes (a requantization of a
-# GEMM's accumulators is that GEMM's epilogue, found by its input).
+# GEMM's accumulators is that GEMM's epilogue, found by its input; a cache write is the K or V
+# projection's, as the graph's rows count it; the queries split into heads are the rotation's).
 _OPERATOR_OF_OUTPUT = {
     "attn_norm_rms": "input_norm", "attn_norm": "input_norm", "q_rot": "rope", "k_rot": "rope",
-    "k_cache": "attn.score", "v_cache_t": "attn.context", "q_heads": "attn.score", "probs": "attn.softmax",
+    "k_cache": "k_proj", "v_cache_t": "v_proj", "q_heads": "rope", "probs": "attn.softmax",
     "attn": "attn.context", "h": "residual_add", "mlp_norm_rms": "post_attention_norm",
     "mlp_norm": "post_attention_norm", "gate_silu": "mlp.silu_mul", "gate_up": "mlp.silu_mul",
     "mlp_act": "mlp.silu_mul", "out": "residual_add",

@@ -9,7 +9,8 @@ cycles per beat) gives, per operator of the graph (the instructions' tags):
 - ``array_work``: the busiest slice's sum of its GEMM commands' cycles (the arrays of a slice run
   one command at a time; slices run side by side); ``vector_work``: the sum of the vector unit's
   commands' cycles. These are what the cost model's array and vector phases price, command by
-  command (:func:`peforge.dse.cost.gemm_tiles.gemm_work`);
+  command (:func:`peforge.dse.cost.gemm_tiles.gemm_work`); ``dma_bytes``: the bytes its DMA
+  commands move (loads and stores), what the cost model's DRAM bytes price;
 - ``total``: the sequencer's time on the operator's instructions: each instruction is charged the
   cycles from the previous one leaving decode to its own leaving (its stall included), the
   ``End`` (the drain) to the last operator; the totals add up to the program's cycles.
@@ -30,8 +31,8 @@ from .compiler import Compiled, compile_layer
 from .intlayer import IntLayer
 from .mapping import OperatorMapping
 
-__all__ = ["OperatorCycles", "Prediction", "predict", "predict_layer", "cost_model_cycles", "cost_model_compute",
-           "cycle_table"]
+__all__ = ["OperatorCycles", "Prediction", "predict", "predict_layer", "cost_model_cycles", "cost_model_bytes",
+           "cost_model_compute", "cycle_table"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class OperatorCycles:
     total: int
     array_work: int = 0
     vector_work: int = 0
+    dma_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ def predict(compiled: Compiled, memory: MemoryModel) -> Prediction:
     previous = 0
     last = None
     work: dict[str, dict[str, int]] = {}  # tag -> slot -> summed command cycles
+    moved: dict[str, int] = {}  # tag -> DMA bytes
     for step in timeline.steps:
         tag = compiled.tags[step.index]
         if tag == "end":
@@ -90,6 +93,8 @@ def predict(compiled: Compiled, memory: MemoryModel) -> Prediction:
             busy.setdefault(tag, {"array": [], "vector": [], "dma": []})[unit].append((step.issued, step.completed))
             slots = work.setdefault(tag, {})
             slots[ins.slot] = slots.get(ins.slot, 0) + step.completed - step.issued
+            if ins.slot == "dma":
+                moved[tag] = moved.get(tag, 0) + ins.command.rows * ins.command.row_bytes
     operators = {}
     for tag in total:
         phases = busy.get(tag, {"array": [], "vector": [], "dma": []})
@@ -98,7 +103,7 @@ def predict(compiled: Compiled, memory: MemoryModel) -> Prediction:
                                         total=total[tag],
                                         array_work=max((v for s, v in slots.items() if s.startswith("gemm")),
                                                        default=0),
-                                        vector_work=slots.get("vec", 0))
+                                        vector_work=slots.get("vec", 0), dma_bytes=moved.get(tag, 0))
     return Prediction(cycles=timeline.cycles, operators=operators)
 
 
@@ -119,6 +124,17 @@ def cost_model_cycles(evaluation: Any, clock_mhz: float) -> dict[str, dict[str, 
     for phase, name, seconds in zip(frame["phase"], frame["operator"], frame["time_s"]):
         out.setdefault(phase, {})
         out[phase][name] = out[phase].get(name, 0.0) + float(seconds) * clock_mhz * 1e6
+    return out
+
+
+def cost_model_bytes(evaluation: Any) -> dict[str, dict[str, float]]:
+    """The cost model's DRAM bytes per operator (``Evaluation.operators``, repeated names added),
+    by phase and operator."""
+    out: dict[str, dict[str, float]] = {}
+    frame = evaluation.operators
+    for phase, name, moved in zip(frame["phase"], frame["operator"], frame["dram_bytes"]):
+        out.setdefault(phase, {})
+        out[phase][name] = out[phase].get(name, 0.0) + float(moved)
     return out
 
 

@@ -7,8 +7,10 @@ rows (and, for an elementwise op whose rows do not fit, of columns) held in buff
 the slices' scratchpads: :func:`step_buffers` says which buffers, :func:`plan_blocks` how many
 rows a block takes and where the buffers go (the largest block that fits, double-buffered where
 two copies fit, slice 0's scratchpads first), :func:`step_commands` the commands of one block.
-:mod:`peforge.dse.tile.lower_vector` adds the DMA around them; :func:`row_cycles` sums their
-:func:`~peforge.hw.tile.vector.vector_cycles` for the cost model (``CostModel(tile_commands=True)``).
+:mod:`peforge.dse.tile.lower_vector` adds the DMA around them (each ``in`` buffer loaded per
+block, each ``const`` once or once per column block, each ``out`` stored per block:
+:func:`step_bytes`); :func:`row_cycles` sums their :func:`~peforge.hw.tile.vector.vector_cycles`
+and :func:`row_bytes` their DMA bytes for the cost model (``CostModel(tile_commands=True)``).
 
 The graph's vector kinds (:data:`VECTOR_KINDS`, the ``vector`` field of
 :class:`peforge.models.graph.Operator`): elementwise rows ``rmsnorm`` (the norm, then a
@@ -37,7 +39,8 @@ from ..cost.workload import VECTOR_CODES
 from .intlayer import ACC_BITS, ACT_BITS, NORM_BITS, PROB_BITS, SILU_BITS
 
 __all__ = ["VECTOR_KINDS", "Buffer", "Block", "BlockPlan", "VectorStep", "graph_steps", "step_buffers",
-           "plan_blocks", "step_commands", "row_cycles", "row_commands", "tile_vector_cycles"]
+           "plan_blocks", "step_commands", "step_bytes", "row_cycles", "row_bytes", "row_steps", "step_figure",
+           "MAX_STEPS", "STEP_FIGURES", "row_commands", "tile_vector_cycles"]
 
 VECTOR_SLICE = 0  # the slice whose scratchpads a vector step prefers
 # codes of the graph operators' ``vector`` field (0: no lowering, priced by nominal ops)
@@ -341,6 +344,23 @@ def _softmax_group(step: VectorStep, a: dict[str, int], local: int, count: int, 
     return [*program[:-1], replace(program[-1], dst=a["out"] + local, out_bits=ACT_BITS)]
 
 
+def step_bytes(tile, plan: BlockPlan) -> int:
+    """The bytes the DMA moves for a vector step over ``plan``'s blocks on ``tile``: every ``in``
+    buffer loaded and every ``out`` one stored per block, a ``const`` once (once per column block
+    where it follows them); what :func:`~peforge.dse.tile.lower_vector.lower_vector` transfers."""
+    total = 0
+    for b in plan.buffers:
+        if b.kind == "tmp":
+            continue
+        eb = tile.element_bytes(b.spad)
+        if b.kind == "const":
+            chunks = {blk.c0: blk.cols for blk in plan.blocks} if plan.follows(b) else {0: b.cols}
+            total += b.rows * sum(chunks.values()) * eb
+        else:
+            total += sum(blk.rows * (blk.cols if plan.follows(b) else b.cols) for blk in plan.blocks) * eb
+    return total
+
+
 def _cycles(tile, commands, length=None, rows=None) -> int:
     """Summed :func:`~peforge.hw.tile.vector.vector_cycles` of ``commands`` on ``tile``'s unit, or
     of each command as a template over ``length`` and ``rows`` arrays (0 rows: none)."""
@@ -407,8 +427,95 @@ def row_cycles(tile, kind: int, rows: int, width: int, a: int, b: int) -> float:
     return float(total)
 
 
-def tile_vector_cycles(tiles, kind, rows, width, a, b) -> np.ndarray:
-    """:func:`row_cycles` of every cell for every design's tile: ``tiles`` one per design (None:
+@functools.lru_cache(maxsize=65536)
+def row_bytes(tile, kind: int, rows: int, width: int, a: int, b: int) -> float:
+    """The DMA's bytes for a graph row's vector steps on ``tile`` (:func:`step_bytes` of each):
+    every step loads its operands and stores its result; NaN where the tile cannot hold its
+    blocks."""
+    total = 0
+    try:
+        for step in graph_steps(kind, rows, width, a, b):
+            buffers, split = step_buffers(step)
+            total += step_bytes(tile, plan_blocks(tile, step.op, step.rows, buffers, split))
+    except ValueError:
+        return float("nan")
+    return float(total)
+
+
+MAX_STEPS = 3  # vector steps of a graph row at most (SiLU-mul: SiLU, the product, a requantization)
+
+
+MAX_STEPS = 3  # vector steps of a graph row at most (SiLU-mul: SiLU, the product, a requantization)
+STEP_FIGURES = ("cycles", "loads", "stores", "blocks", "overlap")
+
+
+def _overlaps(step: VectorStep, plan: BlockPlan) -> bool:
+    """Whether the next block's loads can run beside a block's commands: two copies, and no load
+    on a scratchpad the commands write (the DMA and the vector unit's writes share its port; a
+    store always shares the destination's, so it waits for the block's commands)."""
+    written = {(b.slice, b.spad) for b in plan.buffers
+               if b.kind in ("out", "tmp") or (step.op == "softmax" and b.name == "in0")}  # softmax: exp in place
+    loaded = {(b.slice, b.spad) for b in plan.buffers if b.kind in ("in", "const")}
+    return plan.copies > 1 and not written & loaded
+
+
+def _dma_cycles(tile, memory, plan: BlockPlan) -> tuple[int, int]:
+    """The DMA's cycles for a vector step's loads and its stores over ``memory`` (each transfer
+    :meth:`DmaConfig.cycles <peforge.hw.tile.dma.DmaConfig.cycles>` of its rows, from a
+    bus-aligned DRAM row: the compiler's tensors start aligned)."""
+    from ...hw.tile.dma import DmaCommand
+
+    def cycles(direction, rows, elems, b):
+        eb = tile.element_bytes(b.spad)
+        return tile.dma.cycles(DmaCommand(dir=direction, dram_addr=0, spad_addr=0, rows=rows, row_bytes=elems * eb,
+                                          dram_stride=elems * eb if rows > 1 else 0,
+                                          spad_stride=elems if rows > 1 else 0), memory)
+
+    loads = stores = 0
+    for b in plan.buffers:
+        if b.kind == "const":
+            chunks = {blk.c0: blk.cols for blk in plan.blocks} if plan.follows(b) else {0: b.cols}
+            loads += sum(cycles("load", b.rows, cols, b) for cols in chunks.values())
+        elif b.kind in ("in", "out"):
+            moved = sum(cycles("load" if b.kind == "in" else "store", blk.rows,
+                               blk.cols if plan.follows(b) else b.cols, b) for blk in plan.blocks)
+            loads, stores = (loads + moved, stores) if b.kind == "in" else (loads, stores + moved)
+    return loads, stores
+
+
+@functools.lru_cache(maxsize=65536)
+def row_steps(tile, memory, kind: int, rows: int, width: int, a: int, b: int) -> tuple[tuple[float, ...], ...]:
+    """Each vector step of a graph row on ``tile`` over ``memory`` (a
+    :class:`~peforge.hw.tile.dma.MemoryModel`; :data:`MAX_STEPS` steps, zeros past the last): its
+    :data:`STEP_FIGURES`, the commands' cycles, the DMA's cycles for its loads and for its stores,
+    the blocks and whether the next block's loads run beside a block's commands (1.0, else 0.0:
+    :func:`_overlaps`); NaN where the tile cannot hold its blocks. The compiler runs a row's steps
+    one after another, each block's loads, commands and store in turn."""
+    out = []
+    try:
+        for step in graph_steps(kind, rows, width, a, b):
+            buffers, split = step_buffers(step)
+            plan = plan_blocks(tile, step.op, step.rows, buffers, split)
+            out.append((float(_step_cycles(tile, step, plan)), *map(float, _dma_cycles(tile, memory, plan)),
+                        float(len(plan.blocks)), float(_overlaps(step, plan))))
+    except ValueError:
+        return ((float("nan"),) * len(STEP_FIGURES),) * MAX_STEPS
+    return tuple(out + [(0.0,) * len(STEP_FIGURES)] * (MAX_STEPS - len(out)))
+
+
+def step_figure(index: int, part: str):
+    """A rule for :func:`tile_vector_cycles` over ``(tile, memory)`` pairs: figure ``part`` (of
+    :data:`STEP_FIGURES`) of step ``index`` of :func:`row_steps`."""
+    column = STEP_FIGURES.index(part)
+
+    def rule(tile_memory, kind, rows, width, a, b):
+        return row_steps(*tile_memory, kind, rows, width, a, b)[index][column]
+    return rule
+
+
+def tile_vector_cycles(tiles, kind, rows, width, a, b, rule=row_cycles) -> np.ndarray:
+    """:func:`row_cycles` (or ``rule``: :func:`row_bytes`, :func:`step_figure`) of every cell for
+    every design's tile: ``tiles`` one per design (what ``rule`` takes first; None:
     no tile), the other arguments arrays that broadcast (codes, figures); an array of shape
     ``(designs, *cells)``, NaN where a design has no tile, the tile cannot hold a row's blocks, or
     a cell has no lowering (code 0). The distinct cells are lowered once per distinct tile."""
@@ -423,6 +530,6 @@ def tile_vector_cycles(tiles, kind, rows, width, a, b) -> np.ndarray:
         if tile is None or not len(unique):
             continue
         if tile not in by_tile:
-            by_tile[tile] = np.array([row_cycles(tile, *map(int, key)) for key in unique])
+            by_tile[tile] = np.array([rule(tile, *map(int, key)) for key in unique])
         out[d, lowered] = by_tile[tile][inverse.reshape(-1)]
     return out.reshape(len(tiles), *cells)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -207,6 +208,15 @@ class DmaConfig:
         return out
 
     def cycles(self, cmd: DmaCommand, memory: MemoryModel) -> int:
+        """Cycles from accepting ``cmd`` until the DMA is ready again (:meth:`burst_cycles`; in
+        closed form, :func:`stream_cycles`, where its bursts are all of one length)."""
+        bursts = self.bursts(cmd)
+        if len({beats for _, beats in bursts}) == 1:
+            return int(stream_cycles(cmd.dir == "load", len(bursts), bursts[0][1], self.outstanding,
+                                     memory.read_latency, memory.write_latency, memory.period))
+        return self.burst_cycles(cmd, memory)
+
+    def burst_cycles(self, cmd: DmaCommand, memory: MemoryModel) -> int:
         """Cycles from accepting ``cmd`` until the DMA is ready again, all its writes done, over
         ``memory`` (exact: the engine's issue rules of the module docstring, burst by burst).
 
@@ -231,6 +241,27 @@ class DmaConfig:
             last_beat = memory.slot(earliest) + (beats - 1) * memory.period
             done.append(last_beat if load else last_beat + memory.write_latency)
         return done[-1] + 1
+
+
+def stream_cycles(load, bursts, beats, outstanding, read_latency, write_latency, period):
+    """:meth:`DmaConfig.burst_cycles` of ``bursts`` bursts of ``beats`` beats each, in closed
+    form (numpy: any argument an array).
+
+    The first ``outstanding`` (``N``) bursts' beats follow each other from the first data slot
+    ``f`` (``slot(1 + read_latency)`` for a load, ``slot(3)`` for a store); burst ``j >= N``
+    waits for burst ``j - N`` to be done (its address handshake the cycle after), so it ends
+    ``W = slot(lag) + (beats - 1) * period`` after it (``lag``: ``1 + read_latency`` for a load,
+    ``2 + write_latency`` for a store), or ``N * beats * period`` later where the data slots are
+    the bound. Burst ``k N + i`` ends at ``f + ((i + 1) beats - 1) period + k max(W, N beats
+    period)``; ready the cycle after (a store: after its response)."""
+    load = np.asarray(load, dtype=bool)
+    slot = lambda cycle: -(-np.asarray(cycle) // period) * period  # noqa: E731
+    first = np.where(load, slot(1 + read_latency), slot(STORE_FIRST_BEAT))
+    lag = np.where(load, slot(1 + read_latency), slot(2 + write_latency))
+    wave = np.maximum(lag + (beats - 1) * period, outstanding * beats * period)
+    k, i = np.divmod(np.asarray(bursts) - 1, outstanding)
+    last = first + ((i + 1) * beats - 1) * period + k * wave
+    return last + np.where(load, 0, write_latency) + 1
 
 
 def spad_write_signature(config: DmaConfig) -> wiring.Signature:

@@ -106,3 +106,28 @@ def test_axi_signatures_and_registers_reject():
         AxiLiteRegisters([Register(name="a"), Register(name="a")])
     with pytest.raises(ValueError, match="addr_bits 2"):
         AxiLiteRegisters([Register(name="a"), Register(name="b")], addr_bits=2)
+
+
+def test_stream_cycles_is_the_burst_rule():
+    """The closed form of a stream of like bursts (what ``DmaConfig.cycles`` and the cost model
+    call) is the burst-by-burst rule, loads and stores, bandwidth- and latency-bound, every
+    outstanding limit and data period."""
+    import itertools
+
+    from peforge.hw.tile.dma import stream_cycles
+
+    checked = 0
+    for max_burst, outstanding in itertools.product((1, 4, 16), (1, 2, 4)):
+        config = DmaConfig(bus_bytes=4, max_burst=max_burst, outstanding=outstanding)
+        for read, write, period in itertools.product((1, 8, 20), (1, 5), (1, 3)):
+            memory = MemoryModel(read_latency=read, write_latency=write, period=period)
+            for direction, rows, beats in itertools.product(("load", "store"), (1, 3, 16), (1, 3, 16, 48)):
+                cmd = DmaCommand(dir=direction, dram_addr=0, spad_addr=0, rows=rows, row_bytes=4 * beats,
+                                 dram_stride=4 * beats if rows > 1 else 0, spad_stride=4 * beats if rows > 1 else 0)
+                bursts = config.bursts(cmd)
+                if len({n for _, n in bursts}) > 1:
+                    continue
+                checked += 1
+                assert stream_cycles(direction == "load", len(bursts), bursts[0][1], outstanding, read, write,
+                                     period) == config.burst_cycles(cmd, memory), (cmd, memory, config)
+    assert checked > 500
