@@ -38,13 +38,13 @@ cache, activations; with PIM the KV cache also fits the PIM banks); the API reje
 does not before pricing, and :meth:`CostModel.metrics` reports ``footprint_gib``,
 ``capacity_gib`` and ``max_batch`` for every design.
 
-PIM. With PIM, decode attention (score and context GEMVs against the KV cache, which lives
-in the PIM memory) runs on the banks in all-bank mode with the PimChannel's exact GEMV
-cycle formula, GEMVs spread over channels. ``blocked``: the NPU waits for PIM, step =
-NPU + PIM. ``concurrent`` (NeuPIMs): two sub-batches pipeline through the layers, the NPU's
-work on one overlapping PIM attention of the other (dual row buffers let the NPU's reads
-proceed meanwhile): step = max(2 x NPU(B/2), PIM(B)) + one layer's pipeline fill. Each
-sub-batch reads the weights again, so this wins only where PIM attention is a large share.
+PIM (:mod:`peforge.dse.cost.pim`). With PIM, decode attention (score and context GEMVs
+against the KV cache, which lives in the PIM memory) and, with ``pim.ops`` ``fc``, batch-1
+weight GEMVs run on the banks in all-bank mode with the PimChannel's exact GEMV cycle formula
+(packed rows where they fit). Each decode step the runtime picks the fastest schedule the
+hardware supports: NPU only, ``blocked`` (the NPU waits for PIM, step = NPU + PIM) or
+``concurrent`` (NeuPIMs: ``k`` sub-batches pipeline through the layers, the NPU's work on one
+overlapping PIM attention of another; each sub-batch reads the weights again).
 
 Energy = MACs x pJ/MAC (characterized, x slices) + SRAM bytes x pJ/bit (each buffer at its
 size) + DRAM bytes x pJ/bit + PIM bytes x internal pJ/bit + PIM MACs x pJ/MAC + vector ops
@@ -61,9 +61,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ...hw.pim import gemv_cycles
 from ..design.point import DesignPoint
-from . import mapper
+from . import mapper, pim as pim_cost
 from .array import array_shapes
 from .footprint import GIB, capacity_columns, max_batch
 from .formats import operand_passes
@@ -73,7 +72,7 @@ from .units import UnitCosts
 from .workload import KIND_CODES, ROLE_CODES, OpTable, Workload
 
 ATTENTION, ELEMENTWISE = KIND_CODES["attention"], KIND_CODES["elementwise"]
-PIM_MODES = {"none": 0, "blocked": 1, "concurrent": 2}
+PIM_MODES = pim_cost.PIM_MODES
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,11 @@ class StepCost:
     dram_j: np.ndarray
     pim_j: np.ndarray
     vector_j: np.ndarray
+    npu_only_s: np.ndarray | None = None  # the rows' time with nothing on PIM (the NPU-only schedule)
+    npu_only_j: np.ndarray | None = None  # and their energy
 
+
+STEP_SUMS = ("npu_s", "pim_s", "npu_only_s", "energy_j", "pim_j", "npu_only_j")  # RunCost.steps
 
 ENERGY_PARTS = {"mac_j": "array MACs", "weight_sram_j": "weight SRAM", "act_sram_j": "activation SRAM",
                 "out_sram_j": "output SRAM", "dram_j": "DRAM", "pim_j": "PIM", "vector_j": "vector unit"}
@@ -130,6 +133,7 @@ class RunCost:
     npu_s: np.ndarray
     pim_s: np.ndarray
     weight: np.ndarray  # steps each column of npu_s / pim_s stands for
+    steps: dict[str, np.ndarray] = field(default_factory=dict)  # STEP_SUMS per step (designs, steps)
 
 
 @dataclass(frozen=True)
@@ -268,13 +272,14 @@ def _run_plan(table: OpTable, workload: Workload, steps: int, slope: dict | None
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run to price: ``steps`` steps of ``table`` growing by ``slope`` per step, on PIM or not,
+    """One run to price: ``steps`` steps of ``table`` growing by ``slope`` per step, on PIM or not (``use_pim``: a
+    flag for attention, or the :data:`~peforge.dse.cost.pim.PIM_ATTENTION` / ``PIM_FC`` bits),
     at a sub-batch ``batch_scale``."""
 
     table: OpTable
     steps: int = 1
     slope: dict | None = None
-    use_pim: bool = False
+    use_pim: int = 0
     batch_scale: float = 1.0
 
 
@@ -328,18 +333,7 @@ def _column(values: Sequence[float]) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)[:, None, None]
 
 
-class _PimArrays:
-    """The PIM parameters of every design, as columns (what :func:`peforge.hw.pim.gemv_cycles` reads)."""
-
-    GEMV = ("banks", "lanes", "cols", "t_rcd", "t_rp", "t_ras", "t_ccd")
-
-    def __init__(self, designs: Sequence[DesignPoint]):
-        for name in ("channels", "clock_mhz", *self.GEMV):
-            setattr(self, name, _column([getattr(d.pim, name) for d in designs]))
-
-    def gemv_cycles(self, out_rows, in_cols) -> np.ndarray:
-        """Cycles of a GEMV with W of ``out_rows x in_cols`` words on one channel, all banks together."""
-        return gemv_cycles(out_rows=out_rows, in_cols=in_cols, **{n: getattr(self, n) for n in self.GEMV})
+_PimArrays = pim_cost.PimArrays  # the PIM columns, in peforge.dse.cost.pim
 
 
 def check_design(design: DesignPoint, costs: UnitCosts) -> None:
@@ -353,10 +347,17 @@ def check_design(design: DesignPoint, costs: UnitCosts) -> None:
     if design.sram.weight_kib * 1024 * 8 < 2 * tile_bits:
         raise ValueError(f"{design.name}: sram.weight_kib={design.sram.weight_kib} cannot double-buffer one "
                          f"{compute.rows}x{compute.cols} weight tile ({2 * tile_bits / 8 / 1024:.1f} KiB)")
+    pim_cost.check_pim(design)
     vector_bits = compute.rows * pe.lanes * pe.a_bits
     if design.sram.activation_kib * 1024 * 8 < 2 * vector_bits:
         raise ValueError(f"{design.name}: sram.activation_kib={design.sram.activation_kib} cannot hold two "
                          f"activation vectors of the array's {compute.rows} rows")
+
+
+def _schedule_text(schedule: pim_cost.Schedule, weight: np.ndarray) -> str:
+    """The first design's decode schedule in words, for the breakdown's PIM rows."""
+    shares = schedule.shares(weight)[0]
+    return "; decode steps: " + ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
 
 
 class CostModel:
@@ -392,11 +393,12 @@ class CostModel:
         self.weight_sram = col(lambda d: d.sram.weight_kib * 1024)
         self.act_sram = col(lambda d: d.sram.activation_kib * 1024)
         self.out_sram = col(lambda d: d.sram.output_kib * 1024)
-        self.pim_mode = col(lambda d: PIM_MODES[d.pim.mode])
-        self.any_pim = bool((self.pim_mode > 0).any())
-        self.pim = _PimArrays(self.designs)
+        self.pim = pim_cost.PimArrays(self.designs)
+        self.pim_mode = self.pim.mode
+        self.any_pim = self.pim.any
         self.tile = geometry(self.designs) if tile_commands else None
         self.memory_capacity, self.kv_capacity = capacity_columns(self.designs)  # bytes, (designs,)
+        self._schedule_text = ""
         self._passes: dict[tuple, dict[str, np.ndarray]] = {}
 
     def format_passes(self, formats: tuple[tuple[str, str], ...]) -> dict[str, np.ndarray]:
@@ -444,45 +446,46 @@ class CostModel:
         ew_bytes = per_layer(r.weight_bytes) + np.where(ew_fits, 0.0, per_layer(r.act_bytes))
         compute_cycles = np.where(elementwise, vector_cycles, layer["cycles"])
         dram_layer = np.where(elementwise, ew_bytes, layer["dram_bytes"])
-        on_pim = r.attention & (self.pim_mode > 0) & use_pim
-        rescale = 0.0
-        if self.any_fused and (r.role == ROLE_CODES["score"]).any():
-            compute_cycles, dram_layer, rescale, plan = self._fuse_attention(r, plan, compute_cycles, dram_layer,
-                                                                             on_pim)
+        on_pim = self.pim.on_pim(r, use_pim) if self.any_pim and np.any(use_pim) else np.zeros((), dtype=bool)
+        pim_s = self.pim.seconds(r, on_pim) if on_pim.any() else 0.0
 
-        compute_s = compute_cycles * r.repeat / self.clock_hz
-        dram_bytes = dram_layer * r.repeat
-        dram_s = dram_bytes / self.dram_bytes_per_s
-        busy = np.where(plan.double | elementwise, np.maximum(compute_s, dram_s), compute_s + dram_s)
+        def npu_cost(on_pim):
+            """The NPU's time and energy by component of every row, none of it for rows on PIM."""
+            cycles, dram, rescale, mapped = compute_cycles, dram_layer, 0.0, plan
+            if self.any_fused and (r.role == ROLE_CODES["score"]).any():
+                cycles, dram, rescale, mapped = self._fuse_attention(r, plan, cycles, dram, on_pim)
+            compute_s = cycles * r.repeat / self.clock_hz
+            dram_bytes = np.where(on_pim, 0.0, dram * r.repeat)
+            dram_s = dram * r.repeat / self.dram_bytes_per_s
+            busy = np.where(plan.double | elementwise, np.maximum(compute_s, dram_s), compute_s + dram_s)
+            # Energy by component (pJ): a row on PIM spends none on the NPU's arrays and buffers.
+            npu = lambda pj: np.where(on_pim, 0.0, pj) * 1e-12  # noqa: E731
+            adds = np.where(r.matrix, layer["adds"], 0.0) * r.repeat
+            sram = {part: np.where(r.matrix, v, 0.0) * r.repeat for part, v in layer["sram_pj"].items()}
+            parts = dict(
+                mac_j=npu(r.macs * passes * c["pj_per_mac"]),
+                weight_sram_j=npu(sram["weight"]), act_sram_j=npu(sram["act"]),
+                out_sram_j=npu(sram["out"] + adds * 2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"]),
+                dram_j=npu(dram_bytes * 8 * c["memory_pj_per_bit"]),
+                pim_j=np.where(on_pim, pim_pj, 0.0) * 1e-12,
+                vector_j=(r.vector_ops + rescale * r.repeat + np.where(on_pim, 0.0, adds)) * c["vector_pj_per_op"] * 1e-12)
+            return np.where(on_pim, 0.0, busy), compute_s, dram_s, dram_bytes, parts, mapped
 
-        # PIM: each query row of a decode attention product is a GEMV y = x . B, i.e. W = B^T of
-        # N rows x K columns, on one channel in all-bank mode; GEMVs are spread over the channels,
-        # one layer after another.
-        if self.any_pim and np.any(use_pim):
-            rounds = r.repeat * np.ceil(r.products * r.m / self.pim.channels)
-            pim_s = np.where(on_pim, self.pim.gemv_cycles(r.n, r.k) * rounds / (self.pim.clock_mhz * 1e6), 0.0)
-            pim_pj = r.kv_bytes * 8 * c["pim_pj_per_bit"] + r.macs * c["pim_pj_per_mac"]
-            dram_bytes = np.where(on_pim, 0.0, dram_bytes)
-        else:
-            pim_s = pim_pj = 0.0
-        npu_s = np.where(on_pim, 0.0, busy)
-
-        # Energy by component (pJ): a row on PIM spends none on the NPU's arrays and buffers.
-        npu = lambda pj: np.where(on_pim, 0.0, pj) * 1e-12  # noqa: E731
-        adds = np.where(r.matrix, layer["adds"], 0.0) * r.repeat
-        sram = {part: np.where(r.matrix, v, 0.0) * r.repeat for part, v in layer["sram_pj"].items()}
-        parts = dict(
-            mac_j=npu(r.macs * passes * c["pj_per_mac"]),
-            weight_sram_j=npu(sram["weight"]), act_sram_j=npu(sram["act"]),
-            out_sram_j=npu(sram["out"] + adds * 2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"]),
-            dram_j=npu(dram_bytes * 8 * c["memory_pj_per_bit"]),
-            pim_j=np.where(on_pim, pim_pj, 0.0) * 1e-12,
-            vector_j=(r.vector_ops + rescale * r.repeat + np.where(on_pim, 0.0, adds)) * c["vector_pj_per_op"] * 1e-12)
+        # PIM energy: bank-internal reads of the operand it streams and the lanes' MACs.
+        pim_pj = np.where(r.attention, r.kv_bytes, r.weight_bytes) * 8 * c["pim_pj_per_bit"] + r.macs * c["pim_pj_per_mac"]
+        npu_s, compute_s, dram_s, dram_bytes, parts, plan_out = npu_cost(on_pim)
         shape_of = np.broadcast(npu_s, r.macs, self.arrays).shape
         full = lambda a: np.broadcast_to(a, shape_of)  # noqa: E731
-        cost = StepCost(full(npu_s), full(pim_s), full(compute_s), full(dram_s), full(sum(parts.values())),
-                        full(dram_bytes), full(r.macs), **{name: full(v) for name, v in parts.items()})
-        return cost, plan
+        energy = sum(parts.values())
+        if on_pim.any():  # the same rows with nothing on PIM: the scheduler's NPU-only option
+            alone_s, _, _, _, alone_parts, _ = npu_cost(np.zeros((), dtype=bool))
+            alone_j = sum(alone_parts.values())
+        else:
+            alone_s, alone_j = npu_s, energy
+        cost = StepCost(full(npu_s), full(pim_s), full(compute_s), full(dram_s), full(energy),
+                        full(dram_bytes), full(r.macs), **{name: full(v) for name, v in parts.items()},
+                        npu_only_s=full(alone_s), npu_only_j=full(alone_j))
+        return cost, plan_out
 
     def _map_matrix_rows(self, r: Rows) -> tuple[Mapping, dict[str, Any]]:
         """:meth:`mapping` of the matrix rows of ``r`` only, laid out over all its rows (zeros on
@@ -662,7 +665,7 @@ class CostModel:
         pieces = {}
         for key, (start, stop, steps_rows) in joined.slices.items():
             cut = lambda v: np.broadcast_to(v, cost.npu_s.shape)[..., start:stop].reshape(-1, *steps_rows)  # noqa: E731
-            pieces[key] = ({name: cut(getattr(cost, name)) for name in {*names, "npu_s", "pim_s"}},
+            pieces[key] = ({name: cut(getattr(cost, name)) for name in {*names, *STEP_SUMS}},
                            Mapping(**{f.name: cut(getattr(mapping, f.name)) for f in fields(Mapping)})
                            if with_mapping else None)
         designs = len(self.designs)
@@ -677,23 +680,26 @@ class CostModel:
                 if moving is not None:
                     column[:, varying] = np.einsum("dsr,s->dr", moving[0][name], plan.weight)
                 rows[name] = column
-            npu = fixed["npu_s"].sum(axis=-1)  # (designs, 1)
-            pim = fixed["pim_s"].sum(axis=-1)
-            if moving is not None:
-                npu = npu + moving[0]["npu_s"].sum(axis=-1)
-                pim = pim + moving[0]["pim_s"].sum(axis=-1)
             shape = (designs, len(plan.weight))
+            per_step = {}
+            for name in STEP_SUMS:  # (designs, 1) of the fixed rows, plus the moving rows' per step
+                total = fixed[name].sum(axis=-1)
+                per_step[name] = np.broadcast_to(total + moving[0][name].sum(axis=-1) if moving is not None else total,
+                                                 shape)
             maps = {"varying": varying, "fixed": fixed_map, **({"moving": moving[1]} if moving is not None else {})}
-            out.append((RunCost(rows, np.broadcast_to(npu, shape), np.broadcast_to(pim, shape), plan.weight), maps))
+            out.append((RunCost(rows, per_step["npu_s"], per_step["pim_s"], plan.weight, per_step), maps))
         return out
 
     def metrics(self, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),
                 stride: int = 1, costs_out: dict | None = None,
-                mappings_out: dict | None = None) -> dict[str, np.ndarray]:
+                mappings_out: dict | None = None, pim_schedules=None) -> dict[str, np.ndarray]:
         """Metrics of every design, arrays of shape ``(designs,)``. ``stride`` > 1 prices decode
         attention at every ``stride``-th step only (for large batches of designs; see
-        :meth:`price_run`). ``costs_out`` receives the :class:`RunCost` of each phase, ``mappings_out``
-        the mappings of its fixed and varying rows (:meth:`price_runs`)."""
+        :meth:`price_run`). ``costs_out`` receives the :class:`RunCost` of each phase and the decode
+        :class:`~peforge.dse.cost.pim.Schedule` (``"schedule"``), ``mappings_out`` the mappings of
+        its fixed and varying rows (:meth:`price_runs`). ``pim_schedules``: the decode schedules
+        the runtime may pick from (``(name, k)`` of :func:`peforge.dse.cost.pim.candidates`;
+        default every one the hardware supports)."""
         out: dict[str, np.ndarray] = {}
         energy = time = macs = 0.0
         specs: dict[str, RunSpec] = {}
@@ -701,12 +707,15 @@ class CostModel:
             specs["prefill"] = RunSpec(workload.prefill)
         if "decode" in phases:
             run = workload.decode
-            specs["decode"] = RunSpec(run.base, run.steps, run.slope, use_pim=True)
-            if (self.pim_mode == PIM_MODES["concurrent"]).any() and workload.batch > 1:
-                specs["half"] = RunSpec(run.base, run.steps, run.slope, use_pim=True, batch_scale=0.5)
+            specs["decode"] = RunSpec(run.base, run.steps, run.slope, use_pim=pim_cost.PIM_ATTENTION | pim_cost.PIM_FC)
+            if self.pim.any_concurrent:  # one step of each sub-batch size, attention on PIM
+                for size in sorted(set(pim_cost.sub_batch_sizes(workload.batch).values())):
+                    specs[f"sub{size}"] = RunSpec(run.base, use_pim=pim_cost.PIM_ATTENTION,
+                                                  batch_scale=size / workload.batch)
         priced = dict(zip(specs, self.price_runs(list(specs.values()), workload, stride,
                                                  with_mapping=mappings_out is not None,
-                                                 parts=None if costs_out is not None else ("energy_j", "macs"))))
+                                                 parts=None if costs_out is not None else ("energy_j", "macs", "npu_s",
+                                                                                           "pim_j"))))
         if mappings_out is not None:
             mappings_out.update({phase: maps for phase, (_, maps) in priced.items()})
         if "prefill" in priced:
@@ -719,20 +728,20 @@ class CostModel:
                 costs_out["prefill"] = cost
         if "decode" in priced:
             cost = priced["decode"][0]
-            steps = cost.npu_s + cost.pim_s
-            if "half" in priced:
-                concurrent = self.pim_mode[:, :, 0] == PIM_MODES["concurrent"]
-                half = priced["half"][0].npu_s
-                fill = np.minimum(half, cost.pim_s / 2) / workload.layers
-                steps = np.where(concurrent, np.maximum(2 * half, cost.pim_s) + fill, steps)
-            decode_s = steps @ cost.weight
-            e = cost.rows["energy_j"].sum(axis=1)
+            subs = {int(name[3:]): c for name, (c, _) in priced.items() if name.startswith("sub")}
+            schedule = pim_cost.schedule_decode(self.pim_mode, workload.layers, workload.batch, cost,
+                                                ~_run_plan(run.base, workload, run.steps, run.slope, 1.0, stride).varying,
+                                                subs, pim_schedules)
+            decode_s = schedule.step_s @ cost.weight
+            # the rows' energy, moved by the schedule chosen where it is not blocked
+            e = cost.rows["energy_j"].sum(axis=1) + (schedule.energy_j - cost.steps["energy_j"]) @ cost.weight
             tokens = workload.batch * run.steps
             out.update(tpot_s=decode_s / run.steps, tokens_per_s=tokens / decode_s, j_per_token=e / tokens,
                        decode_energy_j=e)
             energy, time, macs = energy + e, time + decode_s, macs + cost.rows["macs"].sum(axis=1)
             if costs_out is not None:
                 costs_out["decode"] = cost
+                costs_out["schedule"] = schedule
         peak = self.peak_macs_per_s[:, 0, 0]
         out.update(area_mm2=self.area_mm2(), power_w=energy / time, utilization=macs / (peak * time),
                    energy_j=energy, time_s=time)
@@ -754,6 +763,8 @@ class CostModel:
             import pandas as pd
 
             table = lambda phase: workload.prefill if phase == "prefill" else workload.decode.base  # noqa: E731
+            schedule = costs.pop("schedule", None)
+            self._schedule_text = _schedule_text(schedule, costs["decode"].weight) if schedule is not None else ""
             operators = pd.concat([pd.DataFrame(self._breakdown(phase, table(phase), cost, mappings[phase]))
                                    for phase, cost in costs.items()], ignore_index=True)
         design = self.designs[0]
@@ -789,7 +800,7 @@ class CostModel:
         if kind == "elementwise":
             return "vector unit"
         if on_pim:
-            return f"PIM: all-bank GEMVs over {self.designs[0].pim.channels} channels"
+            return f"PIM: all-bank GEMVs over {self.designs[0].pim.channels} channels" + self._schedule_text
         _, dim = mapper.CANDIDATES[int(plan["candidate"][i])]
         arrays, in_flight = plan["arrays"][i], plan["in_flight"][i]
         words = []
