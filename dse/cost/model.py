@@ -398,7 +398,6 @@ class CostModel:
         self.any_pim = self.pim.any
         self.tile = geometry(self.designs) if tile_commands else None
         self.memory_capacity, self.kv_capacity = capacity_columns(self.designs)  # bytes, (designs,)
-        self._schedule_text = ""
         self._passes: dict[tuple, dict[str, np.ndarray]] = {}
 
     def format_passes(self, formats: tuple[tuple[str, str], ...]) -> dict[str, np.ndarray]:
@@ -764,8 +763,8 @@ class CostModel:
 
             table = lambda phase: workload.prefill if phase == "prefill" else workload.decode.base  # noqa: E731
             schedule = costs.pop("schedule", None)
-            self._schedule_text = _schedule_text(schedule, costs["decode"].weight) if schedule is not None else ""
-            operators = pd.concat([pd.DataFrame(self._breakdown(phase, table(phase), cost, mappings[phase]))
+            chosen = _schedule_text(schedule, costs["decode"].weight) if schedule is not None else ""
+            operators = pd.concat([pd.DataFrame(self._breakdown(phase, table(phase), cost, mappings[phase], chosen))
                                    for phase, cost in costs.items()], ignore_index=True)
         design = self.designs[0]
         peak = float(self.peak_macs_per_s[0, 0, 0])
@@ -773,9 +772,10 @@ class CostModel:
                           self.unit_costs[0], {k: float(v[0]) for k, v in self.area_parts_mm2().items()},
                           {"macs_per_s": peak, "dram_bytes_per_s": float(self.dram_bytes_per_s[0, 0, 0])})
 
-    def _breakdown(self, phase: str, table: OpTable, cost: RunCost, maps: dict) -> dict[str, Any]:
+    def _breakdown(self, phase: str, table: OpTable, cost: RunCost, maps: dict, schedule: str = "") -> dict[str, Any]:
         """The first design's operators of ``phase``: time with its bound and mapping (of the first
-        step), energy by component, DRAM bytes and MACs, totals over the run."""
+        step; ``schedule``, the decode schedule chosen, on the PIM rows), energy by component, DRAM
+        bytes and MACs, totals over the run (those of the run with PIM on)."""
         kinds = {v: k for k, v in KIND_CODES.items()}
         r = {k: v[0] for k, v in cost.rows.items()}
         on_pim = r["pim_s"] > 0
@@ -790,7 +790,8 @@ class CostModel:
             plan[f.name] = column
         plan["act_reads"], plan["weight_reads"] = mapper.reads(plan["family"], table.cols["m"], table.cols["n"],
                                                                plan["tile_m"], plan["tile_n"])
-        mapping = [self._describe(kinds[kind], plan, i, on_pim[i]) for i, kind in enumerate(table.kind)]
+        mapping = [self._describe(kinds[kind], plan, i, on_pim[i]) + (schedule if on_pim[i] else "")
+                   for i, kind in enumerate(table.kind)]
         return {"phase": phase, "operator": table.names, "kind": [kinds[k] for k in table.kind],
                 "bound": bound, "mapping": mapping, "time_s": r["npu_s"] + r["pim_s"], "energy_j": r["energy_j"],
                 **{name: r[name] for name in ENERGY_PARTS}, "dram_bytes": r["dram_bytes"], "macs": r["macs"]}
@@ -800,7 +801,7 @@ class CostModel:
         if kind == "elementwise":
             return "vector unit"
         if on_pim:
-            return f"PIM: all-bank GEMVs over {self.designs[0].pim.channels} channels" + self._schedule_text
+            return f"PIM: all-bank GEMVs over {self.designs[0].pim.channels} channels"
         _, dim = mapper.CANDIDATES[int(plan["candidate"][i])]
         arrays, in_flight = plan["arrays"][i], plan["in_flight"][i]
         words = []

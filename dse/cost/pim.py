@@ -184,8 +184,8 @@ def schedule_decode(mode: np.ndarray, layers: int, batch: int, main, fixed: np.n
     npu, pim = steps_n["npu_s"], steps_n["pim_s"]
     blocked_e = steps_n["energy_j"]
     # The NPU's part of a step: its rows that do not change (priced once) and those that do.
-    fixed_npu = main.rows["npu_s"][:, fixed].sum(axis=1, keepdims=True) / n_steps_weight(main)
-    fixed_npu_e = (main.rows["energy_j"] - main.rows["pim_j"])[:, fixed].sum(axis=1, keepdims=True) / n_steps_weight(main)
+    fixed_npu = main.rows["npu_s"][:, fixed].sum(axis=1, keepdims=True) / _steps_of(main)
+    fixed_npu_e = (main.rows["energy_j"] - main.rows["pim_j"])[:, fixed].sum(axis=1, keepdims=True) / _steps_of(main)
     moving_npu = npu - fixed_npu
     moving_npu_e = blocked_e - steps_n["pim_j"] - fixed_npu_e
     times, energies, ok = [], [], []
@@ -217,6 +217,6 @@ def schedule_decode(mode: np.ndarray, layers: int, batch: int, main, fixed: np.n
     return Schedule(names, step_s, energy, choice, options)
 
 
-def n_steps_weight(run) -> float:
+def _steps_of(run) -> float:
     """Steps a run's fixed rows were counted for (their per-row totals are per step × steps)."""
     return float(run.weight.sum())
