@@ -19,7 +19,14 @@ controller, from registers, which command classes the timing allows in the curre
 GEMV ``y = W·x`` (``W`` of shape ``out_rows × in_cols``): :func:`gemv_program` lays W's rows
 across DRAM rows and lists the commands; :func:`gemv_cycles` is the exact cycle count of that
 program, vectorized over numpy arrays for the cost model; :meth:`PimBankConfig.cycles` and
-:meth:`PimChannelConfig.cycles` evaluate it for one GEMV that fits the block.
+:meth:`PimChannelConfig.cycles` evaluate it for one GEMV that fits the block. W rows shorter
+than a DRAM row may be packed ``pack`` to a row (several KV vectors per row, NeuPIMs / AiM),
+their MACs streamed back to back with no ACT / PRE between them.
+
+The timing parameters are integer cycles of the command clock (the counters' widths); a
+DRAM's timing is given in ns (:class:`DramTiming`, :data:`DRAM_TIMINGS`) and converted at the
+clock that runs it by :func:`dram_cycles` (ceiling), which the cost model uses too
+(:meth:`PimParams.at_clock`).
 
 The parameters are declared once, in :class:`PimParams` (a bank) and :class:`PimChannelConfig`
 (``banks`` more); their ranges admit real DRAM sizes, so the cost model's PIM group extends
@@ -236,7 +243,8 @@ class PimParams:
     (Ramulator 2 DDR5-3200AN preset); the same 32.5 ns of tRAS are ≈ 143 cycles at 8800 MT/s,
     hence 8-bit timers (up to 255) and tCCD up to 64. Defaults are a small bank with NeuPIMs'
     HBM2 timing at tCK = 1 ns (tRCD = tRP = 14, tRAS = 34, tCCD_L = 2 cycles; NeuPIMs,
-    ASPLOS 2024, see ``TECH_FACTS``).
+    ASPLOS 2024, see :data:`DRAM_TIMINGS`); :meth:`at_clock` builds a config from a DRAM's ns
+    timing at any clock.
     """
 
     rows: int = param(64, "DRAM rows in a bank (HBM2/3: 32768, DDR5 16 Gb: 65536)", low=2, high=1 << 16)
