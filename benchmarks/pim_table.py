@@ -41,7 +41,7 @@ def step_times(model: CostModel, workload) -> dict[str, float]:
         metrics = model.metrics(workload, phases=("decode",), costs_out=costs, pim_schedules=allowed)
         out[label] = float(metrics["tpot_s"][0]) * 1e3
         if allowed is None:
-            shares = costs["schedule"].shares(costs["decode"].weight)[0]
+            shares = costs["decode"].schedule.shares(costs["decode"].weight)[0]
             out["schedule"] = ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
     return out
 

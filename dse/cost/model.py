@@ -134,6 +134,7 @@ class RunCost:
     pim_s: np.ndarray
     weight: np.ndarray  # steps each column of npu_s / pim_s stands for
     steps: dict[str, np.ndarray] = field(default_factory=dict)  # STEP_SUMS per step (designs, steps)
+    schedule: Any = None  # decode: the peforge.dse.cost.pim.Schedule chosen
 
 
 @dataclass(frozen=True)
@@ -694,8 +695,8 @@ class CostModel:
                 mappings_out: dict | None = None, pim_schedules=None) -> dict[str, np.ndarray]:
         """Metrics of every design, arrays of shape ``(designs,)``. ``stride`` > 1 prices decode
         attention at every ``stride``-th step only (for large batches of designs; see
-        :meth:`price_run`). ``costs_out`` receives the :class:`RunCost` of each phase and the decode
-        :class:`~peforge.dse.cost.pim.Schedule` (``"schedule"``), ``mappings_out`` the mappings of
+        :meth:`price_run`). ``costs_out`` receives the :class:`RunCost` of each phase (decode's
+        with the :class:`~peforge.dse.cost.pim.Schedule` chosen), ``mappings_out`` the mappings of
         its fixed and varying rows (:meth:`price_runs`). ``pim_schedules``: the decode schedules
         the runtime may pick from (``(name, k)`` of :func:`peforge.dse.cost.pim.candidates`;
         default every one the hardware supports)."""
@@ -739,8 +740,7 @@ class CostModel:
                        decode_energy_j=e)
             energy, time, macs = energy + e, time + decode_s, macs + cost.rows["macs"].sum(axis=1)
             if costs_out is not None:
-                costs_out["decode"] = cost
-                costs_out["schedule"] = schedule
+                costs_out["decode"] = dataclasses.replace(cost, schedule=schedule)
         peak = self.peak_macs_per_s[:, 0, 0]
         out.update(area_mm2=self.area_mm2(), power_w=energy / time, utilization=macs / (peak * time),
                    energy_j=energy, time_s=time)
@@ -762,7 +762,7 @@ class CostModel:
             import pandas as pd
 
             table = lambda phase: workload.prefill if phase == "prefill" else workload.decode.base  # noqa: E731
-            schedule = costs.pop("schedule", None)
+            schedule = costs["decode"].schedule if "decode" in costs else None
             chosen = _schedule_text(schedule, costs["decode"].weight) if schedule is not None else ""
             operators = pd.concat([pd.DataFrame(self._breakdown(phase, table(phase), cost, mappings[phase], chosen))
                                    for phase, cost in costs.items()], ignore_index=True)

@@ -146,7 +146,7 @@ def test_the_choice_is_never_slower_than_any_fixed_schedule():
             workload = prepare("llama-2-7b", batch=batch, seq=context - 2, gen=3, quant="w16a16kv16")
             costs: dict = {}
             chosen = model.metrics(workload, phases=("decode",), costs_out=costs)["tpot_s"]
-            schedule = costs["schedule"]
+            schedule = costs["decode"].schedule
             seen |= {schedule.names[i] for i in np.unique(schedule.choice[0])}
             fixed = {s: tpot(model, workload, [s]) for s in fixed_schedules(batch)}
             for s, t in fixed.items():  # inf where a design does not support s
