@@ -355,6 +355,22 @@ def check_design(design: DesignPoint, costs: UnitCosts) -> None:
                          f"activation vectors of the array's {compute.rows} rows")
 
 
+def _unfuse(r: Rows, on_pim: np.ndarray, unfused: tuple, fused: tuple) -> tuple:
+    """The fused attention rows (``fused``: cycles, DRAM bytes, rescale ops, mapping) back as they
+    were (``unfused``: cycles, DRAM bytes, mapping) where the attention is on PIM: its score,
+    softmax and context rows (:meth:`CostModel._fuse_attention` fuses only attention off PIM)."""
+    cycles, dram, rescale, plan = fused
+    score = np.nonzero(r.role == ROLE_CODES["score"])[0]
+    shape = np.broadcast(cycles, on_pim).shape
+    back = np.zeros(shape, dtype=bool)
+    pair = np.broadcast_to(on_pim, shape)[..., score]
+    for offset in (0, 1, 2):  # score, softmax, context
+        back[..., score + offset] = pair
+    tiles = {name: np.where(back, getattr(unfused[2], name), getattr(plan, name)) for name in ("family", "tile_m", "tile_n")}
+    return (np.where(back, unfused[0], cycles), np.where(back, unfused[1], dram), np.where(back, 0.0, rescale),
+            dataclasses.replace(plan, **tiles))
+
+
 def _schedule_text(schedule: pim_cost.Schedule, weight: np.ndarray) -> str:
     """The first design's decode schedule in words, for the breakdown's PIM rows."""
     shares = schedule.shares(weight)[0]
@@ -449,11 +465,17 @@ class CostModel:
         on_pim = self.pim.on_pim(r, use_pim) if self.any_pim and np.any(use_pim) else np.zeros((), dtype=bool)
         pim_s = self.pim.seconds(r, on_pim) if on_pim.any() else 0.0
 
+        fusing = self.any_fused and (r.role == ROLE_CODES["score"]).any()
+        if fusing:  # fused where faster; attention on PIM is not (its rows as unfused, below)
+            fused = self._fuse_attention(r, plan, compute_cycles, dram_layer, np.zeros((), dtype=bool))
+
         def npu_cost(on_pim):
             """The NPU's time and energy by component of every row, none of it for rows on PIM."""
             cycles, dram, rescale, mapped = compute_cycles, dram_layer, 0.0, plan
-            if self.any_fused and (r.role == ROLE_CODES["score"]).any():
-                cycles, dram, rescale, mapped = self._fuse_attention(r, plan, cycles, dram, on_pim)
+            if fusing:
+                cycles, dram, rescale, mapped = fused
+                if on_pim.any():
+                    cycles, dram, rescale, mapped = _unfuse(r, on_pim, (compute_cycles, dram_layer, plan), fused)
             compute_s = cycles * r.repeat / self.clock_hz
             dram_bytes = np.where(on_pim, 0.0, dram * r.repeat)
             dram_s = dram * r.repeat / self.dram_bytes_per_s
@@ -662,10 +684,11 @@ class CostModel:
         joined = _joined_rows(plans, [spec.use_pim for spec in specs])
         cost, mapping = self.price_mapped(joined.rows, joined.use_pim)
         names = list(parts or [f.name for f in fields(StepCost)])
+        step_sums = STEP_SUMS if self.any_pim else STEP_SUMS[:2]  # without PIM only NPU time varies
         pieces = {}
         for key, (start, stop, steps_rows) in joined.slices.items():
             cut = lambda v: np.broadcast_to(v, cost.npu_s.shape)[..., start:stop].reshape(-1, *steps_rows)  # noqa: E731
-            pieces[key] = ({name: cut(getattr(cost, name)) for name in {*names, *STEP_SUMS}},
+            pieces[key] = ({name: cut(getattr(cost, name)) for name in {*names, *step_sums}},
                            Mapping(**{f.name: cut(getattr(mapping, f.name)) for f in fields(Mapping)})
                            if with_mapping else None)
         designs = len(self.designs)
@@ -682,7 +705,7 @@ class CostModel:
                 rows[name] = column
             shape = (designs, len(plan.weight))
             per_step = {}
-            for name in STEP_SUMS:  # (designs, 1) of the fixed rows, plus the moving rows' per step
+            for name in step_sums:  # (designs, 1) of the fixed rows, plus the moving rows' per step
                 total = fixed[name].sum(axis=-1)
                 per_step[name] = np.broadcast_to(total + moving[0][name].sum(axis=-1) if moving is not None else total,
                                                  shape)
@@ -728,13 +751,18 @@ class CostModel:
                 costs_out["prefill"] = cost
         if "decode" in priced:
             cost = priced["decode"][0]
-            subs = {int(name[3:]): c for name, (c, _) in priced.items() if name.startswith("sub")}
-            schedule = pim_cost.schedule_decode(self.pim_mode, workload.layers, workload.batch, cost,
-                                                ~_run_plan(run.base, workload, run.steps, run.slope, 1.0, stride).varying,
-                                                subs, pim_schedules)
-            decode_s = schedule.step_s @ cost.weight
-            # the rows' energy, moved by the schedule chosen where it is not blocked
-            e = cost.rows["energy_j"].sum(axis=1) + (schedule.energy_j - cost.steps["energy_j"]) @ cost.weight
+            e = cost.rows["energy_j"].sum(axis=1)
+            schedule = None
+            if self.any_pim:
+                subs = {int(name[3:]): c for name, (c, _) in priced.items() if name.startswith("sub")}
+                fixed = ~_run_plan(run.base, workload, run.steps, run.slope, 1.0, stride).varying
+                schedule = pim_cost.schedule_decode(self.pim_mode, workload.layers, workload.batch, cost, fixed,
+                                                    subs, pim_schedules)
+                decode_s = schedule.step_s @ cost.weight
+                # the rows' energy, moved by the schedule chosen where it is not blocked
+                e = e + (schedule.energy_j - cost.steps["energy_j"]) @ cost.weight
+            else:  # no design has PIM: every step is the NPU's
+                decode_s = (cost.npu_s + cost.pim_s) @ cost.weight
             tokens = workload.batch * run.steps
             out.update(tpot_s=decode_s / run.steps, tokens_per_s=tokens / decode_s, j_per_token=e / tokens,
                        decode_energy_j=e)

@@ -20,8 +20,8 @@ Rules (each stated so it can be refined):
   row ``cols // head_dim`` for a score GEMV), at ``pim.clock_mhz``.
 - **The scheduler.** Each decode step the runtime takes the fastest schedule the hardware
   supports (``pim.mode``: ``none`` — NPU only; ``blocked`` — also NPU + PIM in turn;
-  ``concurrent`` — also NeuPIMs sub-batch interleaving with ``k`` sub-batches, ``k`` in
-  ``2 .. min(batch, 8)``):
+  ``concurrent`` — also NeuPIMs sub-batch interleaving with ``k`` sub-batches, ``k`` of
+  :data:`SUB_BATCHES` up to ``min(batch, 8)``, and ``min(batch, 8)`` itself):
 
   - ``none``: every row on the NPU;
   - ``blocked``: the NPU's rows, then PIM's: ``NPU + PIM``;
@@ -52,6 +52,7 @@ __all__ = ["CHANNELS_PER_UNIT", "MAX_SUB_BATCHES", "PIM_ATTENTION", "PIM_FC", "P
 PIM_MODES = {"none": 0, "blocked": 1, "concurrent": 2}
 PIM_ATTENTION, PIM_FC = 1, 2  # what a run lets go to PIM (bit flags; RunSpec.use_pim)
 MAX_SUB_BATCHES = 8
+SUB_BATCHES = (2, 4, 8)  # k the runtime tries (each a priced sub-batch size: powers of two keep it cheap)
 
 #: Channels in one unit of each built-in memory technology (``memory.units`` counts units).
 CHANNELS_PER_UNIT: dict[str, tuple[int, str]] = {
@@ -120,14 +121,19 @@ class PimArrays:
         """PIM time of each row (s; 0 off PIM). An attention product's query rows are GEMVs
         ``y = x·B``, W = B^T of ``N × K``, spread over the channels, one layer after another;
         a weight GEMV's W^T (``N × K``) is split by rows over the channels."""
-        spread = r.repeat * np.ceil(r.products * r.m / self.channels) * self.gemv_cycles(r.n, r.k)
-        split = r.repeat * r.products * r.m * self.gemv_cycles(np.ceil(r.n / self.channels), r.k)
-        return np.where(on_pim, np.where(r.attention, spread, split), 0.0) / (self.clock_mhz * 1e6)
+        cycles = r.repeat * np.ceil(r.products * r.m / self.channels) * self.gemv_cycles(r.n, r.k)
+        if (on_pim & ~r.attention).any():
+            split = r.repeat * r.products * r.m * self.gemv_cycles(np.ceil(r.n / self.channels), r.k)
+            cycles = np.where(r.attention, cycles, split)
+        return np.where(on_pim, cycles, 0.0) / (self.clock_mhz * 1e6)
 
 
 def sub_batch_sizes(batch: int) -> dict[int, int]:
-    """Sub-batch size ``ceil(batch / k)`` of each concurrent candidate ``k`` (2 .. min(batch, 8))."""
-    return {k: -(-batch // k) for k in range(2, min(batch, MAX_SUB_BATCHES) + 1)}
+    """Sub-batch size ``ceil(batch / k)`` of each concurrent candidate ``k``: those of
+    :data:`SUB_BATCHES` up to ``min(batch, 8)``, and ``min(batch, 8)`` (none at batch 1)."""
+    top = min(batch, MAX_SUB_BATCHES)
+    ks = sorted({k for k in SUB_BATCHES if k <= top} | ({top} if top >= 2 else set()))
+    return {k: -(-batch // k) for k in ks}
 
 
 def candidates(batch: int) -> list[tuple[str, int]]:
@@ -178,8 +184,6 @@ def schedule_decode(mode: np.ndarray, layers: int, batch: int, main, fixed: np.n
     """
     steps_n = main.steps
     names = list(allowed) if allowed is not None else candidates(batch)
-    # concurrent candidates only where a sub-batch was priced (some design supports them)
-    names = [(n, k) for n, k in names if n != "concurrent" or -(-batch // k) in subs]
     n_steps = main.npu_s.shape[1]
     npu, pim = steps_n["npu_s"], steps_n["pim_s"]
     blocked_e = steps_n["energy_j"]
@@ -199,6 +203,10 @@ def schedule_decode(mode: np.ndarray, layers: int, batch: int, main, fixed: np.n
             times.append(npu + pim)
             energies.append(blocked_e)
             ok.append(supports >= PIM_MODES["blocked"])
+        elif -(-batch // k) not in subs:  # not priced: no design supports it, or k is not a candidate
+            times.append(np.inf)
+            energies.append(np.inf)
+            ok.append(np.zeros_like(supports, dtype=bool))
         else:
             size = -(-batch // k)
             sub = subs[size].rows
