@@ -3,7 +3,7 @@
 Prints, for ``dse/designs/pim.toml`` on Llama-2-7B over batch 1, 4, 16, 64, 256 × context
 512, 1024, 2048, 4096: the mean decode-step time (TPOT) over 16 decode steps after a prefill of
 ``context - steps`` tokens (the last step attends to ``context``), NPU only, blocked (NPU + PIM in turn), concurrent (NeuPIMs sub-batches,
-the best ``k`` of 2 .. min(batch, 8) per step) and what the runtime chooses (the fastest the
+the best ``k`` of 2, 4, 8 and min(batch, 8) per step) and what the runtime chooses (the fastest the
 hardware supports, per step), with the schedule chosen. A point whose KV cache does not fit
 the design's memory is priced all the same (the memory size is not what this table asks) and
 marked ``*``.
