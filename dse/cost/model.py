@@ -355,6 +355,23 @@ def check_design(design: DesignPoint, costs: UnitCosts) -> None:
                          f"activation vectors of the array's {compute.rows} rows")
 
 
+_FIXED_TABLES: dict[int, tuple[OpTable, OpTable]] = {}
+
+
+def _fixed_table(table: OpTable, fixed: np.ndarray) -> OpTable:
+    """The rows of ``table`` at ``fixed`` as a table of their own (cached, so its run plan is)."""
+    cached = _FIXED_TABLES.get(id(table))
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    index = np.nonzero(fixed)[0]
+    sub = OpTable(names=tuple(table.names[i] for i in index), kind=table.kind[index],
+                  cols={k: v[index] for k, v in table.cols.items()}, role=table.role[index])
+    if len(_FIXED_TABLES) > 64:
+        _FIXED_TABLES.clear()
+    _FIXED_TABLES[id(table)] = (table, sub)
+    return sub
+
+
 def _unfuse(r: Rows, on_pim: np.ndarray, unfused: tuple, fused: tuple) -> tuple:
     """The fused attention rows (``fused``: cycles, DRAM bytes, rescale ops, mapping) back as they
     were (``unfused``: cycles, DRAM bytes, mapping) where the attention is on PIM: its score,
@@ -731,9 +748,11 @@ class CostModel:
         if "decode" in phases:
             run = workload.decode
             specs["decode"] = RunSpec(run.base, run.steps, run.slope, use_pim=pim_cost.PIM_ATTENTION | pim_cost.PIM_FC)
-            if self.pim.any_concurrent:  # one step of each sub-batch size, attention on PIM
+            if self.pim.any_concurrent:  # one step of each sub-batch size: the rows that do not vary
+                fixed_rows = _fixed_table(run.base, ~_run_plan(run.base, workload, run.steps, run.slope, 1.0,
+                                                               stride).varying)
                 for size in sorted(set(pim_cost.sub_batch_sizes(workload.batch).values())):
-                    specs[f"sub{size}"] = RunSpec(run.base, use_pim=pim_cost.PIM_ATTENTION,
+                    specs[f"sub{size}"] = RunSpec(fixed_rows, use_pim=pim_cost.PIM_ATTENTION,
                                                   batch_scale=size / workload.batch)
         priced = dict(zip(specs, self.price_runs(list(specs.values()), workload, stride,
                                                  with_mapping=mappings_out is not None,

@@ -178,8 +178,8 @@ def schedule_decode(mode: np.ndarray, layers: int, batch: int, main, fixed: np.n
     :class:`~peforge.dse.cost.model.RunCost` of the decode run with PIM on (its ``steps`` sums:
     ``npu_s``, ``pim_s``, ``npu_only_s``, ``energy_j``, ``pim_j``, ``npu_only_j``; its ``rows``
     per-row totals); ``fixed``: the rows that do not change over the steps (bool per row);
-    ``subs``: for each sub-batch size, the RunCost of one step at that size with attention on
-    PIM (``rows`` of ``npu_s``, ``energy_j``, ``pim_j``); ``allowed``: the candidates to consider
+    ``subs``: for each sub-batch size, the RunCost of one step of the ``fixed`` rows at that
+    size (``rows`` of ``npu_s``, ``energy_j``, ``pim_j``); ``allowed``: the candidates to consider
     (default all that :func:`candidates` lists; for comparing fixed schedules).
     """
     steps_n = main.steps
@@ -211,8 +211,8 @@ def schedule_decode(mode: np.ndarray, layers: int, batch: int, main, fixed: np.n
             size = -(-batch // k)
             sub = subs[size].rows
             share = size / batch
-            n_k = sub["npu_s"][:, fixed].sum(axis=1, keepdims=True) + moving_npu * share
-            e_k = (sub["energy_j"] - sub["pim_j"])[:, fixed].sum(axis=1, keepdims=True) + moving_npu_e * share
+            n_k = sub["npu_s"].sum(axis=1, keepdims=True) + moving_npu * share
+            e_k = (sub["energy_j"] - sub["pim_j"]).sum(axis=1, keepdims=True) + moving_npu_e * share
             times.append(np.maximum(k * n_k, pim) + np.minimum(n_k, pim / k) / layers)
             energies.append(k * e_k + steps_n["pim_j"])
             ok.append(supports == PIM_MODES["concurrent"])
