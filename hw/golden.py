@@ -37,15 +37,33 @@ def sign_extend(codes, bits) -> np.ndarray:
 # --- PimBank / PimChannel --------------------------------------------------------------------
 
 
-def pim_layout(W, *, cols: int, banks: int = 1) -> np.ndarray:
+def pim_layout(W, *, cols: int, banks: int = 1, pack: int = 1, lanes: int = 1) -> np.ndarray:
     """W (``out_rows × in_cols``) as stored for a PIM GEMV: ``(banks, M_b·S, cols)`` words.
 
     Bank ``k`` holds W rows ``k·M_b ..`` (``M_b = ceil(out_rows / banks)``); local row ``i``,
     segment ``s`` (words ``s·cols .. s·cols + cols - 1``) sits in DRAM row ``i·S + s``
     (``S = ceil(in_cols / cols)``). Missing rows and words are zeros.
+
+    Packed (``pack = p > 1``, W rows of at most ``cols`` words, ``lanes`` accumulators): local
+    row ``i`` of group ``g = i // q`` (``q = (lanes // p)·p``), ``w = i mod q``, sits in DRAM
+    row ``g·(lanes // p) + w // p`` from word ``(w mod p)·v·lanes`` (``v = ceil(in_cols /
+    lanes)`` bursts per vector): ``(banks, D, cols)`` words.
     """
     W = np.asarray(W, dtype=np.int64)
     out_rows, in_cols = W.shape
+    if pack > 1:
+        slot = ceil_div(in_cols, lanes) * lanes
+        rows_per_bank = ceil_div(out_rows, banks)
+        per_group = (lanes // pack) * pack
+        groups = ceil_div(rows_per_bank, per_group)
+        depth = (groups - 1) * (lanes // pack) + ceil_div(rows_per_bank - (groups - 1) * per_group, pack)
+        image = np.zeros((banks, depth, cols), dtype=np.int64)
+        for r in range(out_rows):
+            k, i = divmod(r, rows_per_bank)
+            g, w = divmod(i, per_group)
+            start = (w % pack) * slot
+            image[k, g * (lanes // pack) + w // pack, start:start + in_cols] = W[r]
+        return image
     segments = ceil_div(in_cols, cols)
     rows_per_bank = ceil_div(out_rows, banks)
     padded = np.zeros((banks * rows_per_bank, segments * cols), dtype=np.int64)

@@ -19,7 +19,14 @@ controller, from registers, which command classes the timing allows in the curre
 GEMV ``y = W·x`` (``W`` of shape ``out_rows × in_cols``): :func:`gemv_program` lays W's rows
 across DRAM rows and lists the commands; :func:`gemv_cycles` is the exact cycle count of that
 program, vectorized over numpy arrays for the cost model; :meth:`PimBankConfig.cycles` and
-:meth:`PimChannelConfig.cycles` evaluate it for one GEMV that fits the block.
+:meth:`PimChannelConfig.cycles` evaluate it for one GEMV that fits the block. W rows shorter
+than a DRAM row may be packed ``pack`` to a row (several KV vectors per row, NeuPIMs / AiM),
+their MACs streamed back to back with no ACT / PRE between them.
+
+The timing parameters are integer cycles of the command clock (the counters' widths); a
+DRAM's timing is given in ns (:class:`DramTiming`, :data:`DRAM_TIMINGS`) and converted at the
+clock that runs it by :func:`dram_cycles` (ceiling), which the cost model uses too
+(:meth:`PimParams.at_clock`).
 
 The parameters are declared once, in :class:`PimParams` (a bank) and :class:`PimChannelConfig`
 (``banks`` more); their ranges admit real DRAM sizes, so the cost model's PIM group extends
@@ -73,7 +80,7 @@ class PimError(enum.Enum, shape=4):
     T_CCD = 8     #: column command sooner than t_ccd after the previous one on the same buffer
 
 
-def gemv_cycles(*, out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_ccd) -> np.ndarray:
+def gemv_cycles(*, out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_ccd, pack=1) -> np.ndarray:
     """Cycles of the GEMV program of :func:`gemv_program` for W of ``out_rows × in_cols`` on
     ``banks`` banks in all-bank mode (``banks = 1``: a :class:`PimBank`), from its first command
     to its last accumulator readout on ``y``; the banks start idle.
@@ -98,9 +105,25 @@ def gemv_cycles(*, out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_
     the gaps between segments hold the next x chunks (one cycle per burst, then ACT), the gaps
     between groups the readouts (and the x reload when ``S > 1``); the last readout appears one
     cycle after it is issued.
+
+    Packed rows (``pack = p > 1``, where a W row fits one DRAM row, ``S = 1``; ignored where
+    ``S > 1``): each DRAM row holds ``p`` W rows of ``v = ceil(in_cols / lanes)`` bursts, and the
+    MACs of a row's ``p`` vectors follow each other with no ACT / PRE between them (the layout of
+    :func:`peforge.hw.golden.pim_layout`). A group holds ``q = (lanes // p)·p`` W rows, so a DRAM
+    row never spans two groups: ``G = ceil(M_b / q)``, ``r = M_b - (G - 1)·q`` rows in the last
+    group, ``F = (G - 1)·(lanes // p) + floor(r / p)`` full DRAM rows, ``e = r mod p`` vectors
+    in a last partial one, ``D = F + [e > 0]`` DRAM rows per bank::
+
+        cycles = p·v + F·P(p·v) + [e > 0]·P(e·v) + (D - G)·t_rp
+               + (G - 1)·max(1 + R, t_rp) + R + 1
+
+    (x is loaded into each of the ``p`` slots once). With ``p = 1`` this is the formula above
+    with ``S = 1``. The caller keeps ``p <= lanes`` and ``p·v <= cols / lanes``
+    (:func:`max_pack`).
     """
-    out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_ccd = (
-        np.asarray(v, dtype=np.float64) for v in (out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_ccd))
+    out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_ccd, pack = (
+        np.asarray(v, dtype=np.float64)
+        for v in (out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_ccd, pack))
 
     def row_open(b):  # ACT to PRE of a DRAM row holding b bursts: its MACs, or tRAS
         return np.maximum(t_rcd + (b - 1) * t_ccd + 1, t_ras)
@@ -119,8 +142,91 @@ def gemv_cycles(*, out_rows, in_cols, banks, lanes, cols, t_rcd, t_rp, t_ras, t_
     rows_per_bank = ceil_div(out_rows, banks)
     groups = ceil_div(rows_per_bank, lanes)
     reload = np.where(segments > 1, first, 0.0)
-    return (first + rows_per_bank * sum_open + (rows_per_bank - groups) * segments * t_rp
-            + groups * sum_gaps + (groups - 1) * np.maximum(1 + banks + reload, t_rp) + banks + 1)
+    readouts = banks + 1
+    unpacked = (first + rows_per_bank * sum_open + (rows_per_bank - groups) * segments * t_rp
+                + groups * sum_gaps + (groups - 1) * np.maximum(1 + banks + reload, t_rp) + readouts)
+    # Packed rows (S = 1): a group is lanes // p whole DRAM rows of p vectors of `last` bursts.
+    p = np.where(segments > 1, 1.0, pack)
+    rows_per_group = lanes // p
+    per_group = rows_per_group * p
+    p_groups = ceil_div(rows_per_bank, per_group)
+    rest = rows_per_bank - (p_groups - 1) * per_group
+    whole = (p_groups - 1) * rows_per_group + rest // p
+    tail = rest % p
+    dram_rows = whole + (tail > 0)
+    packed = (p * last + whole * row_open(p * last) + np.where(tail > 0, row_open(tail * last), 0.0)
+              + (dram_rows - p_groups) * t_rp + (p_groups - 1) * np.maximum(1 + banks, t_rp) + readouts)
+    return np.where(segments > 1, unpacked, packed)
+
+
+def max_pack(*, in_cols, lanes, cols) -> np.ndarray:
+    """Most W rows of ``in_cols`` words one DRAM row of ``cols`` words holds for a packed GEMV
+    (:func:`gemv_cycles`' ``pack``): ``min(lanes, (cols / lanes) // ceil(in_cols / lanes))``
+    where a W row fits a DRAM row, else 1; vectorized. For head_dim a multiple of ``lanes``
+    this is ``cols // head_dim`` (capped at ``lanes``: one accumulator per vector of a row)."""
+    in_cols, lanes, cols = (np.asarray(v, dtype=np.float64) for v in (in_cols, lanes, cols))
+    fits = (cols // lanes) // np.maximum(1.0, ceil_div(in_cols, lanes))
+    return np.where(in_cols <= cols, np.maximum(1.0, np.minimum(lanes, fits)), 1.0)
+
+
+def dram_cycles(ns, clock_mhz) -> np.ndarray:
+    """Cycles of a ``clock_mhz`` clock that cover a DRAM timing of ``ns`` nanoseconds: the
+    ceiling of ``ns · clock_mhz / 1000``, at least 1 (a constraint is never shortened; a
+    product within 1e-9 of an integer counts as that integer, so 14 ns at 1000 MHz is 14
+    cycles, not 15 from float rounding). Vectorized; returns int64. The one conversion both
+    the RTL configs (:meth:`DramTiming.cycles`) and the cost model use."""
+    exact = np.asarray(ns, dtype=np.float64) * np.asarray(clock_mhz, dtype=np.float64) / 1000.0
+    return np.maximum(1, np.ceil(exact - 1e-9)).astype(np.int64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DramTiming:
+    """A DRAM device's row and column timing in nanoseconds (what datasheets and papers give),
+    to be run by a PIM command clock: :meth:`cycles` converts it with :func:`dram_cycles`.
+
+    Defaults are HBM2 as NeuPIMs (ASPLOS 2024) simulates it: tCK = 1 ns, tRCD = tRP = 14,
+    tRAS = 34, tCCD_L = 2 cycles (:data:`DRAM_TIMINGS`).
+    """
+
+    t_rcd_ns: float = param(14.0, "ACT to RD/WR/MAC on the same row buffer (ns)", low=0.1, high=1000.0)
+    t_rp_ns: float = param(14.0, "PRE to ACT on the same row buffer (ns)", low=0.1, high=1000.0)
+    t_ras_ns: float = param(34.0, "ACT to PRE on the same row buffer (ns)", low=0.1, high=1000.0)
+    t_ccd_ns: float = param(2.0, "column command to column command on the same row buffer (ns)",
+                            low=0.1, high=1000.0)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def cycles(self, clock_mhz: float, *, owner: str = "DramTiming") -> dict[str, int]:
+        """``t_rcd``, ``t_rp``, ``t_ras``, ``t_ccd`` in cycles of ``clock_mhz``
+        (:func:`dram_cycles`); ``ValueError`` naming ``owner``'s ns key when a count leaves the
+        bank's counter range (:class:`PimParams`)."""
+        out = {}
+        for name in ("t_rcd", "t_rp", "t_ras", "t_ccd"):
+            ns = getattr(self, f"{name}_ns")
+            count = int(dram_cycles(ns, clock_mhz))
+            spec = PimParams.__dataclass_fields__[name].metadata["spec"]
+            if not spec.low <= count <= spec.high:
+                raise ValueError(f"{owner}.{name}_ns={ns!r} is {count} cycles at clock_mhz={clock_mhz!r}; "
+                                 f"the bank's counters allow {spec.allowed()} cycles")
+            out[name] = count
+        return out
+
+
+#: Sourced DRAM timings (ns). NeuPIMs' HBM2 (ASPLOS 2024, Table 3 / its Ramulator config):
+#: tCK 1 ns, CL = tRCD = tRP = 14, tRAS = 34, tCCD_S/L = 1/2 cycles. JEDEC-style HBM3 values
+#: as Ramulator 2 ships them (``src/dram/impl/HBM3.cpp``, preset HBM3_2Gbps, tCK 1 ns: nRCD =
+#: nRP = 7, nRAS = 17, nCCDL = 2), which Ramulator marks as still to be sourced: listed for
+#: comparison, not used by the shipped design. DDR5-3200AN (Ramulator 2 preset, tCK 0.625 ns:
+#: tRCD = tRP = 24, tRAS = 52, tCCD_L = 8 cycles).
+DRAM_TIMINGS: dict[str, tuple[DramTiming, str]] = {
+    "HBM2": (DramTiming(t_rcd_ns=14.0, t_rp_ns=14.0, t_ras_ns=34.0, t_ccd_ns=2.0),
+             "NeuPIMs (ASPLOS 2024) HBM2 at tCK = 1 ns"),
+    "HBM3": (DramTiming(t_rcd_ns=7.0, t_rp_ns=7.0, t_ras_ns=17.0, t_ccd_ns=2.0),
+             "Ramulator 2 HBM3_2Gbps preset at tCK = 1 ns (marked unsourced there)"),
+    "DDR5": (DramTiming(t_rcd_ns=15.0, t_rp_ns=15.0, t_ras_ns=32.5, t_ccd_ns=5.0),
+             "Ramulator 2 DDR5-3200AN preset, 24 / 24 / 52 / 8 cycles at tCK = 0.625 ns"),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,7 +243,8 @@ class PimParams:
     (Ramulator 2 DDR5-3200AN preset); the same 32.5 ns of tRAS are ≈ 143 cycles at 8800 MT/s,
     hence 8-bit timers (up to 255) and tCCD up to 64. Defaults are a small bank with NeuPIMs'
     HBM2 timing at tCK = 1 ns (tRCD = tRP = 14, tRAS = 34, tCCD_L = 2 cycles; NeuPIMs,
-    ASPLOS 2024, see ``TECH_FACTS``).
+    ASPLOS 2024, see :data:`DRAM_TIMINGS`); :meth:`at_clock` builds a config from a DRAM's ns
+    timing at any clock.
     """
 
     rows: int = param(64, "DRAM rows in a bank (HBM2/3: 32768, DDR5 16 Gb: 65536)", low=2, high=1 << 16)
@@ -226,19 +333,42 @@ class PimParams:
         full, rest = divmod(in_cols, self.cols)
         return [self.bursts] * full + ([ceil_div(rest, self.lanes)] if rest else [])
 
-    def gemv_fits(self, out_rows: int, in_cols: int, banks: int = 1) -> bool:
-        """Whether W of ``out_rows × in_cols`` fits ``banks`` banks of ``rows`` DRAM rows as
-        :func:`peforge.hw.golden.pim_layout` lays it out (``M_b·S`` rows per bank)."""
-        return out_rows >= 1 and in_cols >= 1 and \
-            ceil_div(out_rows, banks) * len(self.segments(in_cols)) <= self.rows
+    def max_pack(self, in_cols: int) -> int:
+        """Most W rows of ``in_cols`` words a DRAM row holds in the packed layout (:func:`max_pack`)."""
+        return int(max_pack(in_cols=in_cols, lanes=self.lanes, cols=self.cols))
 
-    def _gemv_cycles(self, out_rows: int, in_cols: int, banks: int) -> int:
-        if not self.gemv_fits(out_rows, in_cols, banks):
+    def dram_rows(self, out_rows: int, in_cols: int, banks: int = 1, pack: int = 1) -> int:
+        """DRAM rows per bank that W of ``out_rows × in_cols`` takes as
+        :func:`peforge.hw.golden.pim_layout` lays it out: ``M_b·S``, or packed ``D`` (see
+        :func:`gemv_cycles`); ``ValueError`` for a ``pack`` the layout cannot hold."""
+        if not 1 <= pack <= self.max_pack(in_cols) and pack != 1:
+            raise ValueError(f"pack={pack!r} W rows of {in_cols} words do not fit one DRAM row of {self.cols} "
+                             f"words with {self.lanes} accumulators; allowed 1..{self.max_pack(in_cols)}")
+        m_b = ceil_div(out_rows, banks)
+        if pack == 1:
+            return m_b * len(self.segments(in_cols))
+        per_group = (self.lanes // pack) * pack
+        groups = ceil_div(m_b, per_group)
+        return (groups - 1) * (self.lanes // pack) + ceil_div(m_b - (groups - 1) * per_group, pack)
+
+    def gemv_fits(self, out_rows: int, in_cols: int, banks: int = 1, pack: int = 1) -> bool:
+        """Whether W of ``out_rows × in_cols`` fits ``banks`` banks of ``rows`` DRAM rows as
+        :func:`peforge.hw.golden.pim_layout` lays it out (:meth:`dram_rows` per bank)."""
+        return out_rows >= 1 and in_cols >= 1 and self.dram_rows(out_rows, in_cols, banks, pack) <= self.rows
+
+    @classmethod
+    def at_clock(cls, timing: DramTiming, clock_mhz: float, **params) -> "PimParams":
+        """The block run at ``clock_mhz`` on a DRAM of ``timing``: its integer cycle parameters
+        from :meth:`DramTiming.cycles`, the other parameters from ``params``."""
+        return cls(**params, **timing.cycles(clock_mhz, owner=cls.__name__))
+
+    def _gemv_cycles(self, out_rows: int, in_cols: int, banks: int, pack: int = 1) -> int:
+        if not self.gemv_fits(out_rows, in_cols, banks, pack):
             raise ValueError(f"GEMV {out_rows}x{in_cols} does not fit {banks} bank(s) of "
                              f"{self.rows} rows x {self.cols} words")
         return int(gemv_cycles(out_rows=out_rows, in_cols=in_cols, banks=banks, lanes=self.lanes,
                                cols=self.cols, t_rcd=self.t_rcd, t_rp=self.t_rp, t_ras=self.t_ras,
-                               t_ccd=self.t_ccd))
+                               t_ccd=self.t_ccd, pack=pack))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,11 +381,12 @@ class PimBankConfig(PimParams):
     def err_layout(self) -> data.StructLayout:
         return data.StructLayout({"code": PimError})
 
-    def cycles(self, out_rows: int, in_cols: int) -> int:
-        """Cycles of the GEMV program of :func:`gemv_program` for W of ``out_rows × in_cols``,
-        from its first command to its last accumulator readout on ``y``; the bank starts idle:
-        :func:`gemv_cycles` with ``banks = 1``. ``ValueError`` if W does not fit the bank."""
-        return self._gemv_cycles(out_rows, in_cols, 1)
+    def cycles(self, out_rows: int, in_cols: int, pack: int = 1) -> int:
+        """Cycles of the GEMV program of :func:`gemv_program` for W of ``out_rows × in_cols``
+        (``pack`` W rows per DRAM row), from its first command to its last accumulator readout
+        on ``y``; the bank starts idle: :func:`gemv_cycles` with ``banks = 1``. ``ValueError`` if
+        W does not fit the bank."""
+        return self._gemv_cycles(out_rows, in_cols, 1, pack)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -286,12 +417,13 @@ class PimChannelConfig(PimParams):
     def ok_layout_channel(self) -> data.ArrayLayout:
         return data.ArrayLayout(self.ok_layout(), self.banks)
 
-    def cycles(self, out_rows: int, in_cols: int) -> int:
+    def cycles(self, out_rows: int, in_cols: int, pack: int = 1) -> int:
         """Cycles of a GEMV in all-bank mode: W's rows split into ``banks`` contiguous blocks of
         ``ceil(out_rows / banks)``, one per bank, all banks run the same ACT / MAC / PRE stream;
-        each accumulator group is read out bank by bank: :func:`gemv_cycles` with ``R = banks``.
-        ``ValueError`` if W does not fit the banks."""
-        return self._gemv_cycles(out_rows, in_cols, self.banks)
+        each accumulator group is read out bank by bank: :func:`gemv_cycles` with ``R = banks``
+        (``pack`` W rows per DRAM row). ``ValueError`` if W does not fit the banks."""
+        return self._gemv_cycles(out_rows, in_cols, self.banks, pack)
+
 
 
 # --- programs: the command lists a controller issues ------------------------------------------
@@ -336,16 +468,19 @@ class GemvProgram:
         return y
 
 
-def gemv_program(cfg: PimParams, x: Sequence[int], out_rows: int) -> GemvProgram:
+def gemv_program(cfg: PimParams, x: Sequence[int], out_rows: int, pack: int = 1) -> GemvProgram:
     """The command list of ``y = W·x`` with W stored as :func:`peforge.hw.golden.pim_layout` lays
     it out (bank ``k`` holds W rows ``k·M_b .. k·M_b + M_b - 1``; local row ``i``, segment
-    ``s`` in DRAM row ``i·S + s``).
+    ``s`` in DRAM row ``i·S + s``; packed: see :func:`_packed_program`).
 
     For each group of ``lanes`` local rows: for each segment, load its x chunks (once for the
     whole GEMV when ``S = 1``), then per row ACT, one MAC per burst (the first clears the
     accumulator), PRE; then RDACC of every bank. Commands are issued in order, each as soon as
     timing allows; ACT / PRE / MAC / LDX go to all banks of a channel.
     """
+    if pack != 1:
+        cfg.dram_rows(out_rows, len(x), getattr(cfg, "banks", 1), pack)  # checks pack
+        return _packed_program(cfg, x, out_rows, pack)
     banks = getattr(cfg, "banks", 1)
     lanes, cols = cfg.lanes, cfg.cols
     b = cfg.segments(len(x))
@@ -373,6 +508,46 @@ def gemv_program(cfg: PimParams, x: Sequence[int], out_rows: int) -> GemvProgram
             cmds.append(PimCommand(PimOp.RDACC, bank=k))
             rows = [k * m_b + i if k * m_b + i < out_rows else -1 for i in local]
             program.readouts.append(rows + [-1] * (cfg.accumulators - len(rows)))
+    return program
+
+
+def _readout(program: GemvProgram, banks: int, m_b: int, out_rows: int, local: range, accumulators: int) -> None:
+    for k in range(banks):
+        program.commands.append(PimCommand(PimOp.RDACC, bank=k))
+        rows = [k * m_b + i if k * m_b + i < out_rows else -1 for i in local]
+        program.readouts.append(rows + [-1] * (accumulators - len(rows)))
+
+
+def _packed_program(cfg: PimParams, x: Sequence[int], out_rows: int, pack: int) -> GemvProgram:
+    """:func:`gemv_program` for ``pack`` W rows (vectors) per DRAM row: vector slot ``j`` of a
+    row holds its ``v = ceil(in_cols / lanes)`` bursts from burst ``j·v``, and x is loaded into
+    every slot once. A group is ``lanes // pack`` DRAM rows (``q = (lanes // pack)·pack``
+    vectors, one accumulator each); per DRAM row ACT, the MACs of its vectors back to back (the
+    first of each vector clears its accumulator), PRE; then RDACC of every bank."""
+    banks = getattr(cfg, "banks", 1)
+    lanes, v = cfg.lanes, ceil_div(len(x), cfg.lanes)
+    xpad = np.zeros(v * lanes, dtype=np.int64)
+    xpad[:len(x)] = np.asarray(x, dtype=np.int64)
+    m_b = ceil_div(out_rows, banks)
+    rows_per_group = lanes // pack
+    per_group = rows_per_group * pack
+    pim = cfg.pim_buffer
+    program = GemvProgram()
+    cmds = program.commands
+    for slot in range(pack):
+        for j in range(v):
+            cmds.append(PimCommand(PimOp.LDX, col=slot * v + j, all_banks=True,
+                                   data=tuple(int(w) for w in xpad[j * lanes:(j + 1) * lanes])))
+    for g in range(ceil_div(m_b, per_group)):
+        local = range(g * per_group, min(m_b, (g + 1) * per_group))
+        for d in range(ceil_div(len(local), pack)):
+            cmds.append(PimCommand(PimOp.ACT, buf=pim, row=g * rows_per_group + d, all_banks=True))
+            for slot in range(min(pack, len(local) - d * pack)):
+                for j in range(v):
+                    cmds.append(PimCommand(PimOp.MAC, buf=pim, col=slot * v + j, acc=d * pack + slot,
+                                           first=(j == 0), all_banks=True))
+            cmds.append(PimCommand(PimOp.PRE, buf=pim, all_banks=True))
+        _readout(program, banks, m_b, out_rows, local, cfg.accumulators)
     return program
 
 

@@ -38,13 +38,13 @@ cache, activations; with PIM the KV cache also fits the PIM banks); the API reje
 does not before pricing, and :meth:`CostModel.metrics` reports ``footprint_gib``,
 ``capacity_gib`` and ``max_batch`` for every design.
 
-PIM. With PIM, decode attention (score and context GEMVs against the KV cache, which lives
-in the PIM memory) runs on the banks in all-bank mode with the PimChannel's exact GEMV
-cycle formula, GEMVs spread over channels. ``blocked``: the NPU waits for PIM, step =
-NPU + PIM. ``concurrent`` (NeuPIMs): two sub-batches pipeline through the layers, the NPU's
-work on one overlapping PIM attention of the other (dual row buffers let the NPU's reads
-proceed meanwhile): step = max(2 x NPU(B/2), PIM(B)) + one layer's pipeline fill. Each
-sub-batch reads the weights again, so this wins only where PIM attention is a large share.
+PIM (:mod:`peforge.dse.cost.pim`). With PIM, decode attention (score and context GEMVs
+against the KV cache, which lives in the PIM memory) and, with ``pim.ops`` ``fc``, batch-1
+weight GEMVs run on the banks in all-bank mode with the PimChannel's exact GEMV cycle formula
+(packed rows where they fit). Each decode step the runtime picks the fastest schedule the
+hardware supports: NPU only, ``blocked`` (the NPU waits for PIM, step = NPU + PIM) or
+``concurrent`` (NeuPIMs: ``k`` sub-batches pipeline through the layers, the NPU's work on one
+overlapping PIM attention of another; each sub-batch reads the weights again).
 
 Energy = MACs x pJ/MAC (characterized, x slices) + SRAM bytes x pJ/bit (each buffer at its
 size) + DRAM bytes x pJ/bit + PIM bytes x internal pJ/bit + PIM MACs x pJ/MAC + vector ops
@@ -61,9 +61,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ...hw.pim import gemv_cycles
 from ..design.point import DesignPoint
-from . import mapper
+from . import mapper, pim as pim_cost
 from .array import array_shapes
 from .footprint import GIB, capacity_columns, max_batch
 from .formats import operand_passes
@@ -78,7 +77,7 @@ if TYPE_CHECKING:
     from ...hw.tile.dma import MemoryModel
 
 ATTENTION, ELEMENTWISE = KIND_CODES["attention"], KIND_CODES["elementwise"]
-PIM_MODES = {"none": 0, "blocked": 1, "concurrent": 2}
+PIM_MODES = pim_cost.PIM_MODES
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,11 @@ class StepCost:
     pim_j: np.ndarray
     vector_j: np.ndarray
     vector_s: np.ndarray  # the vector unit's part of compute_s
+    npu_only_s: np.ndarray | None = None  # the rows' time with nothing on PIM (the NPU-only schedule)
+    npu_only_j: np.ndarray | None = None  # and their energy
 
+
+STEP_SUMS = ("npu_s", "pim_s", "npu_only_s", "energy_j", "pim_j", "npu_only_j")  # RunCost.steps
 
 ENERGY_PARTS = {"mac_j": "array MACs", "weight_sram_j": "weight SRAM", "act_sram_j": "activation SRAM",
                 "out_sram_j": "output SRAM", "dram_j": "DRAM", "pim_j": "PIM", "vector_j": "vector unit"}
@@ -136,6 +139,8 @@ class RunCost:
     npu_s: np.ndarray
     pim_s: np.ndarray
     weight: np.ndarray  # steps each column of npu_s / pim_s stands for
+    steps: dict[str, np.ndarray] = field(default_factory=dict)  # STEP_SUMS per step (designs, steps)
+    schedule: Any = None  # decode: the peforge.dse.cost.pim.Schedule chosen
 
 
 @dataclass(frozen=True)
@@ -281,13 +286,14 @@ def _run_plan(table: OpTable, workload: Workload, steps: int, slope: dict | None
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run to price: ``steps`` steps of ``table`` growing by ``slope`` per step, on PIM or not,
+    """One run to price: ``steps`` steps of ``table`` growing by ``slope`` per step, on PIM or not (``use_pim``: a
+    flag for attention, or the :data:`~peforge.dse.cost.pim.PIM_ATTENTION` / ``PIM_FC`` bits),
     at a sub-batch ``batch_scale``."""
 
     table: OpTable
     steps: int = 1
     slope: dict | None = None
-    use_pim: bool = False
+    use_pim: int = 0
     batch_scale: float = 1.0
 
 
@@ -341,18 +347,7 @@ def _column(values: Sequence[float]) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)[:, None, None]
 
 
-class _PimArrays:
-    """The PIM parameters of every design, as columns (what :func:`peforge.hw.pim.gemv_cycles` reads)."""
-
-    GEMV = ("banks", "lanes", "cols", "t_rcd", "t_rp", "t_ras", "t_ccd")
-
-    def __init__(self, designs: Sequence[DesignPoint]):
-        for name in ("channels", "clock_mhz", *self.GEMV):
-            setattr(self, name, _column([getattr(d.pim, name) for d in designs]))
-
-    def gemv_cycles(self, out_rows, in_cols) -> np.ndarray:
-        """Cycles of a GEMV with W of ``out_rows x in_cols`` words on one channel, all banks together."""
-        return gemv_cycles(out_rows=out_rows, in_cols=in_cols, **{n: getattr(self, n) for n in self.GEMV})
+_PimArrays = pim_cost.PimArrays  # the PIM columns, in peforge.dse.cost.pim
 
 
 def check_design(design: DesignPoint, costs: UnitCosts) -> None:
@@ -366,10 +361,50 @@ def check_design(design: DesignPoint, costs: UnitCosts) -> None:
     if design.sram.weight_kib * 1024 * 8 < 2 * tile_bits:
         raise ValueError(f"{design.name}: sram.weight_kib={design.sram.weight_kib} cannot double-buffer one "
                          f"{compute.rows}x{compute.cols} weight tile ({2 * tile_bits / 8 / 1024:.1f} KiB)")
+    pim_cost.check_pim(design)
     vector_bits = compute.rows * pe.lanes * pe.a_bits
     if design.sram.activation_kib * 1024 * 8 < 2 * vector_bits:
         raise ValueError(f"{design.name}: sram.activation_kib={design.sram.activation_kib} cannot hold two "
                          f"activation vectors of the array's {compute.rows} rows")
+
+
+_FIXED_TABLES: dict[int, tuple[OpTable, OpTable]] = {}
+
+
+def _fixed_table(table: OpTable, fixed: np.ndarray) -> OpTable:
+    """The rows of ``table`` at ``fixed`` as a table of their own (cached, so its run plan is)."""
+    cached = _FIXED_TABLES.get(id(table))
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    index = np.nonzero(fixed)[0]
+    sub = OpTable(names=tuple(table.names[i] for i in index), kind=table.kind[index],
+                  cols={k: v[index] for k, v in table.cols.items()}, role=table.role[index])
+    if len(_FIXED_TABLES) > 64:
+        _FIXED_TABLES.clear()
+    _FIXED_TABLES[id(table)] = (table, sub)
+    return sub
+
+
+def _unfuse(r: Rows, on_pim: np.ndarray, unfused: tuple, fused: tuple) -> tuple:
+    """The fused attention rows (``fused``: cycles, DRAM bytes, rescale ops, mapping) back as they
+    were (``unfused``: cycles, DRAM bytes, mapping) where the attention is on PIM: its score,
+    softmax and context rows (:meth:`CostModel._fuse_attention` fuses only attention off PIM)."""
+    cycles, dram, rescale, plan = fused
+    score = np.nonzero(r.role == ROLE_CODES["score"])[0]
+    shape = np.broadcast(cycles, on_pim).shape
+    back = np.zeros(shape, dtype=bool)
+    pair = np.broadcast_to(on_pim, shape)[..., score]
+    for offset in (0, 1, 2):  # score, softmax, context
+        back[..., score + offset] = pair
+    tiles = {name: np.where(back, getattr(unfused[2], name), getattr(plan, name)) for name in ("family", "tile_m", "tile_n")}
+    return (np.where(back, unfused[0], cycles), np.where(back, unfused[1], dram), np.where(back, 0.0, rescale),
+            dataclasses.replace(plan, **tiles))
+
+
+def _schedule_text(schedule: pim_cost.Schedule, weight: np.ndarray) -> str:
+    """The first design's decode schedule in words, for the breakdown's PIM rows."""
+    shares = schedule.shares(weight)[0]
+    return "; decode steps: " + ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
 
 
 class CostModel:
@@ -414,9 +449,9 @@ class CostModel:
         self.weight_sram = col(lambda d: d.sram.weight_kib * 1024)
         self.act_sram = col(lambda d: d.sram.activation_kib * 1024)
         self.out_sram = col(lambda d: d.sram.output_kib * 1024)
-        self.pim_mode = col(lambda d: PIM_MODES[d.pim.mode])
-        self.any_pim = bool((self.pim_mode > 0).any())
-        self.pim = _PimArrays(self.designs)
+        self.pim = pim_cost.PimArrays(self.designs)
+        self.pim_mode = self.pim.mode
+        self.any_pim = self.pim.any
         self.tile = geometry(self.designs) if tile_commands else None
         self.tiles = [tile_of(d) for d in self.designs] if tile_commands else None
         if self.tile is not None:  # DRAM as the tile's DMA sees it: whole bus beats at the memory's rate
@@ -482,50 +517,56 @@ class CostModel:
         dram_layer = np.where(elementwise, ew_bytes, layer["dram_bytes"])
         if self.tiles is not None:  # a matrix row's epilogue's bytes too
             dram_layer = dram_layer + np.where(elementwise, 0.0, np.nan_to_num(vector_bytes))
-        on_pim = r.attention & (self.pim_mode > 0) & use_pim
-        rescale = 0.0
-        if self.any_fused and (r.role == ROLE_CODES["score"]).any():
-            compute_cycles, dram_layer, rescale, plan = self._fuse_attention(r, plan, compute_cycles, dram_layer,
-                                                                             on_pim)
+        on_pim = self.pim.on_pim(r, use_pim) if self.any_pim and np.any(use_pim) else np.zeros((), dtype=bool)
+        pim_s = self.pim.seconds(r, on_pim) if on_pim.any() else 0.0
 
-        compute_s = compute_cycles * r.repeat / self.clock_hz
-        dram_bytes = dram_layer * r.repeat
-        dram_s = dram_bytes / self.dram_bytes_per_s
-        busy = np.where(plan.double | elementwise, np.maximum(compute_s, dram_s), compute_s + dram_s)
-        if self.tiles is not None:  # the overlap the tile's program has
-            program_s = self._program_s(r, plan, layer) * r.repeat
-            busy = np.where(np.isnan(program_s), busy, program_s)
+        fusing = self.any_fused and (r.role == ROLE_CODES["score"]).any()
+        if fusing:  # fused where faster; attention on PIM is not (its rows as unfused, below)
+            fused = self._fuse_attention(r, plan, compute_cycles, dram_layer, np.zeros((), dtype=bool))
 
-        # PIM: each query row of a decode attention product is a GEMV y = x . B, i.e. W = B^T of
-        # N rows x K columns, on one channel in all-bank mode; GEMVs are spread over the channels,
-        # one layer after another.
-        if self.any_pim and np.any(use_pim):
-            rounds = r.repeat * np.ceil(r.products * r.m / self.pim.channels)
-            pim_s = np.where(on_pim, self.pim.gemv_cycles(r.n, r.k) * rounds / (self.pim.clock_mhz * 1e6), 0.0)
-            pim_pj = r.kv_bytes * 8 * c["pim_pj_per_bit"] + r.macs * c["pim_pj_per_mac"]
-            dram_bytes = np.where(on_pim, 0.0, dram_bytes)
-        else:
-            pim_s = pim_pj = 0.0
-        npu_s = np.where(on_pim, 0.0, busy)
+        def npu_cost(on_pim):
+            """The NPU's time and energy by component of every row, none of it for rows on PIM."""
+            cycles, dram, rescale, mapped = compute_cycles, dram_layer, 0.0, plan
+            if fusing:
+                cycles, dram, rescale, mapped = fused
+                if on_pim.any():
+                    cycles, dram, rescale, mapped = _unfuse(r, on_pim, (compute_cycles, dram_layer, plan), fused)
+            compute_s = cycles * r.repeat / self.clock_hz
+            dram_bytes = np.where(on_pim, 0.0, dram * r.repeat)
+            dram_s = dram * r.repeat / self.dram_bytes_per_s
+            busy = np.where(plan.double | elementwise, np.maximum(compute_s, dram_s), compute_s + dram_s)
+            if self.tiles is not None:  # the overlap the tile's program has
+                program_s = self._program_s(r, mapped, layer) * r.repeat
+                busy = np.where(np.isnan(program_s), busy, program_s)
+            # Energy by component (pJ): a row on PIM spends none on the NPU's arrays and buffers.
+            npu = lambda pj: np.where(on_pim, 0.0, pj) * 1e-12  # noqa: E731
+            adds = np.where(r.matrix, layer["adds"], 0.0) * r.repeat
+            sram = {part: np.where(r.matrix, v, 0.0) * r.repeat for part, v in layer["sram_pj"].items()}
+            parts = dict(
+                mac_j=npu(r.macs * passes * c["pj_per_mac"]),
+                weight_sram_j=npu(sram["weight"]), act_sram_j=npu(sram["act"]),
+                out_sram_j=npu(sram["out"] + adds * 2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"]),
+                dram_j=npu(dram_bytes * 8 * c["memory_pj_per_bit"]),
+                pim_j=np.where(on_pim, pim_pj, 0.0) * 1e-12,
+                vector_j=(r.vector_ops + rescale * r.repeat + np.where(on_pim, 0.0, adds)) * c["vector_pj_per_op"] * 1e-12)
+            return np.where(on_pim, 0.0, busy), compute_s, dram_s, dram_bytes, parts, mapped
 
-        # Energy by component (pJ): a row on PIM spends none on the NPU's arrays and buffers.
-        npu = lambda pj: np.where(on_pim, 0.0, pj) * 1e-12  # noqa: E731
-        adds = np.where(r.matrix, layer["adds"], 0.0) * r.repeat
-        sram = {part: np.where(r.matrix, v, 0.0) * r.repeat for part, v in layer["sram_pj"].items()}
-        parts = dict(
-            mac_j=npu(r.macs * passes * c["pj_per_mac"]),
-            weight_sram_j=npu(sram["weight"]), act_sram_j=npu(sram["act"]),
-            out_sram_j=npu(sram["out"] + adds * 2 * PSUM_BYTES * 8 * c["out_sram_pj_per_bit"]),
-            dram_j=npu(dram_bytes * 8 * c["memory_pj_per_bit"]),
-            pim_j=np.where(on_pim, pim_pj, 0.0) * 1e-12,
-            vector_j=(r.vector_ops + rescale * r.repeat + np.where(on_pim, 0.0, adds)) * c["vector_pj_per_op"] * 1e-12)
+        # PIM energy: bank-internal reads of the operand it streams and the lanes' MACs.
+        pim_pj = np.where(r.attention, r.kv_bytes, r.weight_bytes) * 8 * c["pim_pj_per_bit"] + r.macs * c["pim_pj_per_mac"]
+        npu_s, compute_s, dram_s, dram_bytes, parts, plan_out = npu_cost(on_pim)
         shape_of = np.broadcast(npu_s, r.macs, self.arrays).shape
         full = lambda a: np.broadcast_to(a, shape_of)  # noqa: E731
         vector_s = np.where(on_pim, 0.0, vector_part) * r.repeat / self.clock_hz
-        cost = StepCost(full(npu_s), full(pim_s), full(compute_s), full(dram_s), full(sum(parts.values())),
+        energy = sum(parts.values())
+        if on_pim.any():  # the same rows with nothing on PIM: the scheduler's NPU-only option
+            alone_s, _, _, _, alone_parts, _ = npu_cost(np.zeros((), dtype=bool))
+            alone_j = sum(alone_parts.values())
+        else:
+            alone_s, alone_j = npu_s, energy
+        cost = StepCost(full(npu_s), full(pim_s), full(compute_s), full(dram_s), full(energy),
                         full(dram_bytes), full(r.macs), **{name: full(v) for name, v in parts.items()},
-                        vector_s=full(vector_s))
-        return cost, plan
+                        vector_s=full(vector_s), npu_only_s=full(alone_s), npu_only_j=full(alone_j))
+        return cost, plan_out
 
     def _vector_commands(self, r: Rows, nominal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-layer vector-unit cycles of the commands the tile compiler issues
@@ -779,10 +820,11 @@ class CostModel:
         joined = _joined_rows(plans, [spec.use_pim for spec in specs])
         cost, mapping = self.price_mapped(joined.rows, joined.use_pim)
         names = list(parts or [f.name for f in fields(StepCost)])
+        step_sums = STEP_SUMS if self.any_pim else STEP_SUMS[:2]  # without PIM only NPU time varies
         pieces = {}
         for key, (start, stop, steps_rows) in joined.slices.items():
             cut = lambda v: np.broadcast_to(v, cost.npu_s.shape)[..., start:stop].reshape(-1, *steps_rows)  # noqa: E731
-            pieces[key] = ({name: cut(getattr(cost, name)) for name in {*names, "npu_s", "pim_s"}},
+            pieces[key] = ({name: cut(getattr(cost, name)) for name in {*names, *step_sums}},
                            Mapping(**{f.name: cut(getattr(mapping, f.name)) for f in fields(Mapping)})
                            if with_mapping else None)
         designs = len(self.designs)
@@ -797,23 +839,26 @@ class CostModel:
                 if moving is not None:
                     column[:, varying] = np.einsum("dsr,s->dr", moving[0][name], plan.weight)
                 rows[name] = column
-            npu = fixed["npu_s"].sum(axis=-1)  # (designs, 1)
-            pim = fixed["pim_s"].sum(axis=-1)
-            if moving is not None:
-                npu = npu + moving[0]["npu_s"].sum(axis=-1)
-                pim = pim + moving[0]["pim_s"].sum(axis=-1)
             shape = (designs, len(plan.weight))
+            per_step = {}
+            for name in step_sums:  # (designs, 1) of the fixed rows, plus the moving rows' per step
+                total = fixed[name].sum(axis=-1)
+                per_step[name] = np.broadcast_to(total + moving[0][name].sum(axis=-1) if moving is not None else total,
+                                                 shape)
             maps = {"varying": varying, "fixed": fixed_map, **({"moving": moving[1]} if moving is not None else {})}
-            out.append((RunCost(rows, np.broadcast_to(npu, shape), np.broadcast_to(pim, shape), plan.weight), maps))
+            out.append((RunCost(rows, per_step["npu_s"], per_step["pim_s"], plan.weight, per_step), maps))
         return out
 
     def metrics(self, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),
                 stride: int = 1, costs_out: dict | None = None,
-                mappings_out: dict | None = None) -> dict[str, np.ndarray]:
+                mappings_out: dict | None = None, pim_schedules=None) -> dict[str, np.ndarray]:
         """Metrics of every design, arrays of shape ``(designs,)``. ``stride`` > 1 prices decode
         attention at every ``stride``-th step only (for large batches of designs; see
-        :meth:`price_run`). ``costs_out`` receives the :class:`RunCost` of each phase, ``mappings_out``
-        the mappings of its fixed and varying rows (:meth:`price_runs`)."""
+        :meth:`price_run`). ``costs_out`` receives the :class:`RunCost` of each phase (decode's
+        with the :class:`~peforge.dse.cost.pim.Schedule` chosen), ``mappings_out`` the mappings of
+        its fixed and varying rows (:meth:`price_runs`). ``pim_schedules``: the decode schedules
+        the runtime may pick from (``(name, k)`` of :func:`peforge.dse.cost.pim.candidates`;
+        default every one the hardware supports)."""
         out: dict[str, np.ndarray] = {}
         energy = time = macs = 0.0
         specs: dict[str, RunSpec] = {}
@@ -821,12 +866,17 @@ class CostModel:
             specs["prefill"] = RunSpec(workload.prefill)
         if "decode" in phases:
             run = workload.decode
-            specs["decode"] = RunSpec(run.base, run.steps, run.slope, use_pim=True)
-            if (self.pim_mode == PIM_MODES["concurrent"]).any() and workload.batch > 1:
-                specs["half"] = RunSpec(run.base, run.steps, run.slope, use_pim=True, batch_scale=0.5)
+            specs["decode"] = RunSpec(run.base, run.steps, run.slope, use_pim=pim_cost.PIM_ATTENTION | pim_cost.PIM_FC)
+            if self.pim.any_concurrent:  # one step of each sub-batch size: the rows that do not vary
+                fixed_rows = _fixed_table(run.base, ~_run_plan(run.base, workload, run.steps, run.slope, 1.0,
+                                                               stride).varying)
+                for size in sorted(set(pim_cost.sub_batch_sizes(workload.batch).values())):
+                    specs[f"sub{size}"] = RunSpec(fixed_rows, use_pim=pim_cost.PIM_ATTENTION,
+                                                  batch_scale=size / workload.batch)
         priced = dict(zip(specs, self.price_runs(list(specs.values()), workload, stride,
                                                  with_mapping=mappings_out is not None,
-                                                 parts=None if costs_out is not None else ("energy_j", "macs"))))
+                                                 parts=None if costs_out is not None else ("energy_j", "macs", "npu_s",
+                                                                                           "pim_j"))))
         if mappings_out is not None:
             mappings_out.update({phase: maps for phase, (_, maps) in priced.items()})
         if "prefill" in priced:
@@ -839,20 +889,24 @@ class CostModel:
                 costs_out["prefill"] = cost
         if "decode" in priced:
             cost = priced["decode"][0]
-            steps = cost.npu_s + cost.pim_s
-            if "half" in priced:
-                concurrent = self.pim_mode[:, :, 0] == PIM_MODES["concurrent"]
-                half = priced["half"][0].npu_s
-                fill = np.minimum(half, cost.pim_s / 2) / workload.layers
-                steps = np.where(concurrent, np.maximum(2 * half, cost.pim_s) + fill, steps)
-            decode_s = steps @ cost.weight
             e = cost.rows["energy_j"].sum(axis=1)
+            schedule = None
+            if self.any_pim:
+                subs = {int(name[3:]): c for name, (c, _) in priced.items() if name.startswith("sub")}
+                fixed = ~_run_plan(run.base, workload, run.steps, run.slope, 1.0, stride).varying
+                schedule = pim_cost.schedule_decode(self.pim_mode, workload.layers, workload.batch, cost, fixed,
+                                                    subs, pim_schedules)
+                decode_s = schedule.step_s @ cost.weight
+                # the rows' energy, moved by the schedule chosen where it is not blocked
+                e = e + (schedule.energy_j - cost.steps["energy_j"]) @ cost.weight
+            else:  # no design has PIM: every step is the NPU's
+                decode_s = (cost.npu_s + cost.pim_s) @ cost.weight
             tokens = workload.batch * run.steps
             out.update(tpot_s=decode_s / run.steps, tokens_per_s=tokens / decode_s, j_per_token=e / tokens,
                        decode_energy_j=e, decode_s=decode_s)
             energy, time, macs = energy + e, time + decode_s, macs + cost.rows["macs"].sum(axis=1)
             if costs_out is not None:
-                costs_out["decode"] = cost
+                costs_out["decode"] = dataclasses.replace(cost, schedule=schedule)
         peak = self.peak_macs_per_s[:, 0, 0]
         out.update(area_mm2=self.area_mm2(), power_w=energy / time, utilization=macs / (peak * time),
                    energy_j=energy, time_s=time)
@@ -874,7 +928,9 @@ class CostModel:
             import pandas as pd
 
             table = lambda phase: workload.prefill if phase == "prefill" else workload.decode.base  # noqa: E731
-            operators = pd.concat([pd.DataFrame(self._breakdown(phase, table(phase), cost, mappings[phase]))
+            schedule = costs["decode"].schedule if "decode" in costs else None
+            chosen = _schedule_text(schedule, costs["decode"].weight) if schedule is not None else ""
+            operators = pd.concat([pd.DataFrame(self._breakdown(phase, table(phase), cost, mappings[phase], chosen))
                                    for phase, cost in costs.items()], ignore_index=True)
         design = self.designs[0]
         peak = float(self.peak_macs_per_s[0, 0, 0])
@@ -882,9 +938,10 @@ class CostModel:
                           self.unit_costs[0], {k: float(v[0]) for k, v in self.area_parts_mm2().items()},
                           {"macs_per_s": peak, "dram_bytes_per_s": float(self.dram_bytes_per_s[0, 0, 0])})
 
-    def _breakdown(self, phase: str, table: OpTable, cost: RunCost, maps: dict) -> dict[str, Any]:
+    def _breakdown(self, phase: str, table: OpTable, cost: RunCost, maps: dict, schedule: str = "") -> dict[str, Any]:
         """The first design's operators of ``phase``: time with its bound and mapping (of the first
-        step), energy by component, DRAM bytes and MACs, totals over the run."""
+        step; ``schedule``, the decode schedule chosen, on the PIM rows), energy by component, DRAM
+        bytes and MACs, totals over the run (those of the run with PIM on)."""
         kinds = {v: k for k, v in KIND_CODES.items()}
         r = {k: v[0] for k, v in cost.rows.items()}
         on_pim = r["pim_s"] > 0
@@ -899,7 +956,8 @@ class CostModel:
             plan[f.name] = column
         plan["act_reads"], plan["weight_reads"] = mapper.reads(plan["family"], table.cols["m"], table.cols["n"],
                                                                plan["tile_m"], plan["tile_n"])
-        mapping = [self._describe(kinds[kind], plan, i, on_pim[i]) for i, kind in enumerate(table.kind)]
+        mapping = [self._describe(kinds[kind], plan, i, on_pim[i]) + (schedule if on_pim[i] else "")
+                   for i, kind in enumerate(table.kind)]
         return {"phase": phase, "operator": table.names, "kind": [kinds[k] for k in table.kind],
                 "bound": bound, "mapping": mapping, "time_s": r["npu_s"] + r["pim_s"], "energy_j": r["energy_j"],
                 **{name: r[name] for name in ENERGY_PARTS}, "dram_bytes": r["dram_bytes"], "macs": r["macs"]}

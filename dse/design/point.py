@@ -39,7 +39,7 @@ from typing import Any
 from ...hw import params
 from ...hw.params import param, validate
 from ...hw.pe import PE_KINDS, pe_kind
-from ...hw.pim import PimChannelConfig
+from ...hw.pim import DramTiming, PimChannelConfig
 from ...hw.systolic import SystolicConfig
 from .links import LINK_PRESETS, TOPOLOGIES
 from ...files import read_input
@@ -129,31 +129,66 @@ def _bank_param(name: str, default: Any) -> Any:
     return dataclasses.field(default=default, metadata=PimChannelConfig.__dataclass_fields__[name].metadata)
 
 
+def _timing_param(name: str) -> Any:
+    """A DRAM timing in ns as :class:`peforge.hw.pim.DramTiming` declares it."""
+    spec = DramTiming.__dataclass_fields__[name]
+    return dataclasses.field(default=spec.default, metadata=spec.metadata)
+
+
+def _cycles() -> Any:
+    """A bank timing in cycles: derived from its ``_ns`` key and ``clock_mhz``, not set."""
+    return dataclasses.field(default=1, init=False)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Pim(PimChannelConfig):
     """Processing in memory: MAC lanes beside the DRAM banks (HBM-PIM, AiM, NeuPIMs).
 
     The bank and channel parameters are the PIM channel block's own (:class:`peforge.hw.pim.
     PimChannelConfig`: one declaration, one range set, one ``t_ccd`` rule); the cost model adds
-    how PIM is used (``mode``), how many channels there are and their clock. Defaults are an HBM
-    channel: 16 banks of 32768 rows of 2 KB (1024 16-bit words: an HBM2 page in legacy mode,
-    JESD235), NeuPIMs' HBM2 timing.
+    what the hardware supports (``mode``), which operators may run on it (``ops``), how many
+    channels there are and their clock. DRAM timing is the device's, in ns (``t_rcd_ns``, ...):
+    the bank's cycle counts ``t_rcd``, ``t_rp``, ``t_ras``, ``t_ccd`` are derived at
+    ``clock_mhz`` by :func:`peforge.hw.pim.dram_cycles` (ceiling), the conversion the RTL
+    configs use too. Defaults are an HBM channel: 16 banks of 32768 rows of 2 KB (1024 16-bit
+    words: an HBM2 page in legacy mode, JESD235), NeuPIMs' HBM2 timing.
     """
 
-    mode: str = param("none", "none | blocked (NPU waits for PIM) | concurrent (NeuPIMs sub-batch "
-                      "interleaving; needs dual_row_buffer)", choices=("none", "blocked", "concurrent"))
-    channels: int = param(32, "PIM channels (all banks of a channel run one command stream)", low=1, high=1024)
-    clock_mhz: float = param(1000.0, "PIM command clock (MHz); the timing parameters count its cycles",
+    mode: str = param("none", "what the hardware supports: none | blocked (the NPU waits for PIM) | concurrent "
+                      "(NeuPIMs sub-batch interleaving; needs dual_row_buffer); each decode step the runtime "
+                      "picks the fastest schedule the mode allows", choices=("none", "blocked", "concurrent"))
+    ops: str = param("attention", "operators PIM may run: attention (decode score / context GEMVs) | fc "
+                     "(batch-1 weight GEMVs) | attention+fc", choices=("attention", "fc", "attention+fc"))
+    channels: int = param(32, "PIM channels: channels of the design's memory (at most its units x channels "
+                          "per unit)", low=1, high=1024)
+    clock_mhz: float = param(1000.0, "PIM command clock (MHz); the ns timings are run in its cycles",
                              low=1.0, high=5000.0)
     banks: int = _bank_param("banks", 16)
     rows: int = _bank_param("rows", 32768)
     cols: int = _bank_param("cols", 1024)
+    t_rcd_ns: float = _timing_param("t_rcd_ns")
+    t_rp_ns: float = _timing_param("t_rp_ns")
+    t_ras_ns: float = _timing_param("t_ras_ns")
+    t_ccd_ns: float = _timing_param("t_ccd_ns")
+    t_rcd: int = _cycles()
+    t_rp: int = _cycles()
+    t_ras: int = _cycles()
+    t_ccd: int = _cycles()
 
     def __post_init__(self) -> None:
+        validate(self)  # the ns keys and the clock, before they are converted
+        for name, cycles in self.timing.cycles(self.clock_mhz, owner=type(self).__name__).items():
+            object.__setattr__(self, name, cycles)
         super().__post_init__()
         if self.mode == "concurrent" and not self.dual_row_buffer:
             raise ValueError("Pim.mode='concurrent' needs dual_row_buffer = true (the NPU's reads proceed on one "
                              "row buffer while the lanes compute on the other); allowed with false: none, blocked")
+
+    @property
+    def timing(self) -> DramTiming:
+        """The DRAM's timing in ns."""
+        return DramTiming(t_rcd_ns=self.t_rcd_ns, t_rp_ns=self.t_rp_ns, t_ras_ns=self.t_ras_ns,
+                          t_ccd_ns=self.t_ccd_ns)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,7 +298,7 @@ def _coerce(cls: type, key: str, value: Any) -> Any:
 def _build(cls: type, table: Any, where: str, prefix: str) -> Any:
     if not isinstance(table, dict):
         raise ValueError(f"{where}: {prefix.rstrip('.')} must be a table")
-    allowed = [f.name for f in dataclasses.fields(cls)]
+    allowed = [f.name for f in dataclasses.fields(cls) if f.init]  # not the derived ones (Pim.t_rcd)
     values = {}
     for key, value in table.items():
         if key not in allowed:

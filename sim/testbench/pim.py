@@ -204,28 +204,55 @@ def gemv_cases(cfg, rng: np.random.Generator) -> list[tuple[str, np.ndarray, np.
     return cases
 
 
+def packed_cases(cfg, rng: np.random.Generator) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
+    """Labelled ``(W, x, pack)`` for the packed-row layout, where a DRAM row holds two or more W
+    rows: the most vectors per row and fewer, a partial last DRAM row and several accumulator
+    groups where the bank holds them, corner values. Empty when no W row packs."""
+    lo, hi = -(1 << cfg.word_bits - 1), (1 << cfg.word_bits - 1) - 1
+    banks = getattr(cfg, "banks", 1)
+    cases = []
+    shapes = [("one burst per vector", cfg.lanes)]
+    if cfg.cols >= 2:
+        shapes.append(("random width", int(rng.integers(1, cfg.cols // 2 + 1))))
+    for label, k in shapes:
+        top = cfg.max_pack(k)
+        for pack in sorted({top, 2} & set(range(2, top + 1))):
+            per_group = (cfg.lanes // pack) * pack
+            m = banks * (per_group + pack + 1)  # a second group with a partial last DRAM row
+            while m > 1 and not cfg.gemv_fits(m, k, banks, pack):
+                m -= 1
+            cases.append((f"packed {label} {m}x{k} pack {pack}", rng.integers(lo, hi + 1, (m, k)),
+                          rng.integers(lo, hi + 1, k), pack))
+        if top >= 2:
+            m = min(banks * top, banks * cfg.rows)
+            cases.append((f"packed most negative squared {m}x{k}", np.full((m, k), lo, dtype=np.int64),
+                          np.full(k, lo, dtype=np.int64), top))
+    return cases
+
+
 def _mac_commands(program) -> int:
     """MAC commands of a program (each one burst in every bank it drives)."""
     return sum(1 for c in program.commands if c.op == PimOp.MAC)
 
 
-async def store(drv: PimDriver, W: np.ndarray) -> None:
-    image = pim_layout(W, cols=drv.cfg.cols, banks=drv.banks)
+async def store(drv: PimDriver, W: np.ndarray, pack: int = 1) -> None:
+    image = pim_layout(W, cols=drv.cfg.cols, banks=drv.banks, pack=pack, lanes=drv.cfg.lanes)
     for k in range(drv.banks):
         await drv.run(store_program(drv.cfg, image[k], bank=k))
 
 
 async def gemv_case(drv: PimDriver, label: str, W, x, *, stored: bool = False,
-                    background: Sequence[PimCommand] = ()) -> tuple[int, int, list[int]]:
-    """Store W (unless ``stored``), run the GEMV program, compare ``y`` and its cycle count.
-    Returns the GEMV's first cycle, the cycle of its last output and the cycles of RD outputs."""
+                    background: Sequence[PimCommand] = (), pack: int = 1) -> tuple[int, int, list[int]]:
+    """Store W (unless ``stored``; ``pack`` W rows per DRAM row), run the GEMV program, compare
+    ``y`` and its cycle count. Returns the GEMV's first cycle, the cycle of its last output and
+    the cycles of RD outputs."""
     cfg, report = drv.cfg, drv.report
     W = np.asarray(W)
     m, k = W.shape
     if not stored:
-        await store(drv, W)
+        await store(drv, W, pack)
     await drv.settle()  # cycles() counts from an idle bank
-    program = gemv_program(cfg, x, m)
+    program = gemv_program(cfg, x, m, pack)
     start = drv.cycle
     cycles = await drv.run(program.commands, background)
     gemv_end = cycles[-1] + 1
@@ -234,7 +261,7 @@ async def gemv_case(drv: PimDriver, label: str, W, x, *, stored: bool = False,
     report.expect(f"{label}: readouts", len(ys), len(program.readouts))
     report.expect(f"{label}: y", program.gather([v for _, v in ys], m), pim_gemv(W, x, cfg.acc_bits))
     if ys:
-        report.expect_cycles(f"{label} ({m}x{k})", ys[-1][0] - cycles[0], cfg.cycles(m, k))
+        report.expect_cycles(f"{label} ({m}x{k})", ys[-1][0] - cycles[0], cfg.cycles(m, k, pack))
         report.cycles_per_op.append((ys[-1][0] - cycles[0]) / max(1, _mac_commands(program) * drv.banks))
     report.expect(f"{label}: errors", [v for _, v in drv.outputs("err", start)], [])
     reads = [c for c, _ in drv.outputs("o", start)]
@@ -375,6 +402,8 @@ async def run(bench, cfg, seed: int) -> Report:
     await drv.reset()
     for label, W, x in gemv_cases(cfg, rng):
         await gemv_case(drv, label, W, x)
+    for label, W, x, pack in packed_cases(cfg, rng):
+        await gemv_case(drv, label, W, x, pack=pack)
     await illegal_sequences(drv, rng)
     await random_commands(drv, rng, 200)
     await drv.close_all()

@@ -75,4 +75,6 @@ def test_pim_modes_order_on_long_context_batched_decode():
     for mode in ("none", "blocked", "concurrent"):
         design = dataclasses.replace(base, pim=dataclasses.replace(base.pim, mode=mode))
         times[mode] = decode(design, "w16a16kv16", batch=32, kv=2048, gen=8).metrics["tpot_s"]
-    assert times["concurrent"] < times["blocked"] < times["none"], times
+    # the mode is what the hardware supports; the runtime picks per step, so more never hurts
+    # (here blocked PIM: two sub-batches would read the weights twice for a small PIM share)
+    assert times["concurrent"] <= times["blocked"] < times["none"], times

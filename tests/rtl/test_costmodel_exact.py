@@ -72,9 +72,11 @@ def test_model_pim_gemv_cycles_equal_rtl(banks):
     from peforge.hw.pim import PimChannelConfig
     from peforge.sim.testbench.pim import PimDriver, gemv_case
 
-    timing = dict(t_rcd=3, t_rp=4, t_ras=7, t_ccd=2)
-    config = PimChannelConfig(banks=banks, rows=16, cols=16, lanes=4, **timing)
-    design = DesignPoint(pim=Pim(mode="blocked", banks=banks, rows=16, cols=16, lanes=4, **timing))
+    # the design's timing in ns at 500 MHz: 3, 4, 7 and 2 cycles
+    design = DesignPoint(pim=Pim(mode="blocked", banks=banks, rows=16, cols=16, lanes=4, clock_mhz=500.0,
+                                 t_rcd_ns=6.0, t_rp_ns=7.5, t_ras_ns=13.0, t_ccd_ns=4.0))
+    config = PimChannelConfig(banks=banks, rows=16, cols=16, lanes=4, t_rcd=3, t_rp=4, t_ras=7, t_ccd=2)
+    assert design.pim.channel == config
     priced = _PimArrays([design])  # the cost model's view of the design's PIM channels
     rng = np.random.default_rng(banks)
     shapes = []
@@ -91,10 +93,12 @@ def test_model_pim_gemv_cycles_equal_rtl(banks):
         for m, k in shapes:
             W = rng.integers(-100, 100, (m, k))
             x = rng.integers(-100, 100, k)
-            first, last, _ = await gemv_case(driver, f"{m}x{k}", W, x)
+            # the layout the model prices: as many W rows per DRAM row as fit
+            first, last, _ = await gemv_case(driver, f"{m}x{k}", W, x, pack=config.max_pack(k))
             measured.append(last - first)
         return report, measured
 
     report, measured = simulate_with(config, measure)
     assert report.passed, report.failures[:5]
+    assert any(config.max_pack(k) > 1 for _, k in shapes)
     assert measured == [float(priced.gemv_cycles(m, k)[0, 0, 0]) for m, k in shapes]

@@ -116,3 +116,105 @@ def test_measured_cycles_equal_formula_and_hand_counts(config, shapes):
     assert measured == [_formula(config, m, k) for m, k, _ in shapes]
     hand = [(got, cycles) for got, (_, _, cycles) in zip(measured, shapes) if cycles is not None]
     assert [got for got, _ in hand] == [cycles for _, cycles in hand]
+
+
+# Packed rows: ``pack`` W rows per DRAM row, their MACs back to back with no ACT / PRE between.
+# P1: 1 bank, 2 lanes, rows of 2 bursts; W rows of 2 words = 1 burst, so 2 per DRAM row and one
+# DRAM row per accumulator group. P2: 2 banks, rows of 4 bursts; tRP binds the group gap. P3:
+# dual row buffer, 8 lanes, a pack of 3 (groups of 6 W rows in 2 DRAM rows), tRAS binds, the
+# readouts bind the group gap.
+P1 = PimBankConfig(rows=8, cols=4, lanes=2, word_bits=8, t_rcd=2, t_rp=3, t_ras=4, t_ccd=2)
+P2 = PimChannelConfig(banks=2, rows=16, cols=16, lanes=4, word_bits=8, t_rcd=2, t_rp=5, t_ras=6, t_ccd=2)
+P3 = PimBankConfig(rows=8, cols=32, lanes=8, word_bits=8, t_rcd=1, t_rp=1, t_ras=9, t_ccd=1, dual_row_buffer=True)
+
+# (config, [(out_rows, in_cols, pack, hand-counted cycles or None)])
+PACKED = [
+    (P1, [
+        # LDX@0,1 (x into both slots); ACT@2, MAC@4, MAC@6, PRE@7 (P = 2 + 2 + 1 = 5 > tRAS 4);
+        # RDACC@8, ACT@10 (tRP 3 > 1 + 1); the last DRAM row holds one W row: MAC@12, PRE@14
+        # (tRAS binds); RDACC@15, y@16.
+        (3, 2, 2, 16),
+        (4, 1, 2, None),
+    ]),
+    (P2, [
+        # 8 W rows per bank of 1 burst, 4 per DRAM row: LDX x 4, then 2 groups of one DRAM row
+        # each, P = 2 + 3 * 2 + 1 = 9, group gap max(1 + 2, tRP 5) = 5, RDACC x 2, y: 4 + 9 + 5
+        # + 9 + 3.
+        (16, 4, 4, 4 + 9 + 5 + 9 + 3),
+        (13, 3, 2, None),   # 2 DRAM rows per group: tRP between them; a partial last row
+        (7, 8, 2, None),    # vectors of 2 bursts
+    ]),
+    (P3, [(13, 5, 3, None), (20, 8, 4, None), (5, 16, 2, None)]),
+]
+
+
+def _packed_terms(cfg, m, k, pack) -> dict[str, bool]:
+    """Whether each term of the packed formula changes the count of GEMV m x k, from its geometry."""
+    banks = getattr(cfg, "banks", 1)
+    v = -(-k // cfg.lanes)
+    m_b = -(-m // banks)
+    per_row = cfg.lanes // pack
+    per_group = per_row * pack
+    groups = -(-m_b // per_group)
+    rest = m_b - (groups - 1) * per_group
+    whole, tail = (groups - 1) * per_row + rest // pack, rest % pack
+    bound = lambda b: cfg.t_rcd + (b - 1) * cfg.t_ccd + 1  # noqa: E731
+    return {
+        "several vectors per DRAM row": pack > 1 and whole > 0,
+        "partial last DRAM row": tail > 0,
+        "DRAM rows within a group (t_rp)": whole + (tail > 0) > groups,
+        "groups": groups > 1,
+        "banks > 1": banks > 1,
+        "vectors of several bursts": v > 1,
+        "pack does not divide lanes": cfg.lanes % pack > 0 and groups > 1,
+        "t_ras binds a row": cfg.t_ras > bound(pack * v) or tail > 0 and cfg.t_ras > bound(tail * v),
+        "MACs bind a row": bound(pack * v) > cfg.t_ras,
+        "t_rp binds a group gap": groups > 1 and cfg.t_rp > 1 + banks,
+        "readouts bind a group gap": groups > 1 and 1 + banks > cfg.t_rp,
+    }
+
+
+def test_packed_cases_exercise_every_term():
+    every = _packed_terms(P1, 1, 1, 1).keys()
+    covered = {name for cfg, shapes in PACKED for m, k, p, _ in shapes for name, holds in _packed_terms(cfg, m, k, p).items()
+               if holds}
+    assert sorted(every - covered) == []
+    for cfg, shapes in PACKED:
+        for m, k, pack, _ in shapes:
+            assert 2 <= pack <= cfg.max_pack(k) and cfg.gemv_fits(m, k, getattr(cfg, "banks", 1), pack), (cfg, m, k)
+
+
+def test_packed_rows_take_fewer_cycles_and_rows():
+    # 4 W rows of one burst per DRAM row: one ACT/PRE per 4 rows instead of per row.
+    assert P2.cycles(16, 4, 4) < P2.cycles(16, 4)
+    assert P2.dram_rows(16, 4, 2, 4) == 2 and P2.dram_rows(16, 4, 2) == 8
+    with pytest.raises(ValueError, match="pack=5 W rows of 4 words do not fit one DRAM row of 16 words"):
+        P2.cycles(16, 4, 5)
+    with pytest.raises(ValueError, match="allowed 1..2"):
+        P2.cycles(4, 8, 3)
+
+
+@pytest.mark.parametrize("config, shapes", PACKED, ids=[repr(c) for c, _ in PACKED])
+def test_packed_measured_cycles_equal_formula_and_hand_counts(config, shapes):
+    rng = np.random.default_rng(7)
+    lo, hi = -(1 << config.word_bits - 1), (1 << config.word_bits - 1) - 1
+
+    async def measure(bench):
+        report = Report("pim")
+        driver = PimDriver(bench, config, report)
+        await driver.reset()
+        measured = []
+        for m, k, pack, _ in shapes:
+            first, last, _ = await gemv_case(driver, f"{m}x{k}/{pack}", rng.integers(lo, hi + 1, (m, k)),
+                                             rng.integers(lo, hi + 1, k), pack=pack)
+            measured.append(last - first)
+        return report, measured
+
+    report, measured = simulate_with(config, measure)
+    assert report.passed, report.failures[:5]  # values right, no command rejected
+    formula = [gemv_cycles(out_rows=m, in_cols=k, banks=getattr(config, "banks", 1), lanes=config.lanes,
+                           cols=config.cols, t_rcd=config.t_rcd, t_rp=config.t_rp, t_ras=config.t_ras,
+                           t_ccd=config.t_ccd, pack=p) for m, k, p, _ in shapes]
+    assert measured == formula
+    hand = [(got, cycles) for got, (_, _, _, cycles) in zip(measured, shapes) if cycles is not None]
+    assert [got for got, _ in hand] == [cycles for _, cycles in hand]

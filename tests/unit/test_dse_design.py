@@ -26,7 +26,11 @@ def test_shipped_designs_load():
     ({"compute": {"clock_mhz": "fast"}}, r"Compute.clock_mhz must be float, not 'fast'"),
     ({"colour": "red"}, r"unknown key 'colour'"),
     ({"batch": 0}, r"DesignPoint.batch=0 is out of range"),
-    ({"pim": {"t_ccd": 16, "t_rcd": 3, "t_rp": 3}}, r"Pim.t_ccd=16 must not exceed t_rcd \+ t_rp \+ 1 = 7"),
+    ({"pim": {"t_ccd_ns": 16.0, "t_rcd_ns": 3.0, "t_rp_ns": 3.0}},
+     r"Pim.t_ccd=16 must not exceed t_rcd \+ t_rp \+ 1 = 7"),
+    ({"pim": {"t_ccd": 2}}, r"unknown key 'pim.t_ccd'; allowed: .*t_ccd_ns"),  # cycles follow from ns
+    ({"pim": {"t_ras_ns": 400.0}},
+     r"Pim.t_ras_ns=400.0 is 400 cycles at clock_mhz=1000.0; the bank's counters allow 1..255 cycles"),
 ])
 def test_bad_design_one_line(data, message):
     with pytest.raises(ValueError, match=message) as caught:
