@@ -87,6 +87,9 @@ class PoolCost:
     def __init__(self, design: DesignPoint, model: str, *, prompt_lengths, max_context: int,
                  quant: str | None = None, max_batch: int = 256, stride: int = 4,
                  max_prefill_tokens: int = 8192, costs: UnitCosts | None = None):
+        if design.system.chips > 1:  # its tables would price one chip of it as the whole pool
+            raise ValueError(f"design {design.name!r}: system.chips={design.system.chips}; a serving pool prices "
+                             f"single chips (allowed: system.chips = 1, with the pool's chip count as count)")
         self.design = design
         self.quant = design.run_quant(quant)
         config = load_config(model)

@@ -53,3 +53,12 @@ def test_serve_prints_metrics_and_writes_pictures(peforge, tmp_path):
     for name in ("latency.png", "timeline.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "metrics.json").read_text())["requests"] == 40
+
+
+def test_a_system_of_chips_is_refused_in_one_line(peforge):
+    # a pool's tables price one chip: an 8-chip tensor-parallel design would be priced as one of its chips
+    result = peforge("serve", "--design", "datacenter-x8", "--workload", "llama-2-7b",
+                     "--trace", "synthetic:rate=0.2,n=4,prompt=20,output=4")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "system.chips=8" in lines[0] and "Traceback" not in result.stderr, result.stderr
