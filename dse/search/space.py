@@ -439,19 +439,28 @@ def _valid_path(path: str) -> bool:
     return len(parts) == 2 and parts[1] in fields
 
 
-def _workload(table: Any, where: str) -> dict[str, Any]:
+def typed_table(table: Any, kinds: dict[str, type], group: str, where: str) -> dict[str, Any]:
+    """A small TOML table of scalars checked against ``kinds`` (key -> str, int, float or bool):
+    a table, known keys, values of their kind (a float also as an integer; finite), numbers
+    positive; otherwise one line naming ``group.key`` and what is allowed."""
     if not isinstance(table, dict):
-        raise ValueError(f"{where}: [workload] must be a table")
+        raise ValueError(f"{where}: [{group}] must be a table")
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     for key, value in table.items():
-        if key not in WORKLOAD_KEYS:
-            raise ValueError(f"{where}: unknown key workload.{key}; allowed: {', '.join(WORKLOAD_KEYS)}")
-        kind = WORKLOAD_KEYS[key]
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ValueError(f"{where}: workload.{key} must be a{'n integer' if kind is int else ' string'}, "
-                             f"not {value!r}")
-        if kind is int and value < 1:
-            raise ValueError(f"{where}: workload.{key} must be at least 1, not {value}")
+        if key not in kinds:
+            raise ValueError(f"{where}: unknown key {group}.{key}; allowed: {', '.join(kinds)}")
+        kind = kinds[key]
+        ok = (isinstance(value, bool) if kind is bool else _number(value) if kind is float else
+              isinstance(value, kind) and not isinstance(value, bool))
+        if not ok:
+            raise ValueError(f"{where}: {group}.{key} must be {names[kind]}, not {value!r}")
+        if kind in (int, float) and value <= 0:
+            raise ValueError(f"{where}: {group}.{key} must be positive, not {value!r}")
     return dict(table)
+
+
+def _workload(table: Any, where: str) -> dict[str, Any]:
+    return typed_table(table, WORKLOAD_KEYS, "workload", where)
 
 
 def _number(value: Any) -> bool:

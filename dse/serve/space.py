@@ -23,12 +23,12 @@ P99 SLOs, by bisection: about fifteen simulations), ``goodput_per_mm2``, ``goodp
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from ..design.point import DesignPoint, design_named
+from ..search.space import typed_table
 from .api import ServingConfig, load_trace, max_slo_rate, serve
 from .metrics import SLO
 from .sim import Link, Scheduler
@@ -45,20 +45,7 @@ KEYS = {"trace": str, "requests": int, "rate_rps": float, "ttft_p99_s": float, "
 
 def parse_serving(table: Any, where: str) -> dict[str, Any]:
     """The ``[serving]`` table, checked (one line naming the key otherwise)."""
-    if not isinstance(table, dict):
-        raise ValueError(f"{where}: [serving] must be a table")
-    for key, value in table.items():
-        if key not in KEYS:
-            raise ValueError(f"{where}: unknown key serving.{key}; allowed: {', '.join(KEYS)}")
-        kind = KEYS[key]
-        ok = isinstance(value, bool) if kind is bool else (
-            isinstance(value, kind) and not isinstance(value, bool) if kind is not float else
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
-        if not ok:
-            names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-            raise ValueError(f"{where}: serving.{key} must be {names[kind]}, not {value!r}")
-        if kind in (int, float) and value <= 0:
-            raise ValueError(f"{where}: serving.{key} must be positive, not {value!r}")
+    typed_table(table, KEYS, "serving", where)
     if "trace" not in table:
         raise ValueError(f"{where}: [serving] needs trace = \"conversation\" (or a CSV path, or synthetic:...)")
     if "decode_design" in table and not table.get("disaggregated", False):
