@@ -57,9 +57,30 @@ CASES = [
 ]
 
 
-def _formula(cfg, m, k):
+def _formula(cfg, m, k, pack=1):
     return gemv_cycles(out_rows=m, in_cols=k, banks=getattr(cfg, "banks", 1), lanes=cfg.lanes, cols=cfg.cols,
-                       t_rcd=cfg.t_rcd, t_rp=cfg.t_rp, t_ras=cfg.t_ras, t_ccd=cfg.t_ccd)
+                       t_rcd=cfg.t_rcd, t_rp=cfg.t_rp, t_ras=cfg.t_ras, t_ccd=cfg.t_ccd, pack=pack)
+
+
+def _measured(config, gemvs, seed) -> list[int]:
+    """Cycles of each GEMV ``(m, k, pack)`` on the RTL, random operands; its values checked."""
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << config.word_bits - 1), (1 << config.word_bits - 1) - 1
+
+    async def measure(bench):
+        report = Report("pim")
+        driver = PimDriver(bench, config, report)
+        await driver.reset()
+        measured = []
+        for m, k, pack in gemvs:
+            first, last, _ = await gemv_case(driver, f"{m}x{k}/{pack}", rng.integers(lo, hi + 1, (m, k)),
+                                             rng.integers(lo, hi + 1, k), pack=pack)
+            measured.append(last - first)
+        return report, measured
+
+    report, measured = simulate_with(config, measure)
+    assert report.passed, report.failures[:5]  # values right, no command rejected
+    return measured
 
 
 def _terms(cfg, m, k) -> dict[str, bool]:
@@ -97,22 +118,7 @@ def test_cases_exercise_every_term():
 
 @pytest.mark.parametrize("config, shapes", CASES, ids=[repr(c) for c, _ in CASES])
 def test_measured_cycles_equal_formula_and_hand_counts(config, shapes):
-    rng = np.random.default_rng(5)
-    lo, hi = -(1 << config.word_bits - 1), (1 << config.word_bits - 1) - 1
-
-    async def measure(bench):
-        report = Report("pim")
-        driver = PimDriver(bench, config, report)
-        await driver.reset()
-        measured = []
-        for m, k, _ in shapes:
-            first, last, _ = await gemv_case(driver, f"{m}x{k}", rng.integers(lo, hi + 1, (m, k)),
-                                             rng.integers(lo, hi + 1, k))
-            measured.append(last - first)
-        return report, measured
-
-    report, measured = simulate_with(config, measure)
-    assert report.passed, report.failures[:5]  # values right, no command rejected
+    measured = _measured(config, [(m, k, 1) for m, k, _ in shapes], seed=5)
     assert measured == [_formula(config, m, k) for m, k, _ in shapes]
     hand = [(got, cycles) for got, (_, _, cycles) in zip(measured, shapes) if cycles is not None]
     assert [got for got, _ in hand] == [cycles for _, cycles in hand]
@@ -196,25 +202,7 @@ def test_packed_rows_take_fewer_cycles_and_rows():
 
 @pytest.mark.parametrize("config, shapes", PACKED, ids=[repr(c) for c, _ in PACKED])
 def test_packed_measured_cycles_equal_formula_and_hand_counts(config, shapes):
-    rng = np.random.default_rng(7)
-    lo, hi = -(1 << config.word_bits - 1), (1 << config.word_bits - 1) - 1
-
-    async def measure(bench):
-        report = Report("pim")
-        driver = PimDriver(bench, config, report)
-        await driver.reset()
-        measured = []
-        for m, k, pack, _ in shapes:
-            first, last, _ = await gemv_case(driver, f"{m}x{k}/{pack}", rng.integers(lo, hi + 1, (m, k)),
-                                             rng.integers(lo, hi + 1, k), pack=pack)
-            measured.append(last - first)
-        return report, measured
-
-    report, measured = simulate_with(config, measure)
-    assert report.passed, report.failures[:5]  # values right, no command rejected
-    formula = [gemv_cycles(out_rows=m, in_cols=k, banks=getattr(config, "banks", 1), lanes=config.lanes,
-                           cols=config.cols, t_rcd=config.t_rcd, t_rp=config.t_rp, t_ras=config.t_ras,
-                           t_ccd=config.t_ccd, pack=p) for m, k, p, _ in shapes]
-    assert measured == formula
+    measured = _measured(config, [(m, k, pack) for m, k, pack, _ in shapes], seed=7)
+    assert measured == [_formula(config, m, k, pack) for m, k, pack, _ in shapes]
     hand = [(got, cycles) for got, (_, _, _, cycles) in zip(measured, shapes) if cycles is not None]
     assert [got for got, _ in hand] == [cycles for _, cycles in hand]
