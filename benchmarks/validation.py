@@ -187,29 +187,26 @@ def cases(model: str) -> list[Case]:
                     "at the full sustained bandwidth"),
         # Tensor-parallel prefill of Llama-2-70B (LLaMA 70B in the table: the methodology section names
         # Llama2-70b) on four GPUs of a DGX/HGX node: NVLink 3 (A100) and NVLink 4 (H100) through NVSwitch.
-        *(Case(system=f"4 x A100 80GB (TP 4, NVLink 3), Llama-2-70B FP16, prompt {seq}", quantity="TTFT (ms)",
+        *(Case(system=f"4 x {gpu} (TP 4, {link}), Llama-2-70B {fmt}, prompt {seq}", quantity="TTFT (ms)",
                published=published,
-               citation=TRTLLM.format(table="Low Latency / A100 GPUs (FP16)", row=f"LLaMA 70B, batch 1, TP 4, "
-                                                                                  f"input {seq}"),
-               design="a100-fp16.toml", measure=system_ttft_ms(seq, "w16a16kv16", "llama-2-70b", A100_TP4),
-               reason=reason) for seq, published, reason in (
+               citation=TRTLLM.format(table=f"Low Latency / {gpu.split()[0]} GPUs ({fmt})",
+                                      row=f"LLaMA 70B, batch 1, TP 4, input {seq}"),
+               design=design, measure=system_ttft_ms(seq, quant, "llama-2-70b", system), reason=reason)
+          for gpu, link, fmt, design, quant, system, rows in (
+              ("A100 80GB", "NVLink 3", "FP16", "a100-fp16.toml", "w16a16kv16", A100_TP4, (
             (128, 47.0, "as for Llama-2-7B at 128 (ratio 0.50 there too): a weight stream per GPU (34 GB at the "
                         "sustained 1,692 GB/s, 20 ms) plus 161 all-reduces of 128 x 8192 FP16 over NVLink 3 (2.0 ms, "
                         "9 %); peforge has no kernel-launch or per-layer fixed cost, no sampling or framework time"),
             (2048, 377.0, "compute-bound as for Llama-2-7B at 2048 (0.89 there): the arrays near the datasheet "
                           "peak; the all-reduces (27 ms, 9 %) are priced serial with compute, not overlapped"))),
-        *(Case(system=f"4 x H100 SXM (TP 4, NVLink 4), Llama-2-70B FP8, prompt {seq}", quantity="TTFT (ms)",
-               published=published,
-               citation=TRTLLM.format(table="Low Latency / H100 GPUs (FP8)", row=f"LLaMA 70B, batch 1, TP 4, "
-                                                                                 f"input {seq}"),
-               design="h100-fp8.toml", measure=system_ttft_ms(seq, "wfp8afp8kvfp8", "llama-2-70b", H100_TP4),
-               reason=reason) for seq, published, reason in (
+              ("H100 SXM", "NVLink 4", "FP8", "h100-fp8.toml", "wfp8afp8kvfp8", H100_TP4, (
             (128, 26.0, "a weight stream per GPU (17 GB at the HBM3 preset's sustained 85 % of 3.35 TB/s, 5.9 ms) "
                         "plus 161 all-reduces of FP8 activations over NVLink 4 (0.9 ms); no kernel-launch, per-layer "
                         "or framework time, which at 7 ms of model time is most of the measured 26 ms"),
             (2048, 109.0, "as for Llama-2-7B FP8 at 2048 (0.53 there): peforge runs the prefill near the dense "
                           "FP8 roof (41 ms) plus 9 ms of all-reduces; the measured time is ~2x that (clock under "
-                          "the power limit, tile quantization, the FP8 kernels of v0.5)"))),
+                          "the power limit, tile quantization, the FP8 kernels of v0.5)"))))
+          for seq, published, reason in rows),
         Case(system="TPU v1: 256 x 256 INT8 MACs at 700 MHz", quantity="peak TOPS", published=92.0,
              citation="Jouppi et al., 'In-Datacenter Performance Analysis of a Tensor Processing Unit', ISCA 2017, "
                       "abstract ('a 65,536 8-bit MAC matrix multiply unit that offers a peak throughput of 92 "
