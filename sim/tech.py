@@ -45,6 +45,8 @@ class Memory:
     capacity_gib : storage of one unit (GiB, 2³⁰ bytes); ``inf``: not limited (a user preset
         that gives none)
     efficiency : the fraction of ``gb_per_s`` sustained on long streaming reads (0 < e <= 1)
+    channels : independent channels in one unit (what PIM channels are counted in); ``None``: not
+        known (a user preset that gives none: PIM channels are then not checked)
     """
 
     pj_per_bit: Sourced
@@ -52,6 +54,7 @@ class Memory:
     unit: str
     capacity_gib: Sourced
     efficiency: Sourced
+    channels: Sourced | None = None
 
     @property
     def sustained_gb_per_s(self) -> float:
@@ -190,22 +193,27 @@ def _memories() -> dict[str, Memory]:
     return {
         "HBM2": Memory(Sourced(3.9, "pJ/bit", _HBM, approx=True),
                        Sourced(256.0, "GB/s", "JESD235 HBM2: 2 Gb/s × 1024 bits per stack"), "stack",
-                       Sourced(8.0, "GiB", _HBM2_CAP), Sourced(0.83, "fraction", _HBM_EFF)),
+                       Sourced(8.0, "GiB", _HBM2_CAP), Sourced(0.83, "fraction", _HBM_EFF),
+                       Sourced(8, "channels", "JESD235: 8 channels of 128 bits per stack")),
         "HBM3": Memory(Sourced(3.9, "pJ/bit", "taken equal to HBM2 (no better public figure found)",
                                approx=True),
                        Sourced(819.0, "GB/s", "JESD238 HBM3: 6.4 Gb/s × 1024 bits per stack"), "stack",
-                       Sourced(16.0, "GiB", _HBM3_CAP), Sourced(0.85, "fraction", _HBM3_EFF, approx=True)),
+                       Sourced(16.0, "GiB", _HBM3_CAP), Sourced(0.85, "fraction", _HBM3_EFF, approx=True),
+                       Sourced(16, "channels", "JESD238: 16 channels of 64 bits per stack")),
         "LPDDR5": Memory(Sourced(4.5, "pJ/bit", "mid-point of 4-5 pJ/bit estimates (TECH_FACTS)", approx=True),
                          Sourced(12.8, "GB/s", "JESD209-5: 6400 MT/s × 16-bit channel"), "channel",
                          Sourced(2.0, "GiB", _LPDDR5_CAP, approx=True),
-                         Sourced(0.70, "fraction", _LPDDR_EFF, approx=True)),
+                         Sourced(0.70, "fraction", _LPDDR_EFF, approx=True),
+                         Sourced(1, "channels", "a unit is one 16-bit channel")),
         "DDR4": Memory(Sourced(17.5, "pJ/bit", "mid-point of 15-20 pJ/bit DIMM estimates", approx=True),
                        Sourced(25.6, "GB/s", "DDR4-3200 × 64-bit channel"), "channel",
-                       Sourced(32.0, "GiB", _DIMM_CAP, approx=True), Sourced(0.75, "fraction", _DDR_EFF)),
+                       Sourced(32.0, "GiB", _DIMM_CAP, approx=True), Sourced(0.75, "fraction", _DDR_EFF),
+                       Sourced(1, "channels", "a unit is one 64-bit channel")),
         "DDR5": Memory(Sourced(15.0, "pJ/bit", "low end of 15-20 pJ/bit DIMM estimates", approx=True),
                        Sourced(38.4, "GB/s", "DDR5-4800 × 64-bit channel"), "channel",
                        Sourced(32.0, "GiB", _DIMM_CAP, approx=True),
-                       Sourced(0.75, "fraction", _DDR_EFF + " (DDR4 figure taken for DDR5)", approx=True)),
+                       Sourced(0.75, "fraction", _DDR_EFF + " (DDR4 figure taken for DDR5)", approx=True),
+                       Sourced(2, "channels", "JESD79-5: a 64-bit DIMM channel is two 32-bit subchannels")),
     }
 
 
@@ -376,7 +384,7 @@ def load_toml(path: Path) -> TechPreset:
         prefix = f"memory.{mem_name}."
         if not isinstance(table, dict):
             raise ValueError(f"{where}: memory.{mem_name} must be a table")
-        _check_keys(where, table, {"pj_per_bit", "gb_per_s", "unit", "capacity_gib", "efficiency"}, prefix)
+        _check_keys(where, table, {"pj_per_bit", "gb_per_s", "unit", "capacity_gib", "efficiency", "channels"}, prefix)
         for key in ("pj_per_bit", "gb_per_s"):
             if key not in table:
                 raise ValueError(f"{where}: missing key {prefix}{key}")
@@ -400,10 +408,17 @@ def load_toml(path: Path) -> TechPreset:
             efficiency = built_in.efficiency
         else:
             efficiency = Sourced(1.0, "fraction", "user preset gives no efficiency: datasheet bandwidth sustained")
+        channels = built_in.channels if built_in is not None else None
+        if "channels" in table:
+            value = table["channels"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{where}: {prefix}channels must be a whole number >= 1 (channels per unit), "
+                                 f"not {value!r}")
+            channels = Sourced(value, "channels", "user preset")
         memories[mem_name] = Memory(Sourced(_number(where, prefix + "pj_per_bit", table["pj_per_bit"]), "pJ/bit",
                                             "user preset"),
                                     Sourced(_number(where, prefix + "gb_per_s", table["gb_per_s"]), "GB/s",
-                                            "user preset"), unit, capacity, efficiency)
+                                            "user preset"), unit, capacity, efficiency, channels)
     pim = data.get("pim")
     pim_value = None
     if pim is not None:

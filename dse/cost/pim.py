@@ -4,7 +4,7 @@ Rules (each stated so it can be refined):
 
 - **PIM channels are channels of the memory.** ``pim.channels`` may not exceed the design's
   memory channels, ``memory.units`` × the technology's channels per unit
-  (:data:`CHANNELS_PER_UNIT`). The PIM banks hold no capacity of their own: the KV cache they
+  (``channels`` of its :class:`peforge.sim.tech.Memory`). The PIM banks hold no capacity of their own: the KV cache they
   compute on lives in them (:mod:`peforge.dse.cost.footprint` checks it fits).
 - **Bandwidth.** While PIM computes on a channel, that channel's data bus is not available to
   the NPU: with one row buffer the bank is busy, so PIM and the NPU take turns (``blocked``);
@@ -46,7 +46,7 @@ import numpy as np
 from ...hw.pim import gemv_cycles, max_pack
 from ...sim import tech
 
-__all__ = ["CHANNELS_PER_UNIT", "MAX_SUB_BATCHES", "PIM_ATTENTION", "PIM_FC", "PIM_MODES", "PimArrays",
+__all__ = ["MAX_SUB_BATCHES", "PIM_ATTENTION", "PIM_FC", "PIM_MODES", "PimArrays",
            "Schedule", "candidates", "check_pim", "memory_channels", "schedule_decode", "sub_batch_sizes"]
 
 PIM_MODES = {"none": 0, "blocked": 1, "concurrent": 2}
@@ -54,21 +54,17 @@ PIM_ATTENTION, PIM_FC = 1, 2  # what a run lets go to PIM (bit flags; RunSpec.us
 MAX_SUB_BATCHES = 8
 SUB_BATCHES = (2, 4, 8)  # k the runtime tries (each a priced sub-batch size: powers of two keep it cheap)
 
-#: Channels in one unit of each built-in memory technology (``memory.units`` counts units).
-CHANNELS_PER_UNIT: dict[str, tuple[int, str]] = {
-    "HBM2": (8, "JESD235: 8 channels of 128 bits per stack"),
-    "HBM3": (16, "JESD238: 16 channels of 64 bits per stack"),
-    "LPDDR5": (1, "a unit is one 16-bit channel"),
-    "DDR4": (1, "a unit is one 64-bit channel"),
-    "DDR5": (2, "JESD79-5: a 64-bit DIMM channel is two 32-bit subchannels"),
-}
+def _channels_per_unit(design):
+    """The design's memory technology's channels per unit (:class:`peforge.sim.tech.Memory`), ``None``
+    where its preset gives none."""
+    return tech.memory_of(tech.resolve(design.tech), design.memory.technology).channels
 
 
 def memory_channels(design) -> int | None:
-    """Channels of the design's memory (``units`` × channels per unit), ``None`` for a
-    technology :data:`CHANNELS_PER_UNIT` does not list (a user preset's)."""
-    per_unit = CHANNELS_PER_UNIT.get(design.memory.technology)
-    return None if per_unit is None else design.memory.units * per_unit[0]
+    """Channels of the design's memory (``units`` × the technology's channels per unit), ``None`` for a
+    technology whose preset gives no channel count (a user preset's)."""
+    per_unit = _channels_per_unit(design)
+    return None if per_unit is None else design.memory.units * int(per_unit.value)
 
 
 def check_pim(design) -> None:
@@ -77,10 +73,10 @@ def check_pim(design) -> None:
         return
     channels = memory_channels(design)
     if channels is not None and design.pim.channels > channels:
-        per_unit, source = CHANNELS_PER_UNIT[design.memory.technology]
+        per_unit = _channels_per_unit(design)
         raise ValueError(f"{design.name}: pim.channels={design.pim.channels} exceeds the memory's {channels} channels "
-                         f"(memory.units={design.memory.units} x {per_unit} per {design.memory.technology} unit, "
-                         f"{source}); allowed: at most {channels}, or more memory.units")
+                         f"(memory.units={design.memory.units} x {int(per_unit.value)} per {design.memory.technology} "
+                         f"unit, {per_unit.source}); allowed: at most {channels}, or more memory.units")
 
 
 def _column(values: Sequence[float]) -> np.ndarray:

@@ -89,6 +89,10 @@ def test_user_preset_loads(tmp_path):
      "memory.HBM3.efficiency must be in (0, 1]"),
     (lambda t: t.replace('unit = "stack"', 'unit = "stack"\nefficiency = 0'),
      "memory.HBM3.efficiency must be a positive number, not 0"),
+    (lambda t: t.replace('unit = "stack"', 'unit = "stack"\nchannels = 2.5'),
+     "memory.HBM3.channels must be a whole number >= 1 (channels per unit), not 2.5"),
+    (lambda t: t.replace('unit = "stack"', 'unit = "stack"\nchannels = 0'),
+     "memory.HBM3.channels must be a whole number >= 1 (channels per unit), not 0"),
 ])
 def test_user_preset_errors_are_one_line(tmp_path, edit, message):
     path = tmp_path / "bad.toml"
@@ -122,6 +126,19 @@ def test_user_memory_capacity_and_efficiency(tmp_path):
     memories = load_toml(plain).memories
     assert memories["HBM3"].capacity_gib == PRESETS["7nm"].memories["HBM3"].capacity_gib
     assert memories["CXL"].capacity_gib.value == float("inf") and memories["CXL"].efficiency.value == 1.0
+
+
+def test_memory_channels_per_unit(tmp_path):
+    # JEDEC: HBM2 8 x 128-bit and HBM3 16 x 64-bit channels per stack, DDR5 two 32-bit subchannels
+    expected = {"HBM2": 8, "HBM3": 16, "LPDDR5": 1, "DDR4": 1, "DDR5": 2}
+    for preset in PRESETS.values():
+        assert {name: m.channels.value for name, m in preset.memories.items()} == expected
+    path = tmp_path / "t.toml"
+    path.write_text(GOOD.replace('unit = "stack"', 'unit = "stack"\nchannels = 32')
+                    + '[memory.CXL]\npj_per_bit = 20.0\ngb_per_s = 64\n')
+    memories = load_toml(path).memories
+    # a built-in name keeps the built-in count unless given; any other has none (PIM channels unchecked)
+    assert memories["HBM3"].channels.value == 32 and memories["CXL"].channels is None
 
 
 def test_missing_file(tmp_path):
