@@ -129,3 +129,18 @@ def test_not_toml_and_missing_file():
         parse("[param\n")
     with pytest.raises(ValueError, match="no such space file or shipped space"):
         load_space("/nonexistent/space.toml")
+
+
+def test_pim_space_draws_channels_its_memory_has():
+    # a point asking for more PIM channels than its memory.units hold would be a failed trial
+    from peforge.dse.cost.pim import memory_channels
+
+    space = load_space("pim")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    drawn = set()
+    for _ in range(300):
+        design = space.suggest(study.ask())
+        if design.pim.mode != "none":
+            assert design.pim.channels <= memory_channels(design), (design.pim.channels, design.memory.units)
+            drawn.add((design.memory.units, design.pim.channels))
+    assert (4, 64) in drawn and (1, 16) in drawn  # the whole memory is still reachable
