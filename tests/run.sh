@@ -30,5 +30,6 @@ fi
 # With PEFORGE_REQUIRE_TOOLS=1 (CI) every test whose tool is missing fails instead of skipping.
 # One pytest-xdist worker per CPU: the workers share one private characterization cache. loadgroup keeps
 # the tests of one xdist group (one long cold characterization, or one module-scoped fixture) on one
-# worker, in the order tests/conftest.py puts them (those groups first), and hands out the rest one by one.
-exec python -m pytest -n auto --dist loadgroup --no-loadscope-reorder "$@"
+# worker, in the order tests/conftest.py puts them (those groups first), and hands out the rest one by one;
+# the 25 slowest tests are listed at the end (what to move to the slow layer when the suite grows).
+exec python -m pytest -n auto --dist loadgroup --no-loadscope-reorder --durations=25 "$@"

@@ -1,6 +1,6 @@
 """The array's cycle formula against the RTL on Verilator, at sizes where every term matters.
 
-For every PE kind of the registry and both dataflows, an array of 8 x 8 or 16 x 16 cells and, for
+For every PE kind of the registry and both dataflows, an array of 8 x 8 cells (16 x 16 too, slow) and, for
 the kinds of :data:`NON_SQUARE`, an output-stationary 4 x 16 one (C - 1 > R: the period's C - 1
 term binds; every kind has it in ``tests/rtl/test_cycles_property_rtl.py``) run the GEMMs of
 :func:`cycle_cases.binding_shapes`: K above 2000, M up to 61, N up to 3·C, each argument of each
@@ -9,9 +9,10 @@ max binding, partial last folds, every precision of a bit-serial PE. Each config
 value (golden) and cycle is checked, and each GEMM's measured last-row cycle must equal both
 ``SystolicConfig.cycles`` and the cost model's ``gemm_cycles``.
 
-Verilator build time (20-60 s per config on two cores) sets the sizes: 16 x 16 for the kinds and
-dataflows of :data:`LARGE`, 8 x 8 for the others (a kind added to the registry runs at 8 x 8 with
-its ``cycle_cases.PE_PARAMS`` or its defaults; the float kinds of :data:`SMALL` at 4 x 4).
+Verilator build time (20-60 s per config on two cores) sets the sizes: 8 x 8 for every kind (a kind
+added to the registry runs at 8 x 8 with its ``cycle_cases.PE_PARAMS`` or its defaults; the float
+kinds of :data:`SMALL` at 4 x 4), and the kinds and dataflows of :data:`LARGE` also at 16 x 16 in the
+slow layer (``--slow``).
 """
 
 from __future__ import annotations
@@ -25,21 +26,24 @@ from peforge.sim.runners import run_cocotb
 from peforge.sim.tools import missing_simulator
 
 BIG_K = 2001
-LARGE = {("mac", "ws"), ("mac", "os"), ("bitserial", "ws")}  # at 16 x 16; the rest at 8 x 8
+LARGE = {("mac", "ws"), ("mac", "os"), ("bitserial", "ws")}  # also at 16 x 16, in the slow layer
 NON_SQUARE = {"bitserial"}  # also os at 4 x 16: C - 1 binding with a beat of several cycles
 SMALL = {"fpmac"}  # at 4 x 4: a float cell is ~10x a narrow integer one (build and simulation time)
 
 
-def _arrays(kind: str) -> list[tuple[str, int, int]]:
+def _arrays(kind: str) -> list[tuple[str, int, int, bool]]:
+    """``(dataflow, rows, cols, slow)`` of the arrays ``kind`` runs at."""
     side = 4 if kind in SMALL else 8
-    square = [(df, 16, 16) if (kind, df) in LARGE else (df, side, side) for df in ("ws", "os")]
-    return square + ([("os", 4, 16)] if kind in NON_SQUARE else [])
+    square = [(df, side, side, False) for df in ("ws", "os")]
+    large = [(df, 16, 16, True) for df in ("ws", "os") if (kind, df) in LARGE]
+    return square + large + ([("os", 4, 16, False)] if kind in NON_SQUARE else [])
 
 
-CONFIGS = [(kind, df, r, c) for kind in PE_KINDS for df, r, c in _arrays(kind)]
+CONFIGS = [pytest.param(kind, df, r, c, id=f"{kind}-{df}-{r}x{c}", marks=[pytest.mark.slow] if slow else [])
+           for kind in PE_KINDS for df, r, c, slow in _arrays(kind)]
 
 
-@pytest.mark.parametrize("kind, dataflow, rows, cols", CONFIGS, ids=[f"{k}-{df}-{r}x{c}" for k, df, r, c in CONFIGS])
+@pytest.mark.parametrize("kind, dataflow, rows, cols", CONFIGS)
 def test_formula_equals_verilated_rtl(kind, dataflow, rows, cols, tmp_path):
     need(missing_simulator("verilator"))
     shapes = binding_shapes(rows, cols, dataflow, small_pe(kind).lanes, big_k=BIG_K)

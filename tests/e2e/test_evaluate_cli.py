@@ -25,8 +25,8 @@ def test_evaluate_shipped_design_json(peforge):
 
 @FPMAC_CELL_FIT
 def test_evaluate_table_names_every_operator(peforge):
-    # the first test of its group: it makes the fpmac cell fit (about 4 minutes alone on 2 cores)
-    result = peforge("evaluate", "--design", "datacenter", "--workload", "gpt2", "--gen", "4", "--phase", "decode",
+    # the first test of its group: it makes the FP16 fpmac cell fit the group shares (minutes)
+    result = peforge("evaluate", "--design", "pim", "--workload", "gpt2", "--gen", "4", "--phase", "decode",
                      timeout=1800)
     assert result.returncode == 0, result.stderr
     assert "TPOT" in result.stdout and "TTFT" not in result.stdout
