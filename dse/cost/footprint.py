@@ -25,9 +25,11 @@ sequence are taken at the run's batch, whose routing sets the expert GEMMs' rows
 Capacity. A design holds ``memory.units x capacity per unit`` (the technology's per-unit
 capacity, or ``memory.capacity_gib``). With PIM (``pim.mode`` not ``none``) the PIM banks are
 banks of that same memory (HBM-PIM and NeuPIMs put the lanes in the DRAM dies that also hold
-the weights), so they add no capacity; the KV cache they serve must fit the PIM banks
+the weights), so they add no capacity. What PIM computes on lives in its banks
 (``pim.channels x banks x rows x cols`` words of ``word_bits``, capped at the memory's
-capacity), and weights plus KV plus activations must fit the memory as a whole.
+capacity): the KV cache where ``pim.ops`` has ``attention``, the weights where it has ``fc``
+(the GEMVs read them in place, so they are laid out there once, whatever the batch); and
+weights plus KV plus activations must fit the memory as a whole.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ if TYPE_CHECKING:
     from ...models.quant import QuantScheme
     from .workload import Workload
 
-__all__ = ["Footprint", "GIB", "capacity_bytes", "capacity_columns", "check_fits", "max_batch", "pim_capacity_bytes",
+__all__ = ["Footprint", "GIB", "capacity_bytes", "capacity_columns", "check_fits", "max_batch", "pim_capacity_bytes", "pim_residents",
            "workload_footprint"]
 
 GIB = float(1 << 30)  # bytes in a GiB
@@ -114,12 +116,23 @@ def pim_capacity_bytes(design: DesignPoint) -> float:
     return p.channels * p.banks * p.rows * p.cols * p.word_bits / 8
 
 
-def capacity_bytes(design: DesignPoint) -> tuple[float, float]:
-    """(memory, KV) capacity of ``design``, bytes: the memory holds everything, the KV cache must
-    also fit the PIM banks when the design has PIM (capped at the memory; ``inf`` when either
-    is not limited)."""
+def pim_residents(design: DesignPoint) -> tuple[bool, bool]:
+    """What must live in the PIM banks of ``design``: (the KV cache, the weights), as its ``pim.ops``
+    let attention and fc GEMVs run there."""
+    p = design.pim
+    on = p.mode != "none"
+    return on and "attention" in p.ops, on and "fc" in p.ops
+
+
+def capacity_bytes(design: DesignPoint, weight_bytes: float = 0.0) -> tuple[float, float]:
+    """(memory, KV) capacity of ``design``, bytes: the memory holds everything; where the KV cache
+    lives in the PIM banks it must also fit what they hold beside the ``weight_bytes`` they keep
+    (:func:`pim_residents`; capped at the memory; ``inf`` when neither is limited). Weights over the
+    PIM banks leave the KV cache no room (negative)."""
     memory = design.memory.units * _unit_gib(design) * GIB
-    return memory, min(memory, pim_capacity_bytes(design))
+    kv_on_pim, weights_on_pim = pim_residents(design)
+    room = min(memory, pim_capacity_bytes(design)) - (weight_bytes if weights_on_pim else 0.0)
+    return memory, (room if kv_on_pim or room < 0 else memory)
 
 
 def max_batch(footprint: Footprint, memory: np.ndarray | float, kv: np.ndarray | float) -> np.ndarray:
@@ -145,7 +158,7 @@ def check_fits(design: DesignPoint, workload: Workload) -> None:
     """Reject (one-line ``ValueError``) a design whose memory cannot hold ``workload``: the
     footprint over the memory's capacity, or (PIM) the KV cache over the PIM banks'."""
     fp = workload.footprint
-    memory, kv_room = capacity_bytes(design)
+    memory, kv_room = capacity_bytes(design, fp.weight_bytes)
     total, kv = fp.total_bytes(), fp.kv_bytes()
     m = design.memory
     if total > memory:
@@ -157,16 +170,25 @@ def check_fits(design: DesignPoint, workload: Workload) -> None:
             f"({m.units} {m.technology} {unit}{'s' if m.units > 1 else ''} x "
             f"{_unit_gib(design):g} GiB); allowed: a larger memory.units or memory.capacity_gib, "
             f"{_smaller_batch(fp, memory, kv_room)} or a narrower quant scheme")
+    p = design.pim
+    banks = f"{p.channels} channels x {p.banks} banks x {p.rows} rows x {p.cols} words of {p.word_bits} bits"
+    pim_bytes = min(memory, pim_capacity_bytes(design))
+    weights_on_pim = pim_residents(design)[1]
+    if weights_on_pim and fp.weight_bytes > pim_bytes:
+        raise ValueError(
+            f"{workload.model}'s weights need {_gib(fp.weight_bytes)} GiB in the PIM banks of {design.name} "
+            f"(pim.ops={p.ops!r}: the fc GEMVs read them in place) but they hold {_gib(pim_bytes)} GiB ({banks}); "
+            f"allowed: more pim.channels, pim.banks or pim.rows, pim.ops = 'attention' or narrower weights")
     if kv > kv_room:
-        p = design.pim
+        held = f", {_gib(fp.weight_bytes)} of it the weights" if weights_on_pim else ""
         raise ValueError(
             f"{workload.model}'s KV cache needs {_gib(kv)} GiB at batch {fp.batch} but the PIM banks of "
-            f"{design.name} hold {_gib(kv_room)} GiB ({p.channels} channels x {p.banks} banks x {p.rows} rows x "
-            f"{p.cols} words of {p.word_bits} bits); allowed: more pim.channels, pim.banks or pim.rows, "
-            f"{_smaller_batch(fp, memory, kv_room)} or a narrower KV format")
+            f"{design.name} hold {_gib(pim_bytes)} GiB ({banks}{held}); allowed: more pim.channels, pim.banks "
+            f"or pim.rows, {_smaller_batch(fp, memory, kv_room)} or a narrower KV format")
 
 
-def capacity_columns(designs: Sequence[DesignPoint]) -> tuple[np.ndarray, np.ndarray]:
-    """(memory, KV) capacity of every design (bytes), arrays of shape ``(designs,)``."""
-    pairs = np.array([capacity_bytes(d) for d in designs], dtype=np.float64).reshape(-1, 2)
+def capacity_columns(designs: Sequence[DesignPoint], weight_bytes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(memory, KV) capacity of every design (bytes, :func:`capacity_bytes` with ``weight_bytes``),
+    arrays of shape ``(designs,)``."""
+    pairs = np.array([capacity_bytes(d, weight_bytes) for d in designs], dtype=np.float64).reshape(-1, 2)
     return pairs[:, 0], pairs[:, 1]

@@ -34,9 +34,9 @@ DRAM runs at its sustained bandwidth: the datasheet figure times the technology'
 (``UnitCosts.memory_gb_per_s``).
 
 Capacity. A run must fit the design's memory (:mod:`peforge.dse.cost.footprint`: weights, KV
-cache, activations; with PIM the KV cache also fits the PIM banks); the API rejects one that
-does not before pricing, and :meth:`CostModel.metrics` reports ``footprint_gib``,
-``capacity_gib`` and ``max_batch`` for every design.
+cache, activations; with PIM what it computes on, the KV cache or the weights, also fits the PIM
+banks); the API rejects one that does not before pricing, and :meth:`CostModel.metrics` reports
+``footprint_gib``, ``capacity_gib`` and ``max_batch`` for every design.
 
 PIM (:mod:`peforge.dse.cost.pim`). With PIM, decode attention (score and context GEMVs
 against the KV cache, which lives in the PIM memory) and, with ``pim.ops`` ``fc``, batch-1
@@ -461,7 +461,7 @@ class CostModel:
 
             memory = tile_memory or MemoryModel()
             self.tile_memories = [dataclasses.replace(memory, period=int(p)) for p in periods]
-        self.memory_capacity, self.kv_capacity = capacity_columns(self.designs)  # bytes, (designs,)
+        self.memory_capacity = capacity_columns(self.designs)[0]  # bytes, (designs,)
         self._passes: dict[tuple, dict[str, np.ndarray]] = {}
 
     def format_passes(self, formats: tuple[tuple[str, str], ...]) -> dict[str, np.ndarray]:
@@ -913,7 +913,7 @@ class CostModel:
         fp = workload.footprint
         out.update(footprint_gib=np.full(len(self.designs), fp.total_bytes() / GIB),
                    capacity_gib=self.memory_capacity / GIB,
-                   max_batch=max_batch(fp, self.memory_capacity, self.kv_capacity))
+                   max_batch=max_batch(fp, *capacity_columns(self.designs, fp.weight_bytes)))
         return out
 
     def evaluate(self, workload: Workload, *, phases: tuple[str, ...] = ("prefill", "decode"),

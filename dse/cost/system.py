@@ -330,7 +330,7 @@ def _capacity(designs: Sequence[DesignPoint], shards: Sequence[Shard], workload:
               config: ModelConfig) -> dict[str, np.ndarray]:
     """Per-chip footprint and capacity (GiB) and the system's largest batch (``ep`` x a chip's
     sequences, at most the design range's top), one footprint per distinct shard."""
-    memory, kv = capacity_columns(designs)
+    memory = capacity_columns(designs)[0]
     footprint, top = np.empty(len(designs)), np.empty(len(designs))
     by_shard: dict[Shard, list[int]] = {}
     for i, s in enumerate(shards):
@@ -338,7 +338,7 @@ def _capacity(designs: Sequence[DesignPoint], shards: Sequence[Shard], workload:
     for shard, index in by_shard.items():
         fp = chip_footprint(workload, config, shard)
         footprint[index] = fp.total_bytes() / GIB
-        top[index] = max_batch(fp, memory[index], kv[index]) * shard.ep
+        top[index] = max_batch(fp, *capacity_columns([designs[i] for i in index], fp.weight_bytes)) * shard.ep
     high = float(params.spec_of(DesignPoint, "batch").high)
     return {"footprint_gib": footprint, "capacity_gib": memory / GIB, "max_batch": np.minimum(top, high)}
 

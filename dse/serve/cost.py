@@ -106,7 +106,7 @@ class PoolCost:
         self.cm = CostModel([design], [costs], checked=True)
         self.cm.format_passes(tuple(probe.formats.items()))  # a format the PE cannot run: one line, now
         # KV room: memory less weights and one prefill's workspace (the largest prompt's), capped by PIM
-        memory, kv_room = capacity_bytes(design)
+        memory, kv_room = capacity_bytes(design, probe.footprint.weight_bytes)
         workspace = probe.footprint.act_bytes_per_seq
         self.kv_bytes = float(min(memory - probe.footprint.weight_bytes - workspace, kv_room))
         self.block_bytes = kv_cache_bytes(config, scheme, BLOCK_TOKENS)

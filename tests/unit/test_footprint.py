@@ -120,6 +120,33 @@ def test_pim_kv_over_the_pim_banks_is_rejected():
         evaluate(design, prepare("llama-2-7b", batch=32, seq=512, gen=256, quant="w16a16kv16"))
 
 
+def with_ops(design: DesignPoint, ops: str, **pim) -> DesignPoint:
+    return dataclasses.replace(design, pim=dataclasses.replace(design.pim, ops=ops, **pim))
+
+
+def test_fc_on_pim_keeps_the_weights_in_the_pim_banks():
+    """Llama-2-7B FP16 (12.55 GiB of weights), prompt 512 + 256, PIM on 8 channels x 16 banks = 8 GiB."""
+    workload = prepare("llama-2-7b", batch=1, seq=512, gen=256, quant="w16a16kv16")
+    fp, weights = workload.footprint, llama7b_fp16_weight_bytes()
+    kv = 2 * L7 * 32 * 128 * 2 * 767
+    pim8 = 8 * 16 * 32768 * 1024 * 2
+    design = pim_design(units=4, channels=8)
+    # attention only: the KV cache has the whole 8 GiB; fc only: the weights must fit, the KV cache not
+    assert capacity_bytes(with_ops(design, "attention"), weights) == (64 * GIB, pim8)
+    assert capacity_bytes(with_ops(design, "fc", channels=16), weights) == (64 * GIB, 64 * GIB)
+    with pytest.raises(ValueError, match=r"llama-2-7b's weights need 12.55 GiB in the PIM banks of pim "
+                                         r"\(pim.ops='fc': the fc GEMVs read them in place\) but they hold 8 GiB "
+                                         r"\(8 channels x 16 banks"):
+        evaluate(with_ops(design, "fc"), workload)
+    # 16 channels (16 GiB): the weights leave 3.45 GiB of the banks to the KV cache, 9 sequences of 383.5 MiB
+    both = with_ops(design, "attention+fc", channels=16)
+    memory, kv_room = capacity_bytes(both, weights)
+    assert kv_room == 2 * pim8 - weights and max_batch(fp, memory, kv_room) == (2 * pim8 - weights) // kv == 9
+    with pytest.raises(ValueError, match=r"KV cache needs 3.745 GiB at batch 10 but the PIM banks of pim hold "
+                                         r"16 GiB \(16 channels .*, 12.55 of it the weights\).*at most 9 fits"):
+        evaluate(both, prepare("llama-2-7b", batch=10, seq=512, gen=256, quant="w16a16kv16"))
+
+
 @pytest.mark.parametrize("key, value", [("capacity_gib", -1.0), ("efficiency", 1.5), ("gb_per_s", -5.0)])
 def test_memory_overrides_are_checked(key, value):
     with pytest.raises(ValueError, match=rf"Memory.{key}={value!r} is out of range"):
