@@ -745,7 +745,9 @@ class CostModel:
         cycles, dram = np.array(full(cycles)), np.array(full(dram))
         score = np.nonzero(r.role == ROLE_CODES["score"])[0]
         soft, context = score + 1, score + 2
-        at = lambda v, rows: full(v)[..., rows]  # noqa: E731
+        def at(v, rows):  # those rows of v; a per-design column (or a scalar) broadcasts as it is
+            return v[..., rows] if np.ndim(v) and np.shape(v)[-1] > 1 else v
+
         keys, d, double = at(r.n, score), at(r.k, score), at(plan.double, score)
         kv_tile = np.minimum(keys, at(self.shape.cols, score))
         share = at(plan.in_flight, score)  # products sharing the buffers
