@@ -200,6 +200,12 @@ class Rows:
                 groups.append((index, self.subset(index)))
         return groups
 
+    @functools.cached_property
+    def matrix_group(self) -> list[tuple[np.ndarray, Rows]]:
+        """The matrix rows in one group (its indices and those rows alone), none if there are none."""
+        index = np.nonzero(np.broadcast_to(self.matrix, np.broadcast(self.m, self.matrix).shape).reshape(-1))[0]
+        return [(index, self.subset(index))] if len(index) else []
+
     def subset(self, index: np.ndarray) -> Rows:
         """These rows at ``index`` (of the last axis) only."""
         full = np.broadcast(self.m, self.matrix).shape
@@ -254,6 +260,7 @@ _BUFFERING = np.array([2.0, 1.0])  # copies of each tile: double-buffered, or si
 _ALL_CANDIDATES = tuple(range(len(mapper.CANDIDATES)))
 _SIDE_BY_SIDE = tuple(i for i, (side, _) in enumerate(mapper.CANDIDATES) if side)
 _ONE_ARRAY_OR_ALL = (_SIDE_BY_SIDE[0], *(i for i, (side, _) in enumerate(mapper.CANDIDATES) if not side))
+_ONE_CALL_CELLS = 4096  # designs x rows up to which the mapper runs as one call (see _map_matrix_rows)
 
 
 def _run_plan(table: OpTable, workload: Workload, steps: int, slope: dict | None, batch_scale: float,
@@ -594,8 +601,14 @@ class CostModel:
         (each product has one array, whatever it splits)."""
         shape = np.broadcast(r.m, self.arrays).shape
         plan_out: dict[str, np.ndarray] = {}
-        for index, sub in r.matrix_groups:
-            if np.all(sub.products == 1):
+        # Few cells (designs x rows): the mapper's time is per numpy call, not per element, so one
+        # call with every candidate is faster. The candidates a group leaves out only repeat one
+        # before them, which wins the tie: the mapping is the same either way.
+        one_call = len(self.designs) * np.broadcast(r.m, r.matrix).size <= _ONE_CALL_CELLS
+        for index, sub in r.matrix_group if one_call else r.matrix_groups:
+            if one_call:
+                candidates = _ALL_CANDIDATES
+            elif np.all(sub.products == 1):
                 candidates = _SIDE_BY_SIDE
             elif np.all(sub.products >= self.max_arrays):
                 candidates = _ONE_ARRAY_OR_ALL
