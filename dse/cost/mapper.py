@@ -171,8 +171,8 @@ def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, 
     n_parts = np.ones(np.broadcast(per_product, n_two[:1]).shape)
     other = np.ones_like(n_parts)
     n_parts[two], other[two] = n_two, other_two
-    m_parts = np.select([_DIM == 0, _DIM == 3], [per_product, other], 1.0)
-    k_parts = np.select([_DIM == 2, _DIM == 4], [per_product, other], 1.0)
+    m_parts = np.where(_DIM == 0, per_product, np.where(_DIM == 3, other, 1.0))  # np.select is slower
+    k_parts = np.where(_DIM == 2, per_product, np.where(_DIM == 4, other, 1.0))
     n_parts = np.where(_DIM == 1, per_product, n_parts)
     mp, np_, kp = ceil_div(m, m_parts), ceil_div(n, n_parts), ceil_div(k, k_parts)
     k_passes = np.maximum(1, np.ceil(kp / shape.max_reduction))
@@ -196,17 +196,14 @@ def two_way(shape: ArrayShape, arrays, dim, m, k, n) -> tuple[np.ndarray, np.nda
     fewest folds per array, ``ceil(F / n_parts) x ceil(X / other)``; the smallest ``j`` on ties."""
     folds = ceil_div(n, shape.cols)
     other_dim = np.where(dim == 4, ceil_div(k, shape.rows * shape.lanes), m)
-    best = n_best = o_best = None
-    for j in FOLDS_PER_ARRAY:
-        parts = np.minimum(arrays, ceil_div(folds, j))
-        other = np.floor(arrays / parts)
-        work = ceil_div(folds, parts) * ceil_div(other_dim, other)
-        if best is None:
-            best, n_best, o_best = work, parts, other
-        else:
-            better = work < best
-            best, n_best, o_best = (np.where(better, a, b) for a, b in ((work, best), (parts, n_best), (other, o_best)))
-    return n_best, o_best
+    # every j at once on a new first axis; argmin takes the first (smallest j) of equal works
+    j = np.reshape(FOLDS_PER_ARRAY, (-1,) + (1,) * max(np.ndim(arrays), np.ndim(folds), np.ndim(other_dim)))
+    parts = np.minimum(arrays, ceil_div(folds, j))
+    other = np.floor(arrays / parts)
+    work = ceil_div(folds, parts) * ceil_div(other_dim, other)
+    best = np.argmin(work, axis=0)[None]
+    take = lambda v: np.take_along_axis(np.broadcast_to(v, work.shape), best, 0)[0]  # noqa: E731
+    return take(parts), take(other)
 
 
 def reads(family, m, n, tile_m, tile_n) -> tuple[np.ndarray, np.ndarray]:
