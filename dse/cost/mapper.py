@@ -201,9 +201,8 @@ def two_way(shape: ArrayShape, arrays, dim, m, k, n) -> tuple[np.ndarray, np.nda
     parts = np.minimum(arrays, ceil_div(folds, j))
     other = np.floor(arrays / parts)
     work = ceil_div(folds, parts) * ceil_div(other_dim, other)
-    best = np.argmin(work, axis=0)[None]
-    take = lambda v: np.take_along_axis(np.broadcast_to(v, work.shape), best, 0)[0]  # noqa: E731
-    return take(parts), take(other)
+    best = np.argmin(work, axis=0)
+    return np.choose(best, np.broadcast_to(parts, work.shape)), np.choose(best, np.broadcast_to(other, work.shape))
 
 
 def reads(family, m, n, tile_m, tile_n) -> tuple[np.ndarray, np.ndarray]:

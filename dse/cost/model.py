@@ -838,7 +838,10 @@ class CostModel:
         step_sums = STEP_SUMS if self.any_pim else STEP_SUMS[:2]  # without PIM only NPU time varies
         pieces = {}
         for key, (start, stop, steps_rows) in joined.slices.items():
-            cut = lambda v: np.broadcast_to(v, cost.npu_s.shape)[..., start:stop].reshape(-1, *steps_rows)  # noqa: E731
+            def cut(v):  # the fields come full-shaped from price_mapped: broadcast only what is not
+                v = v if v.shape == cost.npu_s.shape else np.broadcast_to(v, cost.npu_s.shape)
+                return v[..., start:stop].reshape(-1, *steps_rows)
+
             pieces[key] = ({name: cut(getattr(cost, name)) for name in {*names, *step_sums}},
                            Mapping(**{f.name: cut(getattr(mapping, f.name)) for f in fields(Mapping)})
                            if with_mapping else None)
