@@ -201,8 +201,15 @@ def two_way(shape: ArrayShape, arrays, dim, m, k, n) -> tuple[np.ndarray, np.nda
     parts = np.minimum(arrays, ceil_div(folds, j))
     other = np.floor(arrays / parts)
     work = ceil_div(folds, parts) * ceil_div(other_dim, other)
-    best = np.argmin(work, axis=0)
-    return np.choose(best, np.broadcast_to(parts, work.shape)), np.choose(best, np.broadcast_to(other, work.shape))
+    n_parts = pick(parts, np.argmin(work, axis=0))
+    return n_parts, np.floor(arrays / n_parts)
+
+
+def pick(choices: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``np.choose(index, choices)``: the choice ``index`` (on axis 0 of ``choices``, the rest
+    broadcast to ``index``'s shape) of every element; indexing a flat view is faster on small arrays."""
+    flat = np.broadcast_to(choices, (len(choices), *index.shape)).reshape(len(choices), -1)
+    return flat[index.reshape(-1), np.arange(index.size)].reshape(index.shape)
 
 
 def reads(family, m, n, tile_m, tile_n) -> tuple[np.ndarray, np.ndarray]:

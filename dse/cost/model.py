@@ -660,8 +660,8 @@ class CostModel:
         choice = mapper.fastest(time.reshape(flat), np.broadcast_to(energy, time.shape).reshape(flat))
         local = choice % len(candidates)
         tiling = (choice // len(candidates)) * len(present) + side_of[local]  # (buffering, side) of the choice
-        of_spread = lambda v: np.choose(local, v)  # noqa: E731
-        of_tiling = lambda v: np.choose(tiling, v.reshape(-1, *v.shape[2:]))  # noqa: E731
+        of_spread = lambda v: mapper.pick(v, local)  # noqa: E731
+        of_tiling = lambda v: mapper.pick(v.reshape(-1, *v.shape[2:]), tiling)  # noqa: E731
         plan = Mapping(
             candidate=np.asarray(candidates)[local], arrays=of_spread(sp.arrays), in_flight=of_spread(sp.in_flight),
             rounds=of_spread(sp.rounds), k_passes=of_spread(sp.k_passes), double=choice < len(candidates),
