@@ -127,11 +127,9 @@ def tile(m, k, n, A, B, C, a, b, act_buf, weight_buf, out_buf, fold_k, db, *, on
         tm = np.minimum(np.exp2(np.arange(int(np.ceil(np.log2(max(mm.max(), 1)))) + 1))[:, None], mm)
         tn = pow2_tile(np.minimum(cc, np.floor(oo / tm)), nn)
         cost = np.where((tm <= rc) & (tn >= 1), AA * ceil_div(nn, tn) + BB * ceil_div(mm, tm) + CC, np.inf)
-        j = np.argmin(cost, axis=0)[None]  # the first (smallest Tm) of equal costs
+        j = np.argmin(cost, axis=0)  # the first (smallest Tm) of equal costs
         blocked, full_tm, full_tn = np.full(shape, np.inf), np.zeros(shape), np.zeros(shape)
-        blocked[idx] = np.take_along_axis(cost, j, 0)[0]
-        full_tm[idx] = np.take_along_axis(np.broadcast_to(tm, cost.shape), j, 0)[0]
-        full_tn[idx] = np.take_along_axis(tn, j, 0)[0]
+        blocked[idx], full_tm[idx], full_tn[idx] = pick(cost, j), pick(tm, j), pick(tn, j)
         take(blocked, K_BLOCKED, full_tm, full_tn)
     return Tiling(best, family, tile_m, tile_n)
 
