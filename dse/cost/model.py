@@ -787,8 +787,9 @@ class CostModel:
         pj = lambda moved, ops: moved * 8 * at(c["memory_pj_per_bit"], score) + ops * at(c["vector_pj_per_op"], score)  # noqa: E731
         unfused_pj = pj(at(dram, score) + at(dram, soft) + at(dram, context), 0.0)
         fused_pj = pj(fused[True] + fused[False], rescale)
-        with np.errstate(invalid="ignore"):  # np.isclose(rtol=1e-12, atol=0) as numpy computes it, without its checks
-            tie = (np.abs(fused_time - unfused) <= 1e-12 * np.abs(unfused)) & np.isfinite(unfused) | (fused_time == unfused)
+        with np.errstate(invalid="ignore"):  # np.isclose(rtol=1e-12, atol=0) as numpy computes it, less its checks
+            near = (np.abs(fused_time - unfused) <= 1e-12 * np.abs(unfused)) & np.isfinite(unfused)
+            tie = near | (fused_time == unfused)
         use = at(self.fused, score) & ~at(on_pim, score) & ((fused_time < unfused) & ~tie | tie & (fused_pj < unfused_pj))
         dram[..., score] = np.where(use, fused[True], dram[..., score])
         dram[..., context] = np.where(use, fused[False], dram[..., context])
