@@ -206,7 +206,8 @@ def two_way(shape: ArrayShape, arrays, dim, m, k, n) -> tuple[np.ndarray, np.nda
 def pick(choices: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``np.choose(index, choices)``: the choice ``index`` (on axis 0 of ``choices``, the rest
     broadcast to ``index``'s shape) of every element; indexing a flat view is faster on small arrays."""
-    flat = np.broadcast_to(choices, (len(choices), *index.shape)).reshape(len(choices), -1)
+    shape = (len(choices), *index.shape)
+    flat = (choices if choices.shape == shape else np.broadcast_to(choices, shape)).reshape(len(choices), -1)
     return flat[index.reshape(-1), np.arange(index.size)].reshape(index.shape)
 
 

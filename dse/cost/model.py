@@ -562,7 +562,7 @@ class CostModel:
         pim_pj = np.where(r.attention, r.kv_bytes, r.weight_bytes) * 8 * c["pim_pj_per_bit"] + r.macs * c["pim_pj_per_mac"]
         npu_s, compute_s, dram_s, dram_bytes, parts, plan_out = npu_cost(on_pim)
         shape_of = np.broadcast(npu_s, r.macs, self.arrays).shape
-        full = lambda a: np.broadcast_to(a, shape_of)  # noqa: E731
+        full = lambda a: a if np.shape(a) == shape_of else np.broadcast_to(a, shape_of)  # noqa: E731
         vector_s = np.where(on_pim, 0.0, vector_part) * r.repeat / self.clock_hz
         energy = sum(parts.values())
         if on_pim.any():  # the same rows with nothing on PIM: the scheduler's NPU-only option
