@@ -194,13 +194,16 @@ def two_way(shape: ArrayShape, arrays, dim, m, k, n) -> tuple[np.ndarray, np.nda
     fewest folds per array, ``ceil(F / n_parts) x ceil(X / other)``; the smallest ``j`` on ties."""
     folds = ceil_div(n, shape.cols)
     other_dim = np.where(dim == 4, ceil_div(k, shape.rows * shape.lanes), m)
-    # every j at once on a new first axis; argmin takes the first (smallest j) of equal works
-    j = np.reshape(FOLDS_PER_ARRAY, (-1,) + (1,) * max(np.ndim(arrays), np.ndim(folds), np.ndim(other_dim)))
-    parts = np.minimum(arrays, ceil_div(folds, j))
-    other = np.floor(arrays / parts)
-    work = ceil_div(folds, parts) * ceil_div(other_dim, other)
-    n_parts = pick(parts, np.argmin(work, axis=0))
-    return n_parts, np.floor(arrays / n_parts)
+    best = n_best = None
+    for j in FOLDS_PER_ARRAY:  # one j at a time: an axis of all of them is slower on many designs
+        parts = np.minimum(arrays, ceil_div(folds, j))
+        work = ceil_div(folds, parts) * ceil_div(other_dim, np.floor(arrays / parts))
+        if best is None:
+            best, n_best = work, parts
+        else:
+            better = work < best  # strictly: the smallest j wins ties
+            best, n_best = np.where(better, work, best), np.where(better, parts, n_best)
+    return n_best, np.floor(arrays / n_best)  # M's (or K's) parts follow from N's
 
 
 def pick(choices: np.ndarray, index: np.ndarray) -> np.ndarray:
