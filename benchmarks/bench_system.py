@@ -6,7 +6,11 @@ Prints
    the shipped datacenter design (its characterization cached), for two splits (TP 16; TP 8 x PP 2
    with 4 micro-batches), decode attention priced every step (``stride=1``, what ``evaluate``
    does) and every 16th (``stride=16``, what ``evaluate_many`` does): wall time and CPU time of
-   this process (the machine may be shared; target <= 2 ms);
+   this process (the machine may be shared). The issue's target (<= 2 ms) is judged at stride 16,
+   how a search prices a system; stride 1 is shown beside it, not held to it. Every call prices
+   the system afresh (a new cost model, the mapper run again); only the design-independent row
+   tables of the workload and of each split's chip workload are built once and reused, as they are
+   over a search;
 2. systems per second through ``evaluate_many`` (``stride=16``) on varied systems: the chip's
    arrays, buffers and memory varied, 1 to 16 chips split every way tp x pp allows, micro-batches
    1, 4 or 8 (target >= 5,000/s).
@@ -59,9 +63,10 @@ def bench_one(repeats: int) -> None:
         for stride in (1, 16):
             wall, cpu = median_ms(lambda: system_metrics([design], [cost], workload, stride=stride), repeats)
             m = system_metrics([design], [cost], workload, stride=stride)
+            target = (f"the target, <= 2 ms: {'met' if cpu <= 2 else 'NOT met'} in CPU time" if stride == 16
+                      else f"every step, as evaluate does: {'within' if cpu <= 2 else 'beyond'} 2 ms, not the target")
             print(f"   tp {system.tp} x pp {system.pp} (m {system.micro_batches}), stride {stride:>2}: "
-                  f"median {wall:.2f} ms wall, {cpu:.2f} ms CPU (target <= 2 ms: "
-                  f"{'met' if cpu <= 2 else 'NOT met'} in CPU time); TTFT {m['ttft_s'][0] * 1e3:.1f} ms, "
+                  f"median {wall:.2f} ms wall, {cpu:.2f} ms CPU ({target}); TTFT {m['ttft_s'][0] * 1e3:.1f} ms, "
                   f"TPOT {m['tpot_s'][0] * 1e3:.2f} ms, comm {m['comm_share'][0] * 100:.1f} %")
 
 

@@ -127,11 +127,9 @@ def tile(m, k, n, A, B, C, a, b, act_buf, weight_buf, out_buf, fold_k, db, *, on
         tm = np.minimum(np.exp2(np.arange(int(np.ceil(np.log2(max(mm.max(), 1)))) + 1))[:, None], mm)
         tn = pow2_tile(np.minimum(cc, np.floor(oo / tm)), nn)
         cost = np.where((tm <= rc) & (tn >= 1), AA * ceil_div(nn, tn) + BB * ceil_div(mm, tm) + CC, np.inf)
-        j = np.argmin(cost, axis=0)[None]  # the first (smallest Tm) of equal costs
+        j = np.argmin(cost, axis=0)  # the first (smallest Tm) of equal costs
         blocked, full_tm, full_tn = np.full(shape, np.inf), np.zeros(shape), np.zeros(shape)
-        blocked[idx] = np.take_along_axis(cost, j, 0)[0]
-        full_tm[idx] = np.take_along_axis(np.broadcast_to(tm, cost.shape), j, 0)[0]
-        full_tn[idx] = np.take_along_axis(tn, j, 0)[0]
+        blocked[idx], full_tm[idx], full_tn[idx] = pick(cost, j), pick(tm, j), pick(tn, j)
         take(blocked, K_BLOCKED, full_tm, full_tn)
     return Tiling(best, family, tile_m, tile_n)
 
@@ -171,8 +169,8 @@ def spreads(shape: ArrayShape, arrays, vector_lanes, m, k, n, products, w_bits, 
     n_parts = np.ones(np.broadcast(per_product, n_two[:1]).shape)
     other = np.ones_like(n_parts)
     n_parts[two], other[two] = n_two, other_two
-    m_parts = np.select([_DIM == 0, _DIM == 3], [per_product, other], 1.0)
-    k_parts = np.select([_DIM == 2, _DIM == 4], [per_product, other], 1.0)
+    m_parts = np.where(_DIM == 0, per_product, np.where(_DIM == 3, other, 1.0))  # np.select is slower
+    k_parts = np.where(_DIM == 2, per_product, np.where(_DIM == 4, other, 1.0))
     n_parts = np.where(_DIM == 1, per_product, n_parts)
     mp, np_, kp = ceil_div(m, m_parts), ceil_div(n, n_parts), ceil_div(k, k_parts)
     k_passes = np.maximum(1, np.ceil(kp / shape.max_reduction))
@@ -196,17 +194,24 @@ def two_way(shape: ArrayShape, arrays, dim, m, k, n) -> tuple[np.ndarray, np.nda
     fewest folds per array, ``ceil(F / n_parts) x ceil(X / other)``; the smallest ``j`` on ties."""
     folds = ceil_div(n, shape.cols)
     other_dim = np.where(dim == 4, ceil_div(k, shape.rows * shape.lanes), m)
-    best = n_best = o_best = None
-    for j in FOLDS_PER_ARRAY:
+    best = n_best = None
+    for j in FOLDS_PER_ARRAY:  # one j at a time: an axis of all of them is slower on many designs
         parts = np.minimum(arrays, ceil_div(folds, j))
-        other = np.floor(arrays / parts)
-        work = ceil_div(folds, parts) * ceil_div(other_dim, other)
+        work = ceil_div(folds, parts) * ceil_div(other_dim, np.floor(arrays / parts))
         if best is None:
-            best, n_best, o_best = work, parts, other
+            best, n_best = work, parts
         else:
-            better = work < best
-            best, n_best, o_best = (np.where(better, a, b) for a, b in ((work, best), (parts, n_best), (other, o_best)))
-    return n_best, o_best
+            better = work < best  # strictly: the smallest j wins ties
+            best, n_best = np.where(better, work, best), np.where(better, parts, n_best)
+    return n_best, np.floor(arrays / n_best)  # M's (or K's) parts follow from N's
+
+
+def pick(choices: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``np.choose(index, choices)``: the choice ``index`` (on axis 0 of ``choices``, the rest
+    broadcast to ``index``'s shape) of every element; indexing a flat view is faster on small arrays."""
+    shape = (len(choices), *index.shape)
+    flat = (choices if choices.shape == shape else np.broadcast_to(choices, shape)).reshape(len(choices), -1)
+    return flat[index.reshape(-1), np.arange(index.size)].reshape(index.shape)
 
 
 def reads(family, m, n, tile_m, tile_n) -> tuple[np.ndarray, np.ndarray]:

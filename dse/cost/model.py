@@ -200,6 +200,12 @@ class Rows:
                 groups.append((index, self.subset(index)))
         return groups
 
+    @functools.cached_property
+    def matrix_group(self) -> list[tuple[np.ndarray, Rows]]:
+        """The matrix rows in one group (its indices and those rows alone), none if there are none."""
+        index = np.nonzero(np.broadcast_to(self.matrix, np.broadcast(self.m, self.matrix).shape).reshape(-1))[0]
+        return [(index, self.subset(index))] if len(index) else []
+
     def subset(self, index: np.ndarray) -> Rows:
         """These rows at ``index`` (of the last axis) only."""
         full = np.broadcast(self.m, self.matrix).shape
@@ -254,6 +260,7 @@ _BUFFERING = np.array([2.0, 1.0])  # copies of each tile: double-buffered, or si
 _ALL_CANDIDATES = tuple(range(len(mapper.CANDIDATES)))
 _SIDE_BY_SIDE = tuple(i for i, (side, _) in enumerate(mapper.CANDIDATES) if side)
 _ONE_ARRAY_OR_ALL = (_SIDE_BY_SIDE[0], *(i for i, (side, _) in enumerate(mapper.CANDIDATES) if not side))
+_ONE_CALL_CELLS = 4096  # designs x rows up to which the mapper runs as one call (see _map_matrix_rows)
 
 
 def _run_plan(table: OpTable, workload: Workload, steps: int, slope: dict | None, batch_scale: float,
@@ -555,7 +562,7 @@ class CostModel:
         pim_pj = np.where(r.attention, r.kv_bytes, r.weight_bytes) * 8 * c["pim_pj_per_bit"] + r.macs * c["pim_pj_per_mac"]
         npu_s, compute_s, dram_s, dram_bytes, parts, plan_out = npu_cost(on_pim)
         shape_of = np.broadcast(npu_s, r.macs, self.arrays).shape
-        full = lambda a: np.broadcast_to(a, shape_of)  # noqa: E731
+        full = lambda a: a if np.shape(a) == shape_of else np.broadcast_to(a, shape_of)  # noqa: E731
         vector_s = np.where(on_pim, 0.0, vector_part) * r.repeat / self.clock_hz
         energy = sum(parts.values())
         if on_pim.any():  # the same rows with nothing on PIM: the scheduler's NPU-only option
@@ -594,8 +601,14 @@ class CostModel:
         (each product has one array, whatever it splits)."""
         shape = np.broadcast(r.m, self.arrays).shape
         plan_out: dict[str, np.ndarray] = {}
-        for index, sub in r.matrix_groups:
-            if np.all(sub.products == 1):
+        # Few cells (designs x rows): the mapper's time is per numpy call, not per element, so one
+        # call with every candidate is faster. The candidates a group leaves out only repeat one
+        # before them, which wins the tie: the mapping is the same either way.
+        one_call = len(self.designs) * np.broadcast(r.m, r.matrix).size <= _ONE_CALL_CELLS
+        for index, sub in r.matrix_group if one_call else r.matrix_groups:
+            if one_call:
+                candidates = _ALL_CANDIDATES
+            elif np.all(sub.products == 1):
                 candidates = _SIDE_BY_SIDE
             elif np.all(sub.products >= self.max_arrays):
                 candidates = _ONE_ARRAY_OR_ALL
@@ -647,8 +660,8 @@ class CostModel:
         choice = mapper.fastest(time.reshape(flat), np.broadcast_to(energy, time.shape).reshape(flat))
         local = choice % len(candidates)
         tiling = (choice // len(candidates)) * len(present) + side_of[local]  # (buffering, side) of the choice
-        of_spread = lambda v: np.choose(local, v)  # noqa: E731
-        of_tiling = lambda v: np.choose(tiling, v.reshape(-1, *v.shape[2:]))  # noqa: E731
+        of_spread = lambda v: mapper.pick(v, local)  # noqa: E731
+        of_tiling = lambda v: mapper.pick(v.reshape(-1, *v.shape[2:]), tiling)  # noqa: E731
         plan = Mapping(
             candidate=np.asarray(candidates)[local], arrays=of_spread(sp.arrays), in_flight=of_spread(sp.in_flight),
             rounds=of_spread(sp.rounds), k_passes=of_spread(sp.k_passes), double=choice < len(candidates),
@@ -745,7 +758,9 @@ class CostModel:
         cycles, dram = np.array(full(cycles)), np.array(full(dram))
         score = np.nonzero(r.role == ROLE_CODES["score"])[0]
         soft, context = score + 1, score + 2
-        at = lambda v, rows: full(v)[..., rows]  # noqa: E731
+        def at(v, rows):  # those rows of v; a per-design column (or a scalar) broadcasts as it is
+            return v[..., rows] if np.ndim(v) and np.shape(v)[-1] > 1 else v
+
         keys, d, double = at(r.n, score), at(r.k, score), at(plan.double, score)
         kv_tile = np.minimum(keys, at(self.shape.cols, score))
         share = at(plan.in_flight, score)  # products sharing the buffers
@@ -772,7 +787,9 @@ class CostModel:
         pj = lambda moved, ops: moved * 8 * at(c["memory_pj_per_bit"], score) + ops * at(c["vector_pj_per_op"], score)  # noqa: E731
         unfused_pj = pj(at(dram, score) + at(dram, soft) + at(dram, context), 0.0)
         fused_pj = pj(fused[True] + fused[False], rescale)
-        tie = np.isclose(fused_time, unfused, rtol=1e-12, atol=0.0)
+        with np.errstate(invalid="ignore"):  # np.isclose(rtol=1e-12, atol=0) as numpy computes it, less its checks
+            near = (np.abs(fused_time - unfused) <= 1e-12 * np.abs(unfused)) & np.isfinite(unfused)
+            tie = near | (fused_time == unfused)
         use = at(self.fused, score) & ~at(on_pim, score) & ((fused_time < unfused) & ~tie | tie & (fused_pj < unfused_pj))
         dram[..., score] = np.where(use, fused[True], dram[..., score])
         dram[..., context] = np.where(use, fused[False], dram[..., context])
@@ -823,7 +840,10 @@ class CostModel:
         step_sums = STEP_SUMS if self.any_pim else STEP_SUMS[:2]  # without PIM only NPU time varies
         pieces = {}
         for key, (start, stop, steps_rows) in joined.slices.items():
-            cut = lambda v: np.broadcast_to(v, cost.npu_s.shape)[..., start:stop].reshape(-1, *steps_rows)  # noqa: E731
+            def cut(v):  # the fields come full-shaped from price_mapped: broadcast only what is not
+                v = v if v.shape == cost.npu_s.shape else np.broadcast_to(v, cost.npu_s.shape)
+                return v[..., start:stop].reshape(-1, *steps_rows)
+
             pieces[key] = ({name: cut(getattr(cost, name)) for name in {*names, *step_sums}},
                            Mapping(**{f.name: cut(getattr(mapping, f.name)) for f in fields(Mapping)})
                            if with_mapping else None)

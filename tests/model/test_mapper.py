@@ -17,6 +17,7 @@ import pytest
 from tools import FPMAC_CELL_FIT
 
 from peforge.dse.cost import mapper
+from peforge.dse.cost import model as cost_model
 from peforge.dse.cost.api import evaluate
 from peforge.dse.cost.model import CostModel, _rows
 from peforge.dse.cost.units import UnitCosts
@@ -147,6 +148,27 @@ def test_mapper_picks_the_brute_force_best_on_random_shapes_and_designs(products
             assert energy[d, 0, j] == pytest.approx(best_energy, rel=1e-9), (design.compute, design.sram, shapes[j])
             checked += 1
     assert checked >= 200
+
+
+
+@pytest.mark.parametrize("products", [(1, 1, 2, 3, 5, 16), (12, 16, 40), (1, 40)])
+def test_one_mapper_call_with_every_candidate_maps_as_the_pruned_groups_do(products, monkeypatch):
+    """Few cells go through the mapper in one call with every candidate, many in groups with
+    pruned candidates (the speed of each differs): both must choose the same mapping, bit for bit."""
+    rng = random.Random(29 + len(products))
+    designs = [random_design(rng, i) for i in range(20)]
+    shapes = [(rng.randint(1, 300), rng.randint(1, 80), rng.randint(1, 80), rng.choice(products), 1)
+              for _ in range(12)]
+    model = CostModel(designs, [COSTS] * len(designs))
+    one = model._map_matrix_rows(gemm_rows(shapes))
+    monkeypatch.setattr(cost_model, "_ONE_CALL_CELLS", 0)
+    grouped = model._map_matrix_rows(gemm_rows(shapes))
+    flat = lambda plan, layer: {**vars(plan), **{k: v for k, v in layer.items() if k != "sram_pj"},  # noqa: E731
+                                **layer["sram_pj"]}
+    one, grouped = flat(*one), flat(*grouped)
+    assert one.keys() == grouped.keys()
+    for name in one:
+        np.testing.assert_array_equal(one[name], grouped[name], err_msg=name, strict=True)
 
 
 def test_k_blocking_cuts_the_bytes_of_a_large_k_gemm_by_the_hand_counted_amount():
