@@ -173,6 +173,7 @@ class Rows:
     vector: np.ndarray  # VECTOR_CODES: the vector unit's work as the tile lowers it
     vector_a: np.ndarray  # its figures (OpTable)
     vector_b: np.ndarray
+    move: np.ndarray  # the tile's DMA-only move of the row's output (MOVE_CODES)
     macs: np.ndarray
     act_bytes: np.ndarray
     kv_bytes: np.ndarray
@@ -232,6 +233,7 @@ def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, role: np.ndarray, workl
         m=m, k=k, n=n, products=per / cols["repeat"], repeat=cols["repeat"], matrix=matrix,
         attention=attention, role=role, vector=np.zeros_like(role) if vector is None else vector,
         vector_a=cols.get("vector_a", np.zeros_like(m)), vector_b=cols.get("vector_b", np.zeros_like(m)),
+        move=cols.get("move", np.zeros_like(m)),
         macs=macs, act_bytes=act_bytes, kv_bytes=kv_bytes,
         weight_bytes=weight_bytes, vector_ops=np.where(matrix, 0.0, cols["ops"] * batch_scale),
         w_bits=b_bits, a_bytes=a_bytes, b_bytes=b_bits / 8, formats=tuple(workload.formats.items()),
@@ -733,7 +735,17 @@ class CostModel:
                                                        (layer["dram_bytes"] - moves) / per_s - fill),
                         layer["cycles"] / clock + (layer["dram_bytes"] - moves) / per_s)
         matrix = gemm + np.nan_to_num(steps) + moves / per_s
-        return np.where(r.matrix, np.where(layer["tile"], matrix, np.nan), steps)
+        closed = np.where(r.matrix, np.where(layer["tile"], matrix, np.nan), steps)
+        # exact where the row's program is small enough to enumerate: its commands' own timeline
+        from ..tile.operator_program import rows_cycles
+
+        mapping = {name: getattr(plan, name) for name in ("candidate", "arrays", "double", "family", "tile_m",
+                                                          "tile_n", "k_passes")}
+        cycles = rows_cycles(self.tiles, self.tile_memories, m=r.m, k=r.k, n=r.n, products=r.products,
+                             matrix=r.matrix, attention=r.attention, score=r.role == ROLE_CODES["score"],
+                             vector=r.vector, a=r.vector_a, b=r.vector_b, move=r.move, mapping=mapping,
+                             fused=plan.family == mapper.FUSED)
+        return np.where(np.isnan(cycles), closed, cycles / clock)
 
     def _fuse_attention(self, r: Rows, plan: Mapping, cycles, dram, on_pim):
         """Score, softmax and context rows of an attention operator fused (FlashAttention-style,
