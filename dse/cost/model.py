@@ -423,10 +423,12 @@ class CostModel:
     the graph's nominal vector ops per lane (the mapping chosen is the same either way). Under
     ``tile_commands`` the DRAM is also the tile's: a row's DRAM bytes are those its DMA moves (the
     program stores every tensor and loads it again), at the DMA's rate (whole bus beats at the
-    memory's bandwidth), and a row's time is its program's phases one after another
-    (:meth:`_program_s`; a vector step's transfers each :meth:`DmaConfig.cycles
-    <peforge.hw.tile.dma.DmaConfig.cycles>` over ``tile_memory``, default ``MemoryModel()``, at
-    the design's cycles per beat).
+    memory's bandwidth), and a row's time is its operator's program on the tile: the compiler's
+    lowering of the row timed by the ISA's timeline rule over ``tile_memory`` (default
+    ``MemoryModel()``) at the design's cycles per beat (:func:`peforge.dse.tile.operator_program.
+    operator_cycles`: every transfer's latency, every ``Wait``, the slices' traffic on the one
+    DMA), or where that program is too long to enumerate, its phases one after another in closed
+    form (:meth:`_program_s`).
     """
 
     def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False,
@@ -705,7 +707,8 @@ class CostModel:
 
     def _program_s(self, r: Rows, plan: Mapping, layer: dict[str, Any]) -> np.ndarray:
         """Per-layer seconds of each row as the tile's program runs it, its phases one after
-        another: a matrix row's GEMM commands beside their DMA where double-buffered (but its
+        another (where :func:`~peforge.dse.tile.operator_program.rows_cycles` does not enumerate
+        the row's program): a matrix row's GEMM commands beside their DMA where double-buffered (but its
         first tiles' loads and its last tile's store), else after it, its epilogue's vector steps,
         its DMA-only moves; an elementwise row's vector steps (:func:`row_steps
         <peforge.dse.tile.vector_lowering.row_steps>`: a block's loads beside the previous block's

@@ -39,7 +39,7 @@ from .lower_move import lower_move
 from .lower_vector import lower_vector_step
 from .mapping import OperatorMapping
 from .program import ProgramBuilder
-from .vector_lowering import VECTOR_KINDS, graph_steps, plan_blocks, step_buffers
+from .vector_lowering import graph_steps, plan_blocks, step_buffers
 
 __all__ = ["MOVES", "MAX_INSTRUCTIONS", "OperatorRow", "operator_cycles", "rows_cycles"]
 
@@ -54,7 +54,7 @@ class OperatorRow:
 
     ``m, k, n, count``: each product's shape and the products (``k`` 0: elementwise, ``m`` rows of
     ``n``); ``kv``: B is the KV cache (``score``: K rows, else V's transposed columns);
-    ``vector``, ``a``, ``b``: the vector unit's work (:data:`VECTOR_KINDS` code) and its figures;
+    ``vector``, ``a``, ``b``: the vector unit's work (a :data:`~.vector_lowering.VECTOR_KINDS` code) and its figures;
     ``move``: a :data:`MOVES` code, and ``heads`` its head dim (a cache move) or query heads per
     KV head (the context's merge); ``mapping``: a product's :class:`OperatorMapping`."""
 
@@ -211,7 +211,6 @@ def operator_cycles(tile, memory, row: OperatorRow) -> float:
     return float(timeline.cycles - FETCH_LATENCY - DONE_LATENCY)
 
 
-
 def rows_cycles(tiles, memories, *, m, k, n, products, matrix, attention, score, vector, a, b, move, mapping,
                 fused) -> np.ndarray:
     """:func:`operator_cycles` of every cell of the cost model's rows on every design: ``tiles``
@@ -219,7 +218,7 @@ def rows_cycles(tiles, memories, *, m, k, n, products, matrix, attention, score,
     to ``(designs, steps, rows)``, ``mapping`` a dict of :class:`OperatorMapping`'s fields as
     such arrays, ``fused`` where the mapping is fused attention (not lowered: NaN). Each distinct
     cell of a tile is lowered once."""
-    names = [f for f in ("candidate", "arrays", "double", "family", "tile_m", "tile_n", "k_passes")]
+    names = ["candidate", "arrays", "double", "family", "tile_m", "tile_n", "k_passes"]
     figures = [m, k, n, products, matrix, attention, score, vector, a, b, move, fused,
                *(mapping[f] for f in names)]
     shape = np.broadcast_shapes((len(tiles), 1, 1), *(np.shape(v) for v in figures))

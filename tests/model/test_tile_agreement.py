@@ -227,4 +227,5 @@ def test_end_to_end_within_two_percent(case, layer):
     times = cost_model_cycles(model.evaluate(workload), clock)
     for phase, prediction in predictions.items():
         total = sum(times[phase][name] for name in prediction.operators)
-        assert abs(total / prediction.cycles - 1) <= 0.02, f"{case} {phase}: model {total:.0f}, tile {prediction.cycles}"
+        assert abs(total / prediction.cycles - 1) <= 0.02, \
+            f"{case} {phase}: model {total:.0f}, tile {prediction.cycles}"
