@@ -45,7 +45,7 @@ __all__ = ["MOVES", "MAX_INSTRUCTIONS", "OperatorRow", "operator_cycles", "rows_
 
 # The DMA-only move a row's operator ends with: the workload's ``move`` column's codes.
 MOVES = MOVE_CODES
-MAX_INSTRUCTIONS = 2000  # instructions of one operator's program enumerated at most
+MAX_INSTRUCTIONS = 4000  # instructions of one operator's program enumerated at most
 
 
 @dataclass(frozen=True)
