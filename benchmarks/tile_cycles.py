@@ -22,6 +22,10 @@ cycles (``total``: the sequencer's time on its instructions) and DRAM bytes on t
 the cost model's (``CostModel(tile_commands=True)``, the DMA's memory latencies given) and the
 deviation (model - tile) / tile, then the layer's totals. Both sides see one memory: the tile's
 DMA gets a beat every ``dma_period(bus, bandwidth / clock)`` cycles, the model the same rate.
+The model's operator is its own program's timeline (:mod:`peforge.dse.tile.operator_program`),
+so the layer's totals agree but for the program's start and done latencies; an operator's
+``total`` differs where the tile charges the wait for the previous operator's last store to the
+next operator's first instruction (the model: to the operator whose store it is).
 """
 
 from __future__ import annotations

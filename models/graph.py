@@ -87,7 +87,13 @@ class Operator:
         elementwise operator's op, a product's requantization epilogue.
     vector_a, vector_b : int
         The lowering's figures: softmax's new tokens per sequence (causal rows); RoPE's rotated
-        head dim and the width of q's part.
+        head dim and the width of q's part; a cache write's head dim; the context's query heads
+        per KV head.
+    move : str
+        The tile's DMA-only move of the operator's output (the kinds of
+        :data:`peforge.dse.tile.operator_program.MOVES`; ``""``: none): the new K rows into the
+        cache (``cache_rows``), V's transposed columns (``cache_columns``), the rotated queries
+        split into heads (``split_heads``), the context's heads merged (``merge_heads``).
     """
 
     layer: int
@@ -105,6 +111,7 @@ class Operator:
     vector: str = ""
     vector_a: int = 0
     vector_b: int = 0
+    move: str = ""
 
     @property
     def bytes(self) -> float:
@@ -226,31 +233,34 @@ class _Builder:
         return (tensor_bits(k, n, self.q, quantized=True) + (16 * n if bias else 0)) / 8
 
     def matmul(self, layer: int, name: str, m: int, k: int, n: int, *, count: int = 1,
-               weight: float = 0.0, out_to_kv: float = 0.0, vector: str = "") -> None:
+               weight: float = 0.0, out_to_kv: float = 0.0, vector: str = "", vector_a: int = 0,
+               move: str = "") -> None:
         """A product with weights (or none); ``out_to_kv`` bytes go to the KV cache instead of activations;
-        ``vector``: its epilogue on the vector unit."""
+        ``vector``: its epilogue on the vector unit; ``move``, ``vector_a``: the tile's move after it
+        (:class:`Operator`)."""
         macs = count * m * k * n
         act = self.a * count * m * k + (0.0 if out_to_kv else self.a * count * m * n)
         self.ops.append(Operator(layer, name, "gemv" if m == 1 else "gemm", m, k, n, count, macs, 2 * macs,
-                                 count * weight, act, out_to_kv, vector))
+                                 count * weight, act, out_to_kv, vector, vector_a, 0, move))
 
     def attention(self, layer: int, name: str, m: int, k: int, n: int, count: int, kv: float,
-                  vector: str = "") -> None:
+                  vector: str = "", vector_a: int = 0, move: str = "") -> None:
         """Score or context: one operand from the KV cache, the other an activation; ``vector``: the
         epilogue (the context's requantization; the scores go to the softmax as they are)."""
         macs = count * m * k * n
         act = self.a * count * (m * k + m * n)
-        self.ops.append(Operator(layer, name, "attention", m, k, n, count, macs, 2 * macs, 0.0, act, kv, vector))
+        self.ops.append(Operator(layer, name, "attention", m, k, n, count, macs, 2 * macs, 0.0, act, kv, vector,
+                                 vector_a, 0, move))
 
     def elementwise(self, layer: int, name: str, rows: int, width: int, op: str, *, inputs: int = 1,
                     weight: float = 0.0, extra_ops: int = 0, vector: str = "", vector_a: int = 0,
-                    vector_b: int = 0) -> None:
+                    vector_b: int = 0, move: str = "") -> None:
         """``inputs`` operands of rows x width read, one written; ``extra_ops`` more per element;
         ``vector``, ``vector_a``, ``vector_b``: the tile's lowering (:class:`Operator`)."""
         elems = rows * width
         self.ops.append(Operator(layer, name, "elementwise", rows, 0, width, 1, 0,
                                  (_EW_OPS[op] + extra_ops) * elems, float(weight), self.a * elems * (inputs + 1),
-                                 0.0, vector, vector_a, vector_b))
+                                 0.0, vector, vector_a, vector_b, move))
 
     def norm(self, layer: int, name: str, rows: int) -> None:
         cfg = self.cfg
@@ -288,19 +298,21 @@ def _layer(b: _Builder, batch: int, seq: int, keys: int) -> None:
     b.norm(0, "input_norm", tokens)
     b.matmul(0, "q_proj", tokens, h, q_width, weight=b.weights(h, q_width, bias=cfg.qkv_bias), vector="requantize")
     b.matmul(0, "k_proj", tokens, h, kv_width, weight=b.weights(h, kv_width, bias=cfg.qkv_bias),
-             out_to_kv=kv_written, vector="requantize")
+             out_to_kv=kv_written, vector="requantize", vector_a=hd, move="cache_rows")
     b.matmul(0, "v_proj", tokens, h, kv_width, weight=b.weights(h, kv_width, bias=cfg.qkv_bias),
-             out_to_kv=kv_written, vector="requantize")
+             out_to_kv=kv_written, vector="requantize", vector_a=hd, move="cache_columns")
     if cfg.rotary_dim:
         b.elementwise(0, "rope", tokens, (cfg.num_heads + cfg.num_kv_heads) * cfg.rotary_dim, "rope",
-                      vector="rope" if cfg.rotary_dim == hd else "", vector_a=hd, vector_b=q_width)
+                      vector="rope" if cfg.rotary_dim == hd else "", vector_a=hd, vector_b=q_width,
+                      move="split_heads")
     group_rows = cfg.kv_group * seq  # query rows sharing one KV head
     heads = batch * cfg.num_kv_heads
     b.attention(0, "attn.score", group_rows, hd, keys, heads, kv_read)
     # the tile's softmax is causal over every cached key (no rolling window)
     causal = "" if cfg.sliding_window else "softmax"
     b.elementwise(0, "attn.softmax", batch * cfg.num_heads * seq, keys, "softmax", vector=causal, vector_a=seq)
-    b.attention(0, "attn.context", group_rows, keys, hd, heads, kv_read, vector="requantize_scalar")
+    b.attention(0, "attn.context", group_rows, keys, hd, heads, kv_read, vector="requantize_scalar",
+                vector_a=cfg.kv_group, move="merge_heads")
     # 16 bits out: the residual add saturates, not the projection
     b.matmul(0, "o_proj", tokens, q_width, h, weight=b.weights(q_width, h, bias=cfg.out_bias), vector="requantize16")
     if not cfg.parallel_block:

@@ -173,6 +173,7 @@ class Rows:
     vector: np.ndarray  # VECTOR_CODES: the vector unit's work as the tile lowers it
     vector_a: np.ndarray  # its figures (OpTable)
     vector_b: np.ndarray
+    move: np.ndarray  # the tile's DMA-only move of the row's output (MOVE_CODES)
     macs: np.ndarray
     act_bytes: np.ndarray
     kv_bytes: np.ndarray
@@ -238,6 +239,7 @@ def _rows(cols: dict[str, np.ndarray], kind: np.ndarray, role: np.ndarray, workl
         m=m, k=k, n=n, products=per / cols["repeat"], repeat=cols["repeat"], matrix=matrix,
         attention=attention, role=role, vector=np.zeros_like(role) if vector is None else vector,
         vector_a=cols.get("vector_a", np.zeros_like(m)), vector_b=cols.get("vector_b", np.zeros_like(m)),
+        move=cols.get("move", np.zeros_like(m)),
         macs=macs, act_bytes=act_bytes, kv_bytes=kv_bytes,
         weight_bytes=weight_bytes, vector_ops=np.where(matrix, 0.0, cols["ops"] * batch_scale),
         w_bits=b_bits, a_bytes=a_bytes, b_bytes=b_bits / 8, formats=tuple(workload.formats.items()),
@@ -428,10 +430,12 @@ class CostModel:
     the graph's nominal vector ops per lane (the mapping chosen is the same either way). Under
     ``tile_commands`` the DRAM is also the tile's: a row's DRAM bytes are those its DMA moves (the
     program stores every tensor and loads it again), at the DMA's rate (whole bus beats at the
-    memory's bandwidth), and a row's time is its program's phases one after another
-    (:meth:`_program_s`; a vector step's transfers each :meth:`DmaConfig.cycles
-    <peforge.hw.tile.dma.DmaConfig.cycles>` over ``tile_memory``, default ``MemoryModel()``, at
-    the design's cycles per beat).
+    memory's bandwidth), and a row's time is its operator's program on the tile: the compiler's
+    lowering of the row timed by the ISA's timeline rule over ``tile_memory`` (default
+    ``MemoryModel()``) at the design's cycles per beat (:func:`peforge.dse.tile.operator_program.
+    operator_cycles`: every transfer's latency, every ``Wait``, the slices' traffic on the one
+    DMA), or where that program is too long to enumerate, its phases one after another in closed
+    form (:meth:`_program_s`).
     """
 
     def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False,
@@ -716,7 +720,8 @@ class CostModel:
 
     def _program_s(self, r: Rows, plan: Mapping, layer: dict[str, Any]) -> np.ndarray:
         """Per-layer seconds of each row as the tile's program runs it, its phases one after
-        another: a matrix row's GEMM commands beside their DMA where double-buffered (but its
+        another (where :func:`~peforge.dse.tile.operator_program.rows_cycles` does not enumerate
+        the row's program): a matrix row's GEMM commands beside their DMA where double-buffered (but its
         first tiles' loads and its last tile's store), else after it, its epilogue's vector steps,
         its DMA-only moves; an elementwise row's vector steps (:func:`row_steps
         <peforge.dse.tile.vector_lowering.row_steps>`: a block's loads beside the previous block's
@@ -746,7 +751,17 @@ class CostModel:
                                                        (layer["dram_bytes"] - moves) / per_s - fill),
                         layer["cycles"] / clock + (layer["dram_bytes"] - moves) / per_s)
         matrix = gemm + np.nan_to_num(steps) + moves / per_s
-        return np.where(r.matrix, np.where(layer["tile"], matrix, np.nan), steps)
+        closed = np.where(r.matrix, np.where(layer["tile"], matrix, np.nan), steps)
+        # exact where the row's program is small enough to enumerate: its commands' own timeline
+        from ..tile.operator_program import rows_cycles
+
+        mapping = {name: getattr(plan, name) for name in ("candidate", "arrays", "double", "family", "tile_m",
+                                                          "tile_n", "k_passes")}
+        cycles = rows_cycles(self.tiles, self.tile_memories, m=r.m, k=r.k, n=r.n, products=r.products,
+                             matrix=r.matrix, attention=r.attention, score=r.role == ROLE_CODES["score"],
+                             vector=r.vector, a=r.vector_a, b=r.vector_b, move=r.move, mapping=mapping,
+                             fused=plan.family == mapper.FUSED)
+        return np.where(np.isnan(cycles), closed, cycles / clock)
 
     def _fuse_attention(self, r: Rows, plan: Mapping, cycles, dram, on_pim):
         """Score, softmax and context rows of an attention operator fused (FlashAttention-style,

@@ -28,15 +28,17 @@ from ...models.graph import Graph
 from .footprint import Footprint, workload_footprint
 
 COLUMNS = ("m", "k", "n", "count", "repeat", "macs", "ops", "weight_bytes", "act_bytes", "kv_bytes", "elements",
-           "vector_a", "vector_b")
+           "vector_a", "vector_b", "move")
 KIND_CODES = {"gemm": 0, "gemv": 1, "attention": 2, "elementwise": 3}
 # An attention operator's score product, its softmax and its context product, in that order in
 # the graph: the rows a fused attention mapping keeps on chip together.
 ROLE_CODES = {"": 0, "score": 1, "softmax": 2, "context": 3}
 # The vector unit's work of a row as the tile lowers it (peforge.models.graph.Operator.vector;
-# peforge.dse.tile.vector_lowering): 0 none, or priced by the graph's nominal ops.
+# peforge.dse.tile.vector_lowering): 0 none, or priced by the graph's nominal ops. The ``move``
+# column: the tile's DMA-only move of the row's output (codes of peforge.dse.tile.operator_program.MOVES).
 VECTOR_CODES = {"": 0, "rmsnorm": 1, "rope": 2, "softmax": 3, "add": 4, "silu_mul": 5, "requantize": 6,
                 "requantize16": 7, "requantize_scalar": 8}
+MOVE_CODES = {"": 0, "cache_rows": 1, "cache_columns": 2, "split_heads": 3, "merge_heads": 4}
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def op_table(graph: Graph) -> OpTable:
         rows[(where, index)] = [op.name, KIND_CODES[op.kind], op.m, op.k, op.n, op.count * repeat, repeat,
                                 op.macs * repeat, op.ops * repeat, op.weight_bytes * repeat, op.act_bytes * repeat,
                                 op.kv_bytes * repeat, elements * repeat, op.vector_a, op.vector_b,
-                                VECTOR_CODES[op.vector]]
+                                MOVE_CODES[op.move], VECTOR_CODES[op.vector]]
     ordered = [rows[key] for key in sorted(rows)]
     names = tuple(r[0] for r in ordered)
     kind = np.array([r[1] for r in ordered], dtype=np.int64)

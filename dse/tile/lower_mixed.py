@@ -84,14 +84,17 @@ DIGIT_BITS = 4
 
 
 def plane_count(tile) -> int:
-    """Weight planes a GEMM's B^T takes on ``tile``'s PE: 1 without column metadata, 2 on the mixed
-    PE (``ValueError`` for a mixed PE the lowering cannot split INT8 operands for)."""
+    """Weight planes a GEMM's B^T takes on ``tile``'s PE: 1 without column metadata, else the
+    digit planes of INT8 the PE's config declares (``int8_digit_bits``; ``ValueError`` where it
+    declares none, or digits the lowering cannot split INT8 operands into)."""
     pe = tile.array.pe_config
     if not pe.column_fields():
         return 1
-    if tile.array.pe != "mixed" or pe.w_bits != DIGIT_BITS or not pe.zero_point:
+    # a PE with column metadata declares the digits INT8 operands split into (hw.pe.mixed)
+    if getattr(pe, "int8_digit_bits", None) != DIGIT_BITS:
         raise ValueError(f"the {tile.array.pe} PE (w_bits={getattr(pe, 'w_bits', None)!r}) takes per-column metadata; "
-                         f"the tile compiler splits INT8 operands only for the mixed PE with w_bits=4 and a zero point")
+                         f"the tile compiler splits INT8 operands only into digit planes of {DIGIT_BITS} bits "
+                         f"(int8_digit_bits of the PE's config)")
     return len(int8_planes(np.zeros((1, 1), dtype=np.int64), pe))
 
 

@@ -17,7 +17,7 @@ from .intlayer import IntLayer, Vector
 from .program import Region
 from .vector_lowering import Buffer, VectorStep, plan_blocks, step_buffers, step_commands
 
-__all__ = ["lower_vector", "with_access", "vector_ports"]
+__all__ = ["lower_vector", "lower_vector_step", "with_access", "vector_ports"]
 
 
 def _vector_blocks(ctx: Context, tag: str, label: str, step: VectorStep, buffers: list[Buffer],
@@ -102,13 +102,23 @@ def lower_vector(ctx: Context, step: Vector, tag: str, label: str, layer: IntLay
     data = ins[:1] if step.op == "rope" else ins
     shaped = VectorStep(op=step.op, rows=rows, width=width, in_spads=tuple(spad_of(s) for s in data),
                         out_spad=spad_of(out), constants=dict(c))
+    tables = tuple(layer.constants[n] for n in ("rope_cos", "rope_sin")) if step.op == "rope" else None
+    lower_vector_step(ctx, shaped, data, out, tag, label, tables)
+
+
+def lower_vector_step(ctx: Context, shaped: VectorStep, data: list, out, tag: str, label: str,
+                      tables: tuple | None = None) -> None:
+    """``shaped`` over the DRAM symbols ``data`` (its inputs) and ``out``: its constants' symbols
+    (per-channel multipliers; RoPE's ``tables``, cos and sin ``[positions][head_dim / 2]``) and
+    its blocks' commands and transfers."""
+    c = shaped.constants
     buffers, split = step_buffers(shaped)
     symbols = {f"in{i}": s for i, s in enumerate(data)} | {"out": out}
-    if step.op == "requantize" and not isinstance(c["multiplier"], int):
-        symbols["mult"] = ctx.constant(f"{step.out}.multiplier", np.asarray(c["multiplier"], dtype=np.int64)[None, :],
+    if shaped.op == "requantize" and not isinstance(c["multiplier"], int):
+        symbols["mult"] = ctx.constant(f"{out.name}.multiplier", np.asarray(c["multiplier"], dtype=np.int64)[None, :],
                                        32)
-    if step.op == "rope":
-        cos, sin = (layer.constants[n] for n in ("rope_cos", "rope_sin"))
+    if shaped.op == "rope":
+        cos, sin = tables
         # the rotation program's tables: [cos, cos] and [-sin, sin] per position
         symbols["cos"] = ctx.constant("rope_cos.vector", np.concatenate([cos, cos], axis=1), 32)
         symbols["sin"] = ctx.constant("rope_sin.vector", np.concatenate([-sin, sin], axis=1), 32)

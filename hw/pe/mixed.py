@@ -166,6 +166,13 @@ class MixedConfig(PeConfigBase):
     def weight_shape(self):
         return unsigned(self.w_bits)
 
+    @property
+    def int8_digit_bits(self) -> int | None:
+        """The capability the tile compiler asks a PE with per-column metadata for: the bits of
+        each unsigned digit an INT8 operand splits into (its weight codes, with a zero point to
+        take the offset), or None where the weights are signed (no digit planes)."""
+        return self.w_bits if self.zero_point else None
+
     def column_fields(self) -> dict:
         fields = {"scale": unsigned(self.scale_bits)}
         if self.zero_point:

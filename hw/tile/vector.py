@@ -37,6 +37,7 @@ command's golden model on a linear element memory.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -199,6 +200,18 @@ _EXP_FIELDS = {"exp_ln2": "q_ln2", "exp_b": "q_b", "exp_c": "q_c", "exp_frac": "
                "exp_recip": "recip", "exp_shift": "recip_shift"}
 
 
+@functools.lru_cache(maxsize=256)
+def _field_ranges(config: "VectorConfig") -> dict[str, tuple[int, int, Shape]]:
+    """Each integer field of ``config``'s command layout: the values it holds, ``low <= v < high``
+    (built once per config: the layout is an Amaranth object, slow to build per command)."""
+    out = {}
+    for name, field_ in config.cmd_layout():
+        shape = Shape.cast(field_.shape)
+        out[name] = ((-(1 << (shape.width - 1)), 1 << (shape.width - 1), shape) if shape.signed
+                     else (0, 1 << shape.width, shape))
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class VectorConfig:
     """Parameters of :class:`VectorUnit`."""
@@ -253,12 +266,11 @@ class VectorConfig:
         a SILU's fraction ``shift`` is at most ``sigmoid_bits``."""
         if cmd.op == VecOp.SILU and cmd.shift > self.sigmoid_bits:
             raise ValueError(f"SILU shift={cmd.shift!r} exceeds sigmoid_bits={self.sigmoid_bits!r}")
+        ranges = _field_ranges(self)
         for name, value in cmd.fields().items():
-            shape = self.cmd_layout()[name].shape
             if isinstance(value, enum.Enum):
                 continue
-            shape = Shape.cast(shape)
-            low, high = (-(1 << (shape.width - 1)), 1 << (shape.width - 1)) if shape.signed else (0, 1 << shape.width)
+            low, high, shape = ranges[name]
             if not low <= value < high:
                 raise ValueError(f"VectorCommand.{name}={value!r} does not fit its {shape} field")
 
