@@ -435,7 +435,9 @@ class CostModel:
     ``MemoryModel()``) at the design's cycles per beat (:func:`peforge.dse.tile.operator_program.
     operator_cycles`: every transfer's latency, every ``Wait``, the slices' traffic on the one
     DMA), or where that program is too long to enumerate, its phases one after another in closed
-    form (:meth:`_program_s`).
+    form (:meth:`_program_s`). Where the program is enumerated, the row's array and vector cycles
+    are also its program's (:meth:`_program_phases`: a mixed PE's INT8 digit-plane GEMMs and the
+    vector steps making its high plane, which the closed forms do not price).
     """
 
     def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False,
@@ -519,6 +521,12 @@ class CostModel:
         epilogue = 0.0
         if self.tiles is not None:  # the vector commands the tile compiler issues, where it lowers the row
             vector_cycles, epilogue, vector_bytes = self._vector_commands(r, vector_cycles)
+            # where the row's program is enumerated, its own phases (a mixed PE's digit planes too)
+            program = self._program_phases(r, plan)
+            array_known, vector_known = ~np.isnan(program.array), ~np.isnan(program.vector)
+            layer = {**layer, "cycles": np.where(r.matrix & array_known, program.array, layer["cycles"])}
+            epilogue = np.where(r.matrix & vector_known, program.vector, epilogue)
+            vector_cycles = np.where(elementwise & vector_known, program.vector, vector_cycles)
         ew_fits = per_layer(r.act_bytes) <= self.act_sram + self.out_sram
         ew_bytes = per_layer(r.weight_bytes) + np.where(ew_fits, 0.0, per_layer(r.act_bytes))
         if self.tiles is not None:  # the DMA's bytes: each vector step loads its operands, stores its result
@@ -547,7 +555,7 @@ class CostModel:
             dram_s = dram * r.repeat / self.dram_bytes_per_s
             busy = np.where(plan.double | elementwise, np.maximum(compute_s, dram_s), compute_s + dram_s)
             if self.tiles is not None:  # the overlap the tile's program has
-                program_s = self._program_s(r, mapped, layer) * r.repeat
+                program_s = self._program_s(r, mapped, layer, program.total) * r.repeat
                 busy = np.where(np.isnan(program_s), busy, program_s)
             # Energy by component (pJ): a row on PIM spends none on the NPU's arrays and buffers.
             npu = lambda pj: np.where(on_pim, 0.0, pj) * 1e-12  # noqa: E731
@@ -718,10 +726,24 @@ class CostModel:
         moved_rows = (r.kv_writes > 0) | (r.role == ROLE_CODES["context"])
         return np.where(moved_rows, 2 * np.round(r.products) * r.m * r.n, 0.0)
 
-    def _program_s(self, r: Rows, plan: Mapping, layer: dict[str, Any]) -> np.ndarray:
-        """Per-layer seconds of each row as the tile's program runs it, its phases one after
-        another (where :func:`~peforge.dse.tile.operator_program.rows_cycles` does not enumerate
-        the row's program): a matrix row's GEMM commands beside their DMA where double-buffered (but its
+    def _program_phases(self, r: Rows, plan: Mapping):
+        """Per-layer cycles of each row's program on every design's tile
+        (:func:`~peforge.dse.tile.operator_program.rows_phases`: its total, array and vector work;
+        NaN where not enumerated), under the mapping ``plan`` (fused rows are not lowered)."""
+        from ..tile.operator_program import rows_phases
+
+        mapping = {name: getattr(plan, name) for name in ("candidate", "arrays", "double", "family", "tile_m",
+                                                          "tile_n", "k_passes")}
+        return rows_phases(self.tiles, self.tile_memories, m=r.m, k=r.k, n=r.n, products=r.products,
+                           matrix=r.matrix, attention=r.attention, score=r.role == ROLE_CODES["score"],
+                           vector=r.vector, a=r.vector_a, b=r.vector_b, move=r.move, mapping=mapping,
+                           fused=plan.family == mapper.FUSED)
+
+    def _program_s(self, r: Rows, plan: Mapping, layer: dict[str, Any], program: np.ndarray) -> np.ndarray:
+        """Per-layer seconds of each row as the tile's program runs it: ``program`` (its
+        enumerated cycles, :meth:`_program_phases` under the unfused mapping) where ``plan`` does
+        not fuse the row, else its phases one after another (where the program is not
+        enumerated): a matrix row's GEMM commands beside their DMA where double-buffered (but its
         first tiles' loads and its last tile's store), else after it, its epilogue's vector steps,
         its DMA-only moves; an elementwise row's vector steps (:func:`row_steps
         <peforge.dse.tile.vector_lowering.row_steps>`: a block's loads beside the previous block's
@@ -753,14 +775,7 @@ class CostModel:
         matrix = gemm + np.nan_to_num(steps) + moves / per_s
         closed = np.where(r.matrix, np.where(layer["tile"], matrix, np.nan), steps)
         # exact where the row's program is small enough to enumerate: its commands' own timeline
-        from ..tile.operator_program import rows_cycles
-
-        mapping = {name: getattr(plan, name) for name in ("candidate", "arrays", "double", "family", "tile_m",
-                                                          "tile_n", "k_passes")}
-        cycles = rows_cycles(self.tiles, self.tile_memories, m=r.m, k=r.k, n=r.n, products=r.products,
-                             matrix=r.matrix, attention=r.attention, score=r.role == ROLE_CODES["score"],
-                             vector=r.vector, a=r.vector_a, b=r.vector_b, move=r.move, mapping=mapping,
-                             fused=plan.family == mapper.FUSED)
+        cycles = np.where(plan.family == mapper.FUSED, np.nan, program)
         return np.where(np.isnan(cycles), closed, cycles / clock)
 
     def _fuse_attention(self, r: Rows, plan: Mapping, cycles, dram, on_pim):

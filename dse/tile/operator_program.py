@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from ...arith import ceil_div
-from ...hw.tile.isa import DONE_LATENCY, FETCH_LATENCY, End, program_timeline
+from ...hw.tile.isa import DONE_LATENCY, FETCH_LATENCY, End, Issue, program_timeline
 from ..cost.workload import MOVE_CODES
 from .context import Context
 from .dram import ALIGN, Symbol
@@ -38,10 +39,12 @@ from .lower_gemm import _shares, _tiling, lower_gemm
 from .lower_move import lower_move
 from .lower_vector import lower_vector_step
 from .mapping import OperatorMapping
+from .predict import phase_work
 from .program import ProgramBuilder
 from .vector_lowering import graph_steps, plan_blocks, step_buffers
 
-__all__ = ["MOVES", "MAX_INSTRUCTIONS", "OperatorRow", "operator_cycles", "rows_cycles"]
+__all__ = ["MOVES", "MAX_INSTRUCTIONS", "OperatorRow", "Phases", "operator_cycles", "operator_phases", "rows_cycles",
+           "rows_phases"]
 
 # The DMA-only move a row's operator ends with: the workload's ``move`` column's codes.
 MOVES = MOVE_CODES
@@ -171,16 +174,35 @@ class _Budget(ProgramBuilder):
         super().issue(slot, command, **access)
 
 
-@functools.lru_cache(maxsize=65536)
+class Phases(NamedTuple):
+    """An operator's cycles as its program runs (NaN each where it is not enumerated): ``total``
+    the sequencer's, ``array`` the busiest slice's GEMM commands' and ``vector`` the vector unit's
+    commands' (:func:`~.predict.phase_work`: a mixed PE's digit planes and the vector steps making
+    its high plane included)."""
+
+    total: float
+    array: float
+    vector: float
+
+
+_NAN = Phases(float("nan"), float("nan"), float("nan"))
+
+
 def operator_cycles(tile, memory, row: OperatorRow) -> float:
     """Cycles the tile's sequencer spends on ``row``'s operator over ``memory`` (a
     :class:`~peforge.hw.tile.dma.MemoryModel`): its instructions' timeline until every unit is
     idle; NaN where the tile cannot run it or it is too large to enumerate."""
+    return operator_phases(tile, memory, row).total
+
+
+@functools.lru_cache(maxsize=65536)
+def operator_phases(tile, memory, row: OperatorRow) -> Phases:
+    """:func:`operator_cycles` of ``row``, and its program's array and vector work (cycles)."""
     try:
         if _least_instructions(tile, row) > MAX_INSTRUCTIONS:
-            return float("nan")
+            return _NAN
     except ValueError:  # no tiling or blocks the tile can hold
-        return float("nan")
+        return _NAN
     ctx = Context(tile=tile, builder=_Budget(), symbols={}, constants={}, top=0)
     lead = (row.count,) if row.count > 1 else ()
     try:
@@ -201,45 +223,56 @@ def operator_cycles(tile, memory, row: OperatorRow) -> float:
         elif row.vector:
             out = _vector_steps(ctx, row, row.m, None)
         else:  # an elementwise row the tile does not lower
-            return float("nan")
+            return _NAN
         if row.move:
             _move(ctx, row, out)
         program = [*ctx.builder.instructions, End()]
         timeline = program_timeline(program, lambda slot, cmd: tile.unit_cycles(slot, cmd, memory))
     except (ValueError, _TooLong):  # a command the tile's units refuse (a field too narrow), or too many
-        return float("nan")
-    return float(timeline.cycles - FETCH_LATENCY - DONE_LATENCY)
+        return _NAN
+    slots: dict[str, int] = {}
+    for step in timeline.steps:
+        if isinstance(step.instruction, Issue):
+            slots[step.instruction.slot] = slots.get(step.instruction.slot, 0) + step.completed - step.issued
+    array, vector = phase_work(slots)
+    return Phases(float(timeline.cycles - FETCH_LATENCY - DONE_LATENCY), float(array), float(vector))
 
 
-def rows_cycles(tiles, memories, *, m, k, n, products, matrix, attention, score, vector, a, b, move, mapping,
-                fused) -> np.ndarray:
-    """:func:`operator_cycles` of every cell of the cost model's rows on every design: ``tiles``
-    and ``memories`` one per design (a tile None: NaN); the rows' figures arrays that broadcast
-    to ``(designs, steps, rows)``, ``mapping`` a dict of :class:`OperatorMapping`'s fields as
-    such arrays, ``fused`` where the mapping is fused attention (not lowered: NaN). Each distinct
-    cell of a tile is lowered once."""
+def rows_cycles(tiles, memories, **rows) -> np.ndarray:
+    """:func:`operator_cycles` of every cell of the cost model's rows on every design (the
+    ``total`` of :func:`rows_phases`)."""
+    return rows_phases(tiles, memories, **rows).total
+
+
+def rows_phases(tiles, memories, *, m, k, n, products, matrix, attention, score, vector, a, b, move, mapping,
+                fused) -> Phases:
+    """:func:`operator_phases` of every cell of the cost model's rows on every design, each
+    phase an array: ``tiles`` and ``memories`` one per design (a tile None: NaN); the rows'
+    figures arrays that broadcast to ``(designs, steps, rows)``, ``mapping`` a dict of
+    :class:`OperatorMapping`'s fields as such arrays, ``fused`` where the mapping is fused
+    attention (not lowered: NaN). Each distinct cell of a tile is lowered once."""
     names = ["candidate", "arrays", "double", "family", "tile_m", "tile_n", "k_passes"]
     figures = [m, k, n, products, matrix, attention, score, vector, a, b, move, fused,
                *(mapping[f] for f in names)]
     shape = np.broadcast_shapes((len(tiles), 1, 1), *(np.shape(v) for v in figures))
     cols = [np.broadcast_to(v, shape).reshape(len(tiles), -1) for v in figures]
-    out = np.full((len(tiles), cols[0].shape[1]), np.nan)
+    out = np.full((len(tiles), cols[0].shape[1], len(Phases._fields)), np.nan)
     for d, (tile, memory) in enumerate(zip(tiles, memories)):
         if tile is None:
             continue
-        seen: dict[tuple, float] = {}
+        seen: dict[tuple, Phases] = {}
         for i, cell in enumerate(zip(*(c[d] for c in cols))):
             key = tuple(float(v) for v in cell)
             if key not in seen:
-                seen[key] = _cell_cycles(tile, memory, key, names)
+                seen[key] = _cell_phases(tile, memory, key, names)
             out[d, i] = seen[key]
-    return out.reshape(shape)
+    return Phases(*(out[..., j].reshape(shape) for j in range(len(Phases._fields))))
 
 
-def _cell_cycles(tile, memory, key: tuple, names: list[str]) -> float:
+def _cell_phases(tile, memory, key: tuple, names: list[str]) -> Phases:
     m, k, n, products, matrix, attention, score, vector, a, b, move, fused, *plan = key
     if fused:
-        return float("nan")
+        return _NAN
     mapping = None
     if matrix:
         value = dict(zip(names, plan))
@@ -252,4 +285,4 @@ def _cell_cycles(tile, memory, key: tuple, names: list[str]) -> float:
                       count=max(1, int(round(products))) if matrix else 1, kv=bool(attention), score=bool(score),
                       vector=int(vector), a=0 if heads else int(a), b=int(b), move=int(move), heads=heads,
                       mapping=mapping)
-    return operator_cycles(tile, memory, row)
+    return operator_phases(tile, memory, row)

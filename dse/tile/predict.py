@@ -31,7 +31,7 @@ from .compiler import Compiled, compile_layer
 from .intlayer import IntLayer
 from .mapping import OperatorMapping
 
-__all__ = ["OperatorCycles", "Prediction", "predict", "predict_layer", "cost_model_cycles", "cost_model_bytes",
+__all__ = ["OperatorCycles", "Prediction", "phase_work", "predict", "predict_layer", "cost_model_cycles", "cost_model_bytes",
            "cost_model_compute", "cycle_table"]
 
 
@@ -70,6 +70,12 @@ def _union(intervals: list[tuple[int, int]]) -> int:
     return covered
 
 
+def phase_work(slots: dict[str, int]) -> tuple[int, int]:
+    """``array_work`` and ``vector_work`` (cycles) of an operator's commands' cycles summed by
+    issue slot (``slots``)."""
+    return max((v for s, v in slots.items() if s.startswith("gemm")), default=0), slots.get("vec", 0)
+
+
 def predict(compiled: Compiled, memory: MemoryModel) -> Prediction:
     """The timeline of ``compiled``'s program over ``memory``, per operator."""
     tile = compiled.tile
@@ -98,12 +104,10 @@ def predict(compiled: Compiled, memory: MemoryModel) -> Prediction:
     operators = {}
     for tag in total:
         phases = busy.get(tag, {"array": [], "vector": [], "dma": []})
-        slots = work.get(tag, {})
+        array_work, vector_work = phase_work(work.get(tag, {}))
         operators[tag] = OperatorCycles(operator=tag, **{unit: _union(v) for unit, v in phases.items()},
-                                        total=total[tag],
-                                        array_work=max((v for s, v in slots.items() if s.startswith("gemm")),
-                                                       default=0),
-                                        vector_work=slots.get("vec", 0), dma_bytes=moved.get(tag, 0))
+                                        total=total[tag], array_work=array_work, vector_work=vector_work,
+                                        dma_bytes=moved.get(tag, 0))
     return Prediction(cycles=timeline.cycles, operators=operators)
 
 

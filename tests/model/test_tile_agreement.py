@@ -4,8 +4,9 @@ program's, command by command (the busiest slice's GEMM commands, each the array
 the engine's overhead), and every operator's vector cycles equal the vector unit's commands the
 program issues (an elementwise operator's, a GEMM's requantization epilogue: the shared lowering
 of :mod:`peforge.dse.tile.vector_lowering`), on the tile built at the design's own buffer sizes;
-at a compute-bound and a memory-bound bandwidth, on one and two arrays, ws and os, MAC and
-bit-serial PEs.
+at a compute-bound and a memory-bound bandwidth, on one and two arrays, ws and os, MAC,
+bit-serial and mixed PEs (the mixed PE's INT8 operands as digit-plane GEMMs and the vector steps
+making the high plane: the model takes its operators' programs' phases).
 
 Every operator's DRAM bytes in the model equal the bytes its DMA commands move (the program
 round-trips every tensor through DRAM; the model, under ``tile_commands``, charges what it moves),
@@ -22,6 +23,7 @@ lists every operator)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,11 @@ CASES = {"1 ws compute-bound": ({}, 64.0), "1 ws memory-bound": ({}, 0.25), "2 w
          "2 os memory-bound": ({"arrays": 2, "dataflow": "os"}, 0.25),
          "bit-serial 1 ws": ({"pe": "bitserial", "pe_params": BIT_SERIAL}, 64.0),
          "bit-serial 2 os": ({"pe": "bitserial", "pe_params": BIT_SERIAL, "arrays": 2, "dataflow": "os"}, 0.25)}
+# The mixed PE: each INT8 weight / KV operand runs as accumulated digit-plane GEMMs, its high plane
+# made by vector steps; the model's phases are its operators' programs' (its DRAM bytes are not yet
+# the DMA's, so it is checked for the array and vector phases only).
+MIXED = {"mixed 1 ws": ({"pe": "mixed"}, 64.0), "mixed 2 os memory-bound": ({"pe": "mixed", "arrays": 2,
+                                                                            "dataflow": "os"}, 0.25)}
 
 
 @pytest.fixture(scope="module")
@@ -70,21 +77,34 @@ def layer() -> IntLayer:
     return IntLayer()
 
 
-@pytest.fixture(scope="module", params=list(CASES))
-def agreement(request, layer):
-    compute, gb_per_s = CASES[request.param]
+@functools.lru_cache(maxsize=None)
+def _agreement(case: str):
+    """(case, the tile's predictions, the model's array and vector cycles and DRAM bytes per operator)."""
+    compute, gb_per_s = {**CASES, **MIXED}[case]
+    layer = IntLayer()
     base = load_design(DESIGN)
     design = dataclasses.replace(base, compute=dataclasses.replace(base.compute, **compute))
     workload = prepare("tiny-llama", batch=1, seq=SEQ, gen=2, quant="w8a8kv8")
     model = CostModel([design], [costs(gb_per_s)], tile_commands=True)
     predictions = predict_layer(layer, design_tile(design), cost_model_mappings(model, workload), seq=SEQ,
                                 memory=MEMORY)
-    return (request.param, predictions, cost_model_compute(model, workload, "array"),
+    return (case, predictions, cost_model_compute(model, workload, "array"),
             cost_model_compute(model, workload, "vector"), cost_model_bytes(model.evaluate(workload)))
 
 
-def test_gemm_array_cycles_exact(agreement):
-    case, predictions, model, *_ = agreement
+@pytest.fixture(scope="module", params=list(CASES))
+def agreement(request):
+    return _agreement(request.param)
+
+
+@pytest.fixture(scope="module", params=[*CASES, *MIXED])
+def phases(request):
+    """:func:`agreement` of every case, the mixed PE's too."""
+    return _agreement(request.param)
+
+
+def test_gemm_array_cycles_exact(phases):
+    case, predictions, model, *_ = phases
     for phase, prediction in predictions.items():
         for name in GEMMS:
             tile = prediction.operators[name].array_work
@@ -105,10 +125,10 @@ def test_gemm_array_cycles_by_hand(layer):
     assert cost_model_compute(model, workload, "array")["decode"]["k_proj"] == by_hand == 551
 
 
-def test_vector_cycles_exact(agreement):
+def test_vector_cycles_exact(phases):
     """Every operator's vector commands: the elementwise ones' and the GEMMs' requantization
     epilogues (the tile's vector unit busy summed command by command)."""
-    case, predictions, _, model, _ = agreement
+    case, predictions, _, model, _ = phases
     for phase, prediction in predictions.items():
         for name, o in prediction.operators.items():
             assert model[phase].get(name, 0.0) == o.vector_work, f"{case} {phase} {name}"
