@@ -436,8 +436,9 @@ class CostModel:
     operator_cycles`: every transfer's latency, every ``Wait``, the slices' traffic on the one
     DMA), or where that program is too long to enumerate, its phases one after another in closed
     form (:meth:`_program_s`). Where the program is enumerated, the row's array and vector cycles
-    are also its program's (:meth:`_program_phases`: a mixed PE's INT8 digit-plane GEMMs and the
-    vector steps making its high plane, which the closed forms do not price).
+    and its DRAM bytes are also its program's (:meth:`_program_phases`: a mixed PE's INT8
+    digit-plane GEMMs, the vector steps making its high plane and their loads and stores, which
+    the closed forms do not price).
     """
 
     def __init__(self, designs: Sequence[DesignPoint], costs: Sequence[UnitCosts], *, checked: bool = False,
@@ -536,6 +537,8 @@ class CostModel:
         dram_layer = np.where(elementwise, ew_bytes, layer["dram_bytes"])
         if self.tiles is not None:  # a matrix row's epilogue's bytes too
             dram_layer = dram_layer + np.where(elementwise, 0.0, np.nan_to_num(vector_bytes))
+            # where the row's program is enumerated, the bytes its DMA moves (a mixed PE's digit planes too)
+            dram_layer = np.where(np.isnan(program.dma_bytes), dram_layer, program.dma_bytes)
         on_pim = self.pim.on_pim(r, use_pim) if self.any_pim and np.any(use_pim) else np.zeros((), dtype=bool)
         pim_s = self.pim.seconds(r, on_pim) if on_pim.any() else 0.0
 
@@ -728,8 +731,9 @@ class CostModel:
 
     def _program_phases(self, r: Rows, plan: Mapping):
         """Per-layer cycles of each row's program on every design's tile
-        (:func:`~peforge.dse.tile.operator_program.rows_phases`: its total, array and vector work;
-        NaN where not enumerated), under the mapping ``plan`` (fused rows are not lowered)."""
+        (:func:`~peforge.dse.tile.operator_program.rows_phases`: its total, array and vector work,
+        its DMA's bytes; NaN where not enumerated), under the mapping ``plan`` (fused rows are not
+        lowered)."""
         from ..tile.operator_program import rows_phases
 
         mapping = {name: getattr(plan, name) for name in ("candidate", "arrays", "double", "family", "tile_m",

@@ -39,7 +39,7 @@ from .lower_gemm import _shares, _tiling, lower_gemm
 from .lower_move import lower_move
 from .lower_vector import lower_vector_step
 from .mapping import OperatorMapping
-from .predict import phase_work
+from .predict import dma_bytes, phase_work
 from .program import ProgramBuilder
 from .vector_lowering import graph_steps, plan_blocks, step_buffers
 
@@ -178,14 +178,16 @@ class Phases(NamedTuple):
     """An operator's cycles as its program runs (NaN each where it is not enumerated): ``total``
     the sequencer's, ``array`` the busiest slice's GEMM commands' and ``vector`` the vector unit's
     commands' (:func:`~.predict.phase_work`: a mixed PE's digit planes and the vector steps making
-    its high plane included)."""
+    its high plane included); and ``dma_bytes``, the bytes its DMA commands load and store
+    (:func:`~.predict.dma_bytes`: the mixed PE's digit planes' too)."""
 
     total: float
     array: float
     vector: float
+    dma_bytes: float
 
 
-_NAN = Phases(float("nan"), float("nan"), float("nan"))
+_NAN = Phases(*(float("nan"),) * len(Phases._fields))
 
 
 def operator_cycles(tile, memory, row: OperatorRow) -> float:
@@ -197,7 +199,8 @@ def operator_cycles(tile, memory, row: OperatorRow) -> float:
 
 @functools.lru_cache(maxsize=65536)
 def operator_phases(tile, memory, row: OperatorRow) -> Phases:
-    """:func:`operator_cycles` of ``row``, and its program's array and vector work (cycles)."""
+    """:func:`operator_cycles` of ``row``, its program's array and vector work (cycles) and the
+    bytes its DMA moves."""
     try:
         if _least_instructions(tile, row) > MAX_INSTRUCTIONS:
             return _NAN
@@ -231,11 +234,13 @@ def operator_phases(tile, memory, row: OperatorRow) -> Phases:
     except (ValueError, _TooLong):  # a command the tile's units refuse (a field too narrow), or too many
         return _NAN
     slots: dict[str, int] = {}
+    moved = 0
     for step in timeline.steps:
         if isinstance(step.instruction, Issue):
             slots[step.instruction.slot] = slots.get(step.instruction.slot, 0) + step.completed - step.issued
+            moved += dma_bytes(step.instruction)
     array, vector = phase_work(slots)
-    return Phases(float(timeline.cycles - FETCH_LATENCY - DONE_LATENCY), float(array), float(vector))
+    return Phases(float(timeline.cycles - FETCH_LATENCY - DONE_LATENCY), float(array), float(vector), float(moved))
 
 
 def rows_cycles(tiles, memories, **rows) -> np.ndarray:

@@ -31,7 +31,7 @@ from .compiler import Compiled, compile_layer
 from .intlayer import IntLayer
 from .mapping import OperatorMapping
 
-__all__ = ["OperatorCycles", "Prediction", "phase_work", "predict", "predict_layer", "cost_model_cycles", "cost_model_bytes",
+__all__ = ["OperatorCycles", "Prediction", "phase_work", "dma_bytes", "predict", "predict_layer", "cost_model_cycles", "cost_model_bytes",
            "cost_model_compute", "cycle_table"]
 
 
@@ -76,6 +76,12 @@ def phase_work(slots: dict[str, int]) -> tuple[int, int]:
     return max((v for s, v in slots.items() if s.startswith("gemm")), default=0), slots.get("vec", 0)
 
 
+def dma_bytes(issue: Issue) -> int:
+    """Bytes the instruction ``issue`` moves between DRAM and the buffers: a DMA command's rows
+    times its row's bytes (a load or a store alike), 0 for another unit's command."""
+    return issue.command.rows * issue.command.row_bytes if issue.slot == "dma" else 0
+
+
 def predict(compiled: Compiled, memory: MemoryModel) -> Prediction:
     """The timeline of ``compiled``'s program over ``memory``, per operator."""
     tile = compiled.tile
@@ -99,8 +105,7 @@ def predict(compiled: Compiled, memory: MemoryModel) -> Prediction:
             busy.setdefault(tag, {"array": [], "vector": [], "dma": []})[unit].append((step.issued, step.completed))
             slots = work.setdefault(tag, {})
             slots[ins.slot] = slots.get(ins.slot, 0) + step.completed - step.issued
-            if ins.slot == "dma":
-                moved[tag] = moved.get(tag, 0) + ins.command.rows * ins.command.row_bytes
+            moved[tag] = moved.get(tag, 0) + dma_bytes(ins)
     operators = {}
     for tag in total:
         phases = busy.get(tag, {"array": [], "vector": [], "dma": []})
