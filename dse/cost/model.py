@@ -433,7 +433,7 @@ class CostModel:
     memory's bandwidth), and a row's time is its operator's program on the tile: the compiler's
     lowering of the row timed by the ISA's timeline rule over ``tile_memory`` (default
     ``MemoryModel()``) at the design's cycles per beat (:func:`peforge.dse.tile.operator_program.
-    operator_cycles`: every transfer's latency, every ``Wait``, the slices' traffic on the one
+    operator_phases`: every transfer's latency, every ``Wait``, the slices' traffic on the one
     DMA), or where that program is too long to enumerate, its phases one after another in closed
     form (:meth:`_program_s`). Where the program is enumerated, the row's array and vector cycles
     and its DRAM bytes are also its program's (:meth:`_program_phases`: a mixed PE's INT8
@@ -734,10 +734,10 @@ class CostModel:
         (:func:`~peforge.dse.tile.operator_program.rows_phases`: its total, array and vector work,
         its DMA's bytes; NaN where not enumerated), under the mapping ``plan`` (fused rows are not
         lowered)."""
+        from ..tile.mapping import MAPPING_FIELDS
         from ..tile.operator_program import rows_phases
 
-        mapping = {name: getattr(plan, name) for name in ("candidate", "arrays", "double", "family", "tile_m",
-                                                          "tile_n", "k_passes")}
+        mapping = {name: getattr(plan, name) for name in MAPPING_FIELDS}
         return rows_phases(self.tiles, self.tile_memories, m=r.m, k=r.k, n=r.n, products=r.products,
                            matrix=r.matrix, attention=r.attention, score=r.role == ROLE_CODES["score"],
                            vector=r.vector, a=r.vector_a, b=r.vector_b, move=r.move, mapping=mapping,

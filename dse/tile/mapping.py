@@ -14,7 +14,10 @@ from ..cost import mapper
 from ..cost.model import CostModel, Mapping
 from ..cost.workload import KIND_CODES
 
-__all__ = ["OperatorMapping", "cost_model_mappings"]
+__all__ = ["MAPPING_FIELDS", "OperatorMapping", "cost_model_mappings", "operator_mapping"]
+
+#: The cost model's :class:`Mapping` fields the tile's lowering reads (:func:`operator_mapping`).
+MAPPING_FIELDS = ("candidate", "arrays", "double", "family", "tile_m", "tile_n", "k_passes")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,13 +75,18 @@ class OperatorMapping:
                 f"{'double' if self.double else 'single'}-buffered")
 
 
-def _of_row(mapping: Mapping, row: int) -> OperatorMapping:
-    """The first design's, first step's mapping of operator row ``row``."""
-    value = {f.name: np.asarray(getattr(mapping, f.name))[0, 0, row] for f in fields(Mapping)}
+def operator_mapping(value: dict[str, Any]) -> OperatorMapping:
+    """The tile's mapping of one row from the cost model's :class:`Mapping` fields at that row
+    (:data:`MAPPING_FIELDS` at least)."""
     return OperatorMapping(candidate=int(value["candidate"]), arrays=max(1, int(value["arrays"])),
                            double=bool(value["double"]), family=int(value["family"]),
                            tile_m=max(1, int(value["tile_m"])), tile_n=max(1, int(value["tile_n"])),
                            k_passes=max(1, int(value["k_passes"])))
+
+
+def _of_row(mapping: Mapping, row: int) -> OperatorMapping:
+    """The first design's, first step's mapping of operator row ``row``."""
+    return operator_mapping({f.name: np.asarray(getattr(mapping, f.name))[0, 0, row] for f in fields(Mapping)})
 
 
 def cost_model_mappings(model: CostModel, workload: Any) -> dict[str, dict[str, OperatorMapping]]:

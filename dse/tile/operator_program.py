@@ -38,13 +38,12 @@ from .intlayer import Gemm, Move
 from .lower_gemm import _shares, _tiling, lower_gemm
 from .lower_move import lower_move
 from .lower_vector import lower_vector_step
-from .mapping import OperatorMapping
+from .mapping import MAPPING_FIELDS, OperatorMapping, operator_mapping
 from .predict import dma_bytes, phase_work
 from .program import ProgramBuilder
 from .vector_lowering import graph_steps, plan_blocks, step_buffers
 
-__all__ = ["MOVES", "MAX_INSTRUCTIONS", "OperatorRow", "Phases", "operator_cycles", "operator_phases", "rows_cycles",
-           "rows_phases"]
+__all__ = ["MOVES", "MAX_INSTRUCTIONS", "OperatorRow", "Phases", "operator_phases", "rows_phases"]
 
 # The DMA-only move a row's operator ends with: the workload's ``move`` column's codes.
 MOVES = MOVE_CODES
@@ -190,17 +189,12 @@ class Phases(NamedTuple):
 _NAN = Phases(*(float("nan"),) * len(Phases._fields))
 
 
-def operator_cycles(tile, memory, row: OperatorRow) -> float:
-    """Cycles the tile's sequencer spends on ``row``'s operator over ``memory`` (a
-    :class:`~peforge.hw.tile.dma.MemoryModel`): its instructions' timeline until every unit is
-    idle; NaN where the tile cannot run it or it is too large to enumerate."""
-    return operator_phases(tile, memory, row).total
-
-
 @functools.lru_cache(maxsize=65536)
 def operator_phases(tile, memory, row: OperatorRow) -> Phases:
-    """:func:`operator_cycles` of ``row``, its program's array and vector work (cycles) and the
-    bytes its DMA moves."""
+    """The cycles the tile's sequencer spends on ``row``'s operator over ``memory`` (a
+    :class:`~peforge.hw.tile.dma.MemoryModel`: its instructions' timeline until every unit is idle),
+    its program's array and vector work (cycles) and the bytes its DMA moves; NaN where the tile
+    cannot run it or it is too large to enumerate."""
     try:
         if _least_instructions(tile, row) > MAX_INSTRUCTIONS:
             return _NAN
@@ -243,12 +237,6 @@ def operator_phases(tile, memory, row: OperatorRow) -> Phases:
     return Phases(float(timeline.cycles - FETCH_LATENCY - DONE_LATENCY), float(array), float(vector), float(moved))
 
 
-def rows_cycles(tiles, memories, **rows) -> np.ndarray:
-    """:func:`operator_cycles` of every cell of the cost model's rows on every design (the
-    ``total`` of :func:`rows_phases`)."""
-    return rows_phases(tiles, memories, **rows).total
-
-
 def rows_phases(tiles, memories, *, m, k, n, products, matrix, attention, score, vector, a, b, move, mapping,
                 fused) -> Phases:
     """:func:`operator_phases` of every cell of the cost model's rows on every design, each
@@ -256,9 +244,8 @@ def rows_phases(tiles, memories, *, m, k, n, products, matrix, attention, score,
     figures arrays that broadcast to ``(designs, steps, rows)``, ``mapping`` a dict of
     :class:`OperatorMapping`'s fields as such arrays, ``fused`` where the mapping is fused
     attention (not lowered: NaN). Each distinct cell of a tile is lowered once."""
-    names = ["candidate", "arrays", "double", "family", "tile_m", "tile_n", "k_passes"]
     figures = [m, k, n, products, matrix, attention, score, vector, a, b, move, fused,
-               *(mapping[f] for f in names)]
+               *(mapping[f] for f in MAPPING_FIELDS)]
     shape = np.broadcast_shapes((len(tiles), 1, 1), *(np.shape(v) for v in figures))
     cols = [np.broadcast_to(v, shape).reshape(len(tiles), -1) for v in figures]
     out = np.full((len(tiles), cols[0].shape[1], len(Phases._fields)), np.nan)
@@ -269,22 +256,16 @@ def rows_phases(tiles, memories, *, m, k, n, products, matrix, attention, score,
         for i, cell in enumerate(zip(*(c[d] for c in cols))):
             key = tuple(float(v) for v in cell)
             if key not in seen:
-                seen[key] = _cell_phases(tile, memory, key, names)
+                seen[key] = _cell_phases(tile, memory, key)
             out[d, i] = seen[key]
     return Phases(*(out[..., j].reshape(shape) for j in range(len(Phases._fields))))
 
 
-def _cell_phases(tile, memory, key: tuple, names: list[str]) -> Phases:
+def _cell_phases(tile, memory, key: tuple) -> Phases:
     m, k, n, products, matrix, attention, score, vector, a, b, move, fused, *plan = key
     if fused:
         return _NAN
-    mapping = None
-    if matrix:
-        value = dict(zip(names, plan))
-        mapping = OperatorMapping(candidate=int(value["candidate"]), arrays=max(1, int(value["arrays"])),
-                                  double=bool(value["double"]), family=int(value["family"]),
-                                  tile_m=max(1, int(value["tile_m"])), tile_n=max(1, int(value["tile_n"])),
-                                  k_passes=max(1, int(value["k_passes"])))
+    mapping = operator_mapping(dict(zip(MAPPING_FIELDS, plan))) if matrix else None
     heads = int(a) if move in (MOVES["cache_rows"], MOVES["cache_columns"], MOVES["merge_heads"]) else 0
     row = OperatorRow(m=int(m), k=int(max(k, 1)) if matrix else 0, n=int(n),
                       count=max(1, int(round(products))) if matrix else 1, kv=bool(attention), score=bool(score),
